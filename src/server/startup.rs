@@ -1,0 +1,234 @@
+//! Building and running the server: settings → database → state → router → listener. Compiled only with `ssr`.
+//!
+//! [`Application::build`] binds first (port 0 picks a free one) so tests and the banner know the real port;
+//! [`Application::run_until`] serves until a shutdown signal, lets in-flight requests finish, and stops the
+//! background workers through [`AppState::shutdown`].
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::{extract::FromRef, middleware, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes as _};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    compression::CompressionLayer,
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use super::{
+    assets,
+    clock::SharedClock,
+    config::{RunMode, Settings},
+    crypto::Cipher,
+    db::Db,
+    http,
+    telemetry::{self, MakeRandomRequestId, REQUEST_ID_HEADER},
+};
+use crate::app::{shell::shell, App};
+
+/// State shared by every handler and server function (`use_context::<AppState>()` inside Leptos).
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Leptos runtime options (from Leptos.toml and `LEPTOS_*`).
+    pub leptos_options: LeptosOptions,
+    /// The database pool.
+    pub db: Db,
+    /// The one clock every expiry rule reads.
+    pub clock: SharedClock,
+    /// Keyring sealing payer tokens and other secrets at rest.
+    pub cipher: Arc<Cipher>,
+    /// HTTP client for payers: no redirects followed (SSRF), timeouts from settings.
+    pub http: reqwest::Client,
+    /// The settings in force.
+    pub settings: Arc<Settings>,
+    /// Public base URL, no trailing slash (e.g. `http://127.0.0.1:3000`).
+    pub public_url: Arc<str>,
+    /// Cancelled on shutdown: background workers stop when it fires.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("public_url", &self.public_url).field("db", &self.db).finish_non_exhaustive()
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    /// The state handlers see (tests use it to reach the database or the clock).
+    pub state: AppState,
+}
+
+impl Application {
+    /// Connects the database (running migrations), loads keys, builds the router and binds `settings.addr`.
+    ///
+    /// # Errors
+    /// Unreadable Leptos.toml, a database that cannot be reached or migrated, a missing secret in production
+    /// mode, or an address that cannot be bound.
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let conf = leptos::config::get_configuration(Some(
+            settings.leptos_config.to_str().context("Leptos.toml path is not UTF-8")?,
+        ))
+        .context("reading the Leptos configuration")?;
+        let mut leptos_options = conf.leptos_options;
+        if let Some(root) = &settings.site_root {
+            leptos_options.site_root = root.display().to_string().into();
+        }
+        let site_root = PathBuf::from(leptos_options.site_root.as_ref());
+        assets::load_manifest(&site_root);
+
+        let cipher = Arc::new(load_cipher(&settings)?);
+        let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
+
+        let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
+        let local = listener.local_addr()?;
+        leptos_options.site_addr = local;
+        let public_url: Arc<str> = match &settings.public_url {
+            Some(u) => u.trim_end_matches('/').into(),
+            None => default_public_url(local).into(),
+        };
+
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(settings.payer_timeout_secs))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("link-sdk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+
+        let state = AppState {
+            leptos_options: leptos_options.clone(),
+            db,
+            clock,
+            cipher,
+            http,
+            settings: Arc::new(settings),
+            public_url,
+            shutdown: CancellationToken::new(),
+        };
+        let router = build_router(state.clone(), &site_root);
+        Ok(Application { listener, router, state })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The public base URL (no trailing slash).
+    pub fn base_url(&self) -> String {
+        self.state.public_url.to_string()
+    }
+
+    /// Serves until `signal` resolves, then stops accepting, lets in-flight requests finish (at most
+    /// `--shutdown-grace` seconds) and cancels the background workers.
+    ///
+    /// # Errors
+    /// An I/O error of the listener.
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
+        let workers = spawn_workers(&self.state);
+        let stop = shutdown.clone();
+        let serve = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = signal => {},
+                    _ = stop.cancelled() => {},
+                }
+                stop.cancel();
+                tracing::info!("shutting down: finishing in-flight requests");
+            });
+        let serve = tokio::spawn(async move { serve.await });
+        // Cancelled by the graceful-shutdown future above (on `signal`) or by anyone holding the token.
+        shutdown.cancelled().await;
+        let result = tokio::time::timeout(grace, serve).await;
+        for w in workers {
+            let _ = tokio::time::timeout(grace, w).await;
+        }
+        match result {
+            Ok(joined) => joined.context("server task")?.context("serving")?,
+            Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Starts every background worker of this instance; each stops when [`AppState::shutdown`] is cancelled.
+fn spawn_workers(_state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    Vec::new()
+}
+
+fn default_public_url(local: SocketAddr) -> String {
+    let host = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
+    if local.is_ipv6() {
+        format!("http://[{host}]:{}", local.port())
+    } else {
+        format!("http://{host}:{}", local.port())
+    }
+}
+
+fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
+    if let Some(key) = &settings.encryption_key {
+        return Cipher::new(std::slice::from_ref(key));
+    }
+    match (&settings.encryption_key_file, settings.run_mode) {
+        (Some(path), mode) => Cipher::from_file(path, mode == RunMode::Local),
+        (None, RunMode::Local) => Cipher::from_file(&settings.data_dir.join("encryption.key"), true),
+        (None, RunMode::Production) => {
+            anyhow::bail!("--encryption-key or --encryption-key-file is required with --env production")
+        }
+    }
+}
+
+/// The whole HTTP surface of the server, with its middleware.
+pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    let leptos = Router::<AppState>::new()
+        .leptos_routes_with_context(&state, routes, || {}, {
+            let options = options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+
+    Router::new()
+        .merge(http::health_router())
+        .merge(assets::router(site_root))
+        .merge(leptos)
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn(http::security_headers))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRandomRequestId))
+        .layer(middleware::from_fn(http::strip_request_id))
+        .with_state(state)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
