@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser as _;
 use link_sdk::server::{
+    cli,
     clock::SystemClock,
     config::{Cli, Command},
     startup::{shutdown_signal, Application},
@@ -23,6 +24,9 @@ async fn main() -> anyhow::Result<()> {
             println!("  Link SDK is running at {base}");
             println!("  Demo integrator app:   {base}/demo");
             println!("  Health:                {base}/healthz");
+            for line in &app.banner {
+                println!("  {line}");
+            }
             println!("  Stop with Ctrl-C.");
             println!();
             tracing::info!(url = %base, "listening");
@@ -31,5 +35,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Sandbox(_args) => {
             anyhow::bail!("the standalone sandbox payer is not built yet")
         }
+        Command::Apps(cmd) => cli::apps(cli.settings, cmd).await,
+        Command::Endpoints(cmd) => cli::endpoints(cli.settings, cmd).await,
+        Command::Audit(cmd) => cli::audit(cli.settings, cmd).await,
     }
 }

@@ -25,6 +25,15 @@ pub enum Command {
     Serve,
     /// Run only the built-in sandbox payers, as a separate "remote" payer process on its own port.
     Sandbox(SandboxArgs),
+    /// Manage integrator apps and their keys.
+    #[command(subcommand)]
+    Apps(super::cli::AppsCommand),
+    /// Manage the endpoint directory (payers).
+    #[command(subcommand)]
+    Endpoints(super::cli::EndpointsCommand),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(super::cli::AuditCommand),
 }
 
 /// Arguments of `link-sdk sandbox`.

@@ -62,6 +62,8 @@ pub struct Application {
     router: Router,
     /// The state handlers see (tests use it to reach the database or the clock).
     pub state: AppState,
+    /// Lines printed at start in local mode (demo app and its test keys).
+    pub banner: Vec<String>,
 }
 
 impl Application {
@@ -111,8 +113,16 @@ impl Application {
             public_url,
             shutdown: CancellationToken::new(),
         };
+        if state.settings.sandbox {
+            super::sandbox::register_endpoints(&state).await.context("registering the sandbox payers")?;
+        }
+        let banner = if state.settings.run_mode == RunMode::Local {
+            super::demo::bootstrap_local(&state).await.context("creating the local demo app")?
+        } else {
+            Vec::new()
+        };
         let router = build_router(state.clone(), &site_root);
-        Ok(Application { listener, router, state })
+        Ok(Application { listener, router, state, banner })
     }
 
     /// The port actually bound.
@@ -161,8 +171,12 @@ impl Application {
 }
 
 /// Starts every background worker of this instance; each stops when [`AppState::shutdown`] is cancelled.
-fn spawn_workers(_state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
-    Vec::new()
+fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut workers = Vec::new();
+    workers.extend(super::sync::spawn_workers(state));
+    workers.extend(super::webhooks::spawn_workers(state));
+    workers.extend(super::lifecycle::spawn_workers(state));
+    workers
 }
 
 fn default_public_url(local: SocketAddr) -> String {
@@ -198,9 +212,17 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
 
-    Router::new()
+    let mut router = Router::new()
         .merge(http::health_router())
         .merge(assets::router(site_root))
+        .merge(super::link::router())
+        .merge(super::link_api::router())
+        .merge(super::fhir_api::router())
+        .merge(super::demo::router());
+    if state.settings.sandbox {
+        router = router.merge(super::sandbox::router());
+    }
+    router
         .merge(leptos)
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn(http::security_headers))

@@ -1,0 +1,12 @@
+//! The FHIR R4 API under /fhir over the synced data.
+//!
+//! Owner: [Integrator API]. Compiled only with `ssr`.
+
+use axum::Router;
+
+use super::startup::AppState;
+
+/// Routes of this part, merged into the server's router.
+pub fn router() -> Router<AppState> {
+    Router::new()
+}
