@@ -20,9 +20,9 @@ export class HomePage {
     return this.page.getByRole('tab', { name });
   }
 
-  /** Resolves once the wasm has hydrated the page (Leptos removes nothing visible, so wait for the module). */
+  /** Resolves once the wasm has hydrated the page (the `hydrate` entry point sets `window.__linkHydrated`). */
   async waitForHydration() {
-    await this.page.waitForFunction(() => (window as any).__linkHydrated === true || performance.getEntriesByType('resource').some((e) => e.name.endsWith('.wasm')));
+    await this.page.waitForFunction(() => (window as any).__linkHydrated === true);
     await this.page.waitForLoadState('networkidle');
   }
 }

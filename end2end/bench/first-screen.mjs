@@ -1,0 +1,47 @@
+// Benchmark: weight and time-to-interactive of a hosted screen in headless Chromium on loopback.
+// Prints, per URL: bytes transferred (compressed, as on the wire) by kind, and the time from navigation
+// start to hydration (window.__linkHydrated set by the wasm), median and max over N runs.
+// Usage: node end2end/bench/first-screen.mjs http://127.0.0.1:3000/ [more URLs...]   (RUNS=10 by default)
+import { chromium } from '@playwright/test';
+
+const urls = process.argv.slice(2);
+if (!urls.length) {
+  console.error('usage: node first-screen.mjs URL [URL...]');
+  process.exit(2);
+}
+const runs = Number(process.env.RUNS ?? 10);
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-quic'],
+});
+for (const url of urls) {
+  const times = [];
+  let bytes = {};
+  for (let i = 0; i < runs; i++) {
+    const context = await browser.newContext(); // cold cache every run
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.enable');
+    const sizes = {};
+    const kinds = {};
+    cdp.on('Network.responseReceived', (e) => { kinds[e.requestId] = e.type; });
+    cdp.on('Network.loadingFinished', (e) => { sizes[e.requestId] = e.encodedDataLength; });
+    await page.goto(url);
+    await page.waitForFunction(() => window.__linkHydrated === true, null, { timeout: 30000 });
+    const t = await page.evaluate(() => performance.now());
+    await page.waitForLoadState('networkidle');
+    times.push(t);
+    bytes = {};
+    for (const [id, n] of Object.entries(sizes)) {
+      const k = kinds[id] ?? 'Other';
+      bytes[k] = (bytes[k] ?? 0) + n;
+    }
+    await context.close();
+  }
+  times.sort((a, b) => a - b);
+  const total = Object.values(bytes).reduce((a, b) => a + b, 0);
+  console.log(`${url}`);
+  console.log(`  transferred: ${(total / 1024).toFixed(1)} KB total (${Object.entries(bytes).map(([k, v]) => `${k} ${(v / 1024).toFixed(1)} KB`).join(', ')})`);
+  console.log(`  hydrated after navigation: median ${times[Math.floor(times.length / 2)].toFixed(0)} ms, max ${times[times.length - 1].toFixed(0)} ms over ${runs} cold runs`);
+}
+await browser.close();
