@@ -8,6 +8,7 @@ use link_sdk::server::{
     cli,
     clock::SystemClock,
     config::{Cli, Command},
+    sandbox,
     startup::{shutdown_signal, Application},
     telemetry,
 };
@@ -32,8 +33,32 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(url = %base, "listening");
             app.run_until(shutdown_signal()).await
         }
-        Command::Sandbox(_args) => {
-            anyhow::bail!("the standalone sandbox payer is not built yet")
+        Command::Sandbox(args) => {
+            let defaults = sandbox::SandboxConfig::default();
+            let cfg = sandbox::SandboxConfig {
+                addr: args.addr,
+                public_url: args.public_url,
+                redirect_uris: if args.redirect_uris.is_empty() { defaults.redirect_uris.clone() } else { args.redirect_uris },
+                seed: cli.settings.sandbox_seed,
+                slow_token_delay: std::time::Duration::from_secs(args.slow_token_delay_secs),
+                ..defaults
+            };
+            let redirect_uris = cfg.redirect_uris.clone();
+            let (base, handle) = sandbox::spawn_standalone(cfg).await?;
+            println!();
+            println!("  Sandbox payers are running at {base}");
+            for payer in sandbox::default_payers() {
+                println!("  {:<16} FHIR base {}", payer.slug, sandbox::fhir_base(&base, payer.slug));
+            }
+            println!("  client_id: {}   password of every member: {}", sandbox::CLIENT_ID, sandbox::PASSWORD);
+            println!("  Accepted redirect_uri: {}", redirect_uris.join(", "));
+            println!("  Stop with Ctrl-C.");
+            println!();
+            tracing::info!(url = %base, "sandbox listening");
+            shutdown_signal().await;
+            handle.abort();
+            tracing::info!("sandbox stopped");
+            Ok(())
         }
         Command::Apps(cmd) => cli::apps(cli.settings, cmd).await,
         Command::Endpoints(cmd) => cli::endpoints(cli.settings, cmd).await,

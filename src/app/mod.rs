@@ -7,15 +7,19 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Html, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
+pub mod connections;
 mod home;
+pub mod link;
 
 #[cfg(feature = "ssr")]
 pub mod shell;
 
+pub use connections::ConnectionsPage;
 pub use home::HomePage;
+pub use link::LinkPage;
 
 /// The root component: meta context and the router of every hosted screen.
 #[component]
@@ -27,6 +31,10 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=NotFoundPage>
                 <Route path=path!("/") view=HomePage/>
+                // Before any `/link/{…}` route so the static path wins; Async: full HTML without JavaScript.
+                <Route path=path!("/link/connections") view=ConnectionsPage ssr=SsrMode::Async/>
+                // The hosted Link screens (owner: Link flow). Async so the app's CSP frame-ancestors header is set.
+                <Route path=path!("/link/s/:sid") view=LinkPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -1,52 +1,506 @@
 //! Management subcommands: apps, endpoints, audit.
 //!
 //! Owner: [Operators]. Compiled only with `ssr`.
+//!
+//! Each subcommand connects to the same database as the server (`--database-url` / `DATABASE_URL`, or the
+//! SQLite file under `--data-dir`) through [`Db::connect`], which also runs pending migrations, so the CLI
+//! works on a fresh data folder before the server ever started. Output is human-readable by default and
+//! JSON with `--json` (for scripts). Secret keys are printed once, when created or rotated, and never again.
 
-use clap::Subcommand;
+use std::path::PathBuf;
 
-use super::config::Settings;
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+use super::{
+    apps::{self, AppUpdate, NewApp},
+    audit,
+    clock::{Clock as _, SystemClock},
+    config::Settings,
+    db::Db,
+    directory::{self, Endpoint},
+};
+use crate::domain::Mode;
 
 /// `link-sdk apps …`
 #[derive(Debug, Clone, Subcommand)]
 pub enum AppsCommand {
-    /// List apps.
-    List,
+    /// Create an app and print its test and live key pairs (each secret key is shown once only).
+    Create(CreateApp),
+    /// List apps with their publishable keys.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the secret key of one mode; the old one keeps working for a grace period.
+    RotateSecret {
+        /// The app id (`app_…`).
+        #[arg(long)]
+        app: String,
+        /// Which key pair: `test` or `live`.
+        #[arg(long, value_parser = parse_mode)]
+        mode: Mode,
+        /// Seconds the old secret key stays valid (0 revokes it at once).
+        #[arg(long, default_value_t = 86_400)]
+        grace_secs: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an app's name, branding, origins, redirect URIs or webhook URL.
+    Update(UpdateApp),
+}
+
+/// Arguments of `apps create`.
+#[derive(Debug, Clone, Args)]
+pub struct CreateApp {
+    /// Display name, shown to patients on the Link screens.
+    #[arg(long)]
+    pub name: String,
+    /// An exact origin allowed to open Link (`https://app.example`); repeat for several.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+    /// An exact redirect URI for the hosted/mobile flow; repeat for several.
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// Where webhook events are POSTed.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// Logo shown on the Link screens (https URL).
+    #[arg(long)]
+    pub logo_url: Option<String>,
+    /// Brand colour of the Link screens (`#rrggbb`).
+    #[arg(long)]
+    pub brand_color: Option<String>,
+    /// Print JSON (`{"app": …, "keys": {…}}`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `apps update`. Only the options given change; an empty value clears an optional field.
+#[derive(Debug, Clone, Args)]
+pub struct UpdateApp {
+    /// The app id (`app_…`).
+    #[arg(long)]
+    pub app: String,
+    /// New display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replaces the allowed origins (repeat for several).
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+    /// Removes every allowed origin.
+    #[arg(long, conflicts_with = "allowed_origins")]
+    pub clear_allowed_origins: bool,
+    /// Replaces the redirect URIs (repeat for several).
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// Removes every redirect URI.
+    #[arg(long, conflicts_with = "redirect_uris")]
+    pub clear_redirect_uris: bool,
+    /// New webhook URL (`""` removes it).
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// New logo URL (`""` removes it).
+    #[arg(long)]
+    pub logo_url: Option<String>,
+    /// New brand colour (`""` removes it).
+    #[arg(long)]
+    pub brand_color: Option<String>,
+    /// Ask patients for a typed e-signature on consent.
+    #[arg(long, value_parser = clap::value_parser!(bool))]
+    pub require_signature: Option<bool>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `link-sdk endpoints …`
 #[derive(Debug, Clone, Subcommand)]
 pub enum EndpointsCommand {
+    /// Import (insert or update by id) the endpoints of a JSON file: an array of entries, or
+    /// `{"endpoints": [...]}`. See docs/endpoints.example.json.
+    Import {
+        /// The JSON file.
+        file: PathBuf,
+    },
     /// List endpoints.
-    List,
+    List {
+        /// Only this mode: `test` or `live`.
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<Mode>,
+        /// Print JSON (the import format).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-/// `link-sdk audit …`
+/// `link-sdk audit …` (owner: [Lifecycle]).
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
-    /// Print the audit trail as JSON lines.
-    Export,
+    /// Print the audit trail as JSON lines, oldest first: `{id, at, time, actor, action, app_id,
+    /// authorization_id, request_id, detail}`. No health data is ever recorded in it.
+    Export {
+        /// Only events at or after this Unix time (seconds).
+        #[arg(long)]
+        since: Option<i64>,
+        /// Only events before this Unix time (seconds).
+        #[arg(long)]
+        until: Option<i64>,
+        /// Only events of this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// Only events of this authorization.
+        #[arg(long)]
+        authorization: Option<String>,
+        /// Only actions starting with this prefix (e.g. `fhir.`, `consent.`, `usage.downgraded`).
+        #[arg(long)]
+        action: Option<String>,
+    },
+    /// Print authorizations' lifecycle facts as JSON lines (usage requested and effective, downgrade, state and
+    /// its reason, expunge times); never tokens, names or health data.
+    Authorizations {
+        /// Only this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// Only MULTIPLE requests downgraded to ONE_TIME (not billed as MULTIPLE).
+        #[arg(long)]
+        downgraded: bool,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    Mode::parse(s).ok_or_else(|| format!("{s:?} is not a mode (test or live)"))
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Db> {
+    Db::connect(&settings.database_url(), 2).await
+}
+
+fn app_json(app: &apps::App, keys: &[apps::KeyInfo]) -> serde_json::Value {
+    json!({
+        "id": app.id, "name": app.name, "logo_url": app.logo_url, "brand_color": app.brand_color,
+        "allowed_origins": app.allowed_origins, "redirect_uris": app.redirect_uris,
+        "webhook_url": app.webhook_url, "require_signature": app.require_signature,
+        "keys": keys,
+    })
+}
+
+fn print_app(app: &apps::App) {
+    println!("App {}  \"{}\"", app.id, app.name);
+    println!("  allowed origins: {}", join_or_none(&app.allowed_origins));
+    println!("  redirect URIs:   {}", join_or_none(&app.redirect_uris));
+    println!("  webhook URL:     {}", app.webhook_url.as_deref().unwrap_or("(none)"));
+    if app.logo_url.is_some() || app.brand_color.is_some() {
+        println!(
+            "  branding:        logo {}, colour {}",
+            app.logo_url.as_deref().unwrap_or("(none)"),
+            app.brand_color.as_deref().unwrap_or("(default)")
+        );
+    }
+    if app.require_signature {
+        println!("  consent:         typed e-signature required");
+    }
+}
+
+fn join_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(" ")
+    }
 }
 
 /// Runs `apps …`.
 ///
 /// # Errors
 /// Database errors or invalid arguments.
-pub async fn apps(_settings: Settings, _cmd: AppsCommand) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
+    let db = connect(&settings).await?;
+    let now = SystemClock.now();
+    match cmd {
+        AppsCommand::Create(c) => {
+            let (app, keys) = apps::create(
+                &db,
+                now,
+                NewApp {
+                    name: c.name,
+                    allowed_origins: c.allowed_origins,
+                    redirect_uris: c.redirect_uris,
+                    webhook_url: c.webhook_url,
+                    logo_url: c.logo_url,
+                    brand_color: c.brand_color,
+                },
+            )
+            .await?;
+            audit::record(
+                &db,
+                now,
+                audit::AuditEntry { actor: "operator", action: "app.created", app_id: Some(&app.id), ..Default::default() },
+            )
+            .await?;
+            if c.json {
+                let listed = apps::keys(&db, &app.id).await?;
+                let mut v = app_json(&app, &listed);
+                v["secret_keys"] = json!({
+                    "test": keys.test_secret.expose_secret(),
+                    "live": keys.live_secret.expose_secret(),
+                });
+                v["publishable_keys"] = json!({"test": keys.test_publishable, "live": keys.live_publishable});
+                println!("{v}");
+            } else {
+                print_app(&app);
+                println!();
+                println!("  Test mode (sandbox payers):");
+                println!("    publishable key: {}", keys.test_publishable);
+                println!("    secret key:      {}", keys.test_secret.expose_secret());
+                println!("  Live mode (real payers):");
+                println!("    publishable key: {}", keys.live_publishable);
+                println!("    secret key:      {}", keys.live_secret.expose_secret());
+                println!();
+                println!("  Store the secret keys now: they are kept only as hashes and cannot be shown again.");
+            }
+        }
+        AppsCommand::List { json } => {
+            let all = apps::list(&db).await?;
+            let mut out = Vec::new();
+            for app in &all {
+                out.push((app, apps::keys(&db, &app.id).await?));
+            }
+            if json {
+                let v: Vec<_> = out.iter().map(|(a, k)| app_json(a, k)).collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else if out.is_empty() {
+                println!("No apps yet. Create one with: link-sdk apps create --name \"My app\" --allowed-origin https://app.example");
+            } else {
+                for (app, keys) in out {
+                    print_app(&app);
+                    for k in keys {
+                        let grace = k
+                            .previous_valid_until
+                            .filter(|t| *t > now)
+                            .map(|t| format!("  (previous secret valid for {} more s)", t - now))
+                            .unwrap_or_default();
+                        println!("  {} publishable key: {}{grace}", k.mode.as_str(), k.publishable_key);
+                    }
+                    println!();
+                }
+            }
+        }
+        AppsCommand::RotateSecret { app, mode, grace_secs, json } => {
+            anyhow::ensure!(grace_secs >= 0, "--grace-secs must be 0 or more");
+            let secret = apps::rotate_secret(&db, now, &app, mode, grace_secs).await?;
+            audit::record(
+                &db,
+                now,
+                audit::AuditEntry {
+                    actor: "operator",
+                    action: "app.secret_rotated",
+                    app_id: Some(&app),
+                    detail: Some(json!({"mode": mode.as_str(), "grace_secs": grace_secs})),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"app": app, "mode": mode.as_str(), "secret_key": secret.expose_secret(),
+                           "previous_valid_until": if grace_secs > 0 { Some(now + grace_secs) } else { None }})
+                );
+            } else {
+                println!("New {} secret key for {app}: {}", mode.as_str(), secret.expose_secret());
+                if grace_secs > 0 {
+                    println!("The previous secret key keeps working for {grace_secs} s.");
+                } else {
+                    println!("The previous secret key no longer works.");
+                }
+                println!("Store it now: it cannot be shown again.");
+            }
+        }
+        AppsCommand::Update(u) => {
+            let change = AppUpdate {
+                name: u.name,
+                allowed_origins: if u.clear_allowed_origins {
+                    Some(Vec::new())
+                } else {
+                    Some(u.allowed_origins).filter(|v| !v.is_empty())
+                },
+                redirect_uris: if u.clear_redirect_uris {
+                    Some(Vec::new())
+                } else {
+                    Some(u.redirect_uris).filter(|v| !v.is_empty())
+                },
+                webhook_url: u.webhook_url,
+                logo_url: u.logo_url,
+                brand_color: u.brand_color,
+                require_signature: u.require_signature,
+            };
+            let app = apps::update(&db, now, &u.app, change).await?;
+            audit::record(
+                &db,
+                now,
+                audit::AuditEntry { actor: "operator", action: "app.updated", app_id: Some(&app.id), ..Default::default() },
+            )
+            .await?;
+            if u.json {
+                let keys = apps::keys(&db, &app.id).await?;
+                println!("{}", app_json(&app, &keys));
+            } else {
+                print_app(&app);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses an import file: a JSON array of [`Endpoint`]s, or an object with an `endpoints` array.
+///
+/// # Errors
+/// Malformed JSON or an invalid entry (with its position).
+pub fn parse_endpoints_file(text: &str) -> anyhow::Result<Vec<Endpoint>> {
+    let value: serde_json::Value = serde_json::from_str(text).context("the endpoints file is not JSON")?;
+    let array = match value {
+        serde_json::Value::Array(a) => a,
+        serde_json::Value::Object(mut o) => match o.remove("endpoints") {
+            Some(serde_json::Value::Array(a)) => a,
+            _ => anyhow::bail!("expected an array of endpoints or {{\"endpoints\": [...]}}"),
+        },
+        _ => anyhow::bail!("expected an array of endpoints or {{\"endpoints\": [...]}}"),
+    };
+    let mut out = Vec::with_capacity(array.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, v) in array.into_iter().enumerate() {
+        if v.get("client_secret").is_some() {
+            anyhow::bail!(
+                "entry {i}: put the client secret in an environment variable and name it in client_secret_ref; \
+                 never in the file"
+            );
+        }
+        let e: Endpoint = serde_json::from_value(v).with_context(|| format!("entry {i} is not a valid endpoint"))?;
+        e.validate().with_context(|| format!("entry {i}"))?;
+        anyhow::ensure!(seen.insert(e.id.clone()), "entry {i}: duplicate id {}", e.id);
+        out.push(e);
+    }
+    Ok(out)
 }
 
 /// Runs `endpoints …`.
 ///
 /// # Errors
 /// Database errors or invalid arguments.
-pub async fn endpoints(_settings: Settings, _cmd: EndpointsCommand) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub async fn endpoints(settings: Settings, cmd: EndpointsCommand) -> anyhow::Result<()> {
+    match cmd {
+        EndpointsCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let entries = parse_endpoints_file(&text)?;
+            let db = connect(&settings).await?;
+            let now = SystemClock.now();
+            let mut created = 0;
+            let mut updated = 0;
+            for e in &entries {
+                if directory::get(&db, &e.id).await?.is_some() {
+                    updated += 1;
+                } else {
+                    created += 1;
+                }
+                directory::upsert(&db, now, e).await?;
+                if let Some(r) = &e.client_secret_ref {
+                    if e.client_secret().is_none() {
+                        eprintln!("warning: {} ({}): environment variable {r} is not set here; set it for the server", e.name, e.id);
+                    }
+                }
+            }
+            audit::record(
+                &db,
+                now,
+                audit::AuditEntry {
+                    actor: "operator",
+                    action: "endpoints.imported",
+                    detail: Some(json!({"created": created, "updated": updated})),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            println!("Imported {} endpoint(s): {created} created, {updated} updated.", entries.len());
+        }
+        EndpointsCommand::List { mode, json } => {
+            let db = connect(&settings).await?;
+            let all: Vec<Endpoint> =
+                directory::list(&db).await?.into_iter().filter(|e| mode.is_none_or(|m| e.mode == m)).collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if all.is_empty() {
+                println!("No endpoints. Import some with: link-sdk endpoints import docs/endpoints.example.json");
+            } else {
+                for e in all {
+                    println!(
+                        "{}  {:4}  {}{}\n      {}  client_id={}{}{}",
+                        e.id,
+                        e.mode.as_str(),
+                        e.name,
+                        if e.aliases.is_empty() { String::new() } else { format!(" (aka {})", e.aliases.join(", ")) },
+                        e.fhir_base_url,
+                        e.client_id,
+                        e.client_secret_ref.as_deref().map(|r| format!(" secret=${r}")).unwrap_or_default(),
+                        if e.refreshable { " refreshable" } else { "" },
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
-/// Runs `audit …`.
+/// Runs `audit …` (owner: [Lifecycle]).
 ///
 /// # Errors
-/// Database errors.
-pub async fn audit(_settings: Settings, _cmd: AuditCommand) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+/// Database or I/O errors.
+pub async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> {
+    let db = connect(&settings).await?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        AuditCommand::Export { since, until, app, authorization, action } => {
+            let filter = audit::ExportFilter { since, until, app_id: app, authorization_id: authorization, action_prefix: action };
+            audit::export(&db, &filter, &mut out).await?;
+        }
+        AuditCommand::Authorizations { app, downgraded } => {
+            use std::io::Write as _;
+            for line in super::lifecycle::operator_view(&db, app.as_deref(), downgraded).await? {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_inline_client_secrets() {
+        let text = r#"[{"id":"6f1c2f9e-2f3a-4b7e-9a51-0c1d2e3f4a5b","name":"X","mode":"live",
+            "fhir_base_url":"https://x.example/fhir","client_id":"c","client_secret":"oops"}]"#;
+        assert!(parse_endpoints_file(text).is_err());
+    }
+
+    #[test]
+    fn accepts_array_or_object() {
+        let entry = r#"{"id":"6f1c2f9e-2f3a-4b7e-9a51-0c1d2e3f4a5b","name":"X","mode":"live",
+            "fhir_base_url":"https://x.example/fhir","client_id":"c"}"#;
+        assert_eq!(parse_endpoints_file(&format!("[{entry}]")).unwrap().len(), 1);
+        assert_eq!(parse_endpoints_file(&format!("{{\"endpoints\":[{entry}]}}")).unwrap().len(), 1);
+        assert!(parse_endpoints_file(&format!("[{entry},{entry}]")).is_err());
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/endpoints.example.json"))
+            .expect("docs/endpoints.example.json");
+        assert!(!parse_endpoints_file(&text).unwrap().is_empty());
+    }
 }

@@ -42,6 +42,19 @@ pub struct SandboxArgs {
     /// Address the standalone sandbox listens on (port 0 picks a free port, printed at start).
     #[arg(long = "sandbox-addr", env = "LINK_SANDBOX_ADDR", default_value = "127.0.0.1:4000")]
     pub addr: SocketAddr,
+
+    /// Base URL of the standalone sandbox as clients see it (default `http://{sandbox-addr}` with the bound port).
+    #[arg(long = "sandbox-public-url", env = "LINK_SANDBOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// A `redirect_uri` the sandbox accepts (byte for byte); repeat for several. Default: the local main
+    /// server's `http://127.0.0.1:3000/link/callback` and `http://localhost:3000/link/callback`.
+    #[arg(long = "sandbox-redirect-uri", env = "LINK_SANDBOX_REDIRECT_URIS", value_delimiter = ',')]
+    pub redirect_uris: Vec<String>,
+
+    /// Seconds the `token.slow` member's token exchange waits (set it past the main server's --payer-timeout).
+    #[arg(long = "sandbox-slow-token-delay", env = "LINK_SANDBOX_SLOW_TOKEN_DELAY", default_value_t = 35)]
+    pub slow_token_delay_secs: u64,
 }
 
 /// Where the server runs: `local` generates missing secrets under `--data-dir`; `production` requires them.
@@ -133,6 +146,30 @@ pub struct Settings {
     /// Timeout of every request to a payer, in seconds.
     #[arg(long, env = "LINK_PAYER_TIMEOUT", default_value_t = 30, global = true)]
     pub payer_timeout_secs: u64,
+
+    /// PEM certificate chain: with --tls-key, serve HTTPS directly (rustls). Without both, plain HTTP
+    /// (run behind a TLS-terminating proxy then, and set --public-url to its https:// URL).
+    #[arg(long, env = "LINK_TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching --tls-cert.
+    #[arg(long, env = "LINK_TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Address or CIDR of a reverse proxy whose `X-Forwarded-For` / `X-Forwarded-Proto` headers are trusted
+    /// (repeat, or comma-separate in the variable). From any other peer these headers are dropped.
+    #[arg(long = "trusted-proxy", env = "LINK_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Encrypt synced FHIR resources at rest (AES-256-GCM, same keyring as payer tokens). Payer tokens and
+    /// webhook secrets are always encrypted; this adds the resources' JSON.
+    #[arg(long, env = "LINK_ENCRYPT_RESOURCES", action = clap::ArgAction::SetTrue, global = true)]
+    pub encrypt_resources: bool,
+
+    /// How long a MULTIPLE authorization whose payer refused a refresh stays readable (re-consent window), in
+    /// seconds, when it has no earlier expiry of its own. Default 30 days.
+    #[arg(long, env = "LINK_REAUTH_GRACE", default_value_t = 2_592_000, global = true)]
+    pub reauth_grace_secs: i64,
 }
 
 impl Settings {

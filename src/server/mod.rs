@@ -9,6 +9,7 @@ pub mod db;
 pub mod http;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 
 // Data access shared by several parts of the product.
 pub mod apps;

@@ -64,6 +64,8 @@ pub struct Application {
     pub state: AppState,
     /// Lines printed at start in local mode (demo app and its test keys).
     pub banner: Vec<String>,
+    /// rustls configuration when `--tls-cert`/`--tls-key` are given (HTTPS served directly).
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Application {
@@ -85,6 +87,7 @@ impl Application {
         assets::load_manifest(&site_root);
 
         let cipher = Arc::new(load_cipher(&settings)?);
+        let tls = super::tls::server_config(&settings)?;
         let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
 
         let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
@@ -92,6 +95,7 @@ impl Application {
         leptos_options.site_addr = local;
         let public_url: Arc<str> = match &settings.public_url {
             Some(u) => u.trim_end_matches('/').into(),
+            None if tls.is_some() => default_public_url(local).replacen("http://", "https://", 1).into(),
             None => default_public_url(local).into(),
         };
 
@@ -122,7 +126,7 @@ impl Application {
             Vec::new()
         };
         let router = build_router(state.clone(), &site_root);
-        Ok(Application { listener, router, state, banner })
+        Ok(Application { listener, router, state, banner, tls })
     }
 
     /// The port actually bound.
@@ -145,16 +149,14 @@ impl Application {
         let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
         let workers = spawn_workers(&self.state);
         let stop = shutdown.clone();
-        let serve = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = signal => {},
-                    _ = stop.cancelled() => {},
-                }
-                stop.cancel();
-                tracing::info!("shutting down: finishing in-flight requests");
-            });
-        let serve = tokio::spawn(async move { serve.await });
+        let serve = super::tls::spawn_serve(self.listener, self.router, self.tls, async move {
+            tokio::select! {
+                _ = signal => {},
+                _ = stop.cancelled() => {},
+            }
+            stop.cancel();
+            tracing::info!("shutting down: finishing in-flight requests");
+        })?;
         // Cancelled by the graceful-shutdown future above (on `signal`) or by anyone holding the token.
         shutdown.cancelled().await;
         let result = tokio::time::timeout(grace, serve).await;
@@ -218,9 +220,10 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         .merge(super::link::router())
         .merge(super::link_api::router())
         .merge(super::fhir_api::router())
-        .merge(super::demo::router());
+        .merge(super::demo::router())
+        .merge(super::lifecycle::router());
     if state.settings.sandbox {
-        router = router.merge(super::sandbox::router());
+        router = router.merge(super::sandbox::router(&state));
     }
     router
         .merge(leptos)
@@ -230,6 +233,7 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRandomRequestId))
         .layer(middleware::from_fn(http::strip_request_id))
+        .layer(middleware::from_fn_with_state(state.clone(), super::tls::client_address))
         .with_state(state)
 }
 

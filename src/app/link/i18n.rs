@@ -1,0 +1,283 @@
+//! The message catalogue of every patient-facing string of the Link flow, in English and Spanish.
+//!
+//! Compiled in both builds. `{app}` in a string is replaced by the app's name, `{plan}` by the plan's name.
+//! The consent strings are recorded verbatim in `consents.text`: change them only together with
+//! `server::link::session::CONSENT_TEXT_VERSION`.
+
+/// Every string of the flow in one language.
+#[derive(Debug)]
+pub struct Msgs {
+    pub lang: &'static str,
+    pub test_mode: &'static str,
+    pub close: &'static str,
+    pub dialog_label: &'static str,
+    // Consent
+    pub consent_title: &'static str,
+    pub consent_intro: &'static str,
+    pub consent_what: &'static str,
+    pub consent_claims: &'static str,
+    pub consent_coverage: &'static str,
+    pub consent_clinical: &'static str,
+    pub consent_selected: &'static str,
+    pub consent_how_long: &'static str,
+    pub consent_one_time: &'static str,
+    pub consent_multiple: &'static str,
+    pub consent_withdraw_title: &'static str,
+    pub consent_withdraw: &'static str,
+    pub signature_label: &'static str,
+    pub signature_hint: &'static str,
+    pub signature_missing: &'static str,
+    pub agree: &'static str,
+    pub decline: &'static str,
+    // Explainer
+    pub explainer_title: &'static str,
+    pub explainer_step1: &'static str,
+    pub explainer_step2: &'static str,
+    pub explainer_step3: &'static str,
+    pub explainer_safe_title: &'static str,
+    pub explainer_safe: &'static str,
+    pub continue_: &'static str,
+    // Search
+    pub search_title: &'static str,
+    pub search_label: &'static str,
+    pub search_hint: &'static str,
+    pub search_button: &'static str,
+    pub results_label: &'static str,
+    pub no_results: &'static str,
+    pub connect: &'static str,
+    pub connect_to: &'static str,
+    // Connect (endpoint given)
+    pub connect_title: &'static str,
+    pub connect_intro: &'static str,
+    // Payer
+    pub payer_title: &'static str,
+    pub payer_waiting: &'static str,
+    pub payer_blocked: &'static str,
+    pub payer_closed: &'static str,
+    pub continue_to_plan: &'static str,
+    pub choose_another: &'static str,
+    // Syncing
+    pub syncing_title: &'static str,
+    pub syncing_intro: &'static str,
+    pub syncing_progress: &'static str,
+    pub syncing_none_yet: &'static str,
+    // Success
+    pub success_title: &'static str,
+    pub success_intro: &'static str,
+    pub success_closing: &'static str,
+    // Error
+    pub error_title: &'static str,
+    pub exit: &'static str,
+    pub error_code_label: &'static str,
+    // Exited / expired
+    pub exited_title: &'static str,
+    pub exited_intro: &'static str,
+    pub expired_title: &'static str,
+    pub expired_intro: &'static str,
+    // Popup
+    pub popup_done_title: &'static str,
+    pub popup_done_intro: &'static str,
+    pub popup_error_title: &'static str,
+    pub popup_error_intro: &'static str,
+}
+
+/// English.
+pub static EN: Msgs = Msgs {
+    lang: "en",
+    test_mode: "Test mode",
+    close: "Close",
+    dialog_label: "Connect your health plan",
+    consent_title: "{app} wants to connect to your health plan",
+    consent_intro: "{app} uses this service to get a copy of your health records from your health plan, with your permission.",
+    consent_what: "What {app} will get",
+    consent_claims: "Claims: visits, prescriptions and what was paid",
+    consent_coverage: "Plan and coverage details",
+    consent_clinical: "Medical records your plan holds, such as conditions, allergies, medications and lab results",
+    consent_selected: "Only these kinds of records: {list}",
+    consent_how_long: "For how long",
+    consent_one_time: "Once. Your records are deleted from this service 24 hours after you connect.",
+    consent_multiple: "Ongoing. Your records are refreshed for as long as your health plan allows, until you withdraw.",
+    consent_withdraw_title: "Withdrawing",
+    consent_withdraw: "You can withdraw at any time: ask {app} to disconnect your plan, or remove the app from your health plan's account settings. Nothing is shared before you sign in with your plan.",
+    signature_label: "Type your full name to sign",
+    signature_hint: "Your typed name is your electronic signature for this consent.",
+    signature_missing: "Type your full name to sign before you continue.",
+    agree: "I agree, continue",
+    decline: "No thanks",
+    explainer_title: "How it works",
+    explainer_step1: "Find your health plan.",
+    explainer_step2: "Sign in on your health plan's own website, in a new window.",
+    explainer_step3: "Your records are copied to {app}.",
+    explainer_safe_title: "Why it is safe",
+    explainer_safe: "Your password goes only to your health plan, never to {app} or to us. The connection uses the standard the US government requires health plans to offer (SMART on FHIR).",
+    continue_: "Continue",
+    search_title: "Find your health plan",
+    search_label: "Health plan name",
+    search_hint: "For example: the name on your member card.",
+    search_button: "Search",
+    results_label: "Health plans",
+    no_results: "No health plan matches that name. Check the spelling or try another name.",
+    connect: "Connect",
+    connect_to: "Connect to {plan}",
+    connect_title: "Connect to your health plan",
+    connect_intro: "You will sign in on your health plan's website in a new window.",
+    payer_title: "Sign in with your health plan",
+    payer_waiting: "Finish signing in in the window that opened. This page updates by itself when you are done.",
+    payer_blocked: "Your browser blocked the sign-in window.",
+    payer_closed: "The sign-in window was closed before you finished.",
+    continue_to_plan: "Continue to your health plan",
+    choose_another: "Choose another plan",
+    syncing_title: "Getting your records",
+    syncing_intro: "Your health plan said yes. Your records are being copied; this can take a minute.",
+    syncing_progress: "Records received so far",
+    syncing_none_yet: "Starting…",
+    success_title: "You're connected",
+    success_intro: "Your health plan is connected to {app}.",
+    success_closing: "Returning you to {app}…",
+    error_title: "Something went wrong",
+    exit: "Exit",
+    error_code_label: "Error code",
+    exited_title: "You can close this window",
+    exited_intro: "Nothing was shared.",
+    expired_title: "This link has expired",
+    expired_intro: "Start again from the app you came from.",
+    popup_done_title: "You're signed in",
+    popup_done_intro: "You can close this window and go back to the app.",
+    popup_error_title: "The sign-in did not finish",
+    popup_error_intro: "Close this window and go back to the app to try again.",
+};
+
+/// Spanish.
+pub static ES: Msgs = Msgs {
+    lang: "es",
+    test_mode: "Modo de prueba",
+    close: "Cerrar",
+    dialog_label: "Conecte su plan de salud",
+    consent_title: "{app} quiere conectarse a su plan de salud",
+    consent_intro: "{app} usa este servicio para obtener una copia de sus registros de salud de su plan de salud, con su permiso.",
+    consent_what: "Lo que {app} recibirá",
+    consent_claims: "Reclamaciones: consultas, recetas y lo que se pagó",
+    consent_coverage: "Detalles de su plan y cobertura",
+    consent_clinical: "Registros médicos que tiene su plan, como afecciones, alergias, medicamentos y resultados de laboratorio",
+    consent_selected: "Solo estos tipos de registros: {list}",
+    consent_how_long: "Por cuánto tiempo",
+    consent_one_time: "Una vez. Sus registros se borran de este servicio 24 horas después de conectarse.",
+    consent_multiple: "De forma continua. Sus registros se actualizan mientras su plan lo permita, hasta que usted lo retire.",
+    consent_withdraw_title: "Cómo retirar el permiso",
+    consent_withdraw: "Puede retirar su permiso en cualquier momento: pida a {app} que desconecte su plan, o quite la aplicación en la configuración de su cuenta del plan de salud. No se comparte nada antes de que inicie sesión con su plan.",
+    signature_label: "Escriba su nombre completo para firmar",
+    signature_hint: "Su nombre escrito es su firma electrónica de este consentimiento.",
+    signature_missing: "Escriba su nombre completo para firmar antes de continuar.",
+    agree: "Acepto, continuar",
+    decline: "No, gracias",
+    explainer_title: "Cómo funciona",
+    explainer_step1: "Busque su plan de salud.",
+    explainer_step2: "Inicie sesión en el sitio web de su plan de salud, en una ventana nueva.",
+    explainer_step3: "Sus registros se copian a {app}.",
+    explainer_safe_title: "Por qué es seguro",
+    explainer_safe: "Su contraseña va solo a su plan de salud, nunca a {app} ni a nosotros. La conexión usa el estándar que el gobierno de EE. UU. exige a los planes de salud (SMART on FHIR).",
+    continue_: "Continuar",
+    search_title: "Busque su plan de salud",
+    search_label: "Nombre del plan de salud",
+    search_hint: "Por ejemplo: el nombre que aparece en su tarjeta de miembro.",
+    search_button: "Buscar",
+    results_label: "Planes de salud",
+    no_results: "Ningún plan coincide con ese nombre. Revise la ortografía o pruebe otro nombre.",
+    connect: "Conectar",
+    connect_to: "Conectar con {plan}",
+    connect_title: "Conéctese a su plan de salud",
+    connect_intro: "Iniciará sesión en el sitio web de su plan de salud en una ventana nueva.",
+    payer_title: "Inicie sesión con su plan de salud",
+    payer_waiting: "Termine de iniciar sesión en la ventana que se abrió. Esta página se actualiza sola cuando termine.",
+    payer_blocked: "Su navegador bloqueó la ventana de inicio de sesión.",
+    payer_closed: "La ventana de inicio de sesión se cerró antes de terminar.",
+    continue_to_plan: "Continuar a su plan de salud",
+    choose_another: "Elegir otro plan",
+    syncing_title: "Obteniendo sus registros",
+    syncing_intro: "Su plan de salud aceptó. Se están copiando sus registros; puede tardar un minuto.",
+    syncing_progress: "Registros recibidos hasta ahora",
+    syncing_none_yet: "Comenzando…",
+    success_title: "Ya está conectado",
+    success_intro: "Su plan de salud está conectado a {app}.",
+    success_closing: "Volviendo a {app}…",
+    error_title: "Algo salió mal",
+    exit: "Salir",
+    error_code_label: "Código de error",
+    exited_title: "Puede cerrar esta ventana",
+    exited_intro: "No se compartió nada.",
+    expired_title: "Este enlace ha vencido",
+    expired_intro: "Empiece de nuevo desde la aplicación de la que vino.",
+    popup_done_title: "Ha iniciado sesión",
+    popup_done_intro: "Puede cerrar esta ventana y volver a la aplicación.",
+    popup_error_title: "El inicio de sesión no terminó",
+    popup_error_intro: "Cierre esta ventana y vuelva a la aplicación para intentarlo de nuevo.",
+};
+
+/// The catalogue of a language tag (`es…` → Spanish, anything else → English).
+pub fn msgs(lang: &str) -> &'static Msgs {
+    if lang.to_ascii_lowercase().starts_with("es") {
+        &ES
+    } else {
+        &EN
+    }
+}
+
+/// Picks `en` or `es` from an `Accept-Language` header, honouring q-values (RFC 9110 §12.5.4).
+pub fn negotiate(accept_language: &str) -> &'static str {
+    let mut best: Option<(&'static str, f32)> = None;
+    for part in accept_language.split(',') {
+        let mut it = part.trim().split(';');
+        let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = it
+            .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+            .unwrap_or(1.0);
+        let lang = if tag.starts_with("es") {
+            "es"
+        } else if tag.starts_with("en") {
+            "en"
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(_, bq)| q > bq) {
+            best = Some((lang, q));
+        }
+    }
+    best.map(|(l, _)| l).unwrap_or("en")
+}
+
+/// A plain-language explanation of an exit code for the error screen.
+pub fn exit_message(lang: &str, code: &str) -> &'static str {
+    let es = lang == "es";
+    match code {
+        "PAYER_ACCESS_DENIED" => if es { "No se dio permiso en su plan de salud, así que no se compartió nada." } else { "Access was not allowed at your health plan, so nothing was shared." },
+        "PAYER_TIMEOUT" => if es { "Su plan de salud tardó demasiado en responder. Inténtelo de nuevo en unos minutos." } else { "Your health plan took too long to answer. Try again in a few minutes." },
+        "PAYER_SERVER_ERROR" => if es { "El sistema de su plan de salud tiene un problema en este momento. Inténtelo más tarde." } else { "Your health plan's system is having a problem right now. Try again later." },
+        "PAYER_TOKEN_EXCHANGE_FAILED" => if es { "Su plan de salud no completó la conexión. Inténtelo de nuevo." } else { "Your health plan did not finish the connection. Try again." },
+        "PLAN_NOT_REACHABLE" => if es { "Su plan no está disponible a través de este sitio de inicio de sesión. Pruebe con otro plan." } else { "Your plan is not available through this sign-in site. Try another plan." },
+        "PAYER_INVALID_REQUEST" | "MALFORMED_PAYER_CALLBACK" => if es { "Su plan de salud no entendió la solicitud. Inténtelo de nuevo o elija otro plan." } else { "Your health plan did not understand the request. Try again or choose another plan." },
+        "INVALID_STATE" => if es { "Este inicio de sesión ya no es válido. Vuelva a empezar con su plan." } else { "This sign-in is no longer valid. Start again with your plan." },
+        "ENDPOINT_CONFIGURATION_ERROR" | "SCOPE_CONFIGURATION_ERROR" => if es { "Este plan no está bien configurado aquí. Elija otro plan o inténtelo más tarde." } else { "This plan is not set up correctly here. Choose another plan or try later." },
+        "SYNC_FAILED" => if es { "Se conectó, pero no pudimos obtener sus registros. Inténtelo de nuevo." } else { "You connected, but we could not get your records. Try again." },
+        "INVALID_ENDPOINT" | "ENDPOINT_MODE_MISMATCH" => if es { "Ese plan de salud no está disponible aquí." } else { "That health plan is not available here." },
+        "INVALID_PUBLISHABLE_KEY" | "INVALID_USER" | "INVALID_USAGE" => if es { "La aplicación no pudo iniciar la conexión. Vuelva a la aplicación e inténtelo de nuevo." } else { "The app could not start the connection. Go back to the app and try again." },
+        _ => if es { "No se compartió nada." } else { "Nothing was shared." },
+    }
+}
+
+/// Replaces `{app}` in a catalogue string.
+pub fn with_app(s: &str, app: &str) -> String {
+    s.replace("{app}", app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language() {
+        assert_eq!(negotiate("es-MX,es;q=0.9,en;q=0.8"), "es");
+        assert_eq!(negotiate("en-US,en;q=0.9"), "en");
+        assert_eq!(negotiate("fr-FR, es;q=0.5, en;q=0.6"), "en");
+        assert_eq!(negotiate(""), "en");
+    }
+}

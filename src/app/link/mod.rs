@@ -1,0 +1,570 @@
+//! The hosted Link screens at `/link/s/:sid`: consent → explainer → search/select → payer sign-in (popup) →
+//! syncing → success, plus error, exit and expired screens.
+//!
+//! Compiled in both builds. Every screen renders on the server (`SsrMode::Async`, so the response headers,
+//! including the CSP `frame-ancestors` of the app, are set before the first byte) and hydrates. Steps move
+//! forward through plain HTML forms posted to `server::link` handlers, so the flow works without JavaScript;
+//! once hydrated, plan search updates as the patient types and the syncing screen shows live progress.
+//! The browser glue that needs no reactivity (postMessage to the host page, the payer popup, Esc, focus trap,
+//! status polling) lives in `/link/frame.js`, loaded by every screen.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+pub mod i18n;
+
+use i18n::{msgs, with_app, Msgs};
+
+/// A plan (directory endpoint) as shown to the patient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanView {
+    /// Endpoint UUID.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Other names it is known by.
+    pub aliases: Vec<String>,
+    /// Logo URL, if any.
+    pub logo_url: Option<String>,
+}
+
+/// Everything one screen needs. Never carries a token or health data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Screen {
+    /// Session id (the bearer value in the URL).
+    pub sid: String,
+    /// Step to render (`consent`, `explainer`, `search`, `connect`, `payer`, `syncing`, `success`, `error`,
+    /// `exited`, `done`).
+    pub step: String,
+    /// `en` or `es`.
+    pub lang: String,
+    /// The app's name.
+    pub app_name: String,
+    /// The app's logo.
+    pub logo_url: Option<String>,
+    /// The app's brand colour (`#rrggbb`), validated.
+    pub brand_color: Option<String>,
+    /// Text colour readable on the brand colour (`#ffffff` or `#111827`).
+    pub brand_ink: Option<String>,
+    /// `pk_test_` key: show the test-mode badge.
+    pub test_mode: bool,
+    /// `ONE_TIME` or `MULTIPLE`.
+    pub usage: String,
+    /// FHIR resource types asked for (empty: all).
+    pub requested_resources: Vec<String>,
+    /// Ask for a typed e-signature on consent.
+    pub require_signature: bool,
+    /// Top-level hosted flow (no host page to message).
+    pub hosted: bool,
+    /// Per-session nonce for postMessage.
+    pub nonce: String,
+    /// Exact origin of the host page (modal flow).
+    pub host_origin: Option<String>,
+    /// `autoExit`.
+    pub auto_exit: bool,
+    /// The chosen or preselected plan.
+    pub endpoint: Option<PlanView>,
+    /// Whether the integrator fixed the plan (search skipped).
+    pub endpoint_fixed: bool,
+    /// Exit/error code (`error`, `exited`).
+    pub exit_code: Option<String>,
+    /// Records received so far by resource type (`syncing`).
+    pub progress: Vec<(String, i64)>,
+    /// Search text (no-JS search).
+    pub query: String,
+    /// Search results for `query`.
+    pub results: Vec<PlanView>,
+    /// A form error to show (`signature`).
+    pub form_error: Option<String>,
+    /// The payer popup state to show on the payer screen (`blocked`).
+    pub wait: Option<String>,
+}
+
+/// The consent text shown (and recorded verbatim) for a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentText {
+    pub title: String,
+    pub intro: String,
+    pub what: String,
+    pub items: Vec<String>,
+    pub how_long_title: String,
+    pub how_long: String,
+    pub withdraw_title: String,
+    pub withdraw: String,
+}
+
+impl ConsentText {
+    /// Builds the consent text of a session in its language.
+    pub fn new(lang: &str, app: &str, usage: &str, requested: &[String]) -> Self {
+        let m = msgs(lang);
+        let items = if requested.is_empty() {
+            vec![m.consent_claims.to_string(), m.consent_coverage.to_string(), m.consent_clinical.to_string()]
+        } else {
+            vec![m.consent_selected.replace("{list}", &requested.join(", "))]
+        };
+        ConsentText {
+            title: with_app(m.consent_title, app),
+            intro: with_app(m.consent_intro, app),
+            what: with_app(m.consent_what, app),
+            items,
+            how_long_title: m.consent_how_long.to_string(),
+            how_long: if usage == "MULTIPLE" { m.consent_multiple } else { m.consent_one_time }.to_string(),
+            withdraw_title: m.consent_withdraw_title.to_string(),
+            withdraw: with_app(m.consent_withdraw, app),
+        }
+    }
+
+    /// The exact text as recorded in the consent record (one paragraph per line).
+    pub fn plain(&self) -> String {
+        let mut out = vec![self.title.clone(), self.intro.clone(), self.what.clone()];
+        out.extend(self.items.iter().map(|i| format!("- {i}")));
+        out.extend([self.how_long_title.clone(), self.how_long.clone(), self.withdraw_title.clone(), self.withdraw.clone()]);
+        out.join("\n")
+    }
+}
+
+/// Loads the screen of a session; `None` when the session is unknown or expired. Sets the response's
+/// `frame-ancestors` to the app's registered origins.
+#[server]
+pub async fn load_screen(
+    sid: String,
+    q: Option<String>,
+    err: Option<String>,
+    wait: Option<String>,
+) -> Result<Option<Screen>, ServerFnError> {
+    let state = expect_context::<crate::server::startup::AppState>();
+    let loaded = crate::server::link::screen::load(&state, &sid, q, err, wait).await.map_err(|e| {
+        tracing::error!(error = %e, "loading a link screen");
+        ServerFnError::new("This page could not be loaded. Try again.")
+    })?;
+    Ok(loaded.map(|l| {
+        // During SSR this is the page's own response: the security-headers middleware turns it into the CSP.
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&l.frame_ancestors) {
+                resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, v);
+            }
+        }
+        l.screen
+    }))
+}
+
+/// Plans of the session's mode matching `q` (name and aliases).
+#[server]
+pub async fn search_plans(sid: String, q: String) -> Result<Vec<PlanView>, ServerFnError> {
+    let state = expect_context::<crate::server::startup::AppState>();
+    crate::server::link::screen::search(&state, &sid, &q).await.map_err(|e| {
+        tracing::error!(error = %e, "searching plans");
+        ServerFnError::new("Search is not available right now.")
+    })
+}
+
+/// Records received so far by resource type, for the syncing screen.
+#[server]
+pub async fn sync_progress(sid: String) -> Result<Vec<(String, i64)>, ServerFnError> {
+    let state = expect_context::<crate::server::startup::AppState>();
+    crate::server::link::screen::progress(&state, &sid).await.map_err(|e| {
+        tracing::error!(error = %e, "reading sync progress");
+        ServerFnError::new("Progress is not available right now.")
+    })
+}
+
+/// `/link/s/:sid`: the current screen of a Link session.
+#[component]
+pub fn LinkPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let sid = params.read_untracked().get("sid").unwrap_or_default();
+    let (q, err, wait) = {
+        let qm = query.read_untracked();
+        (qm.get("q"), qm.get("err"), qm.get("wait"))
+    };
+    let screen = Resource::new(|| (), move |_| load_screen(sid.clone(), q.clone(), err.clone(), wait.clone()));
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match screen.await {
+                    Ok(Some(s)) => view! { <LinkFrame s=s/> }.into_any(),
+                    _ => view! { <ExpiredScreen/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The modal chrome around every step: header with app identity, test badge and close button.
+#[component]
+fn LinkFrame(s: Screen) -> impl IntoView {
+    let m = msgs(&s.lang);
+    let title = format!("{} · {}", m.dialog_label, s.app_name);
+    let close_action = format!("/link/s/{}/exit", s.sid);
+    let logo = s.logo_url.clone().map(|src| view! { <img class="link-logo" src=src alt="" width="32" height="32"/> });
+    let initial = s.app_name.chars().next().unwrap_or('?').to_uppercase().to_string();
+    let closable = !matches!(s.step.as_str(), "exited" | "done");
+    let body = step_view(&s, m);
+    view! {
+        <Title text=title/>
+        <div class="link-modal" lang=s.lang.clone()>
+            <div
+                class="link-dialog"
+                role="dialog"
+                aria-modal="true"
+                aria-labelledby="link-title"
+                id="link-root"
+                data-link-session=s.sid.clone()
+                data-step=s.step.clone()
+                data-nonce=s.nonce.clone()
+                data-host-origin=s.host_origin.clone().unwrap_or_default()
+                data-hosted=s.hosted.to_string()
+                data-auto-exit=s.auto_exit.to_string()
+                data-exit-code=s.exit_code.clone().unwrap_or_default()
+                data-brand=s.brand_color.clone().unwrap_or_default()
+                data-brand-ink=s.brand_ink.clone().unwrap_or_default()
+            >
+                <header class="link-header">
+                    <div class="link-app">
+                        {match logo {
+                            Some(l) => l.into_any(),
+                            None => view! { <span class="link-logo link-initial" aria-hidden="true">{initial}</span> }.into_any(),
+                        }}
+                        <span class="link-app-name">{s.app_name.clone()}</span>
+                        {s.test_mode.then(|| view! { <span class="badge test" data-testid="test-mode">{m.test_mode}</span> })}
+                    </div>
+                    {closable.then(|| view! {
+                        <form method="post" action=close_action id="link-close-form">
+                            <button type="submit" class="link-close" aria-label=m.close title=m.close>
+                                <span aria-hidden="true">"×"</span>
+                            </button>
+                        </form>
+                    })}
+                </header>
+                <div class="link-body">{body}</div>
+            </div>
+        </div>
+        <script src="/link/frame.js" defer></script>
+    }
+}
+
+fn step_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    match s.step.as_str() {
+        "consent" => consent_view(s, m),
+        "explainer" => explainer_view(s, m),
+        "search" => view! { <SearchStep s=s.clone()/> }.into_any(),
+        "connect" => connect_view(s, m),
+        "payer" | "authorized" => payer_view(s, m, true),
+        "syncing" => view! { <SyncingStep s=s.clone()/> }.into_any(),
+        "success" | "done" => success_view(s, m),
+        "error" => error_view(s, m),
+        _ => exited_view(s, m),
+    }
+}
+
+fn consent_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    let t = ConsentText::new(&s.lang, &s.app_name, &s.usage, &s.requested_resources);
+    let action = format!("/link/s/{}/consent", s.sid);
+    let sig_error = s.form_error.as_deref() == Some("signature");
+    view! {
+        <h1 id="link-title" tabindex="-1">{t.title}</h1>
+        <p>{t.intro}</p>
+        <h2>{t.what}</h2>
+        <ul class="link-list">{t.items.into_iter().map(|i| view! { <li>{i}</li> }).collect_view()}</ul>
+        <h2>{t.how_long_title}</h2>
+        <p>{t.how_long}</p>
+        <h2>{t.withdraw_title}</h2>
+        <p>{t.withdraw}</p>
+        <form method="post" action=action class="link-actions" data-event="CONSENT">
+            {s.require_signature.then(|| view! {
+                <div class="field">
+                    <label for="link-signature">{m.signature_label}</label>
+                    <input
+                        id="link-signature"
+                        name="signature"
+                        type="text"
+                        autocomplete="name"
+                        required
+                        maxlength="200"
+                        aria-describedby="link-signature-hint"
+                        aria-invalid=sig_error.to_string()
+                    />
+                    <p class="hint" id="link-signature-hint">{m.signature_hint}</p>
+                    {sig_error.then(|| view! { <p class="alert error" role="alert">{m.signature_missing}</p> })}
+                </div>
+            })}
+            <button type="submit" name="choice" value="given" class="button primary block" data-event="CONSENT_GIVEN">
+                {m.agree}
+            </button>
+            <button type="submit" name="choice" value="declined" class="button link block" formnovalidate data-event="CONSENT_DECLINED">
+                {m.decline}
+            </button>
+        </form>
+    }
+    .into_any()
+}
+
+fn explainer_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    let action = format!("/link/s/{}/explainer", s.sid);
+    view! {
+        <h1 id="link-title" tabindex="-1">{m.explainer_title}</h1>
+        <ol class="link-steps">
+            <li>{m.explainer_step1}</li>
+            <li>{m.explainer_step2}</li>
+            <li>{with_app(m.explainer_step3, &s.app_name)}</li>
+        </ol>
+        <h2>{m.explainer_safe_title}</h2>
+        <p>{with_app(m.explainer_safe, &s.app_name)}</p>
+        <form method="post" action=action class="link-actions">
+            <button type="submit" class="button primary block">{m.continue_}</button>
+        </form>
+    }
+    .into_any()
+}
+
+fn handoff_href(sid: &str, endpoint: &str) -> String {
+    format!("/link/s/{sid}/handoff?endpoint={endpoint}")
+}
+
+fn plan_item(sid: &str, p: PlanView, m: &'static Msgs) -> impl IntoView {
+    let href = handoff_href(sid, &p.id);
+    let label = m.connect_to.replace("{plan}", &p.name);
+    let aliases = (!p.aliases.is_empty()).then(|| p.aliases.join(", "));
+    view! {
+        <li>
+            <a class="link-plan" href=href rel="external" data-connect=p.id.clone() aria-label=label>
+                <span class="link-plan-text">
+                    <span class="link-plan-name">{p.name.clone()}</span>
+                    {aliases.map(|a| view! { <span class="link-plan-aliases">{a}</span> })}
+                </span>
+                <span class="link-plan-go" aria-hidden="true">{m.connect}" ›"</span>
+            </a>
+        </li>
+    }
+}
+
+/// Search and select: a plain GET form (works without JavaScript) whose results follow the input once hydrated.
+#[component]
+fn SearchStep(s: Screen) -> impl IntoView {
+    let m = msgs(&s.lang);
+    let sid = s.sid.clone();
+    let action = format!("/link/s/{}", s.sid);
+    let (query, set_query) = signal(s.query.clone());
+    let initial = s.results.clone();
+    let initial_q = s.query.clone();
+    let fetch_sid = sid.clone();
+    // The first value comes from the server render (same query), so hydration needs no round trip.
+    let results = Resource::new(
+        move || query.get(),
+        move |q| {
+            let sid = fetch_sid.clone();
+            let initial = initial.clone();
+            let initial_q = initial_q.clone();
+            async move { if q == initial_q { Ok(initial) } else { search_plans(sid, q).await } }
+        },
+    );
+    let list_sid = sid.clone();
+    view! {
+        <h1 id="link-title" tabindex="-1">{m.search_title}</h1>
+        <form method="get" action=action role="search" class="link-search" data-event="SEARCH">
+            <label for="link-q">{m.search_label}</label>
+            <div class="link-search-row">
+                <input
+                    id="link-q"
+                    name="q"
+                    type="search"
+                    autocomplete="off"
+                    spellcheck="false"
+                    aria-describedby="link-q-hint"
+                    aria-controls="link-results"
+                    prop:value=move || query.get()
+                    on:input=move |ev| set_query.set(event_target_value(&ev))
+                />
+                <button type="submit" class="button">{m.search_button}</button>
+            </div>
+            <p class="hint" id="link-q-hint">{m.search_hint}</p>
+        </form>
+        <Transition fallback=|| ()>
+            {move || {
+                let sid = list_sid.clone();
+                Suspend::new(async move {
+                    let list = results.await.unwrap_or_default();
+                    let count = list.len();
+                    view! {
+                        <p class="visually-hidden" role="status">{format!("{count}")}" "{m.results_label}</p>
+                        {if list.is_empty() {
+                            view! { <p class="hint" id="link-results">{m.no_results}</p> }.into_any()
+                        } else {
+                            view! {
+                                <ul class="link-plans" id="link-results" aria-label=m.results_label>
+                                    {list.into_iter().map(|p| plan_item(&sid, p, m)).collect_view()}
+                                </ul>
+                            }
+                            .into_any()
+                        }}
+                    }
+                })
+            }}
+        </Transition>
+        {payer_view(&s, m, false)}
+    }
+}
+
+fn connect_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    let plan = s.endpoint.clone();
+    view! {
+        <div id="link-step">
+            <h1 id="link-title" tabindex="-1">{m.connect_title}</h1>
+            <p>{m.connect_intro}</p>
+            {plan.map(|p| {
+                let href = handoff_href(&s.sid, &p.id);
+                view! {
+                    <div class="card link-plan-card"><span class="link-plan-name">{p.name.clone()}</span></div>
+                    <a class="button primary block" href=href rel="external" data-connect=p.id.clone()>
+                        {m.connect_to.replace("{plan}", &p.name)}
+                    </a>
+                }
+            })}
+        </div>
+        {payer_view(s, m, false)}
+    }
+    .into_any()
+}
+
+/// The "sign in with your plan" panel: the whole screen at the payer step, and a hidden panel on the search and
+/// connect screens that frame.js reveals when it opens the popup (so it keeps the popup's handle).
+fn payer_view(s: &Screen, m: &'static Msgs, visible: bool) -> AnyView {
+    let retry = format!("/link/s/{}/retry", s.sid);
+    let reopen = s.endpoint.as_ref().map(|p| handoff_href(&s.sid, &p.id)).unwrap_or_default();
+    let blocked = s.wait.as_deref() == Some("blocked");
+    let heading_id = if visible { "link-title" } else { "link-wait-title" };
+    view! {
+        <section id="link-wait" class="link-wait" hidden=!visible aria-labelledby=heading_id>
+            <h1 id=heading_id tabindex="-1">{m.payer_title}</h1>
+            <p data-wait="waiting" hidden=blocked>{m.payer_waiting}</p>
+            <p data-wait="blocked" class="alert warn" hidden=!blocked>{m.payer_blocked}</p>
+            <p data-wait="closed" class="alert warn" hidden=true>{m.payer_closed}</p>
+            <div class="link-actions">
+                <a class="button primary block" href=reopen rel="external" data-reopen="">{m.continue_to_plan}</a>
+                {(!s.endpoint_fixed).then(|| view! {
+                    <form method="post" action=retry data-wait-cancel="">
+                        <button type="submit" class="button link block">{m.choose_another}</button>
+                    </form>
+                })}
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+/// Syncing: progress by resource type, refreshed every second once hydrated.
+#[component]
+fn SyncingStep(s: Screen) -> impl IntoView {
+    let m = msgs(&s.lang);
+    let tick = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        set_interval(move || tick.update(|t| *t += 1), std::time::Duration::from_millis(1000));
+    });
+    let sid = s.sid.clone();
+    let initial = s.progress.clone();
+    let progress = Resource::new(
+        move || tick.get(),
+        move |t| {
+            let sid = sid.clone();
+            let initial = initial.clone();
+            async move { if t == 0 { Ok(initial) } else { sync_progress(sid).await } }
+        },
+    );
+    view! {
+        <h1 id="link-title" tabindex="-1">{m.syncing_title}</h1>
+        <p>{m.syncing_intro}</p>
+        <div class="link-spinner" aria-hidden="true"></div>
+        <h2 id="link-progress-title">{m.syncing_progress}</h2>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let list = progress.await.unwrap_or_default();
+                if list.is_empty() {
+                    view! { <p class="hint">{m.syncing_none_yet}</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="link-progress" aria-labelledby="link-progress-title" data-testid="sync-progress">
+                            {list.into_iter().map(|(t, n)| view! {
+                                <li><span>{t}</span><strong>{n}</strong></li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }
+            })}
+        </Transition>
+    }
+}
+
+fn success_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    let finish = format!("/link/s/{}/finish", s.sid);
+    let auto = s.auto_exit || s.step == "done";
+    view! {
+        <div class="link-success-mark" aria-hidden="true">"✓"</div>
+        <h1 id="link-title" tabindex="-1">{m.success_title}</h1>
+        <p>{with_app(m.success_intro, &s.app_name)}</p>
+        {auto.then(|| view! { <p role="status" class="hint">{with_app(m.success_closing, &s.app_name)}</p> })}
+        {if s.hosted {
+            view! { <a class="button primary block" href=finish rel="external" data-finish="">{m.continue_}</a> }.into_any()
+        } else if !auto {
+            view! { <button type="button" class="button primary block" data-action="success">{m.continue_}</button> }.into_any()
+        } else {
+            ().into_any()
+        }}
+    }
+    .into_any()
+}
+
+fn error_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    let code = s.exit_code.clone().unwrap_or_else(|| "PATIENT_CANCELLED".into());
+    let retry = format!("/link/s/{}/retry", s.sid);
+    let exit = format!("/link/s/{}/exit", s.sid);
+    view! {
+        <h1 id="link-title" tabindex="-1">{m.error_title}</h1>
+        <p role="alert">{i18n::exit_message(&s.lang, &code)}</p>
+        <p class="hint">{m.error_code_label}": "<code data-testid="exit-code">{code.clone()}</code></p>
+        <div class="link-actions">
+            <form method="post" action=retry>
+                <button type="submit" class="button primary block">
+                    {if s.endpoint_fixed { m.continue_to_plan } else { m.choose_another }}
+                </button>
+            </form>
+            <form method="post" action=exit>
+                <input type="hidden" name="code" value=code/>
+                <button type="submit" class="button block">{m.exit}</button>
+            </form>
+        </div>
+    }
+    .into_any()
+}
+
+fn exited_view(_s: &Screen, m: &'static Msgs) -> AnyView {
+    view! {
+        <h1 id="link-title" tabindex="-1">{m.exited_title}</h1>
+        <p>{m.exited_intro}</p>
+    }
+    .into_any()
+}
+
+/// Unknown or expired session.
+#[component]
+fn ExpiredScreen() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            resp.set_status(axum::http::StatusCode::NOT_FOUND);
+        }
+    }
+    let m = &i18n::EN;
+    view! {
+        <Title text=m.expired_title/>
+        <main class="page narrow" id="main">
+            <div class="card" id="link-root" data-step="expired">
+                <h1 id="link-title">{m.expired_title}</h1>
+                <p>{m.expired_intro}</p>
+            </div>
+        </main>
+        <script src="/link/frame.js" defer></script>
+    }
+}

@@ -1,0 +1,167 @@
+// Link SDK: browser glue of the hosted Link screens (served at /link/frame.js, loaded by every screen).
+// Talks to the host page (window.parent) and to the payer popup with exact target origins; every message carries
+// the session nonce, and every receiver checks origin, source and nonce. Reactivity stays in the Leptos screens;
+// this file only does what plain browser APIs do: postMessage, window.open, Esc, focus trap, status polling.
+(function () {
+  'use strict';
+  var popupDone = document.getElementById('link-popup');
+  if (popupDone) {
+    // End of the payer sign-in, inside the popup: tell the modal (our own origin) and close.
+    var pd = popupDone.dataset;
+    try {
+      if (window.opener && pd.nonce) {
+        window.opener.postMessage({ source: 'link-popup', nonce: pd.nonce, result: pd.result, code: pd.exitCode || null }, location.origin);
+      }
+    } catch (e) { /* opener severed by the payer's COOP: the modal polls instead */ }
+    setTimeout(function () { window.close(); }, 300);
+    return;
+  }
+  var root = document.getElementById('link-root');
+  if (!root) return;
+  var d = root.dataset;
+  var sid = d.linkSession, nonce = d.nonce, host = d.hostOrigin, step = d.step;
+  var hosted = d.hosted === 'true';
+  var framed = !!host && window.parent !== window;
+  var base = '/link/s/' + sid;
+  var popup = null, lastHref = null, timer = null, token = null;
+  if (d.brand) {
+    root.style.setProperty('--brand', d.brand);
+    root.style.setProperty('--brand-ink', d.brandInk || '#ffffff');
+  }
+
+  function post(msg) {
+    if (!framed) return;
+    msg.source = 'flexpa-link';
+    msg.nonce = nonce;
+    window.parent.postMessage(msg, host);
+  }
+  function ev(name, meta) { post({ type: 'event', name: name, metadata: meta || {} }); }
+  function reload(q) { location.replace(base + (q || '')); }
+  function status() {
+    return fetch(base + '/status', { cache: 'no-store', credentials: 'omit' }).then(function (r) { return r.json(); });
+  }
+  function closePopup() { try { if (popup && !popup.closed) popup.close(); } catch (e) { /* ignore */ } }
+  function submit(f) { if (f.requestSubmit) f.requestSubmit(); else f.submit(); }
+
+  post({ type: 'load', step: step });
+  var title = document.getElementById('link-title');
+  if (title && title.focus) title.focus({ preventScroll: true });
+
+  // Keyboard: Esc closes (same as the close button); Tab stays inside the dialog.
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape') {
+      var f = document.getElementById('link-close-form');
+      if (f) { e.preventDefault(); closePopup(); submit(f); }
+    } else if (e.key === 'Tab') {
+      var els = [].filter.call(root.querySelectorAll('a[href],button:not([disabled]),input:not([disabled]):not([type=hidden]),select,textarea,[tabindex="0"]'),
+        function (el) { return el.offsetParent !== null; });
+      if (!els.length) return;
+      var first = els[0], last = els[els.length - 1], a = document.activeElement;
+      if (e.shiftKey && (a === first || !root.contains(a) || a === title)) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && (a === last || !root.contains(a))) { e.preventDefault(); first.focus(); }
+    }
+  });
+
+  document.addEventListener('submit', function (e) {
+    var s = e.submitter, f = e.target;
+    if (s && s.getAttribute('data-event')) ev(s.getAttribute('data-event'));
+    if (f.getAttribute('data-event') === 'SEARCH') ev('SEARCH', { queryLength: (f.q && f.q.value || '').length });
+    if (f.hasAttribute('data-wait-cancel') || f.id === 'link-close-form') closePopup();
+  }, true);
+
+  var searchTimer = null;
+  document.addEventListener('input', function (e) {
+    if (e.target && e.target.id === 'link-q') {
+      clearTimeout(searchTimer);
+      var n = e.target.value.length;
+      searchTimer = setTimeout(function () { ev('SEARCH', { queryLength: n }); }, 800);
+    }
+  });
+
+  // Reveals the "sign in with your plan" panel in place, keeping the popup's handle.
+  function showWait(kind) {
+    var w = document.getElementById('link-wait');
+    if (!w) return;
+    [].forEach.call(w.parentNode.children, function (c) { if (c !== w) c.hidden = true; });
+    w.hidden = false;
+    [].forEach.call(w.querySelectorAll('[data-wait]'), function (p) { p.hidden = p.getAttribute('data-wait') !== kind; });
+    var r = w.querySelector('[data-reopen]');
+    if (r && lastHref) r.setAttribute('href', lastHref);
+    var h = w.querySelector('h1');
+    if (h) h.focus({ preventScroll: true });
+  }
+
+  function openPayer(href) {
+    // Synchronous in the click handler: no await before window.open, so the browser allows the popup.
+    var wdt = 500, hgt = 700;
+    var left = Math.max(0, (screen.width - wdt) / 2), top = Math.max(0, (screen.height - hgt) / 2);
+    popup = window.open(href, 'link-payer-' + sid.slice(-8), 'popup,width=' + wdt + ',height=' + hgt + ',left=' + left + ',top=' + top);
+    if (popup) {
+      ev('HANDOFF', {});
+      showWait('waiting');
+    } else {
+      ev('POPUP_BLOCKED', {});
+      showWait('blocked');
+    }
+    watch(1000);
+  }
+
+  document.addEventListener('click', function (e) {
+    var t = e.target && e.target.closest ? e.target : null;
+    if (!t) return;
+    var c = t.closest('[data-connect],[data-reopen]');
+    if (c && !hosted) {
+      e.preventDefault();
+      if (c.hasAttribute('data-connect')) {
+        lastHref = c.href;
+        ev('ENDPOINT_SELECTED', { endpointId: c.getAttribute('data-connect') });
+      }
+      openPayer(lastHref || c.href);
+      return;
+    }
+    if (t.closest('[data-action="success"]')) { e.preventDefault(); succeed(); }
+  });
+
+  window.addEventListener('message', function (e) {
+    if (e.origin !== location.origin || !popup || e.source !== popup) return;
+    var m = e.data;
+    if (!m || m.source !== 'link-popup' || m.nonce !== nonce) return;
+    poll();
+  });
+  window.addEventListener('pagehide', closePopup);
+
+  // Waits for the payer step to end; the popup's message only makes it quicker (COOP may cut the opener).
+  function poll() {
+    status().then(function (s) {
+      if (s.step === 'expired') { clearInterval(timer); reload(''); return; }
+      var waiting = s.step === 'payer' || s.step === 'authorized' || s.step === 'search' || s.step === 'connect';
+      if (!waiting) { clearInterval(timer); closePopup(); reload(''); return; }
+      if (popup && popup.closed) { popup = null; ev('POPUP_CLOSED', {}); showWait('closed'); }
+    }).catch(function () { /* next tick */ });
+  }
+  function watch(ms) { if (!timer) timer = setInterval(poll, ms); }
+
+  function succeed() {
+    if (hosted) { location.assign(base + '/finish'); return; }
+    post({ type: 'success', publicToken: token });
+    if (navigator.sendBeacon) navigator.sendBeacon(base + '/done');
+  }
+
+  if (step === 'payer' || step === 'authorized') watch(1500);
+  if (step === 'syncing' || step === 'success' || step === 'done') {
+    status().then(function (s) {
+      token = s.publicToken || null;
+      if (token) post({ type: 'syncing', publicToken: token });
+      if (s.step !== step && !(step === 'success' && s.step === 'done')) { reload(''); return; }
+      if (step === 'syncing') {
+        timer = setInterval(function () {
+          status().then(function (n) { if (n.step !== 'syncing') { clearInterval(timer); reload(''); } }).catch(function () {});
+        }, 1500);
+      } else if ((d.autoExit === 'true' && step === 'success') || (step === 'done' && !hosted)) {
+        setTimeout(succeed, hosted ? 1200 : 600);
+      }
+    }).catch(function () {});
+  }
+  if (step === 'error') ev('ERROR', { code: d.exitCode });
+  if (step === 'exited') post({ type: 'exit', code: d.exitCode || 'PATIENT_CANCELLED' });
+})();
