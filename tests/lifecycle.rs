@@ -419,6 +419,11 @@ async fn the_patient_removes_a_link_on_the_connections_page_which_expunges_at_on
     // The page lists the plan (rendered in full on the server: works without JavaScript).
     let res = app.client.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    // Framable by the app's own origins only; never cached; sends no Referer (the URL carries the grant).
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors https://app.example"), "{csp}");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
     let html = res.text().await.unwrap();
     assert!(html.contains("Your connected health plans"));
     assert!(html.contains("Test Health Plan"));
@@ -779,6 +784,8 @@ async fn a_full_link_and_read_leaves_an_audit_trail_and_no_plaintext_secret_in_t
     if let Some(rt) = creds.refresh_token {
         secrets.push(("payer refresh_token", rt.expose_secret().to_string()));
     }
+    // Not checked yet: the member id. With --encrypt-resources it still appears in clear in
+    // `resources.search_tokens` (identifier "system|value" search keys written by the Sync part).
     assert!(trail_text.len() > 0 && !secrets.iter().any(|(_, s)| trail_text.contains(s.as_str())));
     if app.database_url.starts_with("sqlite:") {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&app.state.db.pool).await.unwrap();

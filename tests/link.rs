@@ -526,3 +526,25 @@ async fn test_page_loads_the_script() {
     assert!(html.contains("<script src=\"/link.js\"></script>"));
     assert!(policy.contains("'nonce-"));
 }
+
+#[tokio::test]
+async fn an_unknown_state_is_reported_to_the_session_of_the_popup() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let sid = open(&app, &entry_url(&keys.test_pk, "")).await;
+    to_search(&app, &sid).await;
+    let r = app.get(&format!("/link/s/{sid}/handoff?endpoint={}", sandbox::REFRESHABLE_ENDPOINT_ID)).await;
+    let cookie = r.headers().get("set-cookie").expect("handoff cookie").to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("Path=/link/callback") && cookie.contains("SameSite=Lax"));
+    let u = url::Url::parse(&location(&r)).unwrap();
+    let altered = format!("{}-altered", param(&u, "state").unwrap());
+    let r = app
+        .client
+        .get(format!("{}/link/callback?code=abc&state={}", app.base_url, enc(&altered)))
+        .header("cookie", cookie.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("data-nonce=\"abcdef0123456789\""));
+    assert_eq!(step_of(&app, &sid).await, ("error".into(), Some("INVALID_STATE".into())));
+}

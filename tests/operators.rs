@@ -245,6 +245,20 @@ async fn cli_creates_lists_rotates_apps_and_imports_endpoints() {
     let new_sk = rotated["secret_key"].as_str().unwrap();
     assert!(new_sk.starts_with("sk_test_") && new_sk != sk_test);
 
+    // The webhook signing secret: created with the app when it has a webhook URL, stable, rotatable.
+    let hooked: serde_json::Value = serde_json::from_str(&cli(
+        d,
+        &url,
+        &["apps", "create", "--name", "Hooked", "--webhook-url", "https://hooks.example/link", "--json"],
+    ))
+    .unwrap();
+    let whsec = hooked["webhook_secret"].as_str().unwrap().to_string();
+    assert!(whsec.starts_with("whsec_"));
+    let hooked_id = hooked["id"].as_str().unwrap();
+    assert!(cli(d, &url, &["apps", "webhook-secret", "--app", hooked_id]).contains(&whsec));
+    let rotated_hook = cli(d, &url, &["apps", "webhook-secret", "--app", hooked_id, "--rotate"]);
+    assert!(rotated_hook.contains("whsec_") && !rotated_hook.contains(&whsec));
+
     let updated: serde_json::Value = serde_json::from_str(&cli(
         d,
         &url,
@@ -410,4 +424,128 @@ async fn serves_https_with_the_given_certificate() {
     let _ = url;
     let err = link_sdk::server::startup::Application::build(settings, app.state.clock.clone()).await.err().unwrap();
     assert!(format!("{err:#}").contains("TLS"), "{err:#}");
+}
+
+/// The cookie a response sets, as a `Cookie` request header value.
+fn set_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers().get("set-cookie").map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn demo_backend_exchanges_reads_coverage_and_claims_and_revokes() {
+    let app = spawn_app().await;
+    let keys: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(app.dir.path().join(link_sdk::server::demo::DEMO_KEYS_FILE)).unwrap(),
+    )
+    .unwrap();
+    let page = app.get("/demo").await;
+    let mut cookie = set_cookie(&page).unwrap();
+    let html = page.text().await.unwrap();
+    let external_id = html.split("data-external-id=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+
+    // Link the sandbox's typical member without the UI (test-mode shortcut), as the modal would.
+    let res = app
+        .client
+        .post(format!("{}/link/test/public_token", app.base_url))
+        .json(&serde_json::json!({"secret_key": keys["secret_key"], "external_id": external_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let public_token = res.json::<serde_json::Value>().await.unwrap()["public_token"].as_str().unwrap().to_string();
+
+    let res = app
+        .client
+        .post(format!("{}/demo/api/exchange", app.base_url))
+        .header("cookie", &cookie)
+        .header("origin", &app.base_url)
+        .json(&serde_json::json!({"public_token": public_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    cookie = set_cookie(&res).unwrap();
+    assert!(!cookie.contains("at_"), "the access token is sealed in the cookie");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["link"]["endpoint"], "Sandbox Health Plan");
+
+    // Records: Coverage and claims once the sync is done (the demo waits out 429 itself, then asks to poll).
+    let mut records = serde_json::Value::Null;
+    for _ in 0..10 {
+        records = app
+            .client
+            .get(format!("{}/demo/api/records", app.base_url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if records["links"][0]["status"] != "syncing" {
+            break;
+        }
+    }
+    let link = &records["links"][0];
+    assert_eq!(link["status"], "ready", "{records}");
+    assert!(!link["coverage"].as_array().unwrap().is_empty(), "{records}");
+    assert!(!link["claims"].as_array().unwrap().is_empty(), "{records}");
+    assert!(!records.to_string().contains("at_"), "no token reaches the page");
+
+    // A cross-site POST is refused.
+    let res = app
+        .client
+        .post(format!("{}/demo/api/revoke", app.base_url))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .json(&serde_json::json!({"link": link["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    let res = app
+        .client
+        .post(format!("{}/demo/api/revoke", app.base_url))
+        .header("cookie", &cookie)
+        .header("origin", &app.base_url)
+        .json(&serde_json::json!({"link": link["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    cookie = set_cookie(&res).unwrap();
+    let records: serde_json::Value = app
+        .client
+        .get(format!("{}/demo/api/records", app.base_url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(records["links"], serde_json::json!([]));
+}
+
+#[test]
+fn settings_doc_lists_every_setting() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/settings.md")).unwrap();
+    let mut checked = 0;
+    for args in [&["--help"][..], &["sandbox", "--help"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_link-sdk")).args(args).output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        for line in help.lines() {
+            // Flag lines are indented by six spaces; wrapped descriptions by more.
+            let Some(flag) = line.strip_prefix("      --").map(|r| r.split([' ', '<', ',']).next().unwrap()) else {
+                continue;
+            };
+            if ["help", "version"].contains(&flag) {
+                continue;
+            }
+            assert!(doc.contains(&format!("`--{flag}`")), "docs/settings.md does not document --{flag}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} flags found in --help");
 }

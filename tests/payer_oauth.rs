@@ -170,7 +170,8 @@ async fn sandbox_fhir_faults_are_survived_or_reported() {
         ("server.error", "failed", Some(ExitCode::PayerServerError)),
     ];
     for (member, status, code) in cases {
-        let (_, r) = link(&app, sandbox::REFRESHABLE_ENDPOINT_ID, member, Usage::OneTime, &types).await;
+        // MULTIPLE: the sandbox only issues refresh tokens with offline_access, which short.token needs.
+        let (_, r) = link(&app, sandbox::REFRESHABLE_ENDPOINT_ID, member, Usage::Multiple, &types).await;
         let id = r.unwrap_or_else(|e| panic!("{member}: {e:?}")).authorization_id;
         drain(&app).await;
         let st = sync::status(&app.state.db, &id).await.unwrap().unwrap();

@@ -127,7 +127,12 @@ async fn fhir(s: &Sbx, url: &str, token: &str) -> reqwest::Response {
     s.http.get(url).bearer_auth(token).send().await.unwrap()
 }
 
-fn token_error(e: RequestTokenError<oauth2::HttpClientError<reqwest::Error>, oauth2::StandardErrorResponse<BasicErrorResponseType>>) -> BasicErrorResponseType {
+fn token_error(
+    e: RequestTokenError<
+        oauth2::HttpClientError<reqwest::Error>,
+        oauth2::StandardErrorResponse<BasicErrorResponseType>,
+    >,
+) -> BasicErrorResponseType {
     match e {
         RequestTokenError::ServerResponse(r) => r.error().clone(),
         other => panic!("expected an OAuth error response, got {other:?}"),
@@ -143,32 +148,60 @@ async fn pkce_is_verified_and_codes_are_single_use() {
     let a = authorize(&s, "sandbox-health", sandbox::MEMBER_TYPICAL, SCOPES, true).await;
     assert_eq!(a.param("state").as_deref(), Some(a.state.as_str()), "state echoed");
     let wrong = PkceCodeVerifier::new("x".repeat(64));
-    let err = c.exchange_code(AuthorizationCode::new(a.code())).set_pkce_verifier(wrong).request_async(&s.http).await.unwrap_err();
+    let err = c
+        .exchange_code(AuthorizationCode::new(a.code()))
+        .set_pkce_verifier(wrong)
+        .request_async(&s.http)
+        .await
+        .unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant);
-    let err = c.exchange_code(AuthorizationCode::new(a.code())).set_pkce_verifier(a.verifier).request_async(&s.http).await.unwrap_err();
+    let err = c
+        .exchange_code(AuthorizationCode::new(a.code()))
+        .set_pkce_verifier(a.verifier)
+        .request_async(&s.http)
+        .await
+        .unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant, "a code works once, even after a failure");
 
     // Right verifier: tokens, with offline_access granted on the refreshable payer.
     let a = authorize(&s, "sandbox-health", sandbox::MEMBER_TYPICAL, SCOPES, true).await;
     let code = a.code();
-    let t = c.exchange_code(AuthorizationCode::new(code.clone())).set_pkce_verifier(a.verifier).request_async(&s.http).await.unwrap();
+    let t = c
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(a.verifier)
+        .request_async(&s.http)
+        .await
+        .unwrap();
     assert!(t.refresh_token().is_some());
     let scopes: Vec<String> = t.scopes().unwrap().iter().map(|s| s.to_string()).collect();
     assert!(scopes.contains(&"offline_access".to_string()) && scopes.contains(&"patient/*.read".to_string()));
     assert!(!scopes.contains(&"openid".to_string()), "unsupported scopes are not granted");
     let again = PkceCodeVerifier::new("y".repeat(43));
-    let err = c.exchange_code(AuthorizationCode::new(code)).set_pkce_verifier(again).request_async(&s.http).await.unwrap_err();
+    let err = c
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(again)
+        .request_async(&s.http)
+        .await
+        .unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant, "replayed code");
 
     // Expired code (60 s).
     let a = authorize(&s, "sandbox-health", sandbox::MEMBER_TYPICAL, SCOPES, true).await;
     s.clock.advance(61);
-    let err = c.exchange_code(AuthorizationCode::new(a.code())).set_pkce_verifier(a.verifier).request_async(&s.http).await.unwrap_err();
+    let err = c
+        .exchange_code(AuthorizationCode::new(a.code()))
+        .set_pkce_verifier(a.verifier)
+        .request_async(&s.http)
+        .await
+        .unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant);
 
     // No PKCE at all: the authorize step refuses with invalid_request.
-    let (url, _) = c.authorize_url(CsrfToken::new_random).add_scope(Scope::new("patient/*.read".into()))
-        .add_extra_param("aud", sandbox::fhir_base(&s.base, "sandbox-health")).url();
+    let (url, _) = c
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("patient/*.read".into()))
+        .add_extra_param("aud", sandbox::fhir_base(&s.base, "sandbox-health"))
+        .url();
     let loc = sandbox::drive_consent(&s.http, url.as_str(), sandbox::MEMBER_TYPICAL, true).await.unwrap();
     assert!(loc.starts_with(REDIRECT) && loc.contains("error=invalid_request"), "{loc}");
 }
@@ -192,7 +225,12 @@ async fn wrong_redirect_uri_and_aud_are_rejected() {
     // redirect_uri at the token endpoint must match the one of the authorization request.
     let a = authorize(&s, "sandbox-health", sandbox::MEMBER_TYPICAL, SCOPES, true).await;
     let other = client(&s, "sandbox-health", "http://127.0.0.1:9/elsewhere");
-    let err = other.exchange_code(AuthorizationCode::new(a.code())).set_pkce_verifier(a.verifier).request_async(&s.http).await.unwrap_err();
+    let err = other
+        .exchange_code(AuthorizationCode::new(a.code()))
+        .set_pkce_verifier(a.verifier)
+        .request_async(&s.http)
+        .await
+        .unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant);
 
     // aud must be this payer's FHIR base.
@@ -209,7 +247,12 @@ async fn wrong_redirect_uri_and_aud_are_rejected() {
     assert!(resp.headers()["location"].to_str().unwrap().contains("error=invalid_request"));
 
     // Unknown client.
-    let resp = s.http.get(format!("{}/sandbox/sandbox-health/authorize?client_id=other&redirect_uri={REDIRECT}", s.base)).send().await.unwrap();
+    let resp = s
+        .http
+        .get(format!("{}/sandbox/sandbox-health/authorize?client_id=other&redirect_uri={REDIRECT}", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
 }
 
@@ -218,7 +261,12 @@ async fn refresh_rotates_and_only_refreshable_payers_issue_refresh_tokens() {
     let s = spawn().await;
     let c = client(&s, "sandbox-health", REDIRECT);
     let a = authorize(&s, "sandbox-health", sandbox::MEMBER_TYPICAL, SCOPES, true).await;
-    let t = c.exchange_code(AuthorizationCode::new(a.code())).set_pkce_verifier(a.verifier).request_async(&s.http).await.unwrap();
+    let t = c
+        .exchange_code(AuthorizationCode::new(a.code()))
+        .set_pkce_verifier(a.verifier)
+        .request_async(&s.http)
+        .await
+        .unwrap();
     let rt1 = t.refresh_token().unwrap().clone();
     let t2 = c.exchange_refresh_token(&rt1).request_async(&s.http).await.unwrap();
     let rt2 = t2.refresh_token().expect("rotated refresh token").clone();
@@ -226,10 +274,13 @@ async fn refresh_rotates_and_only_refreshable_payers_issue_refresh_tokens() {
     assert_ne!(t.access_token().secret(), t2.access_token().secret());
     let err = c.exchange_refresh_token(&rt1).request_async(&s.http).await.unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant, "the old refresh token is spent");
-    let err = c.exchange_refresh_token(&RefreshToken::new("sbx_rt_nope".into())).request_async(&s.http).await.unwrap_err();
+    let err =
+        c.exchange_refresh_token(&RefreshToken::new("sbx_rt_nope".into())).request_async(&s.http).await.unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant);
     // The new access token works on the FHIR server.
-    let resp = fhir(&s, &format!("{}/Patient", sandbox::fhir_base(&s.base, "sandbox-health")), t2.access_token().secret()).await;
+    let resp =
+        fhir(&s, &format!("{}/Patient", sandbox::fhir_base(&s.base, "sandbox-health")), t2.access_token().secret())
+            .await;
     assert_eq!(resp.status(), 200);
 
     // Token response carries `patient`; the non-refreshable payer never issues a refresh_token.
@@ -242,12 +293,22 @@ async fn refresh_rotates_and_only_refreshable_payers_issue_refresh_tokens() {
     assert!(raw["refresh_token"].as_str().is_some());
 
     // Unsupported grant type, unknown client: RFC 6749 §5.2 errors.
-    let resp = s.http.post(format!("{}/sandbox/sandbox-health/token", s.base))
-        .form(&[("grant_type", "password"), ("client_id", "link-sdk")]).send().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/sandbox/sandbox-health/token", s.base))
+        .form(&[("grant_type", "password"), ("client_id", "link-sdk")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "unsupported_grant_type");
-    let resp = s.http.post(format!("{}/sandbox/sandbox-health/token", s.base))
-        .form(&[("grant_type", "refresh_token"), ("client_id", "someone"), ("refresh_token", "x")]).send().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/sandbox/sandbox-health/token", s.base))
+        .form(&[("grant_type", "refresh_token"), ("client_id", "someone"), ("refresh_token", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_client");
 }
@@ -308,13 +369,15 @@ async fn paging_returns_every_resource_exactly_once_and_the_large_member_has_200
     assert_eq!(fhir(&s, &format!("{base}/Organization/org-payer"), at).await.status(), 200);
     // Member with no claims.
     let raw = tokens(&s, "sandbox-health", sandbox::MEMBER_NO_CLAIMS).await;
-    let (ids, total, _) = collect(&s, &format!("{base}/ExplanationOfBenefit"), raw["access_token"].as_str().unwrap()).await;
+    let (ids, total, _) =
+        collect(&s, &format!("{base}/ExplanationOfBenefit"), raw["access_token"].as_str().unwrap()).await;
     assert!(ids.is_empty() && total == 0);
 
     // The large member, page by page.
     let raw = tokens(&s, "sandbox-health", sandbox::MEMBER_LARGE).await;
     let started = std::time::Instant::now();
-    let (ids, total, _) = collect(&s, &format!("{base}/ExplanationOfBenefit?_count=250"), raw["access_token"].as_str().unwrap()).await;
+    let (ids, total, _) =
+        collect(&s, &format!("{base}/ExplanationOfBenefit?_count=250"), raw["access_token"].as_str().unwrap()).await;
     assert!(total >= 2000, "{total}");
     assert_eq!(ids.len() as i64, total);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
@@ -337,7 +400,8 @@ async fn bearer_token_expiry_and_patient_compartment_are_enforced() {
     let (alex_id, sam_at) = (alex["patient"].as_str().unwrap(), sam["access_token"].as_str().unwrap());
     // Family: Sam's Coverage names Alex as subscriber, with the same subscriberId.
     let sam_cov: Value = fhir(&s, &format!("{base}/Coverage"), sam_at).await.json().await.unwrap();
-    let alex_cov: Value = fhir(&s, &format!("{base}/Coverage"), alex["access_token"].as_str().unwrap()).await.json().await.unwrap();
+    let alex_cov: Value =
+        fhir(&s, &format!("{base}/Coverage"), alex["access_token"].as_str().unwrap()).await.json().await.unwrap();
     let (sc, ac) = (&sam_cov["entry"][0]["resource"], &alex_cov["entry"][0]["resource"]);
     assert_eq!(sc["subscriber"]["reference"], format!("Patient/{alex_id}"));
     assert_eq!(sc["subscriberId"], ac["subscriberId"]);
@@ -382,13 +446,27 @@ async fn authorization_faults_behave_as_named() {
     assert_ne!(a.param("state").as_deref(), Some(a.state.as_str()));
     // Token endpoint error.
     let a = authorize(&s, "sandbox-health", "token.error", SCOPES, true).await;
-    let err = c.exchange_code(AuthorizationCode::new(a.code())).set_pkce_verifier(a.verifier).request_async(&s.http).await.unwrap_err();
+    let err = c
+        .exchange_code(AuthorizationCode::new(a.code()))
+        .set_pkce_verifier(a.verifier)
+        .request_async(&s.http)
+        .await
+        .unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant);
     // Slow token endpoint: past a 500 ms client timeout.
     let a = authorize(&s, "sandbox-health", "token.slow", SCOPES, true).await;
-    let impatient = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_millis(500)).build().unwrap();
+    let impatient = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
     let started = std::time::Instant::now();
-    let err = c.exchange_code(AuthorizationCode::new(a.code())).set_pkce_verifier(a.verifier).request_async(&impatient).await.unwrap_err();
+    let err = c
+        .exchange_code(AuthorizationCode::new(a.code()))
+        .set_pkce_verifier(a.verifier)
+        .request_async(&impatient)
+        .await
+        .unwrap_err();
     assert!(matches!(err, RequestTokenError::Request(_)), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
     // Narrower scopes than requested, enforced by the FHIR server.
@@ -440,7 +518,11 @@ async fn fhir_faults_behave_as_named() {
     assert_eq!(resp.status(), 401);
     assert!(resp.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
     let c = client(&s, "sandbox-health", REDIRECT);
-    let t = c.exchange_refresh_token(&RefreshToken::new(raw["refresh_token"].as_str().unwrap().into())).request_async(&s.http).await.unwrap();
+    let t = c
+        .exchange_refresh_token(&RefreshToken::new(raw["refresh_token"].as_str().unwrap().into()))
+        .request_async(&s.http)
+        .await
+        .unwrap();
     assert_eq!(fhir(&s, &format!("{base}/Patient"), t.access_token().secret()).await.status(), 200);
     let raw = tokens(&s, "sandbox-health", "short.token").await;
     s.clock.advance(61);
@@ -492,7 +574,8 @@ async fn the_faulty_payer_applies_its_faults_to_every_member() {
 async fn discovery_and_capability_statement() {
     let s = spawn().await;
     let base = sandbox::fhir_base(&s.base, "sandbox-basic");
-    let conf: Value = s.http.get(format!("{base}/.well-known/smart-configuration")).send().await.unwrap().json().await.unwrap();
+    let conf: Value =
+        s.http.get(format!("{base}/.well-known/smart-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(conf["authorization_endpoint"], format!("{}/sandbox/sandbox-basic/authorize", s.base));
     assert_eq!(conf["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert!(!conf["capabilities"].as_array().unwrap().iter().any(|c| c == "permission-offline"));
@@ -500,26 +583,38 @@ async fn discovery_and_capability_statement() {
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/fhir+json"));
     let cap: Value = resp.json().await.unwrap();
     assert_eq!(cap["resourceType"], "CapabilityStatement");
-    let types: Vec<&str> = cap["rest"][0]["resource"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
+    let types: Vec<&str> =
+        cap["rest"][0]["resource"].as_array().unwrap().iter().map(|r| r["type"].as_str().unwrap()).collect();
     for t in ["Patient", "Coverage", "ExplanationOfBenefit", "DocumentReference", "Organization", "Medication"] {
         assert!(types.contains(&t), "{t}");
     }
     // The sign-in page: branded, lists members, CSRF cookie, its own CSP allowing the form's redirect.
     let c = client(&s, "sandbox-basic", REDIRECT);
     let (challenge, _v) = PkceCodeChallenge::new_random_sha256();
-    let (url, _) = c.authorize_url(CsrfToken::new_random).add_scope(Scope::new("patient/*.read".into()))
-        .add_extra_param("aud", &base).set_pkce_challenge(challenge).url();
+    let (url, _) = c
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("patient/*.read".into()))
+        .add_extra_param("aud", &base)
+        .set_pkce_challenge(challenge)
+        .url();
     let resp = s.http.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("form-action 'self' http://127.0.0.1:9") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly"));
     let page = resp.text().await.unwrap();
-    assert!(page.contains("Sandbox Basic Care") && page.contains("big.claims") && page.contains("<code>password</code>"));
+    assert!(
+        page.contains("Sandbox Basic Care") && page.contains("big.claims") && page.contains("<code>password</code>")
+    );
     assert!(!page.contains("style="), "inline styles are blocked by the CSP");
     // A sign-in post without the CSRF cookie is refused.
-    let resp = s.http.post(format!("{}/sandbox/sandbox-basic/authorize/sign-in", s.base))
-        .form(&[("request", "e30"), ("csrf", "x"), ("username", "jane.doe"), ("password", "password")]).send().await.unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/sandbox/sandbox-basic/authorize/sign-in", s.base))
+        .form(&[("request", "e30"), ("csrf", "x"), ("username", "jane.doe"), ("password", "password")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 403);
     let css = s.http.get(format!("{}/sandbox/sandbox.css", s.base)).send().await.unwrap();
     assert_eq!(css.status(), 200);
@@ -551,12 +646,22 @@ async fn mounted_in_the_main_server_and_registered_in_the_directory() {
         .set_redirect_uri(RedirectUrl::new(redirect.clone()).unwrap());
     let c = c.set_auth_uri(AuthUrl::new(format!("{}/sandbox/sandbox-health/authorize", app.base_url)).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _) = c.authorize_url(CsrfToken::new_random).add_scope(Scope::new("patient/*.read".into()))
-        .add_scope(Scope::new("offline_access".into())).add_extra_param("aud", &base).set_pkce_challenge(challenge).url();
+    let (url, _) = c
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("patient/*.read".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .add_extra_param("aud", &base)
+        .set_pkce_challenge(challenge)
+        .url();
     let loc = sandbox::drive_consent(&app.client, url.as_str(), sandbox::MEMBER_TYPICAL, true).await.unwrap();
     assert!(loc.starts_with(&redirect), "{loc}");
     let code = url::Url::parse(&loc).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
-    let t = c.exchange_code(AuthorizationCode::new(code)).set_pkce_verifier(verifier).request_async(&app.client).await.unwrap();
+    let t = c
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&app.client)
+        .await
+        .unwrap();
     let resp = app.client.get(format!("{base}/Patient")).bearer_auth(t.access_token().secret()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     app.clock.advance(3601);

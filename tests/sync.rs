@@ -1032,3 +1032,74 @@ async fn two_instances_share_jobs_and_callbacks_on_postgres() {
     let patient_reads = payer.hits().iter().filter(|h| h.starts_with("/fhir/Patient/")).count();
     assert_eq!(patient_reads, auths.len());
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Durability, workers, encryption at rest
+// ---------------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_job_whose_instance_died_is_taken_over_after_its_lease() {
+    let payer = TestPayer::start(Faults::default()).await;
+    let app = app_with(|_| {}).await;
+    let l = setup(&app, &payer, Usage::OneTime, &["Coverage"], true).await;
+    let auth = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
+    // Claimed by an instance that then vanished.
+    let claimed = sync::job::claim(&app.state).await.unwrap().expect("claimable");
+    assert_eq!(claimed.authorization_id, auth);
+    assert_eq!(sync::status(&app.state.db, &auth).await.unwrap().unwrap().status, "syncing");
+    assert!(!sync::run_once(&app.state).await, "a leased job is not run twice");
+    app.clock.advance(sync::job::LEASE_SECS + 1);
+    assert!(sync::run_once(&app.state).await);
+    assert_eq!(sync::status(&app.state.db, &auth).await.unwrap().unwrap().status, "complete");
+}
+
+#[tokio::test]
+async fn background_workers_run_queued_jobs_and_stop_on_shutdown() {
+    let payer = TestPayer::start(Faults::default()).await;
+    let app = app_with(|s| s.sync_workers = 2).await;
+    let l = setup(&app, &payer, Usage::OneTime, &["Coverage"], true).await;
+    let a1 = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
+    let a2 = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s1 = sync::status(&app.state.db, &a1).await.unwrap().unwrap().status;
+        let s2 = sync::status(&app.state.db, &a2).await.unwrap().unwrap().status;
+        if s1 == "complete" && s2 == "complete" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "workers did not run the jobs ({s1}, {s2})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.state.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn resources_can_be_encrypted_at_rest() {
+    let payer = TestPayer::start(Faults::default()).await;
+    let app = app_with(|s| s.encrypt_resources = true).await;
+    let l = setup(&app, &payer, Usage::OneTime, &["Coverage"], true).await;
+    let auth = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
+    drain(&app).await;
+    let rows = sqlx::query("SELECT resource_type, id, body, body_enc, body_key_id FROM resources WHERE authorization_id = $1")
+        .bind(&auth)
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        let (ty, id): (String, String) = (r.try_get("resource_type").unwrap(), r.try_get("id").unwrap());
+        let body: Option<String> = r.try_get("body").unwrap();
+        assert!(body.is_none());
+        let text = sync::store::body_text(
+            &app.state.cipher,
+            &auth,
+            &ty,
+            &id,
+            None,
+            r.try_get("body_enc").unwrap(),
+            r.try_get("body_key_id").unwrap(),
+        )
+        .unwrap();
+        assert!(payer.0.fx.all_text.contains(&text));
+    }
+}

@@ -2,7 +2,9 @@
 // payer popup, plus helpers that create an app with the CLI and take screenshots.
 import { expect, type Page, type FrameLocator, type Locator } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface AppKeys {
@@ -13,10 +15,9 @@ export interface AppKeys {
 }
 
 /** Creates an app with `link-sdk apps create --json` against the server's data folder. */
-export function createApp(name = 'Acme Health', extra: string[] = []): AppKeys {
-  const dataDir = process.env.E2E_DATA_DIR;
+export function createApp(name = 'Acme Health', extra: string[] = [], dataDirOverride?: string): AppKeys {
+  const dataDir = dataDirOverride ?? process.env.E2E_DATA_DIR;
   if (!dataDir) throw new Error('E2E_DATA_DIR must name the server data folder');
-  const bin = process.env.LINK_BIN ?? join(__dirname, '..', '..', 'target', 'debug', 'link-sdk');
   const out = execFileSync(bin, ['--data-dir', dataDir, 'apps', 'create', '--name', name, '--json', ...extra], {
     encoding: 'utf8',
     env: { ...process.env, RUST_LOG: 'error' },
@@ -28,6 +29,33 @@ export function createApp(name = 'Acme Health', extra: string[] = []): AppKeys {
     livePublishable: v.publishable_keys.live,
     testSecret: v.secret_keys.test,
   };
+}
+
+const bin = process.env.LINK_BIN ?? join(__dirname, '..', '..', 'target', 'debug', 'link-sdk');
+
+/** Imports directory endpoints (`link-sdk endpoints import`) into the server's data folder. */
+export function importEndpoints(endpoints: object[]) {
+  const dataDir = process.env.E2E_DATA_DIR!;
+  const file = join(mkdtempSync(join(tmpdir(), 'link-endpoints-')), 'endpoints.json');
+  writeFileSync(file, JSON.stringify(endpoints));
+  execFileSync(bin, ['--data-dir', dataDir, 'endpoints', 'import', file], { env: { ...process.env, RUST_LOG: 'error' } });
+}
+
+/** Starts a second server (own port and data folder) with extra flags, e.g. a short `--payer-timeout-secs`. */
+export async function startServer(extra: string[]): Promise<{ base: string; dataDir: string; stop: () => void }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'link-e2e-extra-'));
+  const port = 40000 + Math.floor(Math.random() * 5000);
+  const root = join(__dirname, '..', '..');
+  const proc: ChildProcess = spawn(bin, [
+    '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--site-root', join(root, 'target', 'site'),
+    '--leptos-config', join(root, 'Leptos.toml'), ...extra,
+  ], { stdio: 'ignore' });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { base, dataDir, stop: () => { proc.kill(); } };
 }
 
 export interface LogEntry {
@@ -47,8 +75,8 @@ export class LinkTestPage {
     this.modal = page.frameLocator('iframe[title="Connect your health plan"]');
   }
 
-  async goto(params: Record<string, string>) {
-    await this.page.goto('/link/test-page?' + new URLSearchParams(params).toString());
+  async goto(params: Record<string, string>, base = '') {
+    await this.page.goto(base + '/link/test-page?' + new URLSearchParams(params).toString());
     await expect(this.connect).toBeVisible();
   }
 
@@ -79,9 +107,7 @@ export class LinkTestPage {
 
   /** Resolves once the modal's screen has hydrated (its wasm has run). */
   async waitForHydration() {
-    const frame = this.page.frames().find((f) => f.url().includes('/link/s/'));
-    if (!frame) return;
-    await frame.waitForLoadState('networkidle');
+    await expect(this.modal.locator('#link-root')).toHaveAttribute('data-hydrated', 'true');
   }
 }
 

@@ -101,27 +101,63 @@ mod ssr {
         time::OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_default()
     }
 
-    /// Plain words for a FHIR resource type.
-    fn label(resource_type: &str) -> String {
-        match resource_type {
-            "ExplanationOfBenefit" => "Claims and benefits",
-            "Coverage" => "Insurance coverage",
-            "Patient" => "Your profile (name, birth date, member id)",
-            "Condition" => "Conditions",
-            "Observation" => "Test results and vital signs",
-            "MedicationRequest" | "MedicationStatement" | "MedicationDispense" => "Medications",
-            "Procedure" => "Procedures",
-            "Encounter" => "Visits",
-            "AllergyIntolerance" => "Allergies",
-            "Immunization" => "Immunizations",
-            "Practitioner" | "PractitionerRole" | "Organization" | "Location" => "Care providers",
-            other => other,
+    /// Plain words for a FHIR resource type, in the order they are listed.
+    const LABELS: &[(&str, &str)] = &[
+        ("Patient", "Your profile (name, birth date, member id)"),
+        ("Coverage", "Insurance coverage"),
+        ("ExplanationOfBenefit", "Claims and benefits"),
+        ("Condition", "Conditions"),
+        ("Observation", "Test results and vital signs"),
+        ("DiagnosticReport", "Lab and imaging reports"),
+        ("MedicationRequest", "Medications"),
+        ("MedicationStatement", "Medications"),
+        ("MedicationDispense", "Medications"),
+        ("Medication", "Medications"),
+        ("AllergyIntolerance", "Allergies"),
+        ("Immunization", "Immunizations"),
+        ("Procedure", "Procedures"),
+        ("Encounter", "Visits"),
+        ("CarePlan", "Care plans"),
+        ("Goal", "Care plans"),
+        ("DocumentReference", "Clinical documents"),
+        ("Practitioner", "Care providers"),
+        ("PractitionerRole", "Care providers"),
+        ("Organization", "Care providers"),
+        ("Location", "Care providers"),
+    ];
+
+    /// The distinct plain-words labels of some resource types, in [`LABELS`] order (unknown types last).
+    fn labels(types: &[String]) -> Vec<String> {
+        let rank = |t: &str| LABELS.iter().position(|(k, _)| *k == t).unwrap_or(LABELS.len());
+        let mut sorted: Vec<&String> = types.iter().collect();
+        sorted.sort_by_key(|t| (rank(t), t.as_str()));
+        let mut out: Vec<String> = Vec::new();
+        for t in sorted {
+            let label = LABELS.iter().find(|(k, _)| *k == t.as_str()).map_or(t.as_str(), |(_, l)| *l).to_string();
+            if !out.contains(&label) {
+                out.push(label);
+            }
         }
-        .to_string()
+        out
     }
 
     fn parse_types(json: &str) -> Vec<String> {
         serde_json::from_str(json).unwrap_or_default()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn labels_are_plain_ordered_and_distinct() {
+            let types: Vec<String> =
+                ["Organization", "ExplanationOfBenefit", "Practitioner", "Patient", "Medication", "MedicationRequest", "Basic"]
+                    .map(String::from)
+                    .to_vec();
+            assert_eq!(
+                super::labels(&types),
+                ["Your profile (name, birth date, member id)", "Claims and benefits", "Medications", "Care providers", "Basic"]
+            );
+        }
     }
 
     pub async fn list(token: String) -> Result<ConnectionsView, ServerFnError> {
@@ -175,8 +211,7 @@ mod ssr {
                 if types.is_empty() {
                     types = parse_types(&r.try_get::<Option<String>, _>("endpoint_types")?.unwrap_or_default());
                 }
-                let mut shared: Vec<String> = types.iter().map(|t| label(t)).collect();
-                shared.dedup();
+                let shared = labels(&types);
                 let needs_reconnect = st == "NEEDS_REAUTH";
                 let access = match (usage.as_str(), needs_reconnect, expunge_at) {
                     (_, true, Some(until)) => {

@@ -52,6 +52,18 @@ pub enum AppsCommand {
     },
     /// Change an app's name, branding, origins, redirect URIs or webhook URL.
     Update(UpdateApp),
+    /// Print the app's webhook signing secret (`whsec_…`, created on first use), or replace it with `--rotate`.
+    WebhookSecret {
+        /// The app id (`app_…`).
+        #[arg(long)]
+        app: String,
+        /// Replace the secret with a new one (receivers must switch to it).
+        #[arg(long)]
+        rotate: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Arguments of `apps create`.
@@ -180,6 +192,23 @@ async fn connect(settings: &Settings) -> anyhow::Result<Db> {
     Db::connect(&settings.database_url(), 2).await
 }
 
+/// The server state the CLI needs to call the parts that seal secrets (the webhook signing secret): the same
+/// database and keyring as the server, no listener, no router.
+fn cli_state(settings: &Settings, db: Db) -> anyhow::Result<super::startup::AppState> {
+    use std::sync::Arc;
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.addr));
+    Ok(super::startup::AppState {
+        leptos_options: leptos::config::LeptosOptions::builder().output_name("link_sdk").build(),
+        db,
+        clock: Arc::new(SystemClock),
+        cipher: Arc::new(super::startup::load_cipher(settings)?),
+        http: reqwest::Client::new(),
+        settings: Arc::new(settings.clone()),
+        public_url: public_url.trim_end_matches('/').into(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    })
+}
+
 fn app_json(app: &apps::App, keys: &[apps::KeyInfo]) -> serde_json::Value {
     json!({
         "id": app.id, "name": app.name, "logo_url": app.logo_url, "brand_color": app.brand_color,
@@ -242,6 +271,12 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
                 audit::AuditEntry { actor: "operator", action: "app.created", app_id: Some(&app.id), ..Default::default() },
             )
             .await?;
+            let webhook_secret = if app.webhook_url.is_some() {
+                let state = cli_state(&settings, db.clone())?;
+                Some(super::webhooks::ensure_signing_secret(&state, &app.id).await?)
+            } else {
+                None
+            };
             if c.json {
                 let listed = apps::keys(&db, &app.id).await?;
                 let mut v = app_json(&app, &listed);
@@ -250,6 +285,9 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
                     "live": keys.live_secret.expose_secret(),
                 });
                 v["publishable_keys"] = json!({"test": keys.test_publishable, "live": keys.live_publishable});
+                if let Some(w) = &webhook_secret {
+                    v["webhook_secret"] = json!(w.expose_secret());
+                }
                 println!("{v}");
             } else {
                 print_app(&app);
@@ -260,6 +298,10 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
                 println!("  Live mode (real payers):");
                 println!("    publishable key: {}", keys.live_publishable);
                 println!("    secret key:      {}", keys.live_secret.expose_secret());
+                if let Some(w) = &webhook_secret {
+                    println!("  Webhook signing secret (verifies the Link-Signature header):");
+                    println!("    {}", w.expose_secret());
+                }
                 println!();
                 println!("  Store the secret keys now: they are kept only as hashes and cannot be shown again.");
             }
@@ -319,6 +361,32 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
                     println!("The previous secret key no longer works.");
                 }
                 println!("Store it now: it cannot be shown again.");
+            }
+        }
+        AppsCommand::WebhookSecret { app, rotate, json } => {
+            anyhow::ensure!(apps::get(&db, &app).await?.is_some(), "no app {app}");
+            let state = cli_state(&settings, db.clone())?;
+            let secret = if rotate {
+                let s = super::webhooks::rotate_signing_secret(&state, &app).await?;
+                audit::record(
+                    &db,
+                    now,
+                    audit::AuditEntry {
+                        actor: "operator",
+                        action: "app.webhook_secret_rotated",
+                        app_id: Some(&app),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                s
+            } else {
+                super::webhooks::ensure_signing_secret(&state, &app).await?
+            };
+            if json {
+                println!("{}", json!({"app": app, "webhook_secret": secret.expose_secret()}));
+            } else {
+                println!("Webhook signing secret of {app}: {}", secret.expose_secret());
             }
         }
         AppsCommand::Update(u) => {

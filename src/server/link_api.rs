@@ -355,16 +355,11 @@ pub async fn authenticate_bearer(state: &AppState, headers: &HeaderMap) -> ApiRe
             let authorization = authorizations::get(&state.db, &authz_id)
                 .await?
                 .ok_or_else(|| OAuthError::invalid_token("the authorization no longer exists"))?;
-            if authorization.revoked_at.is_some()
-                || authorization.state == authorizations::REVOKED
-                || authorization.state == authorizations::EXPIRED
-            {
-                let reason = state_reason(state, &authorization.id).await?;
-                let d = match reason {
-                    Some(r) => format!("the authorization is {} ({r})", authorization.state.to_lowercase()),
-                    None => format!("the authorization is {}", authorization.state.to_lowercase()),
-                };
-                return Err(OAuthError::invalid_token(d));
+            // The Lifecycle rules decide readability (ONE_TIME window, revocation, expiry) and say why not.
+            match super::lifecycle::access_status(&state.db, now, &authorization.id).await? {
+                Some(st) if st.readable => {}
+                Some(st) => return Err(OAuthError::invalid_token(st.description())),
+                None => return Err(OAuthError::invalid_token("the authorization no longer exists")),
             }
             Ok(Principal::Patient { token: row, authorization })
         }
@@ -377,19 +372,6 @@ pub async fn authenticate_bearer(state: &AppState, headers: &HeaderMap) -> ApiRe
             Ok(Principal::App { token: row, app_id, mode })
         }
         _ => Err(OAuthError::invalid_token("the access token is invalid, expired or revoked")),
-    }
-}
-
-/// Why an authorization is in its state (column added by the Lifecycle migration; absent → `None`).
-async fn state_reason(state: &AppState, authorization_id: &str) -> anyhow::Result<Option<String>> {
-    let row = sqlx::query("SELECT state_reason FROM authorizations WHERE id = $1")
-        .bind(authorization_id)
-        .fetch_optional(&state.db.pool)
-        .await;
-    match row {
-        Ok(Some(r)) => Ok(r.try_get::<Option<String>, _>("state_reason").unwrap_or(None)),
-        Ok(None) => Ok(None),
-        Err(_) => Ok(None),
     }
 }
 
@@ -795,38 +777,13 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         .collect(),
         None => vec![authorization.id.clone()],
     };
-    let now = state.clock.now();
     for id in &ids {
-        revoke_authorization(&state, id, now).await?;
-        audit_event(&state, &headers, "authorization.revoked", &app.id, Some(id), None).await;
-        if let Err(e) =
-            super::webhooks::enqueue(&state.db, now, &app.id, "authorization_revoked", json!({"authorization_id": id}))
-                .await
-        {
-            tracing::error!(error = %format!("{e:#}"), "could not enqueue the authorization_revoked webhook");
-        }
+        // Revokes our tokens, deletes the resources, destroys the payer tokens, audits and sends the
+        // `authorization_revoked` webhook.
+        super::lifecycle::expunge_authorization(&state, id, super::lifecycle::REASON_REVOKED_BY_APP).await?;
+        audit_event(&state, &headers, "token.revoked", &app.id, Some(id), None).await;
     }
     Ok(no_store(json!({"count": ids.len()})))
-}
-
-/// Revokes one authorization: state REVOKED, every token we issued for it revoked, synced resources deleted
-/// and payer tokens destroyed.
-///
-/// # Errors
-/// Database errors.
-pub async fn revoke_authorization(state: &AppState, authorization_id: &str, now: i64) -> anyhow::Result<()> {
-    authorizations::set_state(&state.db, authorization_id, authorizations::REVOKED, now).await?;
-    tokens::revoke_for_authorization(&state.db, now, authorization_id).await?;
-    sqlx::query("DELETE FROM resources WHERE authorization_id = $1").bind(authorization_id).execute(&state.db.pool).await?;
-    sqlx::query(
-        "UPDATE authorizations SET payer_access_token_enc = NULL, payer_refresh_token_enc = NULL, updated_at = $1 \
-         WHERE id = $2",
-    )
-    .bind(now)
-    .bind(authorization_id)
-    .execute(&state.db.pool)
-    .await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------------------

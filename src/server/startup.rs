@@ -190,7 +190,12 @@ fn default_public_url(local: SocketAddr) -> String {
     }
 }
 
-fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
+/// The keyring of the settings: `--encryption-key`, else `--encryption-key-file`, else (local mode) the generated
+/// `{data-dir}/encryption.key`. Also used by the management CLI.
+///
+/// # Errors
+/// A missing key in production, or an unreadable or malformed key.
+pub fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
     if let Some(key) = &settings.encryption_key {
         return Cipher::new(std::slice::from_ref(key));
     }

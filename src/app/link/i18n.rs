@@ -56,6 +56,7 @@ pub struct Msgs {
     pub payer_closed: &'static str,
     pub continue_to_plan: &'static str,
     pub choose_another: &'static str,
+    pub try_again: &'static str,
     // Syncing
     pub syncing_title: &'static str,
     pub syncing_intro: &'static str,
@@ -127,6 +128,7 @@ pub static EN: Msgs = Msgs {
     payer_closed: "The sign-in window was closed before you finished.",
     continue_to_plan: "Continue to your health plan",
     choose_another: "Choose another plan",
+    try_again: "Try again",
     syncing_title: "Getting your records",
     syncing_intro: "Your health plan said yes. Your records are being copied; this can take a minute.",
     syncing_progress: "Records received so far",
@@ -193,6 +195,7 @@ pub static ES: Msgs = Msgs {
     payer_closed: "La ventana de inicio de sesión se cerró antes de terminar.",
     continue_to_plan: "Continuar a su plan de salud",
     choose_another: "Elegir otro plan",
+    try_again: "Intentar de nuevo",
     syncing_title: "Obteniendo sus registros",
     syncing_intro: "Su plan de salud aceptó. Se están copiando sus registros; puede tardar un minuto.",
     syncing_progress: "Registros recibidos hasta ahora",

@@ -203,6 +203,9 @@ fn LinkFrame(s: Screen) -> impl IntoView {
     let initial = s.app_name.chars().next().unwrap_or('?').to_uppercase().to_string();
     let closable = !matches!(s.step.as_str(), "exited" | "done");
     let body = step_view(&s, m);
+    // Effects run only in the browser, after hydration: tests and the benchmark wait for this attribute.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
     view! {
         <Title text=title/>
         <div class="link-modal" lang=s.lang.clone()>
@@ -221,6 +224,7 @@ fn LinkFrame(s: Screen) -> impl IntoView {
                 data-exit-code=s.exit_code.clone().unwrap_or_default()
                 data-brand=s.brand_color.clone().unwrap_or_default()
                 data-brand-ink=s.brand_ink.clone().unwrap_or_default()
+                data-hydrated=move || hydrated.get().to_string()
             >
                 <header class="link-header">
                     <div class="link-app">
@@ -527,7 +531,7 @@ fn error_view(s: &Screen, m: &'static Msgs) -> AnyView {
         <div class="link-actions">
             <form method="post" action=retry>
                 <button type="submit" class="button primary block">
-                    {if s.endpoint_fixed { m.continue_to_plan } else { m.choose_another }}
+                    {if s.endpoint_fixed { m.try_again } else { m.choose_another }}
                 </button>
             </form>
             <form method="post" action=exit>
@@ -554,6 +558,9 @@ fn ExpiredScreen() -> impl IntoView {
     {
         if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
             resp.set_status(axum::http::StatusCode::NOT_FOUND);
+            // Any page may frame this one: it has no action, and it lets the modal of a timed-out session
+            // tell its host page (frame.js) instead of being blocked.
+            resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, axum::http::HeaderValue::from_static("*"));
         }
     }
     let m = &i18n::EN;

@@ -39,8 +39,10 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 pub const DEFAULT_COUNT: usize = 100;
 /// Default page size of `$everything`.
 pub const DEFAULT_EVERYTHING_COUNT: usize = 1000;
-/// Largest accepted `_count`.
+/// Largest accepted `_count` of a search.
 pub const MAX_COUNT: usize = 1000;
+/// Largest accepted `_count` of `$everything` (a large member's whole record in one response).
+pub const MAX_EVERYTHING_COUNT: usize = 5000;
 /// `Retry-After` (seconds) while the patient's sync runs.
 pub const RETRY_AFTER_SECS: u64 = 5;
 
@@ -147,13 +149,17 @@ type FhirResult = Result<Response, FhirError>;
 // Who is asking, and which rows they may see
 // ---------------------------------------------------------------------------------------------------------
 
+/// SQL condition on `authorizations a`: not revoked, expired or expunged.
+const LIVE_AUTHORIZATION: &str =
+    "a.revoked_at IS NULL AND a.expunged_at IS NULL AND a.state NOT IN ('REVOKED', 'EXPIRED')";
+
 /// The rows a request may read.
 #[derive(Debug, Clone)]
 enum Scope {
     /// One authorization (patient token, or an application token narrowed to one patient).
     Authorizations(Vec<String>),
     /// Every live authorization of an app in a mode (application token).
-    App { app_id: String, mode: String },
+    App { app_id: String, mode: String, now: i64 },
 }
 
 impl Scope {
@@ -164,10 +170,10 @@ impl Scope {
                 let ph: Vec<String> = (0..ids.len()).map(|i| format!("${}", start + i)).collect();
                 (format!("r.authorization_id IN ({})", ph.join(", ")), ids.clone())
             }
-            Scope::App { app_id, mode } => (
+            Scope::App { app_id, mode, now } => (
                 format!(
                     "r.authorization_id IN (SELECT a.id FROM authorizations a WHERE a.app_id = ${} AND a.mode = ${} \
-                     AND a.revoked_at IS NULL AND a.state NOT IN ('REVOKED', 'EXPIRED'))",
+                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > {now}))",
                     start,
                     start + 1
                 ),
@@ -181,6 +187,8 @@ struct Caller {
     principal: Principal,
     /// The token's patient id (patient tokens only).
     patient: Option<String>,
+    /// The request's time (Unix s).
+    now: i64,
 }
 
 impl Caller {
@@ -194,7 +202,9 @@ impl Caller {
     fn base_scope(&self) -> Scope {
         match &self.principal {
             Principal::Patient { authorization, .. } => Scope::Authorizations(vec![authorization.id.clone()]),
-            Principal::App { app_id, mode, .. } => Scope::App { app_id: app_id.clone(), mode: mode.as_str().into() },
+            Principal::App { app_id, mode, .. } => {
+                Scope::App { app_id: app_id.clone(), mode: mode.as_str().into(), now: self.now }
+            }
         }
     }
 
@@ -210,13 +220,14 @@ impl Caller {
                 }
             }
             Principal::App { app_id, mode, .. } => {
-                let ids: Vec<String> = sqlx::query(
-                    "SELECT id FROM authorizations WHERE app_id = $1 AND mode = $2 AND patient_id = $3 \
-                     AND revoked_at IS NULL AND state NOT IN ('REVOKED', 'EXPIRED') ORDER BY created_at, id",
-                )
+                let ids: Vec<String> = sqlx::query(&format!(
+                    "SELECT a.id FROM authorizations a WHERE a.app_id = $1 AND a.mode = $2 AND a.patient_id = $3 \
+                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > $4) ORDER BY a.created_at, a.id"
+                ))
                 .bind(app_id)
                 .bind(mode.as_str())
                 .bind(patient_id)
+                .bind(self.now)
                 .fetch_all(&state.db.pool)
                 .await?
                 .iter()
@@ -249,7 +260,7 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, FhirErr
         Principal::Patient { authorization, .. } => authorization.patient_id.clone(),
         Principal::App { .. } => None,
     };
-    Ok(Caller { principal, patient })
+    Ok(Caller { principal, patient, now: state.clock.now() })
 }
 
 /// 429 while a sync of these authorizations runs; 422 when the latest one failed.
@@ -348,11 +359,11 @@ fn parse_query(c: &Caller, raw: Option<&str>) -> Result<Vec<(String, String)>, F
     Ok(url::form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
 }
 
-fn parse_count(v: &str) -> Result<usize, FhirError> {
+fn parse_count(v: &str, max: usize) -> Result<usize, FhirError> {
     v.parse::<usize>()
         .ok()
-        .filter(|n| *n <= MAX_COUNT)
-        .ok_or_else(|| FhirError::bad_param(format!("_count must be an integer from 0 to {MAX_COUNT}")))
+        .filter(|n| *n <= max)
+        .ok_or_else(|| FhirError::bad_param(format!("_count must be an integer from 0 to {max}")))
 }
 
 fn parse_offset(v: &str) -> Result<usize, FhirError> {
@@ -600,7 +611,7 @@ async fn search_type(
         };
         match name {
             "_format" | "_pretty" => {}
-            "_count" => count = parse_count(v)?,
+            "_count" => count = parse_count(v, MAX_COUNT)?,
             "_offset" => offset = parse_offset(v)?,
             "_id" => {
                 let list: Vec<String> = v.split(',').map(str::to_owned).collect();
@@ -724,6 +735,9 @@ async fn search_type(
         let mut matched = Vec::new();
         for row in &rows {
             let (a, id, body) = row_triple(&state, row)?;
+            if !criteria.iter().all(|cr| cr.may_match_raw(&body)) {
+                continue;
+            }
             let v: Value = match serde_json::from_str(&body) {
                 Ok(v) => v,
                 Err(_) => continue,
@@ -837,7 +851,7 @@ async fn everything(
     for (k, v) in &params {
         match k.as_str() {
             "_format" | "_pretty" => {}
-            "_count" => count = parse_count(v)?,
+            "_count" => count = parse_count(v, MAX_EVERYTHING_COUNT)?,
             "_offset" => offset = parse_offset(v)?,
             "_type" => {
                 let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();

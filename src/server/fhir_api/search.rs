@@ -461,6 +461,18 @@ pub enum Criterion {
 }
 
 impl Criterion {
+    /// A cheap test on the stored JSON text before parsing it: `false` only when the resource cannot match
+    /// (a positive token criterion none of whose codes occurs in the text).
+    pub fn may_match_raw(&self, raw: &str) -> bool {
+        match self {
+            Criterion::Token { values, negate: false, .. } => values.iter().any(|t| match &t.code {
+                Some(c) => raw.contains(&Value::String(c.clone()).to_string()),
+                None => t.system.as_deref().is_none_or(|s| raw.contains(s)),
+            }),
+            _ => true,
+        }
+    }
+
     /// Whether a resource satisfies it.
     pub fn matches(&self, resource: &Value) -> bool {
         match self {

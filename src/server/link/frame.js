@@ -19,6 +19,16 @@
   var root = document.getElementById('link-root');
   if (!root) return;
   var d = root.dataset;
+  if (d.step === 'expired') {
+    // The session timed out: end it for the host page with what the last screen of this frame remembered.
+    try {
+      var ctx = JSON.parse(sessionStorage.getItem('link-ctx') || 'null');
+      if (ctx && ctx.host && window.parent !== window) {
+        window.parent.postMessage({ source: 'flexpa-link', nonce: ctx.nonce, type: 'exit', code: 'PATIENT_CANCELLED' }, ctx.host);
+      }
+    } catch (e) { /* storage blocked */ }
+    return;
+  }
   var sid = d.linkSession, nonce = d.nonce, host = d.hostOrigin, step = d.step;
   var hosted = d.hosted === 'true';
   var framed = !!host && window.parent !== window;
@@ -43,6 +53,7 @@
   function closePopup() { try { if (popup && !popup.closed) popup.close(); } catch (e) { /* ignore */ } }
   function submit(f) { if (f.requestSubmit) f.requestSubmit(); else f.submit(); }
 
+  try { if (host) sessionStorage.setItem('link-ctx', JSON.stringify({ nonce: nonce, host: host })); } catch (e) { /* blocked */ }
   post({ type: 'load', step: step });
   var title = document.getElementById('link-title');
   if (title && title.focus) title.focus({ preventScroll: true });
@@ -133,7 +144,7 @@
   // Waits for the payer step to end; the popup's message only makes it quicker (COOP may cut the opener).
   function poll() {
     status().then(function (s) {
-      if (s.step === 'expired') { clearInterval(timer); reload(''); return; }
+      if (s.step === 'expired') { clearInterval(timer); closePopup(); reload(''); return; }
       var waiting = s.step === 'payer' || s.step === 'authorized' || s.step === 'search' || s.step === 'connect';
       if (!waiting) { clearInterval(timer); closePopup(); reload(''); return; }
       if (popup && popup.closed) { popup = null; ev('POPUP_CLOSED', {}); showWait('closed'); }

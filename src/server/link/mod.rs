@@ -627,12 +627,45 @@ async fn handoff(State(state): State<AppState>, Path(sid): Path<String>, Query(q
     )
     .await;
     match payer_oauth::begin(&state, &sid, &endpoint, s.usage, &s.options.requested_resources).await {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => {
+            let mut resp = Redirect::to(&url).into_response();
+            if let Ok(v) = HeaderValue::from_str(&handoff_cookie(&state, &sid, 600)) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
         Err(code) => fail_in_popup(&state, &s, code).await,
     }
 }
 
-async fn callback(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>) -> Response {
+/// Name of the cookie that ties the payer popup to its session.
+const HANDOFF_COOKIE: &str = "link_handoff";
+
+/// The popup's first-party cookie (set on our handoff, sent back on our callback, a top-level navigation):
+/// it only lets a callback whose `state` is unknown (altered, replayed, expired) be reported to the session
+/// that started it. Flow state itself stays in the database.
+fn handoff_cookie(state: &AppState, sid: &str, max_age: i64) -> String {
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    format!("{HANDOFF_COOKIE}={sid}; Path=/link/callback; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+}
+
+fn handoff_session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == HANDOFF_COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| v.starts_with("ls_"))
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
     let params = CallbackParams {
         code: params.get("code").cloned(),
         state: params.get("state").cloned(),
@@ -679,6 +712,14 @@ async fn callback(State(state): State<AppState>, Query(params): Query<HashMap<St
             Err(e) => internal(e),
         },
         Err((None, code)) => {
+            // Unknown `state`: report it to the session this popup was handed off from, if it still waits.
+            if let Some(sid) = handoff_session_id(&headers) {
+                if let Ok(Some(s)) = screen::live_session(&state, &sid).await {
+                    if s.step == step::PAYER {
+                        return fail_in_popup(&state, &s, code).await;
+                    }
+                }
+            }
             let mut r = popup_page("en", None, Err(code));
             *r.status_mut() = StatusCode::BAD_REQUEST;
             r

@@ -74,9 +74,11 @@ impl Rejection {
     pub fn into_response(self, sandbox: &Sandbox, payer: Option<&PayerConfig>) -> Response {
         match self {
             Rejection::Page(status, message) => pages::error_page(sandbox, payer, status, message),
-            Rejection::Redirect { redirect_uri, state, error, description } => {
-                redirect_to_client(&redirect_uri, &[("error", error), ("error_description", description)], state.as_deref())
-            }
+            Rejection::Redirect { redirect_uri, state, error, description } => redirect_to_client(
+                &redirect_uri,
+                &[("error", error), ("error_description", description)],
+                state.as_deref(),
+            ),
         }
     }
 }
@@ -104,7 +106,10 @@ pub(crate) fn redirect_to_client(redirect_uri: &str, params: &[(&str, &str)], st
 /// SMART App Launch 2.0: `aud` must be this payer's FHIR base).
 pub(crate) fn validate(sandbox: &Sandbox, payer: &PayerConfig, p: &AuthorizeParams) -> Result<ValidRequest, Rejection> {
     if p.client_id.as_deref() != Some(CLIENT_ID) {
-        return Err(Rejection::Page(StatusCode::BAD_REQUEST, "This application is not registered with the health plan (unknown client_id)."));
+        return Err(Rejection::Page(
+            StatusCode::BAD_REQUEST,
+            "This application is not registered with the health plan (unknown client_id).",
+        ));
     }
     let redirect_uri = match p.redirect_uri.as_deref() {
         Some(r) if sandbox.redirect_uris.iter().any(|u| u == r) => r.to_string(),
@@ -116,7 +121,12 @@ pub(crate) fn validate(sandbox: &Sandbox, payer: &PayerConfig, p: &AuthorizePara
         }
     };
     let state = p.state.clone().filter(|s| !s.is_empty());
-    let reject = |error, description| Rejection::Redirect { redirect_uri: redirect_uri.clone(), state: state.clone(), error, description };
+    let reject = |error, description| Rejection::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error,
+        description,
+    };
     if p.response_type.as_deref() != Some("code") {
         return Err(reject("unsupported_response_type", "response_type must be code"));
     }
@@ -143,7 +153,9 @@ pub(crate) fn validate(sandbox: &Sandbox, payer: &PayerConfig, p: &AuthorizePara
 
 /// Whether a SMART scope permission (`read`, `*`, or v2 `cruds` letters) allows reading.
 fn permits_read(perm: &str) -> bool {
-    perm == "read" || perm == "*" || (!perm.is_empty() && perm.chars().all(|c| "cruds".contains(c)) && (perm.contains('r') || perm.contains('s')))
+    perm == "read"
+        || perm == "*"
+        || (!perm.is_empty() && perm.chars().all(|c| "cruds".contains(c)) && (perm.contains('r') || perm.contains('s')))
 }
 
 /// The scope granted for `requested` (SMART App Launch 2.0 §Scopes): supported `patient/` resource scopes,
@@ -199,7 +211,7 @@ pub async fn authorize_page(
     match validate(&sandbox, payer, &params) {
         Ok(req) => {
             let csrf = crypto::random_id(24);
-            let mut resp = pages::sign_in_page(&sandbox, payer, &params, &req, &csrf, None);
+            let mut resp = pages::sign_in_page(&sandbox, payer, &params, &req, &csrf, None, "");
             pages::set_csrf_cookie(&sandbox, &mut resp, &csrf);
             resp
         }
@@ -275,7 +287,12 @@ fn form_context<'a>(
         ));
     }
     let Some(params) = decode_request(request) else {
-        return Err(pages::error_page(sandbox, Some(payer), StatusCode::BAD_REQUEST, "The sign-in request is malformed."));
+        return Err(pages::error_page(
+            sandbox,
+            Some(payer),
+            StatusCode::BAD_REQUEST,
+            "The sign-in request is malformed.",
+        ));
     };
     match validate(sandbox, payer, &params) {
         Ok(req) => Ok((payer, params, req)),
@@ -298,7 +315,15 @@ pub async fn sign_in(
     let member = data::member_by_username(form.username.trim());
     let password_ok = crypto::ct_eq(form.password.as_bytes(), PASSWORD.as_bytes());
     let Some(member) = member.filter(|_| password_ok) else {
-        return pages::sign_in_page(&sandbox, payer, &params, &req, &form.csrf, Some("The username or password is not correct."));
+        return pages::sign_in_page(
+            &sandbox,
+            payer,
+            &params,
+            &req,
+            &form.csrf,
+            Some("The username or password is not correct."),
+            form.username.trim(),
+        );
     };
     let faults = payer.faults.merged(&members()[member].faults);
     if faults.deny_consent {
@@ -375,7 +400,8 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
     )
         .into_response();
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"sandbox\""));
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"sandbox\""));
     }
     resp
 }
@@ -390,7 +416,9 @@ fn client_id(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<Stri
         let raw = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok()?;
         let text = String::from_utf8(raw).ok()?;
         let id = text.split(':').next()?;
-        return Some(url::form_urlencoded::parse(id.as_bytes()).map(|(k, _)| k.into_owned()).next().unwrap_or_default());
+        return Some(
+            url::form_urlencoded::parse(id.as_bytes()).map(|(k, _)| k.into_owned()).next().unwrap_or_default(),
+        );
     }
     form.get("client_id").cloned()
 }
@@ -439,7 +467,13 @@ fn token_response(sandbox: &Sandbox, payer: &PayerConfig, grant: Grant) -> Respo
     let faults = payer.faults.merged(&members()[grant.member].faults);
     let ttl = faults.access_token_ttl.unwrap_or(payer.access_token_ttl);
     let now = sandbox.now();
-    let claims = AccessClaims { p: grant.payer.clone(), m: grant.member, s: grant.scope.clone(), exp: now + ttl, j: crypto::random_id(12) };
+    let claims = AccessClaims {
+        p: grant.payer.clone(),
+        m: grant.member,
+        s: grant.scope.clone(),
+        exp: now + ttl,
+        j: crypto::random_id(12),
+    };
     let access_token = issue_access_token(sandbox, &claims);
     let mut body = json!({
         "access_token": access_token,
@@ -480,21 +514,39 @@ pub async fn token(
             let (Some(code), Some(redirect_uri), Some(verifier)) =
                 (form.get("code"), form.get("redirect_uri"), form.get("code_verifier"))
             else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "code, redirect_uri and code_verifier are required");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "code, redirect_uri and code_verifier are required",
+                );
             };
             // Removed before any check: a code is single use even when the exchange fails.
             let entry = sandbox.codes.lock().unwrap_or_else(|e| e.into_inner()).remove(&crypto::hash_token(code));
-            let Some(entry) = entry.filter(|e| e.expires_at > now && e.grant.payer == slug && e.grant.client_id == client) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the authorization code is invalid, expired or already used");
+            let Some(entry) =
+                entry.filter(|e| e.expires_at > now && e.grant.payer == slug && e.grant.client_id == client)
+            else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "the authorization code is invalid, expired or already used",
+                );
             };
             if entry.redirect_uri != *redirect_uri {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "redirect_uri does not match the authorization request");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "redirect_uri does not match the authorization request",
+                );
             }
             let valid_verifier = (43..=128).contains(&verifier.len())
                 && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
             let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
             if !valid_verifier || !crypto::ct_eq(computed.as_bytes(), entry.code_challenge.as_bytes()) {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "code_verifier does not match the code_challenge");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "code_verifier does not match the code_challenge",
+                );
             }
             let faults = payer.faults.merged(&members()[entry.grant.member].faults);
             if faults.slow_token {
@@ -509,21 +561,36 @@ pub async fn token(
             let Some(refresh_token) = form.get("refresh_token") else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
             };
-            let entry = sandbox.refresh.lock().unwrap_or_else(|e| e.into_inner()).remove(&crypto::hash_token(refresh_token));
-            let Some(entry) = entry.filter(|e| e.expires_at > now && e.grant.payer == slug && e.grant.client_id == client) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "the refresh token is invalid, expired or already used");
+            let entry =
+                sandbox.refresh.lock().unwrap_or_else(|e| e.into_inner()).remove(&crypto::hash_token(refresh_token));
+            let Some(entry) =
+                entry.filter(|e| e.expires_at > now && e.grant.payer == slug && e.grant.client_id == client)
+            else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "the refresh token is invalid, expired or already used",
+                );
             };
             let mut grant = entry.grant;
             if let Some(requested) = form.get("scope") {
                 let held: Vec<&str> = grant.scope.split_whitespace().collect();
                 if !requested.split_whitespace().all(|s| held.contains(&s)) {
-                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", "the requested scope exceeds the original grant");
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_scope",
+                        "the requested scope exceeds the original grant",
+                    );
                 }
                 grant.scope = requested.split_whitespace().collect::<Vec<_>>().join(" ");
             }
             token_response(&sandbox, payer, grant)
         }
-        Some(_) => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token"),
+        Some(_) => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be authorization_code or refresh_token",
+        ),
         None => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
     }
 }
@@ -537,8 +604,14 @@ pub async fn smart_configuration(State(sandbox): State<Shared>, Path(slug): Path
     let mut scopes = vec!["launch/patient".to_string(), "patient/*.read".to_string(), "patient/*.rs".to_string()];
     scopes.extend(SUPPORTED_RESOURCE_TYPES.iter().map(|t| format!("patient/{t}.read")));
     scopes.extend(SUPPORTED_RESOURCE_TYPES.iter().map(|t| format!("patient/{t}.rs")));
-    let mut capabilities =
-        vec!["launch-standalone", "client-public", "context-standalone-patient", "permission-patient", "permission-v1", "permission-v2"];
+    let mut capabilities = vec![
+        "launch-standalone",
+        "client-public",
+        "context-standalone-patient",
+        "permission-patient",
+        "permission-v1",
+        "permission-v2",
+    ];
     let mut grants = vec!["authorization_code"];
     if payer.refreshable {
         scopes.push("offline_access".into());
@@ -568,7 +641,10 @@ mod tests {
         let payers = super::super::default_payers();
         let (health, basic) = (&payers[0], &payers[1]);
         let req = "launch/patient openid fhirUser offline_access patient/*.read user/*.read";
-        assert_eq!(grant_scope(health, &Faults::default(), req).unwrap(), "launch/patient offline_access patient/*.read");
+        assert_eq!(
+            grant_scope(health, &Faults::default(), req).unwrap(),
+            "launch/patient offline_access patient/*.read"
+        );
         assert_eq!(grant_scope(basic, &Faults::default(), req).unwrap(), "launch/patient patient/*.read");
         assert!(grant_scope(health, &Faults::default(), "openid offline_access").is_none());
         let narrow = Faults { narrow_scopes: Some(&["Patient", "Coverage"]), ..Faults::default() };

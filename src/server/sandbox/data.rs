@@ -49,7 +49,18 @@ fn m(
     eob_count: usize,
     clinical: bool,
 ) -> Member {
-    Member { username, given, family, gender, birth_date, scenario, eob_count, clinical, subscriber: None, faults: Faults::default() }
+    Member {
+        username,
+        given,
+        family,
+        gender,
+        birth_date,
+        scenario,
+        eob_count,
+        clinical,
+        subscriber: None,
+        faults: Faults::default(),
+    }
 }
 
 /// The roster: five ordinary members, then one member per fault (see the module docs of `sandbox`).
@@ -68,15 +79,42 @@ pub fn members() -> &'static [Member] {
             },
             Member {
                 faults: Faults { deny_consent: true, ..Faults::default() },
-                ..m("deny.consent", "Dana", "Denton", "female", "1969-01-20", "Declines to share (access_denied)", FAULT_EOBS, true)
+                ..m(
+                    "deny.consent",
+                    "Dana",
+                    "Denton",
+                    "female",
+                    "1969-01-20",
+                    "Declines to share (access_denied)",
+                    FAULT_EOBS,
+                    true,
+                )
             },
             Member {
                 faults: Faults { token_error: Some("invalid_grant"), ..Faults::default() },
-                ..m("token.error", "Terry", "Tran", "male", "1981-02-11", "Token exchange fails (invalid_grant)", FAULT_EOBS, true)
+                ..m(
+                    "token.error",
+                    "Terry",
+                    "Tran",
+                    "male",
+                    "1981-02-11",
+                    "Token exchange fails (invalid_grant)",
+                    FAULT_EOBS,
+                    true,
+                )
             },
             Member {
                 faults: Faults { slow_token: true, ..Faults::default() },
-                ..m("token.slow", "Sloane", "Tate", "female", "1972-12-01", "Token endpoint too slow (timeout)", FAULT_EOBS, true)
+                ..m(
+                    "token.slow",
+                    "Sloane",
+                    "Tate",
+                    "female",
+                    "1972-12-01",
+                    "Token endpoint too slow (timeout)",
+                    FAULT_EOBS,
+                    true,
+                )
             },
             Member {
                 faults: Faults { callback_without_code: true, ..Faults::default() },
@@ -84,23 +122,55 @@ pub fn members() -> &'static [Member] {
             },
             Member {
                 faults: Faults { alter_state: true, ..Faults::default() },
-                ..m("bad.state", "Stacy", "Bates", "female", "1985-04-17", "Callback with an altered state", FAULT_EOBS, true)
+                ..m(
+                    "bad.state",
+                    "Stacy",
+                    "Bates",
+                    "female",
+                    "1985-04-17",
+                    "Callback with an altered state",
+                    FAULT_EOBS,
+                    true,
+                )
             },
             Member {
                 faults: Faults { server_error_types: vec!["ExplanationOfBenefit"], ..Faults::default() },
-                ..m("server.error", "Sergio", "Ruiz", "male", "1962-08-23", "Claims requests fail with 500", FAULT_EOBS, true)
+                ..m(
+                    "server.error",
+                    "Sergio",
+                    "Ruiz",
+                    "male",
+                    "1962-08-23",
+                    "Claims requests fail with 500",
+                    FAULT_EOBS,
+                    true,
+                )
             },
             Member {
                 faults: Faults { rate_limit_every: 3, ..Faults::default() },
-                ..m("rate.limited", "Rita", "Lim", "female", "1977-10-10", "Rate limited (429 on some pages)", FAULT_EOBS, true)
+                ..m(
+                    "rate.limited",
+                    "Rita",
+                    "Lim",
+                    "female",
+                    "1977-10-10",
+                    "Rate limited (429 on some pages)",
+                    FAULT_EOBS,
+                    true,
+                )
             },
             Member {
-                faults: Faults {
-                    access_token_ttl: Some(60),
-                    access_token_max_requests: Some(4),
-                    ..Faults::default()
-                },
-                ..m("short.token", "Shea", "Short", "other", "1988-03-03", "Access tokens expire quickly", FAULT_EOBS, true)
+                faults: Faults { access_token_ttl: Some(60), access_token_max_requests: Some(4), ..Faults::default() },
+                ..m(
+                    "short.token",
+                    "Shea",
+                    "Short",
+                    "other",
+                    "1988-03-03",
+                    "Access tokens expire quickly",
+                    FAULT_EOBS,
+                    true,
+                )
             },
             Member {
                 faults: Faults { relative_next: true, ..Faults::default() },
@@ -108,14 +178,32 @@ pub fn members() -> &'static [Member] {
             },
             Member {
                 faults: Faults { plan_unreachable: true, ..Faults::default() },
-                ..m("plan.unreachable", "Pat", "Unger", "male", "1950-02-28", "Plan not available through the API", FAULT_EOBS, true)
+                ..m(
+                    "plan.unreachable",
+                    "Pat",
+                    "Unger",
+                    "male",
+                    "1950-02-28",
+                    "Plan not available through the API",
+                    FAULT_EOBS,
+                    true,
+                )
             },
             Member {
                 faults: Faults {
                     narrow_scopes: Some(&["Patient", "Coverage", "ExplanationOfBenefit"]),
                     ..Faults::default()
                 },
-                ..m("narrow.scope", "Nora", "Wong", "female", "1966-05-05", "Grants claims and coverage only", FAULT_EOBS, true)
+                ..m(
+                    "narrow.scope",
+                    "Nora",
+                    "Wong",
+                    "female",
+                    "1966-05-05",
+                    "Grants claims and coverage only",
+                    FAULT_EOBS,
+                    true,
+                )
             },
         ]
     })
@@ -313,8 +401,10 @@ const ORGS: &[(&str, &str, &str)] = &[
     ("Bayside Orthopedics", "prov", "North Haverbrook"),
     ("Summit Urgent Care", "prov", "Capital City"),
 ];
-const GIVEN: &[&str] = &["Maria", "James", "Aisha", "Wei", "Carlos", "Priya", "Samuel", "Elena", "David", "Fatima", "Kevin", "Grace"];
-const FAMILY: &[&str] = &["Patel", "Johnson", "Kim", "Okafor", "Garcia", "Schmidt", "Chen", "Haddad", "Miller", "Santos", "Novak", "Reyes"];
+const GIVEN: &[&str] =
+    &["Maria", "James", "Aisha", "Wei", "Carlos", "Priya", "Samuel", "Elena", "David", "Fatima", "Kevin", "Grace"];
+const FAMILY: &[&str] =
+    &["Patel", "Johnson", "Kim", "Okafor", "Garcia", "Schmidt", "Chen", "Haddad", "Miller", "Santos", "Novak", "Reyes"];
 const SPECIALTIES: &[(&str, &str)] = &[
     ("207Q00000X", "Family Medicine"),
     ("207R00000X", "Internal Medicine"),
@@ -377,7 +467,9 @@ fn eob(ctx: &Ctx<'_>, n: usize, idx: usize) -> Value {
                 "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Outpatient-Institutional"
             };
             ctype = claim_type("institutional", "Institutional");
-            sub = Some(json!({"coding": [{"system": "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType", "code": kind, "display": if inpatient {"Inpatient"} else {"Outpatient"}}]}));
+            sub = Some(
+                json!({"coding": [{"system": "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType", "code": kind, "display": if inpatient {"Inpatient"} else {"Outpatient"}}]}),
+            );
             contained.push(json!({
                 "resourceType": "Organization",
                 "id": "provider-org",
@@ -415,7 +507,10 @@ fn eob(ctx: &Ctx<'_>, n: usize, idx: usize) -> Value {
             paid = (total_paid * 100.0_f64).round() / 100.0;
             patient_paid = ((submitted * 0.7 - paid).max(0.0) * 100.0).round() / 100.0;
             extra.insert("provider".into(), json!({"reference": "#provider-org"}));
-            extra.insert("facility".into(), json!({"reference": format!("Location/loc-{}", 1 + org % N_LOCS), "display": org_name}));
+            extra.insert(
+                "facility".into(),
+                json!({"reference": format!("Location/loc-{}", 1 + org % N_LOCS), "display": org_name}),
+            );
             let mut support = vec![
                 json!({"sequence": 1, "category": {"coding": [{"system": C4BB_SUPPORT, "code": "clmrecvddate", "display": "Claim Received Date"}]}, "timingDate": end}),
                 json!({"sequence": 2, "category": {"coding": [{"system": C4BB_SUPPORT, "code": "typeofbill", "display": "Type of Bill"}]}, "code": {"coding": [{"system": "https://www.nubc.org/CodeSystem/TypeOfBill", "code": if inpatient {"0111"} else {"0131"}}]}}),
@@ -669,7 +764,11 @@ fn clinical(ctx: &Ctx<'_>, n: usize, rtype: &str, idx: usize) -> Value {
             ];
             let (loinc, name, unit, lo, hi) = LABS[idx % LABS.len()];
             let value = (lo + r.below(hi - lo)) as f64 / 10.0;
-            let category = if matches!(loinc, "8480-6" | "29463-7" | "8867-4") { ("vital-signs", "Vital Signs") } else { ("laboratory", "Laboratory") };
+            let category = if matches!(loinc, "8480-6" | "29463-7" | "8867-4") {
+                ("vital-signs", "Vital Signs")
+            } else {
+                ("laboratory", "Laboratory")
+            };
             json!({
                 "resourceType": "Observation", "id": id, "meta": meta, "status": "final",
                 "category": [code("http://terminology.hl7.org/CodeSystem/observation-category", category.0, category.1)],
@@ -689,7 +788,11 @@ fn clinical(ctx: &Ctx<'_>, n: usize, rtype: &str, idx: usize) -> Value {
             })
         }
         "AllergyIntolerance" => {
-            const ALLERGIES: &[(&str, &str)] = &[("91936005", "Allergy to penicillin"), ("300913006", "Shellfish allergy"), ("418689008", "Allergy to grass pollen")];
+            const ALLERGIES: &[(&str, &str)] = &[
+                ("91936005", "Allergy to penicillin"),
+                ("300913006", "Shellfish allergy"),
+                ("418689008", "Allergy to grass pollen"),
+            ];
             let (c, d) = ALLERGIES[(idx + n) % ALLERGIES.len()];
             json!({
                 "resourceType": "AllergyIntolerance", "id": id, "meta": meta,
@@ -700,7 +803,12 @@ fn clinical(ctx: &Ctx<'_>, n: usize, rtype: &str, idx: usize) -> Value {
             })
         }
         "Immunization" => {
-            const VACCINES: &[(&str, &str)] = &[("140", "Influenza, seasonal, injectable, preservative free"), ("208", "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose"), ("115", "Tdap"), ("33", "pneumococcal polysaccharide vaccine, 23 valent")];
+            const VACCINES: &[(&str, &str)] = &[
+                ("140", "Influenza, seasonal, injectable, preservative free"),
+                ("208", "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose"),
+                ("115", "Tdap"),
+                ("33", "pneumococcal polysaccharide vaccine, 23 valent"),
+            ];
             let (c, d) = VACCINES[idx % VACCINES.len()];
             json!({
                 "resourceType": "Immunization", "id": id, "meta": meta, "status": "completed",

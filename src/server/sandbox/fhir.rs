@@ -75,9 +75,13 @@ fn guard<'a>(
     let faults = payer.faults.merged(&members()[claims.m].faults);
     let seen = {
         let mut requests = sandbox.requests.lock().unwrap_or_else(|e| e.into_inner());
-        let n = requests.entry(claims.j.clone()).or_insert(0);
-        *n += 1;
-        *n
+        if requests.len() > 10_000 {
+            let now = sandbox.now();
+            requests.retain(|_, (_, exp)| *exp > now);
+        }
+        let entry = requests.entry(claims.j.clone()).or_insert((0, claims.exp));
+        entry.0 += 1;
+        entry.0
     };
     if faults.access_token_max_requests.is_some_and(|max| seen > max) {
         return Err(unauthorized(slug, Some("access token expired")));
@@ -94,7 +98,8 @@ fn guard<'a>(
         return Err(outcome(StatusCode::INTERNAL_SERVER_ERROR, "exception", "internal server error"));
     }
     if SUPPORTED_RESOURCE_TYPES.contains(&rtype) && !auth::scope_allows(&claims.s, rtype) {
-        let mut resp = outcome(StatusCode::FORBIDDEN, "forbidden", "the granted scope does not include this resource type");
+        let mut resp =
+            outcome(StatusCode::FORBIDDEN, "forbidden", "the granted scope does not include this resource type");
         let v = format!("Bearer realm=\"{slug}\", error=\"insufficient_scope\"");
         if let Ok(v) = HeaderValue::from_str(&v) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -147,7 +152,13 @@ pub async fn search(
             },
             "_getpagesoffset" => match v.parse::<usize>() {
                 Ok(o) => offset = o,
-                Err(_) => return outcome(StatusCode::BAD_REQUEST, "invalid", "_getpagesoffset must be a non-negative integer"),
+                Err(_) => {
+                    return outcome(
+                        StatusCode::BAD_REQUEST,
+                        "invalid",
+                        "_getpagesoffset must be a non-negative integer",
+                    )
+                }
             },
             _ => {}
         }

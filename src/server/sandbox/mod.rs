@@ -56,6 +56,19 @@
 //! | plan not reachable | `plan.unreachable` | sign-in and token exchange succeed, then **every FHIR request answers 403** OperationOutcome (`code: forbidden`, diagnostics "plan not available through this API") | `PLAN_NOT_REACHABLE` |
 //! | narrower scopes | `narrow.scope` | grants only `patient/Patient.read patient/Coverage.read patient/ExplanationOfBenefit.read` (plus `launch/patient` and `offline_access` if asked); other types answer 403 | scope downgrade handling |
 //!
+//! Notes for the sync: Sam's Coverage references Alex's Patient as `subscriber`; reading it with Sam's token
+//! is a 403 (another patient), which a reference resolver must tolerate. Search parameters other than
+//! `patient`/`subject`/`beneficiary`, `_id`, `_count` and `_getpagesoffset` are ignored (all results).
+//!
+//! # Using it in tests
+//! - Embedded: `common::spawn_app()` already serves and registers the three payers; drive the sign-in with
+//!   [`drive_consent`] (or POST the forms: `GET authorize` sets the `sbx_csrf` cookie and renders hidden
+//!   `request` and `csrf` fields; `POST {authorize}/sign-in` with `username`/`password` renders a hidden
+//!   `login`; `POST {authorize}/decide` with `decision=approve|deny` answers 303 to the `redirect_uri`).
+//! - Remote: [`spawn_standalone`] with `redirect_uris = [format!("{}/link/callback", app.base_url)]` and
+//!   `clock = Arc::new(app.clock.clone())`, then [`register_endpoints_at`] on the app's database with the
+//!   sandbox's base URL to point the directory entries at it.
+//!
 //! Requests the sandbox rejects on its own: unknown `client_id` or `redirect_uri` (an error page, no redirect,
 //! RFC 6749 §4.1.2.1); missing `state`, missing or non-`S256` PKCE, wrong `aud` (`error=invalid_request`);
 //! `response_type` other than `code` (`unsupported_response_type`); no usable `patient/` scope (`invalid_scope`).
@@ -241,7 +254,8 @@ pub const SUPPORTED_RESOURCE_TYPES: &[&str] = &[
 ];
 
 /// Resource types readable by id with any valid token (shared, not in a patient compartment).
-pub const SHARED_RESOURCE_TYPES: &[&str] = &["Organization", "Practitioner", "PractitionerRole", "Location", "Medication"];
+pub const SHARED_RESOURCE_TYPES: &[&str] =
+    &["Organization", "Practitioner", "PractitionerRole", "Location", "Medication"];
 
 /// Settings of one sandbox instance.
 #[derive(Clone)]
@@ -331,8 +345,9 @@ pub(crate) struct Sandbox {
     pub codes: Mutex<HashMap<String, CodeEntry>>,
     /// Refresh tokens by SHA-256 hash.
     pub refresh: Mutex<HashMap<String, RefreshEntry>>,
-    /// FHIR requests seen per access token id (`jti`), for the 429 and request-limit faults.
-    pub requests: Mutex<HashMap<String, u32>>,
+    /// FHIR requests seen per access token id (`jti`) and that token's expiry, for the 429 and
+    /// request-limit faults.
+    pub requests: Mutex<HashMap<String, (u32, i64)>>,
 }
 
 /// Shared handle on a running sandbox.
@@ -480,6 +495,7 @@ pub async fn spawn_standalone(cfg: SandboxConfig) -> anyhow::Result<(String, Joi
     let local = listener.local_addr()?;
     let base_url = match &cfg.public_url {
         Some(u) => u.trim_end_matches('/').to_string(),
+        None if local.ip().is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
         None => format!("http://{local}"),
     };
     let sandbox = Arc::new(Sandbox::new(&cfg, base_url.clone()));

@@ -113,7 +113,12 @@ fn hidden(name: &str, value: &str) -> String {
 }
 
 /// A plain error page (no redirect to the client).
-pub(crate) fn error_page(sandbox: &Sandbox, payer: Option<&PayerConfig>, status: StatusCode, message: &str) -> Response {
+pub(crate) fn error_page(
+    sandbox: &Sandbox,
+    payer: Option<&PayerConfig>,
+    status: StatusCode,
+    message: &str,
+) -> Response {
     let main = format!(
         r#"<h1>Something went wrong</h1>
 <p class="error" role="alert">{}</p>
@@ -131,9 +136,11 @@ pub(crate) fn sign_in_page(
     req: &ValidRequest,
     csrf: &str,
     error: Option<&str>,
+    username: &str,
 ) -> Response {
     let bp = base_path(sandbox);
-    let error_html = error.map(|e| format!(r#"<p class="error" role="alert" id="signin-error">{}</p>"#, esc(e))).unwrap_or_default();
+    let error_html =
+        error.map(|e| format!(r#"<p class="error" role="alert" id="signin-error">{}</p>"#, esc(e))).unwrap_or_default();
     let described = if error.is_some() { r#" aria-describedby="signin-error""# } else { "" };
     let table = |title_id: &str, title: &str, scenarios: bool| {
         let rows: String = members()
@@ -160,7 +167,8 @@ pub(crate) fn sign_in_page(
 </div>"#
         )
     };
-    let tables = format!("{}\n{}", table("members-plain", "Members", false), table("members-faults", "Failure scenarios", true));
+    let tables =
+        format!("{}\n{}", table("members-plain", "Members", false), table("members-faults", "Failure scenarios", true));
     let main = format!(
         r#"<h1>Sign in</h1>
 <p class="lead">An application is asking to connect to your {name} account. Sign in to continue.</p>
@@ -168,7 +176,7 @@ pub(crate) fn sign_in_page(
 <form method="post" action="{bp}/sandbox/{slug}/authorize/sign-in" class="stack">
 {request}{csrf}
 <label for="username">Username</label>
-<input id="username" name="username" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus{described}>
+<input id="username" name="username" type="text" value="{username}" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus{described}>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required{described}>
 <button type="submit" class="primary">Sign in</button>
@@ -182,6 +190,7 @@ pub(crate) fn sign_in_page(
         slug = esc(payer.slug),
         request = hidden("request", &encode_request(params)),
         csrf = hidden("csrf", csrf),
+        username = esc(username),
     );
     let origin = origin_of(&req.redirect_uri);
     html(StatusCode::OK, layout(sandbox, Some(payer), &format!("Sign in — {}", payer.name), &main), origin.as_deref())
@@ -242,7 +251,11 @@ pub(crate) fn consent_page(
         login = hidden("login", login),
     );
     let origin = origin_of(&req.redirect_uri);
-    html(StatusCode::OK, layout(sandbox, Some(payer), &format!("Allow access — {}", payer.name), &main), origin.as_deref())
+    html(
+        StatusCode::OK,
+        layout(sandbox, Some(payer), &format!("Allow access — {}", payer.name), &main),
+        origin.as_deref(),
+    )
 }
 
 /// Sets the double-submit CSRF cookie (HttpOnly, SameSite=Lax, scoped to `/sandbox/`).
@@ -264,10 +277,7 @@ pub(crate) fn csrf_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// `GET /sandbox/sandbox.css`.
 pub async fn stylesheet() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
-        SANDBOX_CSS,
-    )
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], SANDBOX_CSS)
         .into_response()
 }
 
@@ -277,7 +287,8 @@ pub async fn brand_stylesheet(State(sandbox): State<Shared>, Path(slug): Path<St
         return StatusCode::NOT_FOUND.into_response();
     };
     let css = format!(":root {{ --brand: {}; }}\n", payer.brand_color);
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], css).into_response()
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], css)
+        .into_response()
 }
 
 const SANDBOX_CSS: &str = r#":root { --brand: #0b5cad; --ink: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #f4f6f8; --error: #b42318; }
@@ -325,7 +336,14 @@ fn hidden_value(page: &str, name: &str) -> Option<String> {
     let marker = format!(r#"name="{name}" value=""#);
     let start = page.find(&marker)? + marker.len();
     let end = start + page[start..].find('"')?;
-    Some(page[start..end].replace("&amp;", "&").replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">"))
+    Some(
+        page[start..end]
+            .replace("&amp;", "&")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">"),
+    )
 }
 
 fn form_action(page: &str, marker: &str) -> Option<String> {
@@ -362,18 +380,20 @@ pub(crate) async fn drive_consent(
         .filter_map(|v| v.to_str().ok())
         .find_map(|v| v.split(';').next().filter(|c| c.starts_with(CSRF_COOKIE)).map(str::to_owned));
     let page = resp.text().await?;
-    let (Some(cookie), Some(request), Some(csrf), Some(action)) = (
-        cookie,
-        hidden_value(&page, "request"),
-        hidden_value(&page, "csrf"),
-        form_action(&page, r#"name="request""#),
-    ) else {
+    let (Some(cookie), Some(request), Some(csrf), Some(action)) =
+        (cookie, hidden_value(&page, "request"), hidden_value(&page, "csrf"), form_action(&page, r#"name="request""#))
+    else {
         anyhow::bail!("authorize answered {status}: {page}");
     };
     let resp = client
         .post(start.join(&action)?)
         .header(reqwest::header::COOKIE, &cookie)
-        .form(&[("request", request.as_str()), ("csrf", csrf.as_str()), ("username", username), ("password", super::PASSWORD)])
+        .form(&[
+            ("request", request.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", username),
+            ("password", super::PASSWORD),
+        ])
         .send()
         .await?;
     if let Some(loc) = location(&resp) {
@@ -388,7 +408,12 @@ pub(crate) async fn drive_consent(
     let resp = client
         .post(start.join(&action)?)
         .header(reqwest::header::COOKIE, &cookie)
-        .form(&[("request", request.as_str()), ("csrf", csrf.as_str()), ("login", login.as_str()), ("decision", decision)])
+        .form(&[
+            ("request", request.as_str()),
+            ("csrf", csrf.as_str()),
+            ("login", login.as_str()),
+            ("decision", decision),
+        ])
         .send()
         .await?;
     if let Some(loc) = location(&resp) {

@@ -34,7 +34,7 @@ const REFRESH_MARGIN_SECS: i64 = 30;
 pub enum FetchError {
     /// A 4xx other than 401/429 (the type is skipped by the caller).
     Status { status: u16, content_type: String },
-    /// 401 that survived a refresh (or no way to refresh).
+    /// 401 that survived a refresh, or no refresh token to try.
     Unauthorized,
     /// The payer refused our refresh token: the patient must link again.
     NeedsReauth,
@@ -54,7 +54,7 @@ impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FetchError::Status { status, content_type } => write!(f, "payer answered HTTP {status} ({content_type})"),
-            FetchError::Unauthorized => write!(f, "payer answered HTTP 401 after a token refresh"),
+            FetchError::Unauthorized => write!(f, "payer answered HTTP 401 and the token could not be refreshed"),
             FetchError::NeedsReauth => write!(f, "payer refused the refresh token"),
             FetchError::ServerError { status: 0 } => write!(f, "payer unreachable"),
             FetchError::ServerError { status } => write!(f, "payer answered HTTP {status} after retries"),
@@ -71,8 +71,12 @@ impl std::fmt::Display for FetchError {
 struct Token {
     value: SecretString,
     expires_at: Option<i64>,
+    /// Bumped by every refresh.
     generation: u64,
 }
+
+/// Refreshes one request may cause (a token that worked and then expired, several times over).
+const MAX_REFRESHES_PER_REQUEST: u32 = 4;
 
 /// A FHIR client for one authorization.
 pub struct Payer {
@@ -82,6 +86,10 @@ pub struct Payer {
     token: RwLock<Token>,
     refresh_gate: Mutex<()>,
     has_refresh_token: bool,
+    /// Successful requests per token generation: a 401 on a token that never worked, right after a
+    /// refresh, is the "401 that survives a refresh" that ends the sync; a token that worked and then died
+    /// (expired mid-sync, or used up by concurrent reads) is simply refreshed again.
+    successes: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 /// Whether a `Content-Type` is one of the JSON types FHIR servers use (parameters ignored).
@@ -120,6 +128,7 @@ impl Payer {
             token: RwLock::new(Token { value: access, expires_at: creds.expires_at, generation: 0 }),
             refresh_gate: Mutex::new(()),
             has_refresh_token: creds.refresh_token.is_some(),
+            successes: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -152,6 +161,10 @@ impl Payer {
         }
         let t = self.token.read().await;
         Ok((t.value.clone(), t.generation))
+    }
+
+    fn successes(&self, generation: u64) -> u64 {
+        self.successes.lock().map(|m| m.get(&generation).copied().unwrap_or(0)).unwrap_or(0)
     }
 
     /// Refreshes unless another task already did since `seen_generation`.
@@ -189,7 +202,7 @@ impl Payer {
         if !self.same_origin(url) {
             return Err(FetchError::ForeignOrigin);
         }
-        let mut refreshed = false;
+        let mut refreshes = 0u32;
         let mut retries = 0u32;
         loop {
             let (token, generation) = self.current_token().await?;
@@ -214,6 +227,11 @@ impl Payer {
                 }
             };
             let status = resp.status().as_u16();
+            if status != 401 {
+                if let Ok(mut m) = self.successes.lock() {
+                    *m.entry(generation).or_default() += 1;
+                }
+            }
             let content_type = resp
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
@@ -246,10 +264,17 @@ impl Payer {
                     return Ok(body);
                 }
                 401 => {
-                    if refreshed || !self.has_refresh_token {
+                    if !self.has_refresh_token || refreshes >= MAX_REFRESHES_PER_REQUEST {
                         return Err(FetchError::Unauthorized);
                     }
-                    refreshed = true;
+                    if generation > 0 && self.successes(generation) == 0 {
+                        // Concurrent reads may not have recorded their success yet: look again shortly.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if self.successes(generation) == 0 && self.token.read().await.generation == generation {
+                            return Err(FetchError::Unauthorized);
+                        }
+                    }
+                    refreshes += 1;
                     self.refresh(generation).await?;
                 }
                 429 | 503 => {

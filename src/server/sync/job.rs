@@ -515,6 +515,8 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
     let mut seen = HashSet::new();
     let mut pages = 0u32;
     let mut halvings = 0;
+    // The next page, fetched while the current one is stored (the payer works while we write).
+    let mut prefetched: Option<Result<bytes::Bytes, FetchError>> = None;
     loop {
         if !seen.insert(url.to_string()) {
             warn(job, format!("{ty}: a repeated next link was not followed"));
@@ -526,7 +528,11 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
             break;
         }
         job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: url.to_string(), count });
-        let body = match payer.get(&url).await {
+        let fetched = match prefetched.take() {
+            Some(r) => r,
+            None => payer.get(&url).await,
+        };
+        let body = match fetched {
             Ok(b) => b,
             Err(FetchError::Timeout) if count > 1 && halvings < 4 => {
                 count = (count / 2).max(1);
@@ -544,21 +550,16 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
             }
         };
         let page = parse_page(&body).map_err(|r| TypeStop::Skip(r, Some(200)))?;
+        drop(body);
         for w in &page.warnings {
             warn(job, format!("{ty}: {w}"));
         }
         if let Some(e) = page.error {
             return Err(TypeStop::Skip(e, Some(200)));
         }
-        let now = state.clock.now();
-        store::upsert(state, &job.authorization_id, now, &page.resources).await?;
-        for r in &page.resources {
-            *job.progress.entry(r.resource_type.clone()).or_default() += 1;
-        }
-        add_refs(payer, job, &page.refs, 1);
-        let next = match page.next {
+        let next = match &page.next {
             None => None,
-            Some(n) => match url.join(&n) {
+            Some(n) => match url.join(n) {
                 Ok(next) if payer.same_origin(&next) => Some(next),
                 Ok(_) => {
                     warn(job, format!("{ty}: a next link to another origin was not followed"));
@@ -570,6 +571,22 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
                 }
             },
         };
+        let now = state.clock.now();
+        let store = store::upsert(state, &job.authorization_id, now, &page.resources);
+        match &next {
+            Some(n) if !seen.contains(n.as_str()) && pages < PAGE_CAP && !state.shutdown.is_cancelled() => {
+                let (stored, fetched) = tokio::join!(store, payer.get(n));
+                stored?;
+                prefetched = Some(fetched);
+            }
+            _ => {
+                store.await?;
+            }
+        }
+        for r in &page.resources {
+            *job.progress.entry(r.resource_type.clone()).or_default() += 1;
+        }
+        add_refs(payer, job, &page.refs, 1);
         let Some(next) = next else { break };
         job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: next.to_string(), count });
         checkpoint(state, job).await?;

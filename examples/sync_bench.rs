@@ -1,0 +1,195 @@
+//! Benchmark of the sync (prints figures; not a timed test).
+//!
+//! Starts the sandbox payer as a separate process (`link-sdk sandbox`, loopback), links its member
+//! `big.claims` (2,400 ExplanationOfBenefit) through the real payer OAuth (`begin` → sandbox sign-in →
+//! `complete`), runs the sync job in this process on SQLite, then downloads the same ExplanationOfBenefit
+//! pages with `curl` (the payer's own limit) and prints:
+//! resources/s, wall time, peak RSS growth, and the curl download time of the same pages.
+//!
+//! ```text
+//! cargo build --release --bin link-sdk && cargo run --release --example sync_bench
+//! ```
+//! `LINK_SDK_BIN` overrides the path of the `link-sdk` binary (default: next to this example's folder).
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use link_sdk::{
+    domain::Usage,
+    server::{
+        apps::{self, NewApp},
+        authorizations,
+        clock::SystemClock,
+        config::Settings,
+        directory, payer_oauth, sandbox,
+        startup::Application,
+        sync,
+    },
+};
+use secrecy::ExposeSecret as _;
+use serde_json::{json, Value};
+
+/// `VmRSS` and `VmHWM` (peak) of this process, in kB.
+fn rss_kb() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets the peak-RSS counter (Linux: write 5 to clear_refs), so VmHWM measures the sync alone.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Sandbox(std::process::Child);
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sandbox(redirect_uri: &str) -> anyhow::Result<(Sandbox, String)> {
+    let bin = match std::env::var("LINK_SDK_BIN") {
+        Ok(b) => std::path::PathBuf::from(b),
+        Err(_) => std::env::current_exe()?.parent().and_then(|p| p.parent()).context("exe folder")?.join("link-sdk"),
+    };
+    let mut child = Command::new(&bin)
+        .args(["sandbox", "--sandbox-addr", "127.0.0.1:0", "--sandbox-redirect-uri", redirect_uri])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} (build it first: cargo build --release --bin link-sdk)", bin.display()))?;
+    let stdout = child.stdout.take().context("sandbox stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let guard = Sandbox(child);
+    let base = loop {
+        let line = lines.next().context("sandbox exited before printing its URL")??;
+        if let Some(rest) = line.trim().strip_prefix("Sandbox payers are running at ") {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep draining its stdout so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok((guard, base))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::for_tests(dir.path().to_path_buf());
+    settings.sync_workers = 0;
+    settings.sandbox = false;
+    let app = Application::build(settings, Arc::new(SystemClock)).await?;
+    let state = app.state.clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let redirect_uri = format!("{}/link/callback", state.public_url);
+
+    let (_sandbox, base) = start_sandbox(&redirect_uri)?;
+    let payer = sandbox::default_payers().into_iter().find(|p| p.endpoint_id == sandbox::REFRESHABLE_ENDPOINT_ID).context("payer")?;
+    let endpoint = sandbox::endpoint_for(&base, &payer);
+    let now = state.clock.now();
+    directory::upsert(&state.db, now, &endpoint).await?;
+    let (a, _) = apps::create(
+        &state.db,
+        now,
+        NewApp {
+            name: "Sync bench".into(),
+            allowed_origins: vec![],
+            redirect_uris: vec![],
+            webhook_url: None,
+            logo_url: None,
+            brand_color: None,
+        },
+    )
+    .await?;
+    let requested = vec!["ExplanationOfBenefit".to_string()];
+    let session = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, nonce, step, expires_at, created_at, \
+         updated_at) VALUES ($1, $2, 'test', 'bench', 'ONE_TIME', $3, 'n', 'connect', $4, $5, $5)",
+    )
+    .bind(&session)
+    .bind(&a.id)
+    .bind(json!({"requestedResources": requested}).to_string())
+    .bind(now + 3600)
+    .bind(now)
+    .execute(&state.db.pool)
+    .await?;
+
+    let url = payer_oauth::begin(&state, &session, &endpoint, Usage::OneTime, &requested)
+        .await
+        .map_err(|c| anyhow::anyhow!("begin: {}", c.as_str()))?;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let location = sandbox::drive_consent(&client, &url, sandbox::MEMBER_LARGE, true).await?;
+    let q: std::collections::HashMap<String, String> = url::Url::parse(&location)?.query_pairs().into_owned().collect();
+    let done = payer_oauth::complete(
+        &state,
+        payer_oauth::CallbackParams { code: q.get("code").cloned(), state: q.get("state").cloned(), error: None, error_description: None },
+    )
+    .await
+    .map_err(|(_, c)| anyhow::anyhow!("complete: {}", c.as_str()))?;
+
+    // The sync.
+    let (rss_before, _) = rss_kb();
+    reset_peak();
+    let started = Instant::now();
+    while sync::run_once(&state).await {}
+    let wall = started.elapsed();
+    let (_, peak) = rss_kb();
+    let st = sync::status(&state.db, &done.authorization_id).await?.context("no job")?;
+    let total: i64 = st.progress.values().sum();
+    let eobs = st.progress.get("ExplanationOfBenefit").copied().unwrap_or(0);
+
+    // The same ExplanationOfBenefit pages with curl, one request after the other like the sync.
+    let creds = authorizations::payer_credentials(&state, &done.authorization_id).await?.context("tokens")?;
+    let token = creds.access_token.context("token")?;
+    let auth = authorizations::get(&state.db, &done.authorization_id).await?.context("authorization")?;
+    let fhir = sandbox::fhir_base(&base, payer.slug);
+    let mut next = Some(format!(
+        "{fhir}/ExplanationOfBenefit?patient={}&_count={}",
+        auth.patient_id.clone().unwrap_or_default(),
+        sync::job::PAGE_COUNT
+    ));
+    let mut curl_time = Duration::ZERO;
+    let (mut pages, mut bytes) = (0, 0usize);
+    while let Some(u) = next.take() {
+        let t = Instant::now();
+        let out = Command::new("curl")
+            .args(["-s", "--fail", "-H", "Accept: application/fhir+json", "-H"])
+            .arg(format!("Authorization: Bearer {}", token.expose_secret()))
+            .arg(&u)
+            .output()
+            .context("running curl")?;
+        curl_time += t.elapsed();
+        anyhow::ensure!(out.status.success(), "curl failed on {u}");
+        pages += 1;
+        bytes += out.stdout.len();
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        next = v["link"].as_array().and_then(|l| l.iter().find(|x| x["relation"] == "next")).and_then(|x| x["url"].as_str()).map(|n| {
+            url::Url::parse(&u).and_then(|b| b.join(n)).map(|x| x.to_string()).unwrap_or_default()
+        });
+    }
+
+    println!("sync of sandbox member {} ({} pages of ExplanationOfBenefit, {:.1} MB)", sandbox::MEMBER_LARGE, pages, bytes as f64 / 1e6);
+    println!("  status                 {} ({} resources, {} ExplanationOfBenefit)", st.status, total, eobs);
+    println!("  wall time              {:.3} s", wall.as_secs_f64());
+    println!("  resources/s            {:.0}", total as f64 / wall.as_secs_f64());
+    println!("  curl download (EOB)    {:.3} s  (ratio sync/curl {:.2})", curl_time.as_secs_f64(), wall.as_secs_f64() / curl_time.as_secs_f64());
+    println!("  RSS before             {:.1} MB", rss_before as f64 / 1024.0);
+    println!("  peak RSS during sync   {:.1} MB (growth {:.1} MB)", peak as f64 / 1024.0, (peak.saturating_sub(rss_before)) as f64 / 1024.0);
+    Ok(())
+}
