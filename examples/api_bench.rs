@@ -12,9 +12,10 @@
 //! ceiling of the HTTP stack on this machine. Run:
 //!
 //! ```text
-//! cargo run --release --example api_bench            # figures worth quoting
-//! BENCH_SECS=5 BENCH_CONNECTIONS=16 cargo run --example api_bench   # quick, debug build
+//! CARGO_TARGET_DIR=target/bench cargo build --release --examples && target/bench/release/examples/api_bench
+//! BENCH_SECS=5 BENCH_CONNECTIONS=16 target/bench/release/examples/api_bench   # shorter
 //! ```
+//! Only 127.0.0.1 is contacted; each wrk run is bounded by `BENCH_SECS` (default 10), the sync by 10 minutes.
 
 use std::{path::Path, process::Command, sync::Arc, time::Duration};
 
@@ -90,6 +91,7 @@ function init(args)
 end
 function request()
   idx = idx + 1
+  if idx > #toks then idx = 1 end -- spent tokens are refused: counted as non-2xx
   local body = '{"public_token":"' .. toks[idx] .. '","secret_key":"' .. sk .. '"}'
   return wrk.format("POST", "/link/exchange", {["Content-Type"] = "application/json"}, body)
 end
@@ -130,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
             println!("sync {} in {:.1} s: {:?}", st.status, started.elapsed().as_secs_f64(), st.progress);
             break;
         }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "the sync did not finish within 10 minutes");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let ex: Value = http
@@ -143,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
     let patient = ex["patient"].as_str().unwrap().trim_start_matches("Patient/").to_string();
 
     // Pre-minted public tokens for the exchange benchmark (what the Link flow mints at the callback).
-    let n_tokens: usize = env_or("BENCH_TOKENS", "60000").parse()?;
+    let n_tokens: usize = env_or("BENCH_TOKENS", "40000").parse()?;
     let mut lines = String::new();
     for _ in 0..n_tokens {
         lines.push_str(&tokens::issue(&state.db, clock.now(), TokenKind::Public, &a.id, Some(&authz), Some(1800), json!({})).await?);
@@ -172,8 +175,9 @@ async fn main() -> anyhow::Result<()> {
     ];
 
     println!();
-    println!("| scenario | response bytes | req/s | p50 | p99 | non-2xx | static file req/s | static p50 | static p99 | ratio |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("machine: {}; wrk -t2 -c{} -d{}s", machine(), env_or("BENCH_CONNECTIONS", "32"), env_or("BENCH_SECS", "10"));
+    println!("| scenario | response bytes | req/s | p50 | p99 | non-2xx | static file req/s | static p50 | static p99 | ratio | load avg |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     // Exchange.
     {
         let sample = serde_json::to_vec(&ex)?;
@@ -196,7 +200,30 @@ async fn main() -> anyhow::Result<()> {
 fn row(name: &str, bytes: usize, f: &Figures, s: &Figures) {
     let ratio = if s.rps > 0.0 { f.rps / s.rps } else { 0.0 };
     println!(
-        "| {name} | {bytes} | {:.1} | {} | {} | {} | {:.1} | {} | {} | {:.2} |",
-        f.rps, f.p50, f.p99, f.errors, s.rps, s.p50, s.p99, ratio
+        "| {name} | {bytes} | {:.1} | {} | {} | {} | {:.1} | {} | {} | {:.2} | {} |",
+        f.rps,
+        f.p50,
+        f.p99,
+        f.errors,
+        s.rps,
+        s.p50,
+        s.p99,
+        ratio,
+        loadavg()
     );
+}
+
+/// The 1, 5 and 15 minute load averages (the figures mean little on a busy machine).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+}
+
+/// CPU model, logical CPUs and memory of this machine.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("?").trim().to_string();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb: u64 = mem.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+    format!("{model}, {cpus} CPUs, {:.1} GiB RAM", kb as f64 / 1048576.0)
 }

@@ -358,3 +358,23 @@ async fn sandbox_member_end_to_end() {
         assert_eq!(ours, payer, "{rt}/{id}");
     }
 }
+
+#[tokio::test]
+async fn one_time_data_is_unreadable_after_24_hours() {
+    let app = server().await;
+    let l = linked(&app, Usage::OneTime, true).await;
+    let m = create_authorization(&app, &l.keys, &l.endpoint, "user-2", "multi-patient", Usage::Multiple).await;
+    let mut p2 = fixture("Patient", PATIENT);
+    p2["id"] = json!("multi-patient");
+    store_resources(&app, &m, &[p2]).await;
+    let t = patient_token(&app, &l).await;
+    ok_json(get_bearer(&app, "/fhir/Patient/$PATIENT_ID", &t).await).await;
+    app.clock.advance(86_400 - 10);
+    let apt = app_token(&app, &l.keys).await;
+    assert_eq!(ok_json(get_bearer(&app, "/fhir/Patient", &apt).await).await["total"], 2);
+    app.clock.advance(20);
+    outcome(get_bearer(&app, "/fhir/Patient/$PATIENT_ID", &t).await, 401).await;
+    let b = ok_json(get_bearer(&app, "/fhir/Patient", &apt).await).await;
+    assert_eq!(b["total"], 1);
+    assert_eq!(b["entry"][0]["resource"]["id"], "multi-patient");
+}

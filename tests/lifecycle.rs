@@ -798,9 +798,45 @@ async fn a_full_link_and_read_leaves_an_audit_trail_and_no_plaintext_secret_in_t
         }
     }
 
+    // The sync's webhook was queued for the app.
+    let ev = events(&app, &f.app_id, "sync_completed").await;
+    assert!(ev.iter().any(|e| e["data"]["authorization_id"] == authz.as_str()), "{ev:?}");
+
     // Revocation by the app expunges at once and the API answers 401 with the reason.
     lifecycle::expunge_authorization(&app.state, &authz, lifecycle::REASON_REVOKED_BY_APP).await.unwrap();
     let r = app.client.get(format!("{}/fhir/Patient", app.base_url)).bearer_auth(&access_token).send().await.unwrap();
     assert_eq!(r.status(), 401);
+    let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let body = r.text().await.unwrap();
+    assert!(www.contains("revoked") || body.contains("revoked"), "the 401 says why: {www} {body}");
     assert_eq!(resources_of(&app, &authz).await, 0);
+    assert_eq!(events(&app, &f.app_id, "authorization_revoked").await.len(), 1);
+}
+
+#[tokio::test]
+async fn state_changes_made_by_other_parts_are_completed_by_the_sweep() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let a = link(&app, &f, "user-8", Usage::Multiple, "http://127.0.0.1:9/token", 86_400).await;
+    let b = link(&app, &f, "user-9", Usage::Multiple, "http://127.0.0.1:9/token", 86_400).await;
+    let now = app.clock.now();
+    // As another part might: a bare state change, without expunge or notification.
+    authorizations::set_state(&app.state.db, &a.id, authorizations::REVOKED, now).await.unwrap();
+    authorizations::set_state(&app.state.db, &b.id, authorizations::NEEDS_REAUTH, now).await.unwrap();
+    lifecycle::sweep_once(&app.state).await.unwrap();
+
+    // Revoked → expunged at once, stays REVOKED; its revoker sends the event, not the sweep.
+    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &a.id).await.unwrap().unwrap();
+    assert_eq!((s.state.as_str(), s.reason.as_deref(), s.readable), ("REVOKED", Some(lifecycle::REASON_REVOKED), false));
+    assert_expunged(&app, &a).await;
+    assert!(events(&app, &f.app_id, "authorization_revoked").await.is_empty());
+
+    // NEEDS_REAUTH → readable window set and refresh_expired sent, once.
+    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &b.id).await.unwrap().unwrap();
+    assert!(s.readable);
+    assert_eq!(s.expunge_at, Some(now + app.state.settings.reauth_grace_secs));
+    lifecycle::sweep_once(&app.state).await.unwrap();
+    let ev = events(&app, &f.app_id, "refresh_expired").await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["data"]["authorization_id"], b.id.as_str());
 }

@@ -68,8 +68,10 @@ async fn exchange_returns_the_documented_shape_and_marks_the_authorization() {
 async fn exchange_one_time_or_non_refreshable_has_no_refresh_token() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
+    app.clock.advance(1000);
     let v = exchange(&app, &l.public_token, &l.keys.sk).await;
     assert!(v.get("refresh_token").is_none());
+    assert_eq!(v["expires_in"], 86_400 - 1000, "a ONE_TIME token ends with the data");
     let l2 = linked(&app, Usage::Multiple, false).await;
     let v = exchange(&app, &l2.public_token, &l2.keys.sk).await;
     assert!(v.get("refresh_token").is_none());

@@ -122,6 +122,9 @@ struct Faults {
     forbidden: Vec<String>,
     /// Types answering 400 with an HTML body.
     html_error: Vec<String>,
+    /// Types answering 200 with an HTML page (a login wall) or XML instead of JSON.
+    html_ok: Vec<String>,
+    xml_ok: Vec<String>,
     /// Types whose search Bundle carries an OperationOutcome entry with severity `error`.
     outcome_error: Vec<String>,
     /// (type, Retry-After value, how many times) answering 429.
@@ -363,6 +366,13 @@ async fn handle(State(p): State<TestPayer>, req: Request) -> Response {
         return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], "<html><h1>Bad Request</h1></html>")
             .into_response();
     }
+    if faults.html_ok.contains(&ty) {
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "<!doctype html><html>Sign in</html>").into_response();
+    }
+    if faults.xml_ok.contains(&ty) {
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/fhir+xml")], "<Bundle xmlns=\"http://hl7.org/fhir\"/>")
+            .into_response();
+    }
     if let Some((slow_ty, max)) = &faults.slow_over_count {
         let count: u32 = q.get("_count").and_then(|c| c.parse().ok()).unwrap_or(50);
         if *slow_ty == ty && count > *max {
@@ -568,12 +578,24 @@ async fn blue_button_fixtures_sync_without_loss_with_faults() {
         forbidden: vec!["Condition".into()],
         html_error: vec!["Procedure".into()],
         outcome_error: vec!["Observation".into()],
+        html_ok: vec!["Encounter".into()],
+        xml_ok: vec!["MedicationRequest".into()],
         coverage_cross_origin_next: Some(format!("{}/Coverage?patient=x&_page=2", other.fhir())),
         ..Faults::default()
     })
     .await;
     let app = app_with(|_| {}).await;
-    let types = ["Patient", "Coverage", "ExplanationOfBenefit", "Condition", "Procedure", "Observation", "Immunization"];
+    let types = [
+        "Patient",
+        "Coverage",
+        "ExplanationOfBenefit",
+        "Condition",
+        "Procedure",
+        "Observation",
+        "Immunization",
+        "Encounter",
+        "MedicationRequest",
+    ];
     let l = setup(&app, &payer, Usage::OneTime, &types, true).await;
     let auth = authorize_directly(&app, &payer, &l, Usage::OneTime, &types).await;
 
@@ -584,7 +606,12 @@ async fn blue_button_fixtures_sync_without_loss_with_faults() {
     assert_eq!(st.exit_code, None);
     let skipped: BTreeMap<String, Value> =
         st.skipped.iter().map(|s| (s["type"].as_str().unwrap().to_string(), s.clone())).collect();
-    assert_eq!(skipped.keys().cloned().collect::<Vec<_>>(), vec!["Condition", "Observation", "Procedure"]);
+    assert_eq!(
+        skipped.keys().cloned().collect::<Vec<_>>(),
+        vec!["Condition", "Encounter", "MedicationRequest", "Observation", "Procedure"]
+    );
+    assert!(skipped["Encounter"]["reason"].as_str().unwrap().contains("not FHIR JSON (text/html)"), "{skipped:?}");
+    assert!(skipped["MedicationRequest"]["reason"].as_str().unwrap().contains("application/fhir+xml"), "{skipped:?}");
     assert_eq!(skipped["Condition"]["status"], json!(403));
     assert_eq!(skipped["Procedure"]["status"], json!(400));
     assert!(skipped["Procedure"]["reason"].as_str().unwrap().contains("text/html"), "{skipped:?}");
@@ -1102,4 +1129,36 @@ async fn resources_can_be_encrypted_at_rest() {
         .unwrap();
         assert!(payer.0.fx.all_text.contains(&text));
     }
+}
+
+#[tokio::test]
+async fn finished_syncs_queue_webhooks() {
+    let payer = TestPayer::start(Faults { always_401: false, ..Faults::default() }).await;
+    let app = app_with(|_| {}).await;
+    let l = setup(&app, &payer, Usage::OneTime, &["Coverage"], true).await;
+    sqlx::query("UPDATE apps SET webhook_url = 'http://127.0.0.1:9/hook' WHERE id = $1")
+        .bind(&l.app_id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let ok = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
+    drain(&app).await;
+    payer.0.faults.lock().unwrap().always_401 = true;
+    let bad = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
+    drain(&app).await;
+    let rows = sqlx::query("SELECT event, payload FROM webhook_deliveries WHERE app_id = $1")
+        .bind(&l.app_id)
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+    let events: Vec<(String, Value)> = rows
+        .iter()
+        .map(|r| (r.try_get("event").unwrap(), serde_json::from_str(&r.try_get::<String, _>("payload").unwrap()).unwrap()))
+        .collect();
+    let completed = events.iter().find(|(e, _)| e == "sync_completed").expect("sync_completed queued");
+    assert_eq!(completed.1["data"]["authorization_id"], json!(ok));
+    assert_eq!(completed.1["data"]["counts"]["Coverage"], json!(4));
+    let failed = events.iter().find(|(e, _)| e == "sync_failed").expect("sync_failed queued");
+    assert_eq!(failed.1["data"]["authorization_id"], json!(bad));
+    assert_eq!(failed.1["data"]["exit_code"], json!("SYNC_FAILED"));
 }

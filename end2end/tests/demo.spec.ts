@@ -1,6 +1,7 @@
 // The README's promise, in Chromium: create an app from the CLI, import an endpoint file, and complete a link on
 // /demo that ends with the patient's Coverage shown; then link a second plan and revoke one.
 import { test, expect } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
 import { createApp, signInAtSandbox } from '../pages/link_flow';
 import { DemoPage, importEndpoints } from '../pages/demo_page';
 
@@ -110,9 +111,12 @@ test('hosted flow from /demo (as a mobile app would): redirect_uri back with pub
   await expect(demo.link('Sandbox Health Plan').getByTestId('coverage')).toBeVisible({ timeout: 60_000 });
 });
 
-test('a forged hosted-flow return is refused (state check)', async ({ page }) => {
+test('a forged hosted-flow return is refused (state check); the page is accessible', async ({ page }) => {
   const demo = new DemoPage(page);
   await demo.goto();
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
   await page.goto('/demo/callback?public_token=public-token-forged&state=forged');
   await expect(page).toHaveURL(/\/demo\?exit=INVALID_STATE$/);
   await expect(demo.status).toHaveText('Link closed: INVALID_STATE');

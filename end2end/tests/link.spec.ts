@@ -222,6 +222,31 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) te
     await expect(host.iframe()).toHaveCount(0);
     expect(await host.callbacks('onExit')).toEqual([]);
   });
+  test('keyboard only: focus stays in the modal, Enter moves on, Esc closes', async ({ page }) => {
+    wideOnly();
+    const host = await openWith(page, { publishableKey: keys.testPublishable, externalId: 'kb', usage: 'ONE_TIME' });
+    await expect(host.heading()).toHaveText('Acme Health wants to connect to your health plan');
+    await host.waitForHydration();
+    const frame = page.frames().find((f) => f.url().includes('/link/s/'))!;
+    const inside = () => frame.evaluate(() => !!document.activeElement && !!document.activeElement.closest('#link-root'));
+    for (const key of ['Tab', 'Tab', 'Tab', 'Tab', 'Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab', 'Shift+Tab']) {
+      await page.keyboard.press(key);
+      expect(await inside(), `focus left the dialog after ${key}`).toBe(true);
+      expect(await page.evaluate(() => document.activeElement?.tagName)).toBe('IFRAME');
+    }
+    await host.modal.getByRole('button', { name: 'I agree, continue' }).focus();
+    await page.keyboard.press('Enter');
+    await expect(host.heading()).toHaveText('How it works');
+    await expect(host.heading()).toBeFocused();
+    await page.keyboard.press('Tab');
+    await expect(host.modal.getByRole('button', { name: 'Continue' })).toBeFocused();
+    await page.keyboard.press('Enter');
+    await expect(host.heading()).toHaveText('Find your health plan');
+    await page.keyboard.press('Escape');
+    expect(await host.waitForCallback('onExit')).toEqual({ code: 'PATIENT_CANCELLED' });
+    await expect(host.connect).toBeFocused();
+  });
+
   // Misconfigured directory entries reach the configuration codes.
   const configFaults: [string, string, string][] = [
     ['0e2e0000-0000-4000-8000-000000000001', 'Unreachable Plan', 'PAYER_SERVER_ERROR'],

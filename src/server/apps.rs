@@ -126,6 +126,15 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// Checks an optional http(s) URL setting (webhook, logo).
+fn validate_url(what: &str, v: Option<&str>) -> anyhow::Result<()> {
+    if let Some(v) = v {
+        let u = url::Url::parse(v).with_context(|| format!("{what} {v:?} is not a URL"))?;
+        anyhow::ensure!(matches!(u.scheme(), "http" | "https"), "{what} {v:?} must be http(s)");
+    }
+    Ok(())
+}
+
 /// Checks origins, redirect URIs and the brand colour so that bad input fails at the CLI, not in a browser.
 fn validate(origins: &[String], redirects: &[String], brand_color: Option<&str>) -> anyhow::Result<()> {
     for o in origins {
@@ -163,14 +172,18 @@ pub async fn create(db: &Db, now: i64, new: NewApp) -> anyhow::Result<(App, Crea
     let redirect_uris: Vec<String> = new.redirect_uris.into_iter().map(|r| r.trim().to_string()).collect();
     let brand_color = non_empty(new.brand_color);
     validate(&allowed_origins, &redirect_uris, brand_color.as_deref())?;
+    let webhook_url = non_empty(new.webhook_url);
+    let logo_url = non_empty(new.logo_url);
+    validate_url("webhook URL", webhook_url.as_deref())?;
+    validate_url("logo URL", logo_url.as_deref())?;
     let app = App {
         id: format!("app_{}", uuid::Uuid::new_v4().simple()),
         name: new.name.trim().to_string(),
-        logo_url: non_empty(new.logo_url),
+        logo_url,
         brand_color,
         allowed_origins,
         redirect_uris,
-        webhook_url: non_empty(new.webhook_url),
+        webhook_url,
         require_signature: false,
     };
     let (test_pk, test_sk) = new_key_pair(Mode::Test);
@@ -379,6 +392,8 @@ pub async fn update(db: &Db, now: i64, app_id: &str, change: AppUpdate) -> anyho
         app.require_signature = s;
     }
     validate(&app.allowed_origins, &app.redirect_uris, app.brand_color.as_deref())?;
+    validate_url("webhook URL", app.webhook_url.as_deref())?;
+    validate_url("logo URL", app.logo_url.as_deref())?;
     sqlx::query(
         "UPDATE apps SET name = $1, logo_url = $2, brand_color = $3, allowed_origins = $4, redirect_uris = $5, \
          webhook_url = $6, require_signature = $7, updated_at = $8 WHERE id = $9",

@@ -64,7 +64,11 @@ fn keys_path(state: &AppState) -> PathBuf {
     state.settings.data_dir.join(DEMO_KEYS_FILE)
 }
 
+/// The local demo app's keys; never in production mode, even if a file was left from a local run.
 fn read_keys(state: &AppState) -> Option<DemoKeys> {
+    if state.settings.run_mode != super::config::RunMode::Local {
+        return None;
+    }
     let text = std::fs::read_to_string(keys_path(state)).ok()?;
     serde_json::from_str(&text).ok()
 }
@@ -373,7 +377,9 @@ async fn api_keys(State(state): State<AppState>, headers: HeaderMap, Json(body):
             if !sk.starts_with(&format!("sk_{}_", mode.as_str())) {
                 return api_error(StatusCode::BAD_REQUEST, "The secret key must be of the same mode as the publishable key.");
             }
-            session.own_keys = Some(DemoKeys { app_id: format!("{}…", &pk[..pk.len().min(16)]), publishable_key: pk, secret_key: sk });
+            // The demo does not look the app up (an integrator's app could not): it labels it by its key.
+            let label = format!("{}…", pk.chars().take(16).collect::<String>());
+            session.own_keys = Some(DemoKeys { app_id: label, publishable_key: pk, secret_key: sk });
         }
         (None, None) => session.own_keys = None,
         _ => return api_error(StatusCode::BAD_REQUEST, "Give both keys, or neither to go back to the demo app."),

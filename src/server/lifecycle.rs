@@ -83,6 +83,8 @@ pub const REASON_REVOKED_BY_PATIENT: &str = "revoked_by_patient";
 pub const REASON_REVOKED_BY_APP: &str = "revoked_by_app";
 /// Reason: the operator revoked it.
 pub const REASON_REVOKED_BY_OPERATOR: &str = "revoked_by_operator";
+/// Reason: revoked by a path that recorded no reason of its own.
+pub const REASON_REVOKED: &str = "revoked";
 /// Reason of `NEEDS_REAUTH`: the payer answered `invalid_grant` to a refresh.
 pub const REASON_PAYER_REFUSED_REFRESH: &str = "payer_refused_refresh";
 /// Reason of `NEEDS_REAUTH`: the payer's refresh grant expired (known expiry passed, or no refresh token).
@@ -168,31 +170,47 @@ pub async fn access_status(db: &Db, now: i64, authorization_id: &str) -> anyhow:
 /// is written (and `authorization.revoked` for a revocation).
 ///
 /// Idempotent: a second call deletes nothing more and sends no second event. Callers must not send
-/// `authorization_revoked` themselves.
+/// `authorization_revoked` themselves. A row already set to `REVOKED` by another path keeps that state and its
+/// reason, and no event is sent for it (its revoker is responsible); the sweep expunges such rows at once.
 ///
 /// # Errors
 /// Database errors (nothing is half-done: the deletes run in one transaction).
 pub async fn expunge_authorization(state: &AppState, authorization_id: &str, reason: &str) -> anyhow::Result<()> {
     let now = state.clock.now();
-    let revoked = reason.starts_with("revoked");
-    let new_state = if revoked { authorizations::REVOKED } else { authorizations::EXPIRED };
     let mut tx = state.db.pool.begin().await?;
     if state.db.backend() == Backend::Sqlite {
         // Overwrite deleted content in the file instead of leaving it in free pages.
         sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
     }
+    // A row another path already marked REVOKED (e.g. `authorizations::set_state`) stays REVOKED with its
+    // reason, and its revoker has sent the event: only a transition made here sends `authorization_revoked`.
+    let prior: Option<String> = sqlx::query(&format!(
+        "SELECT state FROM authorizations WHERE id = $1 AND expunged_at IS NULL {}",
+        if state.db.backend() == Backend::Postgres { "FOR UPDATE" } else { "" }
+    ))
+    .bind(authorization_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|r| r.try_get("state"))
+    .transpose()?;
+    let already_revoked = prior.as_deref() == Some(authorizations::REVOKED);
+    let revoking = reason.starts_with("revoked") && !already_revoked;
+    let revoked = revoking || already_revoked;
+    let new_state = if revoked { authorizations::REVOKED } else { authorizations::EXPIRED };
     let first = sqlx::query(
-        "UPDATE authorizations SET state = $1, state_reason = $2, expunged_at = $3, updated_at = $3, \
+        "UPDATE authorizations SET state = $1, state_reason = CASE WHEN $6 = 1 THEN COALESCE(state_reason, $2) ELSE $2 END, \
+         expunged_at = $3, updated_at = $3, \
          revoked_at = CASE WHEN $4 = 1 THEN COALESCE(revoked_at, $3) ELSE revoked_at END, \
          payer_access_token_enc = NULL, payer_refresh_token_enc = NULL, payer_key_id = NULL, next_sync_at = NULL \
          WHERE id = $5 AND expunged_at IS NULL \
          RETURNING app_id, external_id, endpoint_id",
     )
     .bind(new_state)
-    .bind(reason)
+    .bind(if already_revoked { REASON_REVOKED } else { reason })
     .bind(now)
     .bind(i64::from(revoked))
     .bind(authorization_id)
+    .bind(i64::from(already_revoked))
     .fetch_optional(&mut *tx)
     .await?;
     let resources = sqlx::query("DELETE FROM resources WHERE authorization_id = $1")
@@ -223,7 +241,7 @@ pub async fn expunge_authorization(state: &AppState, authorization_id: &str, rea
     let endpoint_id: String = row.try_get("endpoint_id")?;
     tracing::info!(authorization_id, reason, resources, revoked_tokens, "authorization expunged");
     let actor = actor_of(reason, &app_id);
-    if revoked {
+    if revoking {
         audit::record(
             &state.db,
             now,
@@ -252,7 +270,7 @@ pub async fn expunge_authorization(state: &AppState, authorization_id: &str, rea
         },
     )
     .await?;
-    if revoked {
+    if revoking {
         webhooks::enqueue(
             &state.db,
             now,
@@ -281,16 +299,20 @@ fn actor_of(reason: &str, app_id: &str) -> String {
 /// `payer.refresh_refused` audit record and sends `refresh_expired`. Returns false when it was not in an
 /// active state (nothing done, no event).
 ///
-/// The Sync part calls this when a refresh it makes is refused with `invalid_grant`.
+/// The Sync part calls this when a refresh it makes is refused with `invalid_grant`. A row set to
+/// `NEEDS_REAUTH` by another path without this (no `reauth_notified_at`) is completed by the sweep.
 ///
 /// # Errors
 /// Database errors.
 pub async fn mark_needs_reauth(state: &AppState, authorization_id: &str, reason: &str) -> anyhow::Result<bool> {
     let now = state.clock.now();
+    // Also adopts a row another path already set to NEEDS_REAUTH without notifying (reauth_notified_at NULL).
     let row = sqlx::query(
-        "UPDATE authorizations SET state = 'NEEDS_REAUTH', state_reason = $1, updated_at = $2, \
-         expunge_at = COALESCE(expunge_at, $3), payer_refresh_token_enc = NULL, next_sync_at = NULL \
-         WHERE id = $4 AND expunged_at IS NULL AND state IN ('AUTHORIZED', 'EXCHANGED', 'REFRESHED') \
+        "UPDATE authorizations SET state = 'NEEDS_REAUTH', state_reason = COALESCE(state_reason, $1), \
+         updated_at = $2, reauth_notified_at = $2, expunge_at = COALESCE(expunge_at, $3), \
+         payer_refresh_token_enc = NULL, next_sync_at = NULL \
+         WHERE id = $4 AND expunged_at IS NULL AND reauth_notified_at IS NULL \
+         AND state IN ('AUTHORIZED', 'EXCHANGED', 'REFRESHED', 'NEEDS_REAUTH') \
          RETURNING app_id, external_id, endpoint_id, expunge_at",
     )
     .bind(reason)
@@ -523,7 +545,36 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
         }
     }
 
-    // 2. MULTIPLE whose payer grant is known to be over: re-consent without asking the payer.
+    // 1b. Revoked by another path but not yet expunged: expunge at once (its revoker sent the event).
+    let revoked = sqlx::query("SELECT id FROM authorizations WHERE state = 'REVOKED' AND expunged_at IS NULL LIMIT 500")
+        .fetch_all(&state.db.pool)
+        .await?;
+    for r in revoked {
+        let id: String = r.try_get("id")?;
+        match expunge_authorization(state, &id, REASON_REVOKED).await {
+            Ok(()) => acted += 1,
+            Err(e) => tracing::error!(authorization_id = %id, error = %e, "expunge of a revoked authorization failed"),
+        }
+    }
+
+    // 2a. Set to NEEDS_REAUTH by another path (e.g. a refresh refused during a sync) without the readable window
+    //     and the `refresh_expired` event: complete the transition.
+    let unnotified = sqlx::query(
+        "SELECT id FROM authorizations WHERE state = 'NEEDS_REAUTH' AND reauth_notified_at IS NULL \
+         AND expunged_at IS NULL LIMIT 500",
+    )
+    .fetch_all(&state.db.pool)
+    .await?;
+    for r in unnotified {
+        let id: String = r.try_get("id")?;
+        match mark_needs_reauth(state, &id, REASON_PAYER_REFUSED_REFRESH).await {
+            Ok(true) => acted += 1,
+            Ok(false) => {}
+            Err(e) => tracing::error!(authorization_id = %id, error = %e, "re-consent transition failed"),
+        }
+    }
+
+    // 2b. MULTIPLE whose payer grant is known to be over: re-consent without asking the payer.
     let over = sqlx::query(
         "SELECT id FROM authorizations WHERE expunged_at IS NULL AND usage = 'MULTIPLE' \
          AND state IN ('AUTHORIZED', 'EXCHANGED', 'REFRESHED') AND ( \

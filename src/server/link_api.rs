@@ -409,20 +409,29 @@ async fn grant_response(state: &AppState, authorization: &Authorization, family:
     let endpoint = directory::get(&state.db, &authorization.endpoint_id).await?;
     let types = authorizations::resource_types(&state.db, &authorization.id).await?;
     let refreshable = endpoint.as_ref().is_some_and(|e| e.refreshable) && authorization.usage == Usage::Multiple;
+    // Never outlive the data: a ONE_TIME grant (or any scheduled expunge) ends the token with it.
+    let mut ttl = ACCESS_TOKEN_TTL_SECS;
+    if authorization.usage == Usage::OneTime {
+        ttl = ttl.min(authorization.created_at + super::payer_oauth::ONE_TIME_TTL_SECS - now);
+    }
+    if let Some(e) = authorization.expunge_at {
+        ttl = ttl.min(e - now);
+    }
+    let ttl = ttl.max(1);
     let access = tokens::issue(
         &state.db,
         now,
         TokenKind::Access,
         &authorization.app_id,
         Some(&authorization.id),
-        Some(ACCESS_TOKEN_TTL_SECS),
+        Some(ttl),
         json!({}),
     )
     .await?;
     let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",
-        "expires_in": ACCESS_TOKEN_TTL_SECS,
+        "expires_in": ttl,
         "patient": patient_ref(authorization),
         "endpoint": endpoint_json(endpoint.as_ref(), authorization, &types),
     });
@@ -453,7 +462,8 @@ async fn grant_response(state: &AppState, authorization: &Authorization, family:
 // POST /link/exchange
 // ---------------------------------------------------------------------------------------------------------
 
-/// `POST /link/exchange` `{public_token, secret_key}` → `{access_token, token_type, expires_in, refresh_token?,
+/// `POST /link/exchange` `{public_token, secret_key}` → `{access_token, token_type, expires_in (86400, or less
+/// when the data is expunged sooner: ONE_TIME), refresh_token?,
 /// refresh_expires_in?, patient, endpoint}`. The `public_token` is single use, 30 minutes, one app's.
 async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let params = parse_params(&headers, &body)?;

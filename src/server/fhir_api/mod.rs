@@ -173,9 +173,11 @@ impl Scope {
             Scope::App { app_id, mode, now } => (
                 format!(
                     "r.authorization_id IN (SELECT a.id FROM authorizations a WHERE a.app_id = ${} AND a.mode = ${} \
-                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > {now}))",
+                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > {now}) \
+                     AND NOT (a.usage = 'ONE_TIME' AND a.created_at + {ttl} <= {now}))",
                     start,
-                    start + 1
+                    start + 1,
+                    ttl = super::payer_oauth::ONE_TIME_TTL_SECS,
                 ),
                 vec![app_id.clone(), mode.clone()],
             ),
@@ -222,7 +224,9 @@ impl Caller {
             Principal::App { app_id, mode, .. } => {
                 let ids: Vec<String> = sqlx::query(&format!(
                     "SELECT a.id FROM authorizations a WHERE a.app_id = $1 AND a.mode = $2 AND a.patient_id = $3 \
-                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > $4) ORDER BY a.created_at, a.id"
+                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > $4) \
+                     AND NOT (a.usage = 'ONE_TIME' AND a.created_at + {ttl} <= $4) ORDER BY a.created_at, a.id",
+                    ttl = super::payer_oauth::ONE_TIME_TTL_SECS
                 ))
                 .bind(app_id)
                 .bind(mode.as_str())

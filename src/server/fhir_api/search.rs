@@ -465,9 +465,16 @@ impl Criterion {
     /// (a positive token criterion none of whose codes occurs in the text).
     pub fn may_match_raw(&self, raw: &str) -> bool {
         match self {
+            // Only codes a JSON writer cannot spell differently (no `/`, `\`, quotes, non-ASCII).
             Criterion::Token { values, negate: false, .. } => values.iter().any(|t| match &t.code {
-                Some(c) => raw.contains(&Value::String(c.clone()).to_string()),
-                None => t.system.as_deref().is_none_or(|s| raw.contains(s)),
+                Some(c)
+                    if c != "true"
+                        && c != "false"
+                        && c.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b'\\' | b'"')) =>
+                {
+                    raw.contains(&format!("\"{c}\""))
+                }
+                _ => true,
             }),
             _ => true,
         }

@@ -13,6 +13,22 @@
 //! - `GET /link/s/{sid}/status`: JSON the modal polls (a payer's COOP can sever `window.opener`).
 //! - `GET /link/s/{sid}/finish`: end of the hosted (`redirect_uri`) flow.
 //! - `GET /link/test-page`: a test integrator page (only when the sandbox payers are mounted).
+//!
+//! Messages: the hosted screen posts `{source: 'flexpa-link', nonce, type: load|event|syncing|success|exit}` to
+//! the host page's exact origin (recorded at `open()`); the popup's last page posts `{source: 'link-popup', nonce,
+//! result}` to our own origin. Receivers check origin, source window and nonce. Completion is also polled
+//! (`/status`) because a payer's Cross-Origin-Opener-Policy can sever `window.opener`.
+//!
+//! One addition to DESIGN.md: the handoff sets a first-party, HttpOnly cookie on the *popup* (path
+//! `/link/callback`, 10 min). It carries no flow state; it only lets a callback whose `state` is unknown
+//! (altered, replayed, expired) end the session that started it with `INVALID_STATE` instead of leaving the
+//! modal waiting. The modal itself never relies on a cookie.
+//!
+//! Exit codes ([`ExitCode`]) by where they arise: at `open()` (`INVALID_PUBLISHABLE_KEY`, `INVALID_USER`,
+//! `INVALID_USAGE`, `INVALID_ENDPOINT`, `ENDPOINT_MODE_MISMATCH`); at the handoff (discovery:
+//! `PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `ENDPOINT_CONFIGURATION_ERROR`); at the callback (the `error`
+//! parameter, `state`, the code exchange: see `payer_oauth`); during sync (`SYNC_FAILED`, `PLAN_NOT_REACHABLE`);
+//! and `PATIENT_CANCELLED` for every patient ending (close, Esc, decline, a session that timed out).
 
 pub mod screen;
 pub mod session;

@@ -29,6 +29,7 @@ use crate::{
         audit::{self, AuditEntry},
         authorizations, crypto, directory,
         startup::AppState,
+        webhooks,
     },
 };
 
@@ -766,8 +767,28 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
     if n == 0 {
         return Ok(());
     }
-    let app_id = authorizations::get(&state.db, &job.authorization_id).await?.map(|a| a.app_id);
+    let auth = authorizations::get(&state.db, &job.authorization_id).await?;
+    let app_id = auth.as_ref().map(|a| a.app_id.clone());
     let types: BTreeMap<&String, &i64> = job.progress.iter().collect();
+    if let Some(a) = &auth {
+        // Non-health data only: ids, counts per type, skipped types and why, the exit code.
+        let skipped_types: Vec<&Value> = job.skipped.iter().filter_map(|s| s.get("type")).collect();
+        let (event, data) = match exit_code {
+            Some(code) => (
+                "sync_failed",
+                json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
+                       "job_id": job.id, "exit_code": code, "counts": types}),
+            ),
+            None => (
+                "sync_completed",
+                json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
+                       "job_id": job.id, "status": status, "counts": types, "skipped_types": skipped_types}),
+            ),
+        };
+        if let Err(e) = webhooks::enqueue(&state.db, now, &a.app_id, event, data).await {
+            tracing::error!(job = %job.id, error = %e, "queueing the sync webhook failed");
+        }
+    }
     audit::record(
         &state.db,
         now,
