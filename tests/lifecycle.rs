@@ -784,8 +784,10 @@ async fn a_full_link_and_read_leaves_an_audit_trail_and_no_plaintext_secret_in_t
     if let Some(rt) = creds.refresh_token {
         secrets.push(("payer refresh_token", rt.expose_secret().to_string()));
     }
-    // Not checked yet: the member id. With --encrypt-resources it still appears in clear in
-    // `resources.search_tokens` (identifier "system|value" search keys written by the Sync part).
+    // The member id (Patient.identifier) is identifying too: with --encrypt-resources it is not indexed in clear.
+    if let Some(member_id) = patient["identifier"][0]["value"].as_str() {
+        secrets.push(("member id", member_id.to_string()));
+    }
     assert!(trail_text.len() > 0 && !secrets.iter().any(|(_, s)| trail_text.contains(s.as_str())));
     if app.database_url.starts_with("sqlite:") {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&app.state.db.pool).await.unwrap();

@@ -548,3 +548,30 @@ async fn an_unknown_state_is_reported_to_the_session_of_the_popup() {
     assert!(r.text().await.unwrap().contains("data-nonce=\"abcdef0123456789\""));
     assert_eq!(step_of(&app, &sid).await, ("error".into(), Some("INVALID_STATE".into())));
 }
+
+#[tokio::test]
+async fn every_payer_error_parameter_reaches_its_exit_code() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let sid = open(&app, &entry_url(&keys.test_pk, "")).await;
+    to_search(&app, &sid).await;
+    let cases = [
+        ("access_denied", "PAYER_ACCESS_DENIED"),
+        ("invalid_scope", "SCOPE_CONFIGURATION_ERROR"),
+        ("invalid_request", "PAYER_INVALID_REQUEST"),
+        ("unsupported_response_type", "PAYER_INVALID_REQUEST"),
+        ("server_error", "PAYER_SERVER_ERROR"),
+        ("temporarily_unavailable", "PAYER_SERVER_ERROR"),
+        ("unauthorized_client", "ENDPOINT_CONFIGURATION_ERROR"),
+    ];
+    for (error, code) in cases {
+        let u = handoff(&app, &sid, sandbox::REFRESHABLE_ENDPOINT_ID).await;
+        let state = param(&u, "state").unwrap();
+        let html = app.get(&format!("/link/callback?error={error}&state={}", enc(&state))).await.text().await.unwrap();
+        assert!(html.contains(&format!("data-exit-code=\"{code}\"")), "{error} → {code}");
+        assert_eq!(step_of(&app, &sid).await, ("error".into(), Some(code.into())), "{error}");
+        let status: serde_json::Value = app.get(&format!("/link/s/{sid}/status")).await.json().await.unwrap();
+        assert_eq!(status["exitCode"], code);
+        post_form(&app, &format!("/link/s/{sid}/retry"), &[]).await;
+    }
+}

@@ -1162,3 +1162,22 @@ async fn finished_syncs_queue_webhooks() {
     assert_eq!(failed.1["data"]["authorization_id"], json!(bad));
     assert_eq!(failed.1["data"]["exit_code"], json!("SYNC_FAILED"));
 }
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_authorization_call_the_payer_once() {
+    let payer = TestPayer::start(Faults::default()).await;
+    let app = app_with(|_| {}).await;
+    let l = setup(&app, &payer, Usage::Multiple, &["Coverage"], true).await;
+    let auth = authorize_directly(&app, &payer, &l, Usage::Multiple, &["Coverage"]).await;
+    let (s1, s2, a1, a2) = (app.state.clone(), app.state.clone(), auth.clone(), auth.clone());
+    let (r1, r2) = tokio::join!(
+        tokio::spawn(async move { payer_oauth::refresh(&s1, &a1).await }),
+        tokio::spawn(async move { payer_oauth::refresh(&s2, &a2).await }),
+    );
+    let (t1, t2) = (r1.unwrap().unwrap(), r2.unwrap().unwrap());
+    assert_eq!(t1.expose_secret(), t2.expose_secret(), "the waiter uses the token the winner stored");
+    assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 1);
+    // The lease is released afterwards: a later refresh works.
+    payer_oauth::refresh(&app.state, &auth).await.unwrap();
+    assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 2);
+}

@@ -184,7 +184,7 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) te
         await shot(page, 'error');
         if (vp.width > 400) await axe(page, 'error');
       }
-      expect(await host.events()).toContain('ERROR');
+      await expect.poll(() => host.events()).toContain('ERROR');
       await host.modal.getByRole('button', { name: 'Exit' }).click();
       expect(await host.waitForCallback('onExit')).toEqual({ code });
       await expect(host.iframe()).toHaveCount(0);
@@ -245,6 +245,22 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) te
     await page.keyboard.press('Escape');
     expect(await host.waitForCallback('onExit')).toEqual({ code: 'PATIENT_CANCELLED' });
     await expect(host.connect).toBeFocused();
+  });
+
+  test('a sign-in window closed before the end: the modal says so; closing the modal cancels', async ({ page }) => {
+    wideOnly();
+    const host = await openWith(page, { publishableKey: keys.testPublishable, externalId: 'u', usage: 'ONE_TIME', endpoint: SANDBOX_HEALTH, skipExplainer: 'true' });
+    await host.modal.getByRole('button', { name: 'I agree, continue' }).click();
+    const popupPromise = page.waitForEvent('popup');
+    await host.modal.getByRole('link', { name: 'Connect to Sandbox Health Plan' }).click();
+    const popup = await popupPromise;
+    await popup.close();
+    await expect(host.modal.getByText('The sign-in window was closed before you finished.')).toBeVisible({ timeout: 10_000 });
+    await expect.poll(() => host.events()).toContain('POPUP_CLOSED');
+    await shot(page, 'popup-closed');
+    await host.modal.getByRole('button', { name: 'Close' }).click();
+    expect(await host.waitForCallback('onExit')).toEqual({ code: 'PATIENT_CANCELLED' });
+    expect(await host.callbacks('onExit')).toHaveLength(1);
   });
 
   // Misconfigured directory entries reach the configuration codes.
@@ -322,6 +338,7 @@ test.describe('hosted flow', () => {
       if (!js) {
         await page.getByRole('button', { name: 'Search' }).click();
         await expect(page.getByRole('link', { name: 'Connect to Sandbox Health Plan' })).toHaveCount(0);
+        await expect(page.getByLabel('Health plan name')).toHaveValue('basic');
         await shot(page, 'search-nojs');
       }
       await page.getByRole('link', { name: 'Connect to Sandbox Basic Care' }).click();

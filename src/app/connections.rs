@@ -48,6 +48,7 @@ pub struct ConnectionsView {
 }
 
 /// Message shown for a missing, unknown or expired grant (no detail on which).
+#[cfg(feature = "ssr")]
 const LINK_EXPIRED: &str = "This page's link has expired or is not valid.";
 /// Message shown when a removal did not happen (not this user's, or already removed).
 const NOT_REMOVED: &str = "That connection could not be removed. It may already have been removed.";

@@ -11,7 +11,7 @@
 //! - **MULTIPLE**: the sweep refreshes payer tokens that expire within [`REFRESH_MARGIN_SECS`]
 //!   ([`refresh_payer_token`]). When the payer refuses (`invalid_grant`, RFC 6749 §5.2) or its refresh grant
 //!   is known to have expired, [`mark_needs_reauth`] moves the authorization to `NEEDS_REAUTH` (the patient
-//!   must link again), keeps it readable until its own `expunge_at` (set to now + `--reauth-grace` when it had
+//!   must link again), keeps it readable until its own `expunge_at` (set to now + `--reauth-grace-secs` when it had
 //!   none), and sends `refresh_expired`. At `expunge_at` it is expunged like a ONE_TIME one.
 //! - **Downgrade**: MULTIPLE on an endpoint that gives no refresh token is stored as ONE_TIME with
 //!   `authorizations.downgraded = 1` by the Sync part; the sweep writes one `usage.downgraded` audit record per
@@ -295,7 +295,7 @@ fn actor_of(reason: &str, app_id: &str) -> String {
 
 /// Moves a MULTIPLE authorization to `NEEDS_REAUTH` after its payer refused a refresh (or the payer grant is
 /// known to have ended), destroys the now useless payer `refresh_token`, keeps the data readable until the
-/// authorization's own `expunge_at` (set to now + `--reauth-grace` when it had none), writes a
+/// authorization's own `expunge_at` (set to now + `--reauth-grace-secs` when it had none), writes a
 /// `payer.refresh_refused` audit record and sends `refresh_expired`. Returns false when it was not in an
 /// active state (nothing done, no event).
 ///
@@ -615,12 +615,13 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
     }
 
     // 4. Make every downgrade visible to the operator, once.
+    // Claimed with one conditional update, so several instances (or the worker and a test) record it once.
     let downgraded = sqlx::query(
-        "SELECT a.id, a.app_id, a.usage_requested, a.usage, a.endpoint_id FROM authorizations a \
-         WHERE a.downgraded = 1 AND NOT EXISTS ( \
-           SELECT 1 FROM audit_events e WHERE e.authorization_id = a.id AND e.action = 'usage.downgraded') \
-         LIMIT 500",
+        "UPDATE authorizations SET downgrade_recorded_at = $1 \
+         WHERE downgraded = 1 AND downgrade_recorded_at IS NULL \
+         RETURNING id, app_id, usage_requested, usage, endpoint_id",
     )
+    .bind(now)
     .fetch_all(&state.db.pool)
     .await?;
     for r in downgraded {

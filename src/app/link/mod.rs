@@ -379,6 +379,7 @@ fn SearchStep(s: Screen) -> impl IntoView {
                     spellcheck="false"
                     aria-describedby="link-q-hint"
                     aria-controls="link-results"
+                    value=s.query.clone()
                     prop:value=move || query.get()
                     on:input=move |ev| set_query.set(event_target_value(&ev))
                 />

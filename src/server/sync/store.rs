@@ -200,7 +200,8 @@ pub async fn upsert(state: &AppState, authorization_id: &str, now: i64, items: &
         .bind(body)
         .bind(body_enc)
         .bind(key_id)
-        .bind(serde_json::to_string(&r.tokens)?)
+        // Identifier values (member ids) are identifying: with encryption at rest they are not indexed in clear.
+        .bind(if encrypt { "[]".to_string() } else { serde_json::to_string(&r.tokens)? })
         .bind(now)
         .execute(&mut *tx)
         .await?
