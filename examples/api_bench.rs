@@ -48,7 +48,7 @@ fn wrk(url: &str, bearer: Option<&str>, script: Option<(&Path, &[String])>) -> a
     let secs = env_or("BENCH_SECS", "10");
     let conns = env_or("BENCH_CONNECTIONS", "32");
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", "-c", &conns, "-d", &format!("{secs}s"), "--latency"]);
+    cmd.args(["-t2", "-c", &conns, "-d", &format!("{secs}s"), "--timeout", "30s", "--latency"]);
     if let Some(t) = bearer {
         cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
@@ -69,7 +69,13 @@ fn wrk(url: &str, bearer: Option<&str>, script: Option<(&Path, &[String])>) -> a
         rps: find("Requests/sec:").and_then(|v| v.parse().ok()).unwrap_or(0.0),
         p50: find("50%").unwrap_or_default(),
         p99: find("99%").unwrap_or_default(),
-        errors: find("Non-2xx or 3xx responses:").unwrap_or_else(|| "0".into()),
+        errors: {
+            let non2xx = find("Non-2xx or 3xx responses:").unwrap_or_else(|| "0".into());
+            match find("Socket errors:") {
+                Some(sock) => format!("{non2xx}; socket errors {sock}"),
+                None => non2xx,
+            }
+        },
     })
 }
 

@@ -530,7 +530,7 @@ async fn demo_backend_exchanges_reads_coverage_and_claims_and_revokes() {
 
 #[test]
 fn settings_doc_lists_every_setting() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/settings.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let mut checked = 0;
     for args in [&["--help"][..], &["sandbox", "--help"][..]] {
         let out = Command::new(env!("CARGO_BIN_EXE_link-sdk")).args(args).output().unwrap();
@@ -543,7 +543,7 @@ fn settings_doc_lists_every_setting() {
             if ["help", "version"].contains(&flag) {
                 continue;
             }
-            assert!(doc.contains(&format!("`--{flag}`")), "docs/settings.md does not document --{flag}");
+            assert!(doc.contains(&format!("`--{flag}`")), "README.md does not document --{flag}");
             checked += 1;
         }
     }

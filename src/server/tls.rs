@@ -109,6 +109,7 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -154,7 +155,13 @@ pub fn spawn_serve(
     use axum::serve::ListenerExt as _;
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     Ok(match tls {
-        None => tokio::spawn(async move { axum::serve(listener, service).with_graceful_shutdown(signal).await }),
+        None => {
+            // Small responses must not wait for delayed ACKs (Nagle): set TCP_NODELAY on every accepted socket.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(async move { axum::serve(listener, service).with_graceful_shutdown(signal).await })
+        }
         Some(config) => {
             // `tap_io` gives the wrapped listener axum's `ConnectInfo<SocketAddr>` support.
             let listener = TlsListener::new(listener, config)?.tap_io(|_| {});

@@ -736,16 +736,14 @@ async fn search_type(
             q = q.bind(b);
         }
         let rows = q.fetch_all(&state.db.pool).await?;
+        let keys: BTreeSet<&str> = criteria.iter().flat_map(|c| c.top_level_keys()).collect();
         let mut matched = Vec::new();
         for row in &rows {
             let (a, id, body) = row_triple(&state, row)?;
             if !criteria.iter().all(|cr| cr.may_match_raw(&body)) {
                 continue;
             }
-            let v: Value = match serde_json::from_str(&body) {
-                Ok(v) => v,
-                Err(_) => continue,
-            };
+            let Some(v) = search::parse_fields(&body, &keys) else { continue };
             if criteria.iter().all(|cr| cr.matches(&v)) {
                 matched.push((a, id, body));
             }

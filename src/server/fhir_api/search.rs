@@ -7,7 +7,10 @@
 //! Matching walks simple dotted element paths (arrays flattened), enough for the US Core / CARIN BB
 //! parameters integrators use; choice elements (`effective[x]`) are listed by their concrete names.
 
-use serde_json::Value;
+use std::collections::BTreeSet;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
 
 /// How a parameter's value is interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,7 +463,47 @@ pub enum Criterion {
     },
 }
 
+/// Parses only the top-level elements named in `keys` out of a resource's JSON text (the others are
+/// skipped without being built), so a filtered search over thousands of large resources stays cheap.
+/// `None` when the text is not a JSON object.
+pub fn parse_fields(raw: &str, keys: &BTreeSet<&str>) -> Option<Value> {
+    struct Pick<'k>(&'k BTreeSet<&'k str>);
+    impl<'de> DeserializeSeed<'de> for Pick<'_> {
+        type Value = Map<String, Value>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Pick<'_> {
+        type Value = Map<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a FHIR resource object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(k) = m.next_key::<String>()? {
+                if self.0.contains(k.as_str()) {
+                    out.insert(k, m.next_value::<Value>()?);
+                } else {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(raw);
+    Pick(keys).deserialize(&mut de).ok().map(Value::Object)
+}
+
 impl Criterion {
+    /// The top-level elements this criterion reads.
+    pub fn top_level_keys(&self) -> impl Iterator<Item = &'static str> {
+        let paths: &'static [&'static str] = match self {
+            Criterion::Token { paths, .. } | Criterion::Date { paths, .. } => paths,
+        };
+        paths.iter().map(|p| p.split('.').next().unwrap_or(p))
+    }
+
     /// A cheap test on the stored JSON text before parsing it: `false` only when the resource cannot match
     /// (a positive token criterion none of whose codes occurs in the text).
     pub fn may_match_raw(&self, raw: &str) -> bool {
@@ -529,6 +572,15 @@ mod tests {
         assert!(DateValue::parse("gt2020-03-03").unwrap().matches(day));
         assert!(DateValue::parse("lt2020-03-05").unwrap().matches(day));
         assert!(DateValue::parse("xx2020").is_none());
+    }
+
+    #[test]
+    fn parse_fields_keeps_only_named_elements() {
+        let keys: BTreeSet<&str> = ["status", "meta"].into_iter().collect();
+        let v = parse_fields(r#"{"resourceType":"X","status":"active","item":[{"a":1}],"meta":{"lastUpdated":"2020"}}"#, &keys)
+            .unwrap();
+        assert_eq!(v, json!({"status": "active", "meta": {"lastUpdated": "2020"}}));
+        assert!(parse_fields("[1]", &keys).is_none());
     }
 
     #[test]

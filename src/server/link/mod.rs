@@ -783,6 +783,24 @@ async fn finish(State(state): State<AppState>, Path(sid): Path<String>) -> Respo
     let now = state.clock.now();
     let _ = session::advance(&state.db, now, &sid, step::SUCCESS, step::DONE, None).await;
     let _ = session::clear_public_token(&state.db, now, &sid).await;
+    // Started by `GET /link/auth` (OAuth 2.0 redirect flow, PKCE): the client gets a single-use `code` for
+    // `POST /link/token` instead of the `public_token`, which is never shown.
+    let challenge: Option<String> = sqlx::query_scalar("SELECT code_challenge FROM link_sessions WHERE id = $1")
+        .bind(&sid)
+        .fetch_optional(&state.db.pool)
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+    if challenge.is_some() {
+        return match crate::server::link_api::complete_redirect_flow(&state, &sid).await {
+            Ok(url) => see_other(&url),
+            Err(e) => {
+                tracing::error!(error = %e, "completing the redirect flow failed");
+                see_other(&session_url(&sid))
+            }
+        };
+    }
     let mut params = vec![("public_token", token.expose_secret())];
     if let Some(cs) = &s.client_state {
         params.push(("state", cs.as_str()));

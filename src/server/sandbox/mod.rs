@@ -46,10 +46,10 @@
 //! |---|---|---|---|
 //! | member denies consent | `deny.consent` (or anyone pressing *Deny*) | redirects to `redirect_uri?error=access_denied&state=…` right after sign-in | `PAYER_ACCESS_DENIED` |
 //! | token endpoint error | `token.error` | the `authorization_code` grant answers 400 `{"error":"invalid_grant"}` | `PAYER_TOKEN_EXCHANGE_FAILED` |
-//! | slow token endpoint | `token.slow` | the token endpoint waits [`SandboxConfig::slow_token_delay`] before answering (embedded: our `--payer-timeout` + 5 s; standalone default 35 s) | `PAYER_TIMEOUT` |
+//! | slow token endpoint | `token.slow` | the token endpoint waits [`SandboxConfig::slow_token_delay`] before answering (embedded: our `--payer-timeout-secs` + 5 s; standalone default 35 s) | `PAYER_TIMEOUT` |
 //! | callback without `code` | `no.code` | redirects to `redirect_uri?state=…` with neither `code` nor `error` | `MALFORMED_PAYER_CALLBACK` |
 //! | altered `state` | `bad.state` | redirects with a valid `code` but `state` = the original with `-altered` appended | `INVALID_STATE` |
-//! | 500s | `server.error` | every `ExplanationOfBenefit` request answers 500 OperationOutcome (other types work) | sync `partial` |
+//! | 500s | `server.error` | every `ExplanationOfBenefit` request answers 500 OperationOutcome (other types work) | sync `failed` with `PAYER_SERVER_ERROR` once retries are spent (5xx that survive retries end a sync) |
 //! | 429 | `rate.limited` | every 3rd FHIR request of an access token answers 429 with `Retry-After: 1` (payer `sandbox-faulty`: every 4th) | retry after `Retry-After` |
 //! | short-lived access tokens | `short.token` | `expires_in: 60`, and each access token stops working (401 `invalid_token`) after 4 FHIR requests, so a sync must refresh mid-way without waiting a minute (payer `sandbox-faulty`: 60 s only) | refresh mid-sync |
 //! | relative `next` links | `relative.next` | Bundle `next` links are path-absolute references (`/sandbox/{payer}/fhir/…?…`) instead of absolute URLs (payer `sandbox-faulty` too) | URL resolution in the pager |
