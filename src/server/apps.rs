@@ -189,7 +189,7 @@ pub async fn create(db: &Db, now: i64, new: NewApp) -> anyhow::Result<(App, Crea
     let (test_pk, test_sk) = new_key_pair(Mode::Test);
     let (live_pk, live_sk) = new_key_pair(Mode::Live);
 
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO apps (id, name, logo_url, brand_color, allowed_origins, redirect_uris, webhook_url, \
          require_signature, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",

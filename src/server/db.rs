@@ -96,6 +96,19 @@ impl Db {
         .context("running database migrations")
     }
 
+    /// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction that
+    /// reads first and then writes cannot wait for a concurrent writer (SQLite answers `database is locked`
+    /// at once to avoid a deadlock), whereas an immediate one waits up to the busy timeout.
+    ///
+    /// # Errors
+    /// Database errors (including a busy timeout).
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// `SELECT 1`: is the database reachable (for `/readyz`)?
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()

@@ -177,7 +177,7 @@ pub async fn access_status(db: &Db, now: i64, authorization_id: &str) -> anyhow:
 /// Database errors (nothing is half-done: the deletes run in one transaction).
 pub async fn expunge_authorization(state: &AppState, authorization_id: &str, reason: &str) -> anyhow::Result<()> {
     let now = state.clock.now();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     if state.db.backend() == Backend::Sqlite {
         // Overwrite deleted content in the file instead of leaving it in free pages.
         sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;

@@ -167,7 +167,7 @@ pub async fn upsert(state: &AppState, authorization_id: &str, now: i64, items: &
         return Ok(0);
     }
     let encrypt = state.settings.encrypt_resources;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     let mut n = 0;
     for r in items {
         let (body, body_enc, key_id) = if encrypt {
