@@ -757,7 +757,7 @@ async fn a_full_link_and_read_leaves_an_audit_trail_and_no_plaintext_secret_in_t
         .await
         .unwrap();
     let trail_actions: Vec<&str> = trail.iter().map(|l| l["action"].as_str().unwrap()).collect();
-    let mut expected = ["consent.given", "payer.authorized", "token.exchanged", "fhir.read"].into_iter().peekable();
+    let mut expected = ["consent.shown", "consent.given", "payer.authorized", "token.exchanged", "fhir.read"].into_iter().peekable();
     for a in &trail_actions {
         if expected.peek() == Some(a) {
             expected.next();

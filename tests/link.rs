@@ -575,3 +575,66 @@ async fn every_payer_error_parameter_reaches_its_exit_code() {
         post_form(&app, &format!("/link/s/{sid}/retry"), &[]).await;
     }
 }
+
+/// `GET /link/auth` (the Link flow as an OAuth 2.0 authorization endpoint) end to end over HTTP: the hosted
+/// screens, the sandbox payer, then a redirect with `code` and `state` that `POST /link/token` exchanges with
+/// the PKCE `code_verifier` for an access token to the patient's data.
+#[tokio::test]
+async fn link_auth_redirect_flow_ends_with_a_code_the_token_endpoint_exchanges() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = link_sdk::server::link_api::pkce_challenge(verifier);
+    let r = app
+        .get(&format!(
+            "/link/auth?response_type=code&client_id={}&redirect_uri={}&code_challenge={challenge}\
+             &code_challenge_method=S256&state=st-42&flexpa_external_id=user-auth&flexpa_endpoint_id={}",
+            keys.test_pk,
+            enc(REDIRECT),
+            sandbox::NON_REFRESHABLE_ENDPOINT_ID
+        ))
+        .await;
+    assert_eq!(r.status(), 303);
+    let sid = location(&r).trim_start_matches("/link/s/").to_string();
+    post_form(&app, &format!("/link/s/{sid}/consent"), &[("choice", "given")]).await;
+    post_form(&app, &format!("/link/s/{sid}/explainer"), &[]).await;
+    assert_eq!(step_of(&app, &sid).await.0, "connect", "the endpoint was fixed by flexpa_endpoint_id");
+    let u = handoff(&app, &sid, sandbox::NON_REFRESHABLE_ENDPOINT_ID).await;
+    let callback = sandbox_sign_in(&app, &u, sandbox::MEMBER_TYPICAL).await;
+    let r = app.client.get(&callback).send().await.unwrap();
+    assert_eq!(location(&r), format!("/link/s/{sid}"));
+    // The syncing screen comes first; reloading it (as a patient without JavaScript does) shows success once
+    // the background sync is done.
+    for _ in 0..200 {
+        app.get(&format!("/link/s/{sid}")).await;
+        if step_of(&app, &sid).await.0 == "success" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = app.get(&format!("/link/s/{sid}/finish")).await;
+    let to = url::Url::parse(&location(&r)).unwrap();
+    assert!(to.as_str().starts_with(REDIRECT), "{to}");
+    assert!(param(&to, "public_token").is_none(), "the redirect flow never shows the public_token");
+    assert_eq!(param(&to, "state").as_deref(), Some("st-42"));
+    let code = param(&to, "code").expect("an authorization code");
+    let token = |verifier: &str| {
+        let form = [
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code.clone()),
+            ("code_verifier", verifier.to_string()),
+            ("redirect_uri", REDIRECT.to_string()),
+            ("client_id", keys.test_pk.clone()),
+        ];
+        app.client.post(format!("{}/link/token", app.base_url)).form(&form).send()
+    };
+    let r = token(verifier).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let access = v["access_token"].as_str().expect("access_token").to_string();
+    assert!(v["patient"].as_str().unwrap().starts_with("Patient/"), "{v}");
+    // The code is single use.
+    assert_eq!(token(verifier).await.unwrap().status(), 400);
+    let r = app.client.get(format!("{}/link/introspect", app.base_url)).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a replayed code revokes what it granted");
+}

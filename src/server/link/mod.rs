@@ -313,6 +313,19 @@ async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): Quer
                 },
             )
             .await;
+            // Every session starts on the consent screen, which the redirect below shows.
+            let _ = audit::record(
+                &state.db,
+                now,
+                AuditEntry {
+                    actor: "patient",
+                    action: "consent.shown",
+                    app_id: Some(&app.id),
+                    detail: Some(json!({"usage": usage.as_str()})),
+                    ..Default::default()
+                },
+            )
+            .await;
             see_other(&session_url(&sid))
         }
         Err(e) => internal(e),
