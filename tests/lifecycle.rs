@@ -158,9 +158,9 @@ async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token
     Linked { id, payer_access, payer_refresh, access_token, refresh_token }
 }
 
-/// Writes a resource the way the Sync part must: through `lifecycle::seal_resource`.
+/// Writes a resource the way the Sync part does: through `sync::store::seal_body`.
 async fn insert_resource(app: &TestApp, authorization_id: &str, rtype: &str, rid: &str, json: &str) {
-    let (body, body_enc, key_id) = lifecycle::seal_resource(&app.state, authorization_id, rtype, rid, json);
+    let (body, body_enc, key_id) = link_sdk::server::sync::store::seal_body(&app.state, authorization_id, rtype, rid, json);
     sqlx::query(
         "INSERT INTO resources (authorization_id, resource_type, id, body, body_enc, body_key_id, fetched_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -540,8 +540,8 @@ async fn the_database_file_holds_no_token_or_secret_in_plain_text() {
         .unwrap();
     let body: Option<String> = row.try_get("body").unwrap();
     assert!(body.is_none(), "stored encrypted");
-    let opened = lifecycle::open_resource(
-        &app.state,
+    let opened = link_sdk::server::sync::store::body_text(
+        &app.state.cipher,
         &l.id,
         "Patient",
         "pat-1",
@@ -552,7 +552,7 @@ async fn the_database_file_holds_no_token_or_secret_in_plain_text() {
     .unwrap();
     assert!(opened.contains("Quixotefamily"));
     // Bound to its row: the same ciphertext does not open as another resource.
-    assert!(lifecycle::open_resource(&app.state, &l.id, "Patient", "pat-2", None, row.try_get("body_enc").unwrap(), row.try_get("body_key_id").unwrap()).is_err());
+    assert!(link_sdk::server::sync::store::body_text(&app.state.cipher, &l.id, "Patient", "pat-2", None, row.try_get("body_enc").unwrap(), row.try_get("body_key_id").unwrap()).is_err());
 
     let secrets: Vec<(&str, String)> = vec![
         ("payer access_token", l.payer_access.clone()),

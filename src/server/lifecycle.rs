@@ -21,7 +21,7 @@
 //!
 //! # Encryption at rest
 //! Payer tokens are always sealed (see `authorizations.rs`). With `--encrypt-resources` the JSON of each synced
-//! resource is sealed too ([`seal_resource`] / [`open_resource`]), bound by its aad to its
+//! resource is sealed too (`sync::store::seal_body` / `sync::store::body_text`), bound by its aad to its
 //! `(authorization, type, id)` key. The search columns (`patient_ref`, dates, status, codes) stay in clear so
 //! the FHIR API can search; they hold no token or secret. On SQLite, expunge deletes with `secure_delete` on,
 //! so deleted rows are overwritten in the file rather than left in free pages.
@@ -672,54 +672,6 @@ pub fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     })]
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Encryption of synced resources at rest.
-
-fn resource_aad(authorization_id: &str, resource_type: &str, id: &str) -> String {
-    format!("resource:{authorization_id}/{resource_type}/{id}")
-}
-
-/// What to store in `resources (body, body_enc, body_key_id)` for one resource's JSON: `(Some(json), None,
-/// None)` normally, `(None, Some(ciphertext), Some(key_id))` with `--encrypt-resources`. The ciphertext is
-/// bound to the row's key `(authorization_id, resource_type, id)`.
-pub fn seal_resource(
-    state: &AppState,
-    authorization_id: &str,
-    resource_type: &str,
-    id: &str,
-    json: &str,
-) -> (Option<String>, Option<Vec<u8>>, Option<String>) {
-    if state.settings.encrypt_resources {
-        let (enc, key_id) = state.cipher.seal_str(json, &resource_aad(authorization_id, resource_type, id));
-        (None, Some(enc), Some(key_id))
-    } else {
-        (Some(json.to_string()), None, None)
-    }
-}
-
-/// The JSON of a stored resource from its `(body, body_enc, body_key_id)` columns, whichever way it was stored
-/// (so turning `--encrypt-resources` on or off needs no migration of old rows).
-///
-/// # Errors
-/// A row with neither column, an unknown key id, or a ciphertext that fails authentication.
-pub fn open_resource(
-    state: &AppState,
-    authorization_id: &str,
-    resource_type: &str,
-    id: &str,
-    body: Option<String>,
-    body_enc: Option<Vec<u8>>,
-    body_key_id: Option<String>,
-) -> anyhow::Result<String> {
-    match (body, body_enc, body_key_id) {
-        (Some(b), _, _) => Ok(b),
-        (None, Some(enc), Some(key_id)) => {
-            let raw = state.cipher.open(&enc, &key_id, resource_aad(authorization_id, resource_type, id).as_bytes())?;
-            String::from_utf8(raw).context("resource body is not UTF-8")
-        }
-        _ => anyhow::bail!("resource row has no body"),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Connections page grants.

@@ -761,7 +761,7 @@ async fn search_type(
                 let mut refs = Vec::new();
                 for inc in &includes {
                     match inc {
-                        Include::All => search::all_references(&v, &mut refs),
+                        Include::All => crate::server::sync::store::references(&v, &mut refs),
                         Include::Paths(paths) => {
                             for p in *paths {
                                 for el in search::values_at(&v, p) {

@@ -200,25 +200,6 @@ pub fn values_at<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
     cur
 }
 
-/// Every `reference` string found under `v` (for `_include=Type:*`).
-pub fn all_references(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if k == "reference" {
-                    if let Value::String(s) = x {
-                        out.push(s.clone());
-                    }
-                } else {
-                    all_references(x, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| all_references(x, out)),
-        _ => {}
-    }
-}
-
 // ----------------------------------------------------------------------------------------------------------
 // Tokens
 // ----------------------------------------------------------------------------------------------------------

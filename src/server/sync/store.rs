@@ -16,6 +16,24 @@ pub fn resource_aad(authorization_id: &str, resource_type: &str, id: &str) -> St
     format!("resource:{authorization_id}/{resource_type}/{id}")
 }
 
+/// What to store in `resources (body, body_enc, body_key_id)` for one resource's JSON: `(Some(json), None,
+/// None)` normally, `(None, Some(ciphertext), Some(key_id))` with `--encrypt-resources`, the ciphertext bound
+/// by [`resource_aad`] to the row's key `(authorization_id, resource_type, id)`.
+pub fn seal_body(
+    state: &AppState,
+    authorization_id: &str,
+    resource_type: &str,
+    id: &str,
+    json: &str,
+) -> (Option<String>, Option<Vec<u8>>, Option<String>) {
+    if state.settings.encrypt_resources {
+        let (enc, key_id) = state.cipher.seal_str(json, &resource_aad(authorization_id, resource_type, id));
+        (None, Some(enc), Some(key_id))
+    } else {
+        (Some(json.to_string()), None, None)
+    }
+}
+
 /// The JSON text of a stored resource row: `body` when plain, else `body_enc` opened with `body_key_id`.
 ///
 /// # Errors
@@ -170,12 +188,7 @@ pub async fn upsert(state: &AppState, authorization_id: &str, now: i64, items: &
     let mut tx = state.db.begin_write().await?;
     let mut n = 0;
     for r in items {
-        let (body, body_enc, key_id) = if encrypt {
-            let (enc, k) = state.cipher.seal_str(&r.raw, &resource_aad(authorization_id, &r.resource_type, &r.id));
-            (None, Some(enc), Some(k))
-        } else {
-            (Some(r.raw.as_str()), None, None)
-        };
+        let (body, body_enc, key_id) = seal_body(state, authorization_id, &r.resource_type, &r.id, &r.raw);
         n += sqlx::query(
             "INSERT INTO resources (authorization_id, resource_type, id, version_id, last_updated, last_updated_at, \
              patient_ref, date_value, status, body, body_enc, body_key_id, search_tokens, fetched_at) \
@@ -225,7 +238,8 @@ pub async fn exists(state: &AppState, authorization_id: &str, resource_type: &st
         .is_some())
 }
 
-/// Every `reference` string inside a resource (any depth), skipping `contained` resources' own ids.
+/// Every `reference` string inside a resource, at any depth (also inside `contained` resources). Used by the
+/// sync to resolve references and by the FHIR API for `_include=Type:*`.
 pub fn references(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
