@@ -168,6 +168,7 @@ async fn sandbox_fhir_faults_are_survived_or_reported() {
         ("narrow.scope", "partial", None),
         ("plan.unreachable", "failed", Some(ExitCode::PlanNotReachable)),
         ("server.error", "failed", Some(ExitCode::PayerServerError)),
+        ("no.patient", "failed", Some(ExitCode::SyncFailed)),
     ];
     for (member, status, code) in cases {
         // MULTIPLE: the sandbox only issues refresh tokens with offline_access, which short.token needs.

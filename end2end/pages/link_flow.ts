@@ -1,6 +1,7 @@
 // Page objects of the Link flow: the test integrator page (/link/test-page), the modal iframe, the sandbox
 // payer popup, plus helpers that create an app with the CLI and take screenshots.
 import { expect, type Page, type FrameLocator, type Locator } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
 import { execFileSync } from 'node:child_process';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -121,10 +122,17 @@ export async function signInAtSandbox(popup: Page, username: string, approve = t
   await popup.getByRole('button', { name: approve ? 'Allow' : 'Deny' }).click();
 }
 
-/** Saves a screenshot under end2end/screenshots/ (a test artifact, git-ignored). */
-export async function shot(page: Page, name: string) {
+/** Saves a screenshot under end2end/screenshots/ (a test artifact, git-ignored) and checks the screen with
+ *  axe-core (WCAG 2.1 AA rules): no serious or critical violation, in the page or the Link modal (skipped with
+ *  `{ axe: false }` for JavaScript-disabled contexts, where axe cannot run). */
+export async function shot(page: Page, name: string, opts: { axe?: boolean } = {}) {
   const dir = join(__dirname, '..', 'screenshots');
   mkdirSync(dir, { recursive: true });
   const vp = page.viewportSize();
   await page.screenshot({ path: join(dir, `link-${name}-${vp?.width}x${vp?.height}.png`) });
+  // axe runs inside the page: not possible in a JavaScript-disabled context (the same screens are checked with JS).
+  if (opts.axe === false) return;
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(bad.map((v) => `${name} at ${vp?.width}: ${v.id} ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
 }

@@ -482,6 +482,9 @@ fn token_response(sandbox: &Sandbox, payer: &PayerConfig, grant: Grant) -> Respo
         "scope": grant.scope.clone(),
         "patient": data::patient_id(sandbox.seed, grant.member),
     });
+    if faults.no_patient_context {
+        body.as_object_mut().map(|o| o.remove("patient"));
+    }
     if payer.refreshable && grant.scope.split_whitespace().any(|s| s == "offline_access") {
         let refresh_token = crypto::random_token("sbx_rt_");
         let mut store = sandbox.refresh.lock().unwrap_or_else(|e| e.into_inner());

@@ -173,12 +173,18 @@ pub async fn search(
             Some((m, idx)) if m == n => vec![idx],
             _ => vec![],
         },
+        // Fault `no.patient`: without an `_id` the payer cannot tell whose Patient resource is meant.
+        None if rtype == "Patient" && faults.no_patient_context => vec![],
         None => {
             let total = data::count(n, &rtype);
             (offset.min(total)..(offset + count).min(total)).collect()
         }
     };
-    let total = if id_filter.is_some() { indices.len() } else { data::count(n, &rtype) };
+    let total = if id_filter.is_some() || (rtype == "Patient" && faults.no_patient_context) {
+        indices.len()
+    } else {
+        data::count(n, &rtype)
+    };
     let fhir_base = sandbox.fhir_base(&slug);
     let entries: Vec<Value> = indices
         .iter()

@@ -54,6 +54,7 @@
 //! | short-lived access tokens | `short.token` | `expires_in: 60`, and each access token stops working (401 `invalid_token`) after 4 FHIR requests, so a sync must refresh mid-way without waiting a minute (payer `sandbox-faulty`: 60 s only) | refresh mid-sync |
 //! | relative `next` links | `relative.next` | Bundle `next` links are path-absolute references (`/sandbox/{payer}/fhir/…?…`) instead of absolute URLs (payer `sandbox-faulty` too) | URL resolution in the pager |
 //! | plan not reachable | `plan.unreachable` | sign-in and token exchange succeed, then **every FHIR request answers 403** OperationOutcome (`code: forbidden`, diagnostics "plan not available through this API") | `PLAN_NOT_REACHABLE` |
+//! | no patient context | `no.patient` | the token response has no `patient`, and `GET Patient` without `_id` returns an empty searchset, so the patient cannot be identified | sync `failed` with `SYNC_FAILED` |
 //! | narrower scopes | `narrow.scope` | grants only `patient/Patient.read patient/Coverage.read patient/ExplanationOfBenefit.read` (plus `launch/patient` and `offline_access` if asked); other types answer 403 | scope downgrade handling |
 //!
 //! Notes for the sync: Sam's Coverage references Alex's Patient as `subscriber`; reading it with Sam's token
@@ -149,6 +150,9 @@ pub struct Faults {
     pub relative_next: bool,
     /// Every FHIR request answers 403: the plan is not reachable through the API.
     pub plan_unreachable: bool,
+    /// The token response carries no `patient`, and `GET Patient` (no `_id`) finds nobody: a client cannot
+    /// learn whose data it may read.
+    pub no_patient_context: bool,
     /// The granted resource scopes are limited to these (narrower than requested).
     pub narrow_scopes: Option<&'static [&'static str]>,
 }
@@ -170,6 +174,7 @@ impl Faults {
             access_token_max_requests: member.access_token_max_requests.or(self.access_token_max_requests),
             relative_next: self.relative_next || member.relative_next,
             plan_unreachable: self.plan_unreachable || member.plan_unreachable,
+            no_patient_context: self.no_patient_context || member.no_patient_context,
             narrow_scopes: member.narrow_scopes.or(self.narrow_scopes),
         }
     }
