@@ -136,6 +136,7 @@ async fn sandbox_sign_in_faults_map_to_exit_codes() {
     let app = app_with(|_| {}).await;
     for (member, code) in [
         ("deny.consent", ExitCode::PayerAccessDenied),
+        ("scope.rejected", ExitCode::ScopeConfigurationError),
         ("token.error", ExitCode::PayerTokenExchangeFailed),
         ("no.code", ExitCode::MalformedPayerCallback),
         ("bad.state", ExitCode::InvalidState),

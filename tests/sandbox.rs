@@ -436,6 +436,11 @@ async fn authorization_faults_behave_as_named() {
         assert_eq!(a.param("state").as_deref(), Some(a.state.as_str()));
         assert!(a.param("code").is_none());
     }
+    // The scope is refused right after sign-in.
+    let a = authorize(&s, "sandbox-health", "scope.rejected", SCOPES, true).await;
+    assert_eq!(a.param("error").as_deref(), Some("invalid_scope"));
+    assert_eq!(a.param("state").as_deref(), Some(a.state.as_str()));
+    assert!(a.param("code").is_none());
     // Callback without code.
     let a = authorize(&s, "sandbox-health", "no.code", SCOPES, true).await;
     assert!(a.param("code").is_none() && a.param("error").is_none());

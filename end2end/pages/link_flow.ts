@@ -118,7 +118,7 @@ export async function signInAtSandbox(popup: Page, username: string, approve = t
   await popup.getByLabel(/username/i).fill(username);
   await popup.getByLabel(/password/i).fill('password');
   await popup.getByRole('button', { name: 'Sign in' }).click();
-  if (username === 'deny.consent') return;
+  if (username === 'deny.consent' || username === 'scope.rejected') return; // refused right after sign-in
   await popup.getByRole('button', { name: approve ? 'Allow' : 'Deny' }).click();
 }
 

@@ -165,6 +165,7 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) te
     ['bad.state', 'INVALID_STATE'],
     ['plan.unreachable', 'PLAN_NOT_REACHABLE'],
     ['no.patient', 'SYNC_FAILED'],
+    ['scope.rejected', 'SCOPE_CONFIGURATION_ERROR'],
   ];
   for (const [member, code] of faults) {
     test(`${member} → ${code}`, async ({ page }) => {

@@ -333,6 +333,13 @@ pub async fn sign_in(
             Some(&req.state),
         );
     }
+    if faults.reject_scope {
+        return redirect_to_client(
+            &req.redirect_uri,
+            &[("error", "invalid_scope"), ("error_description", "The requested scope is not registered for this client")],
+            Some(&req.state),
+        );
+    }
     let granted = grant_scope(payer, &faults, &req.scope).unwrap_or_default();
     let login = login_token(&sandbox, &slug, &form.request, &form.csrf, member, sandbox.now() + LOGIN_TTL_SECS);
     pages::consent_page(&sandbox, payer, &req, &form.request, &form.csrf, &login, member, &granted)

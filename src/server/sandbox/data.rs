@@ -190,6 +190,10 @@ pub fn members() -> &'static [Member] {
                 )
             },
             Member {
+                faults: Faults { reject_scope: true, ..Faults::default() },
+                ..m("scope.rejected", "Scott", "Ope", "male", "1971-07-17", "Scope refused", FAULT_EOBS, true)
+            },
+            Member {
                 faults: Faults { no_patient_context: true, ..Faults::default() },
                 ..m("no.patient", "Noel", "Context", "male", "1966-06-06", "No patient context", FAULT_EOBS, true)
             },

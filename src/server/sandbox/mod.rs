@@ -45,6 +45,7 @@
 //! | fault | member | what the sandbox does | meant to reach |
 //! |---|---|---|---|
 //! | member denies consent | `deny.consent` (or anyone pressing *Deny*) | redirects to `redirect_uri?error=access_denied&state=…` right after sign-in | `PAYER_ACCESS_DENIED` |
+//! | scope refused | `scope.rejected` | redirects to `redirect_uri?error=invalid_scope&state=…` right after sign-in | `SCOPE_CONFIGURATION_ERROR` |
 //! | token endpoint error | `token.error` | the `authorization_code` grant answers 400 `{"error":"invalid_grant"}` | `PAYER_TOKEN_EXCHANGE_FAILED` |
 //! | slow token endpoint | `token.slow` | the token endpoint waits [`SandboxConfig::slow_token_delay`] before answering (embedded: our `--payer-timeout-secs` + 5 s; standalone default 35 s) | `PAYER_TIMEOUT` |
 //! | callback without `code` | `no.code` | redirects to `redirect_uri?state=…` with neither `code` nor `error` | `MALFORMED_PAYER_CALLBACK` |
@@ -130,6 +131,9 @@ pub const MEMBER_DEPENDENT: &str = "sam.rivera";
 pub struct Faults {
     /// Consent is denied right after sign-in (`error=access_denied`).
     pub deny_consent: bool,
+    /// The scope is refused right after sign-in (`error=invalid_scope`), as a payer whose client registration
+    /// does not list the scopes we ask for would.
+    pub reject_scope: bool,
     /// The `authorization_code` grant answers this RFC 6749 §5.2 error code (HTTP 400).
     pub token_error: Option<&'static str>,
     /// The token endpoint waits [`SandboxConfig::slow_token_delay`] before answering.
@@ -164,6 +168,7 @@ impl Faults {
         types.extend(member.server_error_types.iter().copied());
         Faults {
             deny_consent: self.deny_consent || member.deny_consent,
+            reject_scope: self.reject_scope || member.reject_scope,
             token_error: member.token_error.or(self.token_error),
             slow_token: self.slow_token || member.slow_token,
             callback_without_code: self.callback_without_code || member.callback_without_code,
