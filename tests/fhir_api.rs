@@ -59,8 +59,8 @@ async fn read_returns_the_payer_json_and_errors_are_operation_outcomes() {
     let l = linked(&app, Usage::OneTime, true).await;
     let t = patient_token(&app, &l).await;
     let p = ok_json(get_bearer(&app, "/fhir/Patient/$PATIENT_ID", &t).await).await;
-    assert_eq!(p, fixture("Patient", PATIENT));
-    let p2 = ok_json(get_bearer(&app, &format!("/fhir/Patient/{PATIENT}"), &t).await).await;
+    assert_eq!(p, fixture("Patient", patient()));
+    let p2 = ok_json(get_bearer(&app, &format!("/fhir/Patient/{}", patient()), &t).await).await;
     assert_eq!(p, p2);
     let e = ok_json(get_bearer(&app, "/fhir/ExplanationOfBenefit/carrier-22639159481", &t).await).await;
     assert_eq!(e, fixture("ExplanationOfBenefit", "carrier-22639159481"));
@@ -98,7 +98,7 @@ async fn search_parameters() {
     assert_eq!(all["total"], 13);
     assert_eq!(ids(&all).len(), 13);
     assert_eq!(all["entry"][0]["search"]["mode"], "match");
-    assert_eq!(ok_json(s(&format!("patient=Patient/{PATIENT}")).await).await["total"], 13);
+    assert_eq!(ok_json(s(&format!("patient=Patient/{}", patient())).await).await["total"], 13);
     // Token parameters.
     assert_eq!(ok_json(s("type=PDE").await).await["total"], 10);
     assert_eq!(ok_json(s("type=https://bluebutton.cms.gov/resources/codesystem/eob-type|PDE").await).await["total"], 10);
@@ -188,8 +188,8 @@ async fn include_adds_referenced_resources() {
         .filter(|e| e["search"]["mode"] == "include")
         .map(|e| (e["resource"]["resourceType"].as_str().unwrap().into(), e["resource"]["id"].as_str().unwrap().into()))
         .collect();
-    assert!(included.contains(&("Patient".into(), PATIENT.into())));
-    assert!(included.contains(&("Coverage".into(), "part-d--20140000008325".into())));
+    assert!(included.contains(&("Patient".into(), patient().into())));
+    assert!(included.contains(&("Coverage".into(), format!("part-d-{}", patient()))));
     assert_eq!(included.len(), 2, "each included once");
     outcome(get_bearer(&app, "/fhir/ExplanationOfBenefit?_include=Coverage:payor", &t).await, 400).await;
 }
@@ -249,7 +249,7 @@ async fn two_users_with_the_same_payer_records_never_see_each_other() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
     // A family member linked under another externalId, whose payer returned the same records plus one more.
-    let b_auth = create_authorization(&app, &l.keys, &l.endpoint, "user-2", PATIENT, Usage::OneTime).await;
+    let b_auth = create_authorization(&app, &l.keys, &l.endpoint, "user-2", patient(), Usage::OneTime).await;
     let mut b_data = fixture_resources();
     let mut extra = fixture("ExplanationOfBenefit", "carrier-22639159481");
     extra["id"] = json!("only-b");
@@ -272,7 +272,7 @@ async fn two_users_with_the_same_payer_records_never_see_each_other() {
     let other = create_app(&app, "Other").await;
     let apt = app_token(&app, &other).await;
     assert_eq!(ok_json(get_bearer(&app, "/fhir/ExplanationOfBenefit", &apt).await).await["total"], 0);
-    outcome(get_bearer(&app, &format!("/fhir/Patient/{PATIENT}"), &apt).await, 403).await;
+    outcome(get_bearer(&app, &format!("/fhir/Patient/{}", patient()), &apt).await, 403).await;
 }
 
 #[tokio::test]
@@ -280,13 +280,13 @@ async fn application_token_reads_every_patient_of_its_app_only() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
     let second = create_authorization(&app, &l.keys, &l.endpoint, "user-2", "second-patient", Usage::OneTime).await;
-    let mut p2 = fixture("Patient", PATIENT);
+    let mut p2 = fixture("Patient", patient());
     p2["id"] = json!("second-patient");
     store_resources(&app, &second, &[p2]).await;
     let t = app_token(&app, &l.keys).await;
     assert_eq!(ok_json(get_bearer(&app, "/fhir/Patient", &t).await).await["total"], 2);
     ok_json(get_bearer(&app, "/fhir/Patient/second-patient", &t).await).await;
-    assert_eq!(ok_json(get_bearer(&app, &format!("/fhir/ExplanationOfBenefit?patient={PATIENT}"), &t).await).await["total"], 13);
+    assert_eq!(ok_json(get_bearer(&app, &format!("/fhir/ExplanationOfBenefit?patient={}", patient()), &t).await).await["total"], 13);
     assert_eq!(ok_json(get_bearer(&app, "/fhir/ExplanationOfBenefit?patient=second-patient", &t).await).await["total"], 0);
     outcome(get_bearer(&app, "/fhir/ExplanationOfBenefit?patient=not-linked", &t).await, 403).await;
     // $PATIENT_ID needs a patient token.
@@ -364,7 +364,7 @@ async fn one_time_data_is_unreadable_after_24_hours() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
     let m = create_authorization(&app, &l.keys, &l.endpoint, "user-2", "multi-patient", Usage::Multiple).await;
-    let mut p2 = fixture("Patient", PATIENT);
+    let mut p2 = fixture("Patient", patient());
     p2["id"] = json!("multi-patient");
     store_resources(&app, &m, &[p2]).await;
     let t = patient_token(&app, &l).await;

@@ -35,7 +35,7 @@ async fn exchange_returns_the_documented_shape_and_marks_the_authorization() {
     assert!(v["refresh_token"].as_str().unwrap().starts_with("rt_"));
     assert!(v.get("refresh_expires_in").is_some());
     assert!(v["refresh_expires_in"].is_null(), "payer refresh expiry unknown → null");
-    assert_eq!(v["patient"], format!("Patient/{PATIENT}"));
+    assert_eq!(v["patient"], format!("Patient/{}", patient()));
     assert_eq!(v["endpoint"]["id"], l.endpoint.id);
     assert_eq!(v["endpoint"]["name"], l.endpoint.name);
     assert_eq!(v["endpoint"]["label"], json!(["Medicare"]));
@@ -146,7 +146,7 @@ async fn introspect_patient_and_application_tokens_and_errors() {
     assert_eq!(r.status(), 200);
     let i: Value = r.json().await.unwrap();
     assert_eq!(i["active"], true);
-    assert_eq!(i["patient"], format!("Patient/{PATIENT}"));
+    assert_eq!(i["patient"], format!("Patient/{}", patient()));
     assert_eq!(i["state"], "EXCHANGED");
     assert_eq!(i["user"]["externalId"], "user-1");
     assert_eq!(i["usage"], "MULTIPLE");
@@ -196,7 +196,7 @@ async fn refresh_rotates_and_detects_reuse() {
     let at2 = n["access_token"].as_str().unwrap().to_string();
     let rt2 = n["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt2, rt);
-    assert_eq!(n["patient"], format!("Patient/{PATIENT}"));
+    assert_eq!(n["patient"], format!("Patient/{}", patient()));
     // The refresh queued a re-sync.
     assert_eq!(sync::status(&app.state.db, &l.authorization_id).await.unwrap().unwrap().status, "pending");
     assert_eq!(get_bearer(&app, "/link/introspect", &at2).await.status(), 200);
@@ -358,7 +358,7 @@ async fn authorization_code_grant_with_pkce() {
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert!(v["access_token"].as_str().unwrap().starts_with("at_"));
-    assert_eq!(v["patient"], format!("Patient/{PATIENT}"));
+    assert_eq!(v["patient"], format!("Patient/{}", patient()));
     // Replay of the code: refused, and the token it granted is revoked.
     let r = app.client.post(&token_url).form(&f).send().await.unwrap();
     oauth_error(r, 400, "invalid_grant").await;
@@ -409,7 +409,7 @@ async fn revoke_expunges_every_authorization_of_that_patient_and_endpoint() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
     // The same patient linked twice at that endpoint, and another patient.
-    let again = create_authorization(&app, &l.keys, &l.endpoint, "user-1", PATIENT, Usage::OneTime).await;
+    let again = create_authorization(&app, &l.keys, &l.endpoint, "user-1", patient(), Usage::OneTime).await;
     let other = create_authorization(&app, &l.keys, &l.endpoint, "user-2", "other-patient", Usage::OneTime).await;
     store_resources(&app, &other, &fixture_resources()).await;
     let v = exchange(&app, &l.public_token, &l.keys.sk).await;
@@ -447,7 +447,7 @@ async fn revoke_expunges_every_authorization_of_that_patient_and_endpoint() {
 async fn users_lists_authorizations_with_sync_status() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
-    let second = create_authorization(&app, &l.keys, &l.endpoint, "user-1", PATIENT, Usage::Multiple).await;
+    let second = create_authorization(&app, &l.keys, &l.endpoint, "user-1", patient(), Usage::Multiple).await;
     sync::enqueue(&app.state.db, &second, app.clock_now()).await.unwrap();
     let r = app.client.get(format!("{}/link/users/user-1", app.base_url)).bearer_auth(&l.keys.sk).send().await.unwrap();
     assert_eq!(r.status(), 200);

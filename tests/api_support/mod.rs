@@ -20,8 +20,16 @@ use serde_json::{json, Value};
 
 use crate::common::{spawn_app_with, test_settings, TestApp};
 
-/// The payer's patient id in the fixtures.
-pub const PATIENT: &str = "-20140000008325";
+/// The payer's patient id in the fixtures (`Patient.id` of `patient_read_v2.json`, read from the fixtures folder
+/// so that no fixture data is copied into the repository).
+pub fn patient() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let path = fixtures_dir().join("bluebutton/patient_read_v2.json");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("patient fixture")).unwrap();
+        v["id"].as_str().expect("Patient.id").to_string()
+    })
+}
 /// Redirect URI registered for the test app.
 pub const REDIRECT_URI: &str = "https://app.example/callback";
 
@@ -178,7 +186,7 @@ pub struct Linked {
 pub async fn linked(app: &TestApp, usage: Usage, refreshable: bool) -> Linked {
     let keys = create_app(app, "Test app").await;
     let endpoint = create_endpoint(app, refreshable).await;
-    let authorization_id = create_authorization(app, &keys, &endpoint, "user-1", PATIENT, usage).await;
+    let authorization_id = create_authorization(app, &keys, &endpoint, "user-1", patient(), usage).await;
     store_resources(app, &authorization_id, &fixture_resources()).await;
     let public_token = public_token(app, &keys, &authorization_id).await;
     Linked { keys, endpoint, authorization_id, public_token }
