@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark (prints figures, not a timed test): weight and time-to-hydrated of the home page and of the first
-# hosted Link screen (consent), plus the size of link.js as transferred with gzip and brotli.
+# Benchmark (prints figures, not a timed test): weight and time-to-hydrated of the home page, of the first
+# hosted Link screen (consent, no wasm) and of the plan-search screen (the first Link screen with an island, so
+# the first to load the wasm), plus the size of link.js as transferred with gzip and brotli.
 #
 # Starts a release `link-sdk serve` on 127.0.0.1 (port picked by the OS, fresh data dir, local mode so the demo
 # app's test publishable key exists) over an already built release site, runs first-screen.mjs in headless
@@ -42,5 +43,5 @@ for enc in gzip br; do
   echo "link.js: $n bytes transferred with Accept-Encoding: $enc (target <= 6 KB gzip)"
 done
 link_url="$base/link?publishableKey=$pk&externalId=bench-user&usage=ONE_TIME"
-node "$root/end2end/bench/first-screen.mjs" "$base/" "$link_url" | sed "s/$pk/pk_test_…/g"
+node "$root/end2end/bench/first-screen.mjs" "$base/" "$link_url" "search:$link_url" | sed "s/$pk/pk_test_…/g"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -106,7 +106,7 @@ export class LinkTestPage {
     return this.page.locator('iframe[title="Connect your health plan"]');
   }
 
-  /** Resolves once the modal's screen has hydrated (its wasm has run). */
+  /** Resolves once the modal's screen is interactive (the shell's boot script has hydrated its islands, if any). */
   async waitForHydration() {
     await expect(this.modal.locator('#link-root')).toHaveAttribute('data-hydrated', 'true');
   }

@@ -282,70 +282,102 @@ mod ssr {
     }
 }
 
-/// `/link/connections`: the patient's linked plans with a Remove button for each.
+/// `/link/connections`: the patient's linked plans with a Remove button for each. Rendered on the server;
+/// the list and its Remove forms are the [`ConnectionList`] island.
 #[component]
 pub fn ConnectionsPage() -> impl IntoView {
     let query = use_query_map();
-    let token = move || query.with(|q| q.get("token").unwrap_or_default());
-    let removed_by_redirect = move || query.with(|q| q.get("removed").is_some());
-    let failed_by_redirect = move || query.with(|q| q.get("error").is_some());
-    let remove = ServerAction::<RemoveConnection>::new();
-    let connections = Resource::new(move || (token(), remove.version().get()), |(t, _)| list_connections(t));
+    let (token, removed, failed) = query.with_untracked(|q| {
+        (q.get("token").unwrap_or_default(), q.get("removed").is_some(), q.get("error").is_some())
+    });
+    let list_token = token.clone();
+    let connections = Resource::new(|| (), move |_| list_connections(list_token.clone()));
 
+    view! {
+        <Title text="Your connected health plans · Link SDK"/>
+        <main class="page narrow connections" id="main">
+            <Suspense fallback=|| view! { <p aria-busy="true">"Loading your connections…"</p> }>
+                {move || {
+                    let token = token.clone();
+                    Suspend::new(async move {
+                        match connections.await {
+                            Ok(v) => {
+                                let app_name = v.app_name.clone();
+                                view! {
+                                    <crate::app::IslandAssets/>
+                                    <div>
+                                        <p class="eyebrow">
+                                            {app_name.clone()}
+                                            {v.test_mode.then(|| view! { " " <span class="badge test">"Test mode"</span> })}
+                                        </p>
+                                        <h1>"Your connected health plans"</h1>
+                                        <p class="lede">
+                                            {format!("You shared data from these health plans with {app_name}. Removing one stops the sharing and deletes the copy we hold, right away.")}
+                                        </p>
+                                        <ConnectionList token=token items=v.items removed=removed failed=failed/>
+                                    </div>
+                                }
+                                .into_any()
+                            }
+                            Err(e) => view! {
+                                <h1>"Your connected health plans"</h1>
+                                <p class="alert error" role="alert">{error_text(&e)}</p>
+                                <p>"Go back to the app you came from and open your connected plans again."</p>
+                            }
+                            .into_any(),
+                        }
+                    })
+                }}
+            </Suspense>
+        </main>
+    }
+}
+
+/// The connections and their Remove forms (an island). Without JavaScript each form posts to the server
+/// function, which redirects back with `removed=1` or `error=1` (`removed`/`failed`); once hydrated the form
+/// calls it in place and the list is read again from the server.
+#[island]
+fn ConnectionList(token: String, items: Vec<ConnectionItem>, removed: bool, failed: bool) -> impl IntoView {
+    let remove = ServerAction::<RemoveConnection>::new();
+    let list = RwSignal::new(items);
+    let list_token = token.clone();
+    Effect::new(move |_| {
+        if remove.version().get() > 0 {
+            let token = list_token.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(v) = list_connections(token).await {
+                    list.set(v.items);
+                }
+            });
+        }
+    });
     let status = move || match remove.value().get() {
         Some(Ok(plan)) => Some(view! {
             <p class="alert ok" role="status">{format!("{plan} was removed. Its data has been deleted.")}</p>
         }
         .into_any()),
         Some(Err(e)) => Some(view! { <p class="alert error" role="alert">{error_text(&e)}</p> }.into_any()),
-        None if removed_by_redirect() => Some(view! {
+        None if removed => Some(view! {
             <p class="alert ok" role="status">"The connection was removed. Its data has been deleted."</p>
         }
         .into_any()),
-        None if failed_by_redirect() => Some(view! { <p class="alert error" role="alert">{NOT_REMOVED}</p> }.into_any()),
+        None if failed => Some(view! { <p class="alert error" role="alert">{NOT_REMOVED}</p> }.into_any()),
         None => None,
     };
-
     view! {
-        <Title text="Your connected health plans · Link SDK"/>
-        <main class="page narrow connections" id="main">
-            <Suspense fallback=|| view! { <p aria-busy="true">"Loading your connections…"</p> }>
-                {move || Suspend::new(async move {
-                    match connections.await {
-                        Ok(v) => {
-                            let app_name = v.app_name.clone();
-                            let empty = v.items.is_empty();
-                            view! {
-                                <div>
-                                    <p class="eyebrow">
-                                        {app_name.clone()}
-                                        {v.test_mode.then(|| view! { " " <span class="badge test">"Test mode"</span> })}
-                                    </p>
-                                    <h1>"Your connected health plans"</h1>
-                                    <p class="lede">
-                                        {format!("You shared data from these health plans with {app_name}. Removing one stops the sharing and deletes the copy we hold, right away.")}
-                                    </p>
-                                    {status}
-                                    {empty.then(|| view! {
-                                        <p class="card empty" data-testid="no-connections">"You have no connected health plans."</p>
-                                    })}
-                                    <ul class="connection-list" aria-label="Connected health plans">
-                                        {v.items.into_iter().map(|item| view! { <ConnectionCard item=item token=token() action=remove/> }).collect_view()}
-                                    </ul>
-                                </div>
-                            }
-                            .into_any()
-                        }
-                        Err(e) => view! {
-                            <h1>"Your connected health plans"</h1>
-                            <p class="alert error" role="alert">{error_text(&e)}</p>
-                            <p>"Go back to the app you came from and open your connected plans again."</p>
-                        }
-                        .into_any(),
-                    }
-                })}
-            </Suspense>
-        </main>
+        {status}
+        {move || list.with(Vec::is_empty).then(|| view! {
+            <p class="card empty" data-testid="no-connections">"You have no connected health plans."</p>
+        })}
+        <ul class="connection-list" aria-label="Connected health plans">
+            {move || {
+                let token = token.clone();
+                list.get()
+                    .into_iter()
+                    .map(|item| view! { <ConnectionCard item=item token=token.clone() action=remove/> })
+                    .collect_view()
+            }}
+        </ul>
     }
 }
 

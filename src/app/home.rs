@@ -38,9 +38,9 @@ return <button onClick={() => linkRef.current.open()}>Connect your health plan</
 /// `/`: the start page.
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let (tab, set_tab) = signal(0usize);
     view! {
         <Title text="Link SDK"/>
+        <super::IslandAssets/>
         <main class="page" id="main">
             <header class="hero">
                 <p class="eyebrow">"Link SDK"</p>
@@ -56,31 +56,40 @@ pub fn HomePage() -> impl IntoView {
             </header>
             <section aria-labelledby="integrate-heading" class="card">
                 <h2 id="integrate-heading">"Add it to your app"</h2>
-                <div role="tablist" aria-label="Integration snippets" class="tabs">
-                    {SNIPPETS
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (label, _))| {
-                            view! {
-                                <button
-                                    role="tab"
-                                    type="button"
-                                    id=format!("tab-{i}")
-                                    aria-selected=move || (tab.get() == i).to_string()
-                                    aria-controls="snippet-panel"
-                                    class:active=move || tab.get() == i
-                                    on:click=move |_| set_tab.set(i)
-                                >
-                                    {*label}
-                                </button>
-                            }
-                        })
-                        .collect_view()}
-                </div>
-                <pre id="snippet-panel" role="tabpanel" tabindex="0" data-testid="snippet">
-                    <code>{move || SNIPPETS[tab.get()].1}</code>
-                </pre>
+                <SnippetTabs/>
             </section>
         </main>
+    }
+}
+
+/// The integration snippets with a tab per flavour (an island: the tabs switch in the browser).
+#[island]
+fn SnippetTabs() -> impl IntoView {
+    let (tab, set_tab) = signal(0usize);
+    view! {
+        <div role="tablist" aria-label="Integration snippets" class="tabs">
+            {SNIPPETS
+                .iter()
+                .enumerate()
+                .map(|(i, (label, _))| {
+                    view! {
+                        <button
+                            role="tab"
+                            type="button"
+                            id=format!("tab-{i}")
+                            aria-selected=move || (tab.get() == i).to_string()
+                            aria-controls="snippet-panel"
+                            class:active=move || tab.get() == i
+                            on:click=move |_| set_tab.set(i)
+                        >
+                            {*label}
+                        </button>
+                    }
+                })
+                .collect_view()}
+        </div>
+        <pre id="snippet-panel" role="tabpanel" tabindex="0" data-testid="snippet">
+            <code>{move || SNIPPETS[tab.get()].1}</code>
+        </pre>
     }
 }

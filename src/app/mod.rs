@@ -1,4 +1,9 @@
-//! The Leptos application: every screen, rendered on the server and hydrated in the browser.
+//! The Leptos application: every screen, rendered on the server; only its islands hydrate in the browser.
+//!
+//! Leptos runs in islands mode: components are server-rendered HTML (forms that work without JavaScript), and
+//! the few interactive parts are `#[island]`s (props serialized into the page as JSON, so they never carry a
+//! token or health data). The wasm holds only the islands, and a page without one loads no wasm at all.
+//! A component that renders an island also renders [`IslandAssets`] so the browser fetches the wasm early.
 //!
 //! Compiled in both builds. Server-only pieces (the HTML shell, which reads the asset manifest and the
 //! request's CSP nonce) live in [`shell`] behind `ssr`.
@@ -57,4 +62,28 @@ pub fn NotFoundPage() -> impl IntoView {
             <p><a href="/">"Go to the start page"</a></p>
         </main>
     }
+}
+
+/// Preload hints (`modulepreload` for the JS glue, `preload` for the wasm) in the page's `<head>`, for screens
+/// that contain an island. Renders nothing in the browser build or when no site is built.
+#[component]
+pub fn IslandAssets() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        let manifest = crate::server::assets::manifest();
+        if let (Some(js), Some(wasm)) = (&manifest.js, &manifest.wasm) {
+            return view! {
+                <leptos_meta::Link rel="modulepreload" href=format!("/pkg/{js}")/>
+                <leptos_meta::Link
+                    rel="preload"
+                    href=format!("/pkg/{wasm}")
+                    as_="fetch"
+                    type_="application/wasm"
+                    crossorigin="anonymous"
+                />
+            }
+            .into_any();
+        }
+    }
+    ().into_any()
 }

@@ -1,7 +1,7 @@
-//! The HTML document around every screen (server only): stylesheet and hydration script with their hashed
-//! names from the asset manifest, and the per-request CSP nonce on every inline script.
+//! The HTML document around every screen (server only): stylesheet and boot script with their hashed names
+//! from the asset manifest, and the per-request CSP nonce on every inline script.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, reactive::owner::Owner};
 use leptos_meta::MetaTags;
 
 use super::App;
@@ -16,23 +16,16 @@ pub fn shell(_options: LeptosOptions) -> impl IntoView {
     if let Some(n) = &nonce {
         provide_context(leptos::nonce::Nonce::from_value(n.clone()));
     }
+    // Islands mode: the page is server-rendered HTML and only `#[island]` components hydrate, so nothing outside an
+    // island writes hydration data (resources of server-only components are not serialized into the page).
+    if let Some(sc) = Owner::current_shared_context() {
+        sc.set_is_hydrating(false);
+    }
     let manifest = assets::manifest();
     let css = manifest.css.clone().map(|c| format!("/pkg/{c}"));
-    let hydration = match (&manifest.js, &manifest.wasm) {
-        (Some(js), Some(wasm)) => {
-            let js = format!("/pkg/{js}");
-            let wasm = format!("/pkg/{wasm}");
-            let boot = format!(
-                "import init, {{ hydrate }} from '{js}'; \
-                 init({{ module_or_path: '{wasm}' }}).then(function () {{ hydrate(); }});"
-            );
-            Some(view! {
-                <link rel="modulepreload" href=js.clone()/>
-                <link rel="preload" href=wasm r#as="fetch" type="application/wasm" crossorigin="anonymous"/>
-                <script type="module" nonce=nonce.clone() inner_html=boot></script>
-            })
-        }
-        _ => None,
+    let boot = match (&manifest.js, &manifest.wasm) {
+        (Some(js), Some(wasm)) => boot_script(&format!("/pkg/{js}"), &format!("/pkg/{wasm}")),
+        _ => boot_script("", ""),
     };
     view! {
         <!DOCTYPE html>
@@ -43,7 +36,7 @@ pub fn shell(_options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 {css.map(|href| view! { <link rel="stylesheet" href=href/> })}
-                {hydration}
+                <script type="module" nonce=nonce.clone() inner_html=boot></script>
                 <MetaTags/>
             </head>
             <body>
@@ -51,4 +44,34 @@ pub fn shell(_options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// The inline module script of every page (it carries the request's CSP nonce).
+///
+/// A page without an island loads no wasm at all: its forms and `/link/frame.js` are all it needs. A page with
+/// islands loads the wasm (`js`/`wasm`: hashed `/pkg/` URLs; empty when no site is built, e.g. in `cargo test`),
+/// calls `hydrate`, then each `<leptos-island data-component=…>` element's exported function. Either way it
+/// then marks the page interactive (`window.__linkHydrated`, and `data-hydrated="true"` on `#link-root`) once
+/// the deferred scripts have run (`DOMContentLoaded`), which tests and the first-screen benchmark wait for.
+fn boot_script(js: &str, wasm: &str) -> String {
+    format!(
+        r#"const islands = document.querySelectorAll('leptos-island');
+const parsed = new Promise((ok) => document.readyState === 'complete' ? ok() : addEventListener('DOMContentLoaded', ok, {{ once: true }}));
+async function boot() {{
+  if (islands.length && {has_wasm}) {{
+    const mod = await import('{js}');
+    await mod.default({{ module_or_path: '{wasm}' }});
+    mod.hydrate();
+    for (const el of islands) {{
+      const hydrateIsland = mod[el.dataset.component];
+      if (hydrateIsland) await hydrateIsland(el); else console.warn('no wasm function for island', el.dataset.component);
+    }}
+  }}
+  await parsed;
+  window.__linkHydrated = true;
+  document.getElementById('link-root')?.setAttribute('data-hydrated', 'true');
+}}
+boot();"#,
+        has_wasm = !js.is_empty() && !wasm.is_empty(),
+    )
 }

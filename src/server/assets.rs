@@ -37,7 +37,7 @@ pub fn load_manifest(site_root: &Path) -> &'static Manifest {
                 Manifest::default()
             }),
             Err(_) => {
-                tracing::warn!(path = %path.display(), "no built site: pages render without CSS and hydration (run scripts/build-site)");
+                tracing::warn!(path = %path.display(), "no built site: pages render without CSS and islands stay static (run .ci/build-site)");
                 Manifest::default()
             }
         }

@@ -2,9 +2,10 @@
 //! syncing → success, plus error, exit and expired screens.
 //!
 //! Compiled in both builds. Every screen renders on the server (`SsrMode::Async`, so the response headers,
-//! including the CSP `frame-ancestors` of the app, are set before the first byte) and hydrates. Steps move
-//! forward through plain HTML forms posted to `server::link` handlers, so the flow works without JavaScript;
-//! once hydrated, plan search updates as the patient types and the syncing screen shows live progress.
+//! including the CSP `frame-ancestors` of the app, are set before the first byte). Steps move forward through
+//! plain HTML forms posted to `server::link` handlers, so the flow works without JavaScript. Two parts are
+//! islands that hydrate: [`PlanSearch`] (results follow the input) and [`SyncProgress`] (live counts); every
+//! other screen (consent, explainer, payer, success, error) loads no wasm at all.
 //! The browser glue that needs no reactivity (postMessage to the host page, the payer popup, Esc, focus trap,
 //! status polling) lives in `/link/frame.js`, loaded by every screen.
 
@@ -203,9 +204,6 @@ fn LinkFrame(s: Screen) -> impl IntoView {
     let initial = s.app_name.chars().next().unwrap_or('?').to_uppercase().to_string();
     let closable = !matches!(s.step.as_str(), "exited" | "done");
     let body = step_view(&s, m);
-    // Effects run only in the browser, after hydration: tests and the benchmark wait for this attribute.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
     view! {
         <Title text=title/>
         <div class="link-modal" lang=s.lang.clone()>
@@ -224,7 +222,8 @@ fn LinkFrame(s: Screen) -> impl IntoView {
                 data-exit-code=s.exit_code.clone().unwrap_or_default()
                 data-brand=s.brand_color.clone().unwrap_or_default()
                 data-brand-ink=s.brand_ink.clone().unwrap_or_default()
-                data-hydrated=move || hydrated.get().to_string()
+                // The shell's boot script sets it to "true" once the page is interactive (tests and the benchmark).
+                data-hydrated="false"
             >
                 <header class="link-header">
                     <div class="link-app">
@@ -349,25 +348,41 @@ fn plan_item(sid: &str, p: PlanView, m: &'static Msgs) -> impl IntoView {
 #[component]
 fn SearchStep(s: Screen) -> impl IntoView {
     let m = msgs(&s.lang);
-    let sid = s.sid.clone();
-    let action = format!("/link/s/{}", s.sid);
-    let (query, set_query) = signal(s.query.clone());
-    let initial = s.results.clone();
-    let initial_q = s.query.clone();
-    let fetch_sid = sid.clone();
-    // The first value comes from the server render (same query), so hydration needs no round trip.
-    let results = Resource::new(
-        move || query.get(),
-        move |q| {
-            let sid = fetch_sid.clone();
-            let initial = initial.clone();
-            let initial_q = initial_q.clone();
-            async move { if q == initial_q { Ok(initial) } else { search_plans(sid, q).await } }
-        },
-    );
-    let list_sid = sid.clone();
     view! {
+        <crate::app::IslandAssets/>
         <h1 id="link-title" tabindex="-1">{m.search_title}</h1>
+        <PlanSearch sid=s.sid.clone() lang=s.lang.clone() query=s.query.clone() results=s.results.clone()/>
+        {payer_view(&s, m, false)}
+    }
+}
+
+/// The plan search form and its results (an island). Server-rendered for `query` with `results`; once
+/// hydrated, each input asks [`search_plans`] and shows the answer to the newest request only.
+#[island]
+fn PlanSearch(sid: String, lang: String, query: String, results: Vec<PlanView>) -> impl IntoView {
+    let m = msgs(&lang);
+    let action = format!("/link/s/{sid}");
+    let (text, set_text) = signal(query.clone());
+    let list = RwSignal::new(results);
+    // Sequence number of the newest search, so a slow answer never replaces a newer one.
+    let newest = StoredValue::new(0u64);
+    let fetch_sid = sid.clone();
+    let on_input = move |ev| {
+        let q = event_target_value(&ev);
+        set_text.set(q.clone());
+        let n = newest.get_value() + 1;
+        newest.set_value(n);
+        let sid = fetch_sid.clone();
+        leptos::task::spawn_local(async move {
+            // On failure the previous results stay; the plain form still submits.
+            if let Ok(found) = search_plans(sid, q).await {
+                if newest.get_value() == n {
+                    list.set(found);
+                }
+            }
+        });
+    };
+    view! {
         <form method="get" action=action role="search" class="link-search" data-event="SEARCH">
             <label for="link-q">{m.search_label}</label>
             <div class="link-search-row">
@@ -379,37 +394,31 @@ fn SearchStep(s: Screen) -> impl IntoView {
                     spellcheck="false"
                     aria-describedby="link-q-hint"
                     aria-controls="link-results"
-                    value=s.query.clone()
-                    prop:value=move || query.get()
-                    on:input=move |ev| set_query.set(event_target_value(&ev))
+                    value=query
+                    prop:value=move || text.get()
+                    on:input=on_input
                 />
                 <button type="submit" class="button">{m.search_button}</button>
             </div>
             <p class="hint" id="link-q-hint">{m.search_hint}</p>
         </form>
-        <Transition fallback=|| ()>
-            {move || {
-                let sid = list_sid.clone();
-                Suspend::new(async move {
-                    let list = results.await.unwrap_or_default();
-                    let count = list.len();
+        {move || {
+            let found = list.get();
+            let count = found.len();
+            view! {
+                <p class="visually-hidden" role="status">{format!("{count}")}" "{m.results_label}</p>
+                {if found.is_empty() {
+                    view! { <p class="hint" id="link-results">{m.no_results}</p> }.into_any()
+                } else {
                     view! {
-                        <p class="visually-hidden" role="status">{format!("{count}")}" "{m.results_label}</p>
-                        {if list.is_empty() {
-                            view! { <p class="hint" id="link-results">{m.no_results}</p> }.into_any()
-                        } else {
-                            view! {
-                                <ul class="link-plans" id="link-results" aria-label=m.results_label>
-                                    {list.into_iter().map(|p| plan_item(&sid, p, m)).collect_view()}
-                                </ul>
-                            }
-                            .into_any()
-                        }}
+                        <ul class="link-plans" id="link-results" aria-label=m.results_label>
+                            {found.into_iter().map(|p| plan_item(&sid, p, m)).collect_view()}
+                        </ul>
                     }
-                })
-            }}
-        </Transition>
-        {payer_view(&s, m, false)}
+                    .into_any()
+                }}
+            }
+        }}
     }
 }
 
@@ -464,41 +473,48 @@ fn payer_view(s: &Screen, m: &'static Msgs, visible: bool) -> AnyView {
 #[component]
 fn SyncingStep(s: Screen) -> impl IntoView {
     let m = msgs(&s.lang);
-    let tick = RwSignal::new(0u32);
-    Effect::new(move |_| {
-        set_interval(move || tick.update(|t| *t += 1), std::time::Duration::from_millis(1000));
-    });
-    let sid = s.sid.clone();
-    let initial = s.progress.clone();
-    let progress = Resource::new(
-        move || tick.get(),
-        move |t| {
-            let sid = sid.clone();
-            let initial = initial.clone();
-            async move { if t == 0 { Ok(initial) } else { sync_progress(sid).await } }
-        },
-    );
     view! {
+        <crate::app::IslandAssets/>
         <h1 id="link-title" tabindex="-1">{m.syncing_title}</h1>
         <p>{m.syncing_intro}</p>
         <div class="link-spinner" aria-hidden="true"></div>
         <h2 id="link-progress-title">{m.syncing_progress}</h2>
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                let list = progress.await.unwrap_or_default();
-                if list.is_empty() {
-                    view! { <p class="hint">{m.syncing_none_yet}</p> }.into_any()
-                } else {
-                    view! {
-                        <ul class="link-progress" aria-labelledby="link-progress-title" data-testid="sync-progress">
-                            {list.into_iter().map(|(t, n)| view! {
-                                <li><span>{t}</span><strong>{n}</strong></li>
-                            }).collect_view()}
-                        </ul>
-                    }.into_any()
-                }
-            })}
-        </Transition>
+        <SyncProgress sid=s.sid.clone() lang=s.lang.clone() progress=s.progress.clone()/>
+    }
+}
+
+/// Records received so far by resource type (an island): server-rendered with `progress`, then asks
+/// [`sync_progress`] every second (1,000 ms) once hydrated. frame.js moves the screen on when the sync ends.
+#[island]
+fn SyncProgress(sid: String, lang: String, progress: Vec<(String, i64)>) -> impl IntoView {
+    let m = msgs(&lang);
+    let list = RwSignal::new(progress);
+    Effect::new(move |_| {
+        let sid = sid.clone();
+        set_interval(
+            move || {
+                let sid = sid.clone();
+                leptos::task::spawn_local(async move {
+                    if let Ok(p) = sync_progress(sid).await {
+                        list.set(p);
+                    }
+                });
+            },
+            std::time::Duration::from_millis(1000),
+        );
+    });
+    move || {
+        let found = list.get();
+        if found.is_empty() {
+            view! { <p class="hint">{m.syncing_none_yet}</p> }.into_any()
+        } else {
+            view! {
+                <ul class="link-progress" aria-labelledby="link-progress-title" data-testid="sync-progress">
+                    {found.into_iter().map(|(t, n)| view! { <li><span>{t}</span><strong>{n}</strong></li> }).collect_view()}
+                </ul>
+            }
+            .into_any()
+        }
     }
 }
 
