@@ -24,6 +24,26 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
   test.describe(`at ${vp.width}x${vp.height}`, () => {
     test.use({ viewport: vp });
 
+    test('top level: closing shows the exited screen; an unknown session shows a readable page', async ({ page, browser, baseURL }) => {
+      const q = new URLSearchParams({ publishableKey: keys.testPublishable, externalId: 'exit-user', usage: 'ONE_TIME' });
+      await page.goto('/link?' + q.toString());
+      await expect(page.locator('#link-root')).toHaveAttribute('data-hydrated', 'true');
+      await page.getByRole('button', { name: 'Close' }).click();
+      await expect(page.getByRole('heading', { level: 1 })).toHaveText('You can close this window');
+      await shot(page, 'exited');
+      const res = await page.goto('/link/s/ls_no_such_session');
+      expect(res?.status()).toBe(404);
+      await expect(page.locator('#link-root')).toHaveAttribute('data-step', 'expired');
+      await shot(page, 'expired');
+      // The session's language is unknown: the browser's Accept-Language picks it.
+      const es = await browser.newContext({ locale: 'es-MX', viewport: vp, baseURL });
+      const esPage = await es.newPage();
+      await esPage.goto('/link/s/ls_no_such_session');
+      await expect(esPage.locator('main')).toHaveAttribute('lang', 'es');
+      await expect(esPage.getByRole('heading', { level: 1 })).toHaveText('Este enlace ha vencido');
+      await es.close();
+    });
+
     test('happy path: consent → explainer → search → sandbox sign-in → syncing → success', async ({ page, request }) => {
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(String(e)));
@@ -348,9 +368,11 @@ test.describe('hosted flow', () => {
       if (js) {
         await page.waitForURL(/returned=1/, { timeout: 45_000 });
       } else {
-        // Without JavaScript the syncing screen does not poll: reload until it is done, then Continue.
+        // Without JavaScript the syncing screen does not poll: its "Check progress" link reloads it until it is done.
+        const check = page.getByRole('link', { name: 'Check progress' });
+        if (await check.count()) await shot(page, 'syncing-nojs', { axe: false });
         await expect(async () => {
-          await page.reload();
+          if (await check.count()) await check.click();
           await expect(page.getByRole('heading', { level: 1 })).toHaveText("You're connected", { timeout: 1000 });
         }).toPass({ timeout: 45_000 });
         await page.getByRole('link', { name: 'Continue' }).click();

@@ -516,6 +516,30 @@ fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The `id` column of every row `sql` selects, its `$n` parameters bound in order (Unix seconds).
+async fn select_ids(state: &AppState, sql: &str, binds: &[i64]) -> anyhow::Result<Vec<String>> {
+    let mut query = sqlx::query(sql);
+    for b in binds {
+        query = query.bind(*b);
+    }
+    let rows = query.fetch_all(&state.db.pool).await?;
+    rows.iter().map(|r| Ok(r.try_get::<String, _>("id")?)).collect()
+}
+
+/// [`mark_needs_reauth`] for each id with `reason`; returns how many changed. A failure is logged and the
+/// others still run.
+async fn mark_all_needs_reauth(state: &AppState, ids: Vec<String>, reason: &str) -> u64 {
+    let mut changed = 0;
+    for id in ids {
+        match mark_needs_reauth(state, &id, reason).await {
+            Ok(true) => changed += 1,
+            Ok(false) => {}
+            Err(e) => tracing::error!(authorization_id = %id, error = %e, "re-consent transition failed"),
+        }
+    }
+    changed
+}
+
 /// One pass of every time rule; returns how many authorizations it acted on (expunged, refreshed, moved to
 /// `NEEDS_REAUTH`, downgrade recorded). The worker runs it every 30 s; tests call it after moving the clock.
 ///
@@ -546,11 +570,10 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
     }
 
     // 1b. Revoked by another path but not yet expunged: expunge at once (its revoker sent the event).
-    let revoked = sqlx::query("SELECT id FROM authorizations WHERE state = 'REVOKED' AND expunged_at IS NULL LIMIT 500")
-        .fetch_all(&state.db.pool)
-        .await?;
-    for r in revoked {
-        let id: String = r.try_get("id")?;
+    let revoked =
+        select_ids(state, "SELECT id FROM authorizations WHERE state = 'REVOKED' AND expunged_at IS NULL LIMIT 500", &[])
+            .await?;
+    for id in revoked {
         match expunge_authorization(state, &id, REASON_REVOKED).await {
             Ok(()) => acted += 1,
             Err(e) => tracing::error!(authorization_id = %id, error = %e, "expunge of a revoked authorization failed"),
@@ -559,54 +582,39 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
 
     // 2a. Set to NEEDS_REAUTH by another path (e.g. a refresh refused during a sync) without the readable window
     //     and the `refresh_expired` event: complete the transition.
-    let unnotified = sqlx::query(
+    let unnotified = select_ids(
+        state,
         "SELECT id FROM authorizations WHERE state = 'NEEDS_REAUTH' AND reauth_notified_at IS NULL \
          AND expunged_at IS NULL LIMIT 500",
+        &[],
     )
-    .fetch_all(&state.db.pool)
     .await?;
-    for r in unnotified {
-        let id: String = r.try_get("id")?;
-        match mark_needs_reauth(state, &id, REASON_PAYER_REFUSED_REFRESH).await {
-            Ok(true) => acted += 1,
-            Ok(false) => {}
-            Err(e) => tracing::error!(authorization_id = %id, error = %e, "re-consent transition failed"),
-        }
-    }
+    acted += mark_all_needs_reauth(state, unnotified, REASON_PAYER_REFUSED_REFRESH).await;
 
     // 2b. MULTIPLE whose payer grant is known to be over: re-consent without asking the payer.
-    let over = sqlx::query(
+    let over = select_ids(
+        state,
         "SELECT id FROM authorizations WHERE expunged_at IS NULL AND usage = 'MULTIPLE' \
          AND state IN ('AUTHORIZED', 'EXCHANGED', 'REFRESHED') AND ( \
            (payer_refresh_expires_at IS NOT NULL AND payer_refresh_expires_at <= $1) OR \
            (payer_refresh_token_enc IS NULL AND payer_token_expires_at IS NOT NULL AND payer_token_expires_at <= $1)) \
          LIMIT 500",
+        &[now],
     )
-    .bind(now)
-    .fetch_all(&state.db.pool)
     .await?;
-    for r in over {
-        let id: String = r.try_get("id")?;
-        match mark_needs_reauth(state, &id, REASON_PAYER_GRANT_EXPIRED).await {
-            Ok(true) => acted += 1,
-            Ok(false) => {}
-            Err(e) => tracing::error!(authorization_id = %id, error = %e, "re-consent transition failed"),
-        }
-    }
+    acted += mark_all_needs_reauth(state, over, REASON_PAYER_GRANT_EXPIRED).await;
 
     // 3. MULTIPLE payer tokens about to expire: refresh them.
-    let expiring = sqlx::query(
+    let expiring = select_ids(
+        state,
         "SELECT id FROM authorizations WHERE expunged_at IS NULL AND usage = 'MULTIPLE' \
          AND state IN ('AUTHORIZED', 'EXCHANGED', 'REFRESHED') AND payer_refresh_token_enc IS NOT NULL \
          AND payer_token_expires_at IS NOT NULL AND payer_token_expires_at <= $1 \
          AND (refresh_after IS NULL OR refresh_after <= $2) LIMIT 100",
+        &[now + REFRESH_MARGIN_SECS, now],
     )
-    .bind(now + REFRESH_MARGIN_SECS)
-    .bind(now)
-    .fetch_all(&state.db.pool)
     .await?;
-    for r in expiring {
-        let id: String = r.try_get("id")?;
+    for id in expiring {
         match refresh_payer_token(state, &id).await {
             Ok(RefreshOutcome::Refreshed | RefreshOutcome::Refused) => acted += 1,
             Ok(_) => {}

@@ -62,6 +62,8 @@ pub struct Msgs {
     pub syncing_intro: &'static str,
     pub syncing_progress: &'static str,
     pub syncing_none_yet: &'static str,
+    /// Without JavaScript the counts do not update by themselves: a link that reloads the screen.
+    pub syncing_check_again: &'static str,
     // Success
     pub success_title: &'static str,
     pub success_intro: &'static str,
@@ -133,6 +135,7 @@ pub static EN: Msgs = Msgs {
     syncing_intro: "Your health plan said yes. Your records are being copied; this can take a minute.",
     syncing_progress: "Records received so far",
     syncing_none_yet: "Starting…",
+    syncing_check_again: "Check progress",
     success_title: "You're connected",
     success_intro: "Your health plan is connected to {app}.",
     success_closing: "Returning you to {app}…",
@@ -200,6 +203,7 @@ pub static ES: Msgs = Msgs {
     syncing_intro: "Su plan de salud aceptó. Se están copiando sus registros; puede tardar un minuto.",
     syncing_progress: "Registros recibidos hasta ahora",
     syncing_none_yet: "Comenzando…",
+    syncing_check_again: "Ver el progreso",
     success_title: "Ya está conectado",
     success_intro: "Su plan de salud está conectado a {app}.",
     success_closing: "Volviendo a {app}…",

@@ -480,6 +480,12 @@ fn SyncingStep(s: Screen) -> impl IntoView {
         <div class="link-spinner" aria-hidden="true"></div>
         <h2 id="link-progress-title">{m.syncing_progress}</h2>
         <SyncProgress sid=s.sid.clone() lang=s.lang.clone() progress=s.progress.clone()/>
+        // Without JavaScript nothing polls: the patient reloads this screen (it moves on once the sync is done).
+        <noscript>
+            <p class="link-actions">
+                <a class="button block" href=format!("/link/s/{}", s.sid)>{m.syncing_check_again}</a>
+            </p>
+        </noscript>
     }
 }
 
@@ -571,6 +577,9 @@ fn exited_view(_s: &Screen, m: &'static Msgs) -> AnyView {
 /// Unknown or expired session.
 #[component]
 fn ExpiredScreen() -> impl IntoView {
+    // The session (and its language) is unknown: the language comes from the browser's Accept-Language.
+    #[allow(unused_mut)]
+    let mut lang = "en";
     #[cfg(feature = "ssr")]
     {
         if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
@@ -579,11 +588,15 @@ fn ExpiredScreen() -> impl IntoView {
             // tell its host page (frame.js) instead of being blocked.
             resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, axum::http::HeaderValue::from_static("*"));
         }
+        if let Some(parts) = use_context::<axum::http::request::Parts>() {
+            let accept = parts.headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+            lang = i18n::negotiate(accept.unwrap_or(""));
+        }
     }
-    let m = &i18n::EN;
+    let m = msgs(lang);
     view! {
         <Title text=m.expired_title/>
-        <main class="page narrow" id="main">
+        <main class="page narrow" id="main" lang=lang>
             <div class="card" id="link-root" data-step="expired">
                 <h1 id="link-title">{m.expired_title}</h1>
                 <p>{m.expired_intro}</p>
