@@ -54,11 +54,12 @@ pub fn shell(_options: LeptosOptions) -> impl IntoView {
 /// then marks the page interactive (`window.__linkHydrated`, and `data-hydrated="true"` on `#link-root`) once
 /// the deferred scripts have run (`DOMContentLoaded`), which tests and the first-screen benchmark wait for.
 fn boot_script(js: &str, wasm: &str) -> String {
-    format!(
-        r#"const islands = document.querySelectorAll('leptos-island');
-const parsed = new Promise((ok) => document.readyState === 'complete' ? ok() : addEventListener('DOMContentLoaded', ok, {{ once: true }}));
-async function boot() {{
-  if (islands.length && {has_wasm}) {{
+    let hydrate = if js.is_empty() || wasm.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"
+  if (islands.length) {{
     const mod = await import('{js}');
     await mod.default({{ module_or_path: '{wasm}' }});
     mod.hydrate();
@@ -66,12 +67,17 @@ async function boot() {{
       const hydrateIsland = mod[el.dataset.component];
       if (hydrateIsland) await hydrateIsland(el); else console.warn('no wasm function for island', el.dataset.component);
     }}
-  }}
+  }}"#
+        )
+    };
+    format!(
+        r#"const islands = document.querySelectorAll('leptos-island');
+const parsed = new Promise((ok) => document.readyState === 'complete' ? ok() : addEventListener('DOMContentLoaded', ok, {{ once: true }}));
+async function boot() {{{hydrate}
   await parsed;
   window.__linkHydrated = true;
   document.getElementById('link-root')?.setAttribute('data-hydrated', 'true');
 }}
-boot();"#,
-        has_wasm = !js.is_empty() && !wasm.is_empty(),
+boot();"#
     )
 }
