@@ -1,9 +1,11 @@
 //! Static assets: the hashed wasm, JS and CSS under `/pkg` (long-cached, served pre-compressed as br or
 //! gzip), and the files of `public/` at the site root. Compiled only with `ssr`.
 //!
-//! `scripts/build-site` writes `{site_root}/pkg/manifest.json`: `{"js": "link_sdk.<hash>.js",
-//! "wasm": "link_sdk.<hash>.wasm", "css": "main.<hash>.css"}`. Without a built site the pages still render
-//! (server-side only, unstyled), which is what plain `cargo test` sees.
+//! `.ci/build-site` writes `{site_root}/pkg/manifest.json`: `{"js": "link_sdk.<hash>.js",
+//! "wasm": "link_sdk.<hash>.wasm", "css": "main.<hash>.css"}`. Without it, the unhashed names that
+//! `cargo leptos build` writes (`link_sdk.js`, `link_sdk.wasm` or `link_sdk_bg.wasm`, `link_sdk.css`) are used
+//! when present. Without a built site the pages still render (server-side only, unstyled, islands static),
+//! which is what plain `cargo test` sees.
 
 use std::{path::Path, sync::OnceLock};
 
@@ -27,21 +29,34 @@ pub struct Manifest {
 
 static MANIFEST: OnceLock<Manifest> = OnceLock::new();
 
-/// Reads `{site_root}/pkg/manifest.json` once; later calls keep the first result.
+/// Reads the site's manifest once ([`read_manifest`]); later calls keep the first result.
 pub fn load_manifest(site_root: &Path) -> &'static Manifest {
     MANIFEST.get_or_init(|| {
-        let path = site_root.join("pkg").join("manifest.json");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-                tracing::warn!(path = %path.display(), error = %e, "asset manifest is not valid JSON");
-                Manifest::default()
-            }),
-            Err(_) => {
-                tracing::warn!(path = %path.display(), "no built site: pages render without CSS and islands stay static (run .ci/build-site)");
-                Manifest::default()
-            }
+        let m = read_manifest(site_root);
+        if m.js.is_none() || m.wasm.is_none() {
+            tracing::warn!(site_root = %site_root.display(), "no built site: pages render without CSS and islands stay static (run .ci/build-site)");
         }
+        m
     })
+}
+
+/// The hashed names from `{site_root}/pkg/manifest.json`; without that file, the unhashed names of a
+/// `cargo leptos build` found in `pkg/`; otherwise an empty manifest. Never fails.
+pub fn read_manifest(site_root: &Path) -> Manifest {
+    let pkg = site_root.join("pkg");
+    let path = pkg.join("manifest.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return serde_json::from_str(&text).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "asset manifest is not valid JSON");
+            Manifest::default()
+        });
+    }
+    let first = |names: &[&str]| names.iter().find(|n| pkg.join(n).is_file()).map(|n| n.to_string());
+    Manifest {
+        js: first(&["link_sdk.js"]),
+        wasm: first(&["link_sdk.wasm", "link_sdk_bg.wasm"]),
+        css: first(&["link_sdk.css", "main.css"]),
+    }
 }
 
 /// The manifest loaded at start (empty before [`load_manifest`]).
@@ -67,4 +82,34 @@ pub fn router<S: Clone + Send + Sync + 'static>(site_root: &Path) -> Router<S> {
         router = router.route_service(&format!("/{file}"), svc);
     }
     router
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_from_file_from_cargo_leptos_names_or_empty() {
+        let dir = std::env::temp_dir().join(format!("link-sdk-assets-{}", std::process::id()));
+        let pkg = dir.join("pkg");
+        std::fs::create_dir_all(&pkg).unwrap();
+        // Nothing built: empty.
+        let m = read_manifest(&dir);
+        assert!(m.js.is_none() && m.wasm.is_none() && m.css.is_none());
+        // cargo-leptos output (unhashed).
+        for f in ["link_sdk.js", "link_sdk.wasm", "link_sdk.css"] {
+            std::fs::write(pkg.join(f), b"x").unwrap();
+        }
+        let m = read_manifest(&dir);
+        assert_eq!(
+            (m.js.as_deref(), m.wasm.as_deref(), m.css.as_deref()),
+            (Some("link_sdk.js"), Some("link_sdk.wasm"), Some("link_sdk.css"))
+        );
+        // .ci/build-site's manifest wins.
+        std::fs::write(pkg.join("manifest.json"), br#"{"js":"link_sdk.ab.js","wasm":"link_sdk.cd.wasm","css":"main.ef.css"}"#)
+            .unwrap();
+        let m = read_manifest(&dir);
+        assert_eq!(m.wasm.as_deref(), Some("link_sdk.cd.wasm"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
