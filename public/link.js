@@ -66,6 +66,8 @@
           } else if (m.type === 'success' && typeof m.publicToken === 'string') {
             end('success', m.publicToken);
           } else if (m.type === 'exit') {
+            // A hint is for the integrator's developer (e.g. an origin to register), never for the patient.
+            if (typeof m.hint === 'string' && m.hint && window.console) console.error('FlexpaLink: ' + m.hint.slice(0, 500));
             end('exit', { code: String(m.code || 'PATIENT_CANCELLED') });
           }
         }
@@ -106,7 +108,11 @@
         d.body.appendChild(wrap);
         frame.focus();
         // A modal that never reports in (unknown key, unregistered origin blocked by frame-ancestors).
-        watchdog = setTimeout(function () { if (!s.loaded) end('exit', { code: 'INVALID_PUBLISHABLE_KEY' }); }, 20000);
+        watchdog = setTimeout(function () {
+          if (s.loaded) return;
+          if (window.console) console.error('FlexpaLink: the Link window did not load within 20 s: check that ' + base + ' is reachable and this page\'s origin is an allowed origin of the app.');
+          end('exit', { code: 'INVALID_PUBLISHABLE_KEY' });
+        }, 20000);
       },
       // Closes an open modal as if the patient cancelled.
       exit: function () { if (active && active.end) active.end('exit', { code: 'PATIENT_CANCELLED' }); }

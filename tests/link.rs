@@ -151,6 +151,39 @@ async fn open_creates_a_session_and_renders_consent_framed_only_by_the_app() {
 }
 
 #[tokio::test]
+async fn test_keys_work_from_loopback_origins_live_keys_only_from_registered_ones() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let local = "http://localhost:5417";
+    let url = |pk: &str, origin: &str| {
+        format!("/link?publishableKey={pk}&externalId=u&usage=ONE_TIME&origin={}&nonce=abcdef0123456789", enc(origin))
+    };
+    // A developer's page on their own machine, never registered: the test key opens Link, and only that page
+    // (besides the registered origins and this server) may frame the session.
+    let sid = open(&app, &url(&keys.test_pk, local)).await;
+    let policy = csp(&app.get(&format!("/link/s/{sid}")).await);
+    assert!(policy.contains(local), "{policy}");
+    assert!(!policy.contains("127.0.0.1:*") && !policy.contains("localhost:*"), "no wildcard: {policy}");
+    // Another session's screens do not let that page frame them.
+    let other = open(&app, &entry_url(&keys.test_pk, "")).await;
+    assert!(!csp(&app.get(&format!("/link/s/{other}")).await).contains(local));
+
+    // Live keys: only registered origins, loopback included; the refusal carries a hint for the developer.
+    for origin in [local, "https://evil.example"] {
+        let r = app.get(&url(&keys.live_pk, origin)).await;
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-exit-code=\"INVALID_PUBLISHABLE_KEY\""), "{html}");
+        assert!(html.contains(&format!("data-hint=\"this page&#39;s origin {origin} is not an allowed origin")), "{html}");
+        assert!(html.contains("--allowed-origin"), "{html}");
+    }
+    // Not loopback, so registration is needed even for test keys.
+    for origin in ["http://127.0.0.1.evil.example", "http://localhost.evil.example:5417", "https://10.0.0.1"] {
+        let html = app.get(&url(&keys.test_pk, origin)).await.text().await.unwrap();
+        assert!(html.contains("data-exit-code=\"INVALID_PUBLISHABLE_KEY\""), "{origin}: {html}");
+    }
+}
+
+#[tokio::test]
 async fn spanish_from_accept_language_or_the_language_option() {
     let app = spawn_app().await;
     let keys = new_app(&app, false).await;

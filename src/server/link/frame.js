@@ -174,5 +174,5 @@
     }).catch(function () {});
   }
   if (step === 'error') ev('ERROR', { code: d.exitCode });
-  if (step === 'exited') post({ type: 'exit', code: d.exitCode || 'PATIENT_CANCELLED' });
+  if (step === 'exited') post({ type: 'exit', code: d.exitCode || 'PATIENT_CANCELLED', hint: d.hint || undefined });
 })();

@@ -195,9 +195,36 @@ fn valid_nonce(n: &str) -> bool {
     (8..=128).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Whether a page at `origin` may open Link with this app's key.
+/// Whether `origin` is a loopback origin (`http(s)://localhost:*`, `http(s)://127.0.0.0/8:*`,
+/// `http(s)://[::1]:*`): a developer's own machine.
+pub fn is_loopback_origin(origin: &str) -> bool {
+    let Ok(u) = url::Url::parse(origin) else { return false };
+    matches!(u.scheme(), "http" | "https")
+        && match u.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+}
+
+/// Whether a page at `origin` may open Link with this app's key: one of the app's registered origins; in
+/// test mode (`pk_test_`, sandbox plans only) also this server itself and any loopback origin, so local
+/// development needs no registration. Live keys work only from registered origins.
 fn origin_allowed(state: &AppState, app: &apps::App, mode: Mode, origin: &str) -> bool {
-    app.allowed_origins.iter().any(|o| o == origin) || (mode == Mode::Test && origin == &*state.public_url)
+    app.allowed_origins.iter().any(|o| o == origin)
+        || (mode == Mode::Test && (origin == &*state.public_url || is_loopback_origin(origin)))
+}
+
+/// The developer-facing reason shown in the host page's console (via `link.js`) when its origin is refused.
+/// Names only the page's own origin and the fix; nothing about the app.
+fn origin_hint(origin: &str, mode: Mode) -> String {
+    format!(
+        "this page's origin {origin} is not an allowed origin of the app{live}. Register it with \
+         `link-sdk apps update --app APP_ID --allowed-origin {origin}` (the flag replaces the list: repeat it for \
+         every origin) and open Link again.",
+        live = if mode == Mode::Live { " (live keys work only from registered origins)" } else { "" }
+    )
 }
 
 async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<EntryParams>) -> Response {
@@ -242,8 +269,19 @@ async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): Quer
     };
     if let Some(origin) = &p.origin {
         if host_origin.is_none() || !origin_allowed(&state, &app, mode, origin) {
-            tracing::warn!(app_id = %app.id, "link opened from an origin the app has not registered");
-            return fail(ExitCode::InvalidPublishableKey);
+            // Origins are public (every request carries its page's); the log names the fix for the operator.
+            tracing::warn!(app_id = %app.id, origin = %origin.chars().take(200).collect::<String>(),
+                "link opened from an origin the app has not registered: `link-sdk apps update --app <id> --allowed-origin <origin>`");
+            return match &hosted_redirect {
+                Some(_) => fail(ExitCode::InvalidPublishableKey),
+                None => exit_page_with_hint(
+                    lang,
+                    host_origin.as_deref(),
+                    &nonce,
+                    ExitCode::InvalidPublishableKey,
+                    host_origin.as_deref().map(|o| origin_hint(o, mode)),
+                ),
+            };
         }
     }
     let external_id = p.external_id.clone().unwrap_or_default();
@@ -363,10 +401,17 @@ fn plain_page(lang: &str, title: &str, text: &str) -> axum::response::Html<Strin
 /// The page that ends a modal session at once with `code` (bad options): frame.js messages the host page.
 /// Only the code and the page's own nonce are sent, so the (unverified) origin may frame it.
 fn exit_page(lang: &str, host_origin: Option<&str>, nonce: &str, code: ExitCode) -> Response {
+    exit_page_with_hint(lang, host_origin, nonce, code, None)
+}
+
+/// [`exit_page`] with a developer-facing `hint` that frame.js passes to the host page, where `link.js` writes it
+/// to the console (never shown to the patient; it must not hold anything the page does not already know).
+fn exit_page_with_hint(lang: &str, host_origin: Option<&str>, nonce: &str, code: ExitCode, hint: Option<String>) -> Response {
     let m = i18n::msgs(lang);
     let body = format!(
         "<main class=\"page narrow\" id=\"main\"><div class=\"card\" id=\"link-root\" data-step=\"exited\" \
-         data-exit-code=\"{code}\" data-nonce=\"{nonce}\" data-host-origin=\"{origin}\" data-hosted=\"{hosted}\">\
+         data-exit-code=\"{code}\" data-nonce=\"{nonce}\" data-host-origin=\"{origin}\" data-hosted=\"{hosted}\" \
+         data-hint=\"{hint}\">\
          <h1 id=\"link-title\">{title}</h1><p>{msg}</p><p class=\"hint\">{label}: <code data-testid=\"exit-code\">{code}</code></p>\
          </div></main>",
         code = code.as_str(),
@@ -376,6 +421,7 @@ fn exit_page(lang: &str, host_origin: Option<&str>, nonce: &str, code: ExitCode)
         title = esc(m.error_title),
         msg = esc(i18n::exit_message(lang, code.as_str())),
         label = esc(m.error_code_label),
+        hint = esc(hint.as_deref().unwrap_or("")),
     );
     let mut resp = axum::response::Html(html_page(lang, m.error_title, &body)).into_response();
     if let Some(v) = host_origin.and_then(|o| HeaderValue::from_str(o).ok()) {

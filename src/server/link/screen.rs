@@ -75,15 +75,25 @@ pub async fn load(
         form_error: err.filter(|e| e == "signature"),
         wait: wait.filter(|w| w == "blocked"),
     };
-    Ok(Some(Loaded { screen, frame_ancestors: frame_ancestors(state, &app, s.mode) }))
+    let ancestors = frame_ancestors(state, &app, s.mode, s.host_origin.as_deref());
+    Ok(Some(Loaded { screen, frame_ancestors: ancestors }))
 }
 
-/// The origins allowed to frame an app's hosted screens: its registered origins, plus this server itself in
-/// test mode (the built-in test page and demo).
-pub fn frame_ancestors(state: &AppState, app: &apps::App, mode: Mode) -> String {
+/// The origins allowed to frame an app's hosted screens: its registered origins, plus in test mode this
+/// server itself (the built-in test page and demo) and the session's own host page when it is a loopback
+/// origin (accepted for test keys at the entry, see `origin_allowed`).
+pub fn frame_ancestors(state: &AppState, app: &apps::App, mode: Mode, host_origin: Option<&str>) -> String {
     let mut list: Vec<String> = app.allowed_origins.iter().filter(|o| super::valid_origin(o)).cloned().collect();
-    if mode == Mode::Test && !list.iter().any(|o| o.as_str() == &*state.public_url) {
-        list.push(state.public_url.to_string());
+    let mut add = |o: &str| {
+        if !list.iter().any(|x| x == o) {
+            list.push(o.to_string());
+        }
+    };
+    if mode == Mode::Test {
+        add(&state.public_url);
+        if let Some(o) = host_origin.filter(|o| super::valid_origin(o) && super::is_loopback_origin(o)) {
+            add(o);
+        }
     }
     list.join(" ")
 }
