@@ -291,7 +291,7 @@ async fn consent_is_recorded_with_its_exact_text_and_declining_cancels() {
     assert_eq!(row.get::<String, _>("text_version"), session::CONSENT_TEXT_VERSION);
     assert_eq!(row.get::<String, _>("text_hash"), link_sdk::server::crypto::hash_token(&text));
     assert!(text.starts_with("Acme Health wants to connect"), "{text}");
-    assert!(text.contains("Coverage, ExplanationOfBenefit"));
+    assert!(text.contains("Only these kinds of records: Insurance coverage, Claims"), "{text}");
     let scope: String = row.get("scope");
     assert_eq!(scope, "patient/Coverage.read patient/ExplanationOfBenefit.read offline_access");
     assert!(text.contains("refreshed for as long as your health plan allows"));

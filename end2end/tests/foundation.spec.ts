@@ -2,14 +2,16 @@
 import { test, expect } from '@playwright/test';
 import { HomePage } from '../pages/home_page';
 
-test('start page hydrates: a click changes the page', async ({ page }) => {
+test('start page hydrates: a click changes the page', async ({ page, baseURL }) => {
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   const home = new HomePage(page);
   await home.goto();
   await expect(home.heading).toHaveText('Connect patients to their health plan');
-  await expect(home.snippet).toContainText('<script src="/link.js">');
+  // Absolute, so the snippet works when copied into a page on another origin.
+  await expect(home.snippet).toContainText(`<script src="${baseURL}/link.js">`);
+  await expect(home.snippet).toContainText('public_token: publicToken');
   await home.waitForHydration();
   await home.tab('React').click();
   await expect(home.snippet).toContainText('useEffect');

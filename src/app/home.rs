@@ -3,31 +3,38 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// The integration snippets shown on the start page, by tab.
+/// The integration snippets shown on the start page, by tab; `{base}` is this server's public URL, so a
+/// snippet works when copied into a page on another origin.
 const SNIPPETS: [(&str, &str); 2] = [
     (
         "Script tag",
-        r#"<script src="/link.js"></script>
+        r#"<button id="connect">Connect your health plan</button>
+<script src="{base}/link.js"></script>
 <script>
   const link = FlexpaLink.create({
     publishableKey: 'pk_test_…',
     user: { externalId: 'your-user-id' },
     usage: 'ONE_TIME',
+    // Your backend exchanges it at {base}/link/exchange with your secret key.
     onSuccess: (publicToken) => fetch('/your-backend/exchange', {
-      method: 'POST', body: JSON.stringify({ publicToken }),
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ public_token: publicToken }),
     }),
   });
-  document.querySelector('#connect').onclick = () => link.open();
+  document.getElementById('connect').onclick = () => link.open();
 </script>"#,
     ),
     (
         "React",
-        r#"useEffect(() => {
+        r#"// index.html: <script src="{base}/link.js"></script>
+const linkRef = useRef(null);
+useEffect(() => {
   linkRef.current = FlexpaLink.create({
     publishableKey: 'pk_test_…',
     user: { externalId: userId },
     usage: 'MULTIPLE',
-    onSuccess: (publicToken) => exchange(publicToken),
+    onSuccess: (publicToken) => exchange(publicToken), // POST it to your backend
   });
 }, [userId]);
 
@@ -38,6 +45,12 @@ return <button onClick={() => linkRef.current.open()}>Connect your health plan</
 /// `/`: the start page.
 #[component]
 pub fn HomePage() -> impl IntoView {
+    #[allow(unused_mut)]
+    let mut base = String::new();
+    #[cfg(feature = "ssr")]
+    if let Some(state) = use_context::<crate::server::startup::AppState>() {
+        base = state.public_url.to_string();
+    }
     view! {
         <Title text="Link SDK"/>
         <super::IslandAssets/>
@@ -56,16 +69,18 @@ pub fn HomePage() -> impl IntoView {
             </header>
             <section aria-labelledby="integrate-heading" class="card">
                 <h2 id="integrate-heading">"Add it to your app"</h2>
-                <SnippetTabs/>
+                <SnippetTabs base=base/>
             </section>
         </main>
     }
 }
 
-/// The integration snippets with a tab per flavour (an island: the tabs switch in the browser).
+/// The integration snippets with a tab per flavour (an island: the tabs switch in the browser). `base`: this
+/// server's public URL, written into the snippets.
 #[island]
-fn SnippetTabs() -> impl IntoView {
+fn SnippetTabs(base: String) -> impl IntoView {
     let (tab, set_tab) = signal(0usize);
+    let texts: Vec<String> = SNIPPETS.iter().map(|(_, text)| text.replace("{base}", &base)).collect();
     view! {
         <div role="tablist" aria-label="Integration snippets" class="tabs">
             {SNIPPETS
@@ -89,7 +104,7 @@ fn SnippetTabs() -> impl IntoView {
                 .collect_view()}
         </div>
         <pre id="snippet-panel" role="tabpanel" tabindex="0" data-testid="snippet">
-            <code>{move || SNIPPETS[tab.get()].1}</code>
+            <code>{move || texts[tab.get()].clone()}</code>
         </pre>
     }
 }

@@ -252,6 +252,63 @@ pub fn negotiate(accept_language: &str) -> &'static str {
     best.map(|(l, _)| l).unwrap_or("en")
 }
 
+/// Plain words for kinds of FHIR records (resource types), in display order: (types, English, Spanish).
+const RECORD_KINDS: &[(&[&str], &str, &str)] = &[
+    (&["Patient"], "Your profile", "Su perfil"),
+    (&["Coverage"], "Insurance coverage", "Cobertura del seguro"),
+    (&["ExplanationOfBenefit", "Claim", "ClaimResponse"], "Claims", "Reclamaciones"),
+    (&["Condition"], "Conditions", "Afecciones"),
+    (&["Observation"], "Test results and vital signs", "Resultados de pruebas y signos vitales"),
+    (&["DiagnosticReport"], "Lab and imaging reports", "Informes de laboratorio e imágenes"),
+    (
+        &["MedicationRequest", "MedicationStatement", "MedicationDispense", "Medication"],
+        "Medications",
+        "Medicamentos",
+    ),
+    (&["AllergyIntolerance"], "Allergies", "Alergias"),
+    (&["Immunization"], "Immunizations", "Vacunas"),
+    (&["Procedure"], "Procedures", "Procedimientos"),
+    (&["Encounter"], "Visits", "Visitas"),
+    (&["DocumentReference"], "Clinical documents", "Documentos clínicos"),
+    (&["Practitioner", "PractitionerRole"], "Care providers", "Profesionales de la salud"),
+    (&["Organization"], "Health care organizations", "Organizaciones de salud"),
+    (&["Location"], "Places of care", "Lugares de atención"),
+];
+
+/// The plain words for one FHIR resource type in `lang` ("Other records" for a type not listed).
+pub fn record_kind(lang: &str, rtype: &str) -> &'static str {
+    let es = lang.to_ascii_lowercase().starts_with("es");
+    RECORD_KINDS
+        .iter()
+        .find(|(types, _, _)| types.contains(&rtype))
+        .map(|(_, en, es_label)| if es { *es_label } else { *en })
+        .unwrap_or(if es { "Otros registros" } else { "Other records" })
+}
+
+/// Record counts by FHIR resource type (`counts`) as the patient reads them: plain words in `lang`, types of
+/// one kind summed (e.g. the four medication types), kinds in a fixed order, anything else last as "Other
+/// records". Rows with a zero total are left out.
+pub fn record_kinds(lang: &str, counts: &[(String, i64)]) -> Vec<(String, i64)> {
+    let es = lang.to_ascii_lowercase().starts_with("es");
+    let mut rows: Vec<(String, i64)> = Vec::new();
+    let mut other = 0;
+    for (rtype, n) in counts {
+        if !RECORD_KINDS.iter().any(|(types, _, _)| types.contains(&rtype.as_str())) {
+            other += n;
+        }
+    }
+    for (types, en_label, es_label) in RECORD_KINDS {
+        let n: i64 = counts.iter().filter(|(t, _)| types.contains(&t.as_str())).map(|(_, n)| n).sum();
+        if n > 0 {
+            rows.push(((if es { *es_label } else { *en_label }).to_string(), n));
+        }
+    }
+    if other > 0 {
+        rows.push(((if es { "Otros registros" } else { "Other records" }).to_string(), other));
+    }
+    rows
+}
+
 /// A plain-language explanation of an exit code for the error screen.
 pub fn exit_message(lang: &str, code: &str) -> &'static str {
     let es = lang == "es";
@@ -279,6 +336,20 @@ pub fn with_app(s: &str, app: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_kinds_in_plain_words() {
+        let counts: Vec<(String, i64)> = [("ExplanationOfBenefit", 24), ("MedicationRequest", 2), ("Medication", 3), ("Patient", 1), ("Basic", 4)]
+            .iter()
+            .map(|(t, n)| (t.to_string(), *n))
+            .collect();
+        assert_eq!(
+            record_kinds("en", &counts),
+            vec![("Your profile".into(), 1), ("Claims".into(), 24), ("Medications".into(), 5), ("Other records".into(), 4)]
+        );
+        assert_eq!(record_kinds("es", &counts)[1], ("Reclamaciones".to_string(), 24));
+        assert!(record_kinds("en", &[]).is_empty());
+    }
 
     #[test]
     fn accept_language() {

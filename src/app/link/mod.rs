@@ -71,7 +71,7 @@ pub struct Screen {
     pub endpoint_fixed: bool,
     /// Exit/error code (`error`, `exited`).
     pub exit_code: Option<String>,
-    /// Records received so far by resource type (`syncing`).
+    /// Records received so far, (kind in plain words in `lang`, count) (`syncing`).
     pub progress: Vec<(String, i64)>,
     /// Search text (no-JS search).
     pub query: String,
@@ -103,7 +103,15 @@ impl ConsentText {
         let items = if requested.is_empty() {
             vec![m.consent_claims.to_string(), m.consent_coverage.to_string(), m.consent_clinical.to_string()]
         } else {
-            vec![m.consent_selected.replace("{list}", &requested.join(", "))]
+            // Plain words, each kind once (the FHIR types themselves go into the recorded `scope`).
+            let mut kinds: Vec<&str> = Vec::new();
+            for t in requested {
+                let k = i18n::record_kind(lang, t);
+                if !kinds.contains(&k) {
+                    kinds.push(k);
+                }
+            }
+            vec![m.consent_selected.replace("{list}", &kinds.join(", "))]
         };
         ConsentText {
             title: with_app(m.consent_title, app),
@@ -161,7 +169,7 @@ pub async fn search_plans(sid: String, q: String) -> Result<Vec<PlanView>, Serve
     })
 }
 
-/// Records received so far by resource type, for the syncing screen.
+/// Records received so far, (kind in plain words, count), for the syncing screen.
 #[server]
 pub async fn sync_progress(sid: String) -> Result<Vec<(String, i64)>, ServerFnError> {
     let state = expect_context::<crate::server::startup::AppState>();

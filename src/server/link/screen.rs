@@ -108,7 +108,7 @@ pub async fn search(state: &AppState, sid: &str, q: &str) -> anyhow::Result<Vec<
     search_mode(state, s.mode, &q).await
 }
 
-/// Records received so far by resource type for session `sid`.
+/// Records received so far for session `sid`: (kind in plain words, count), see `progress_of`.
 ///
 /// # Errors
 /// Database errors.
@@ -121,9 +121,13 @@ async fn search_mode(state: &AppState, mode: Mode, q: &str) -> anyhow::Result<Ve
     Ok(directory::search(&state.db, mode, q, SEARCH_LIMIT).await?.into_iter().map(plan_view).collect())
 }
 
+/// Records received so far, as the patient reads them (plain words in the session's language, see
+/// [`i18n::record_kinds`](crate::app::link::i18n::record_kinds)).
 async fn progress_of(state: &AppState, s: &LinkSession) -> anyhow::Result<Vec<(String, i64)>> {
     let Some(authz) = &s.authorization_id else { return Ok(Vec::new()) };
-    Ok(sync::status(&state.db, authz).await?.map(|st| st.progress.into_iter().collect()).unwrap_or_default())
+    let by_type: Vec<(String, i64)> =
+        sync::status(&state.db, authz).await?.map(|st| st.progress.into_iter().collect()).unwrap_or_default();
+    Ok(crate::app::link::i18n::record_kinds(&s.options.language, &by_type))
 }
 
 fn plan_view(e: directory::Endpoint) -> PlanView {
