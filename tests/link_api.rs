@@ -493,3 +493,19 @@ async fn openapi_document_describes_the_routes() {
         assert!(v["paths"].get(p).is_some(), "missing {p}");
     }
 }
+
+#[tokio::test]
+async fn a_wrong_method_is_answered_in_each_interfaces_error_form() {
+    let app = server().await;
+    let r = app.client.get(format!("{}/link/exchange", app.base_url)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_request", "RFC 6749 §5.2 body: {v}");
+    let r = app.client.delete(format!("{}/fhir/Patient/x", app.base_url)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers()["allow"].to_str().unwrap().contains("GET"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["resourceType"], "OperationOutcome");
+    assert_eq!(v["issue"][0]["code"], "not-supported");
+}

@@ -76,6 +76,14 @@ pub fn router() -> Router<AppState> {
         .route(paths::AUTH, get(auth))
         .route(paths::TEST_PUBLIC_TOKEN, post(test_public_token))
         .route(paths::OPENAPI, get(openapi))
+        // A wrong method gets the same RFC 6749 §5.2 JSON body as every other error here (axum keeps `Allow`).
+        .method_not_allowed_fallback(|| async {
+            OAuthError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "this endpoint does not accept this HTTP method (see /openapi.json)",
+            )
+        })
 }
 
 // ---------------------------------------------------------------------------------------------------------

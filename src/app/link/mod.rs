@@ -319,7 +319,7 @@ fn explainer_view(s: &Screen, m: &'static Msgs) -> AnyView {
         <h1 id="link-title" tabindex="-1">{m.explainer_title}</h1>
         <ol class="link-steps">
             <li>{m.explainer_step1}</li>
-            <li>{m.explainer_step2}</li>
+            <li>{with_app(m.explainer_step2, &s.app_name)}</li>
             <li>{with_app(m.explainer_step3, &s.app_name)}</li>
         </ol>
         <h2>{m.explainer_safe_title}</h2>

@@ -53,6 +53,10 @@ pub fn router() -> Router<AppState> {
         .route("/fhir/{rtype}", get(search_type))
         .route("/fhir/{rtype}/{id}", get(read))
         .route("/fhir/Patient/{id}/{operation}", get(everything))
+        // This API is read-only: any other method is an OperationOutcome (`not-supported`), with `Allow`.
+        .method_not_allowed_fallback(|| async {
+            FhirError::new(StatusCode::METHOD_NOT_ALLOWED, "not-supported", "this FHIR API is read-only: use GET")
+        })
 }
 
 // ---------------------------------------------------------------------------------------------------------
