@@ -28,6 +28,10 @@ async fn main() -> anyhow::Result<()> {
             for line in &app.banner {
                 println!("  {line}");
             }
+            if !app.banner.is_empty() {
+                println!("  Test keys open Link from this server and from any localhost page; for another origin,");
+                println!("  register it: link-sdk apps update --app APP_ID --allowed-origin https://your.app");
+            }
             println!("  Stop with Ctrl-C.");
             println!();
             tracing::info!(url = %base, "listening");

@@ -1179,7 +1179,7 @@ pub fn openapi_components() -> Value {
                 "access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
                 "expires_in": {"type": "integer", "description": format!("seconds ({ACCESS_TOKEN_TTL_SECS} for patient tokens, {APP_TOKEN_TTL_SECS} for application tokens)")},
                 "refresh_token": {"type": "string", "description": "only for MULTIPLE on a refreshable endpoint"},
-                "refresh_expires_in": {"type": ["integer", "null"], "description": "seconds; null when unknown; 0 when indefinite"},
+                "refresh_expires_in": {"type": ["integer", "null"], "description": "seconds left on the payer's long-term grant; null when the payer did not say"},
                 "patient": {"type": ["string", "null"], "description": "Patient/<id>, the value behind $PATIENT_ID"},
                 "endpoint": {"$ref": "#/components/schemas/Endpoint"}}},
             "Introspection": {"type": "object", "properties": {
