@@ -73,6 +73,32 @@ test('CLI app + imported endpoint → link on /demo → Coverage and claims show
   await signInAtSandbox(await popup2, 'alex.rivera');
   await expect(demo.links).toHaveCount(2, { timeout: 60_000 });
   await expect(demo.link('Sandbox Basic Care').getByTestId('coverage')).toBeVisible({ timeout: 60_000 });
+  await expect(demo.link('Sandbox Basic Care').getByTestId('claims')).toBeVisible();
+
+  // Providers are named (resolved from the Bundle or the claim's contained resources), never a raw reference.
+  const providers = await page.locator('[data-testid="claims"] tbody td[data-label="Provider"]').allTextContents();
+  expect(providers.length).toBeGreaterThan(0);
+  for (const p of providers) {
+    expect(p).not.toMatch(/^#|\b(Practitioner|Organization|PractitionerRole)\/|^urn:/);
+  }
+  expect(providers.some((p) => p !== '—')).toBe(true);
+
+  // Readable on a phone and a laptop: the page never scrolls sideways, each table scrolls in its own
+  // focusable, named region; and no serious accessibility issue with the tables shown.
+  for (const [w, h] of [[360, 740], [1280, 800]]) {
+    await page.setViewportSize({ width: w, height: h });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow, `page overflows sideways at ${w}px`).toBeLessThanOrEqual(0);
+    const regions = page.locator('.table-scroll[role="region"][tabindex="0"]');
+    await expect(regions).toHaveCount(4);
+    for (const name of await regions.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? ''))) {
+      expect(name).toMatch(/^(Coverage|Claims) from /);
+    }
+    const results = await new AxeBuilder({ page }).analyze();
+    const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
+    await page.screenshot({ path: `screenshots/demo-linked-${w}x${h}.png`, fullPage: true });
+  }
 
   // Revoke the first link: its card goes, the other stays.
   await first.getByRole('button', { name: 'Revoke' }).click();
@@ -114,6 +140,10 @@ test('hosted flow from /demo (as a mobile app would): redirect_uri back with pub
 test('a forged hosted-flow return is refused (state check); the page is accessible', async ({ page }) => {
   const demo = new DemoPage(page);
   await demo.goto();
+  // The page names its icon, so the browser does not ask for a /favicon.ico that is not there.
+  const icon = page.locator('head link[rel="icon"]');
+  await expect(icon).toHaveAttribute('href', '/favicon.svg');
+  expect((await page.request.get('/favicon.svg')).status()).toBe(200);
   const results = await new AxeBuilder({ page }).analyze();
   const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);

@@ -14,7 +14,7 @@
 //! and works across instances. Its secret key lives in `{data-dir}/demo-app.json` (mode 0600) because the
 //! database only holds its hash; that file exists in local mode only, so `/demo` is inert in production.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use axum::{
@@ -303,6 +303,7 @@ async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Demo integrator app · Link SDK</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/demo/demo.css">
 <script src="/link.js" defer></script>
 <script src="/demo/demo.js" defer></script>
@@ -612,8 +613,114 @@ fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {
     bundle.get("entry").and_then(Value::as_array).into_iter().flatten().filter_map(|e| e.get("resource"))
 }
 
-/// What the demo shows of a Coverage: payer, plan, type, status and period.
-fn coverage_summary(c: &Value) -> Value {
+fn is_type(resource: &Value, rtype: &str) -> bool {
+    resource.get("resourceType").and_then(Value::as_str) == Some(rtype)
+}
+
+/// The resources of a Bundle by `Type/id`: the matches and what `_include` brought along with them.
+fn bundle_index(bundle: &Value) -> HashMap<String, &Value> {
+    entries(bundle)
+        .filter_map(|r| {
+            let t = r.get("resourceType").and_then(Value::as_str)?;
+            let id = r.get("id").and_then(Value::as_str)?;
+            Some((format!("{t}/{id}"), r))
+        })
+        .collect()
+}
+
+/// `Type/id` named by a literal reference: relative (`Practitioner/7`), absolute
+/// (`https://payer.example/fhir/Practitioner/7`) or versioned (`…/Practitioner/7/_history/2`).
+/// `None` for contained (`#id`), logical (`urn:…`), conditional (`Type?…`) or malformed references.
+fn reference_key(reference: &str) -> Option<String> {
+    if reference.starts_with('#') || reference.starts_with("urn:") || reference.contains('?') {
+        return None;
+    }
+    let parts: Vec<&str> = reference.trim_end_matches('/').split('/').collect();
+    let (t, id) = match parts.as_slice() {
+        [.., t, id, "_history", _] | [.., t, id] => (*t, *id),
+        _ => return None,
+    };
+    let is_type = t.starts_with(|c: char| c.is_ascii_uppercase()) && t.chars().all(|c| c.is_ascii_alphanumeric());
+    (is_type && !id.is_empty()).then(|| format!("{t}/{id}"))
+}
+
+/// The resource a reference made from `holder` points to: one of `holder.contained` for `#id`, else one of
+/// the Bundle's resources. `None` when it is in neither (the API may not have it, or it is on another server).
+fn resolve<'a>(holder: &'a Value, index: &HashMap<String, &'a Value>, reference: &str) -> Option<&'a Value> {
+    match reference.strip_prefix('#') {
+        Some(id) => holder
+            .get("contained")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|r| r.get("id").and_then(Value::as_str) == Some(id)),
+        None => index.get(&reference_key(reference)?).copied(),
+    }
+}
+
+/// A person's name as people write it: "given family" of the `official` HumanName (else the first one),
+/// else its `text`. `names` is the resource's `name` array.
+fn human_name(names: &[Value]) -> Option<String> {
+    let name = names
+        .iter()
+        .find(|n| n.get("use").and_then(Value::as_str) == Some("official"))
+        .or_else(|| names.first())?;
+    let parts: Vec<&str> = name
+        .get("given")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .chain(name.get("family").and_then(Value::as_str))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        name.get("text").and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)
+    } else {
+        Some(parts.join(" "))
+    }
+}
+
+/// The name to show for a resource a claim or coverage points to: a Practitioner's (or any person's)
+/// HumanName, an Organization's (or Location's) `name`, and for a PractitionerRole the name of its
+/// practitioner, else of its organization (looked up with `resolve` from the same holder and Bundle).
+fn resource_name(holder: &Value, index: &HashMap<String, &Value>, r: &Value) -> Option<String> {
+    if r.get("resourceType").and_then(Value::as_str) == Some("PractitionerRole") {
+        return ["practitioner", "organization"].iter().find_map(|field| {
+            let target = r.get(*field)?;
+            resolve(holder, index, target.get("reference").and_then(Value::as_str)?)
+                .filter(|t| t.get("resourceType").and_then(Value::as_str) != Some("PractitionerRole"))
+                .and_then(|t| resource_name(holder, index, t))
+                .or_else(|| display_of(target))
+        });
+    }
+    match r.get("name")? {
+        Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Value::Array(names) => human_name(names),
+        _ => None,
+    }
+}
+
+fn display_of(reference: &Value) -> Option<String> {
+    reference.get("display").and_then(Value::as_str).map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned)
+}
+
+/// The human name behind a Reference element of `holder` (e.g. an EOB's `provider`): the referenced
+/// resource's name when the holder's `contained` or the Bundle has it, else the reference's `display`.
+/// `None` when neither gives a name: a raw reference (`Practitioner/7`, `#org`) is never shown.
+fn reference_name(holder: &Value, index: &HashMap<String, &Value>, reference: Option<&Value>) -> Option<String> {
+    let reference = reference?;
+    reference
+        .get("reference")
+        .and_then(Value::as_str)
+        .and_then(|r| resolve(holder, index, r))
+        .and_then(|r| resource_name(holder, index, r))
+        .or_else(|| display_of(reference))
+}
+
+/// What the demo shows of a Coverage: payer, plan, type, status and period. The payer is named from the
+/// Bundle `index` (see [`reference_name`]).
+fn coverage_summary(c: &Value, index: &HashMap<String, &Value>) -> Value {
     let classes: Vec<String> = c
         .get("class")
         .and_then(Value::as_array)
@@ -629,15 +736,16 @@ fn coverage_summary(c: &Value) -> Value {
         "id": c.get("id"),
         "status": c.get("status"),
         "type": text_of_concept(c.get("type")),
-        "payor": c.pointer("/payor/0/display").or_else(|| c.pointer("/payor/0/reference")),
+        "payor": reference_name(c, index, c.pointer("/payor/0")),
         "plan": classes,
         "start": c.pointer("/period/start"),
         "end": c.pointer("/period/end"),
     })
 }
 
-/// What the demo shows of a claim (ExplanationOfBenefit): date, type, provider, amount, status.
-fn claim_summary(e: &Value) -> Value {
+/// What the demo shows of a claim (ExplanationOfBenefit): date, type, provider, amount, status. The
+/// provider is named from the claim's `contained` resources or the Bundle `index` (see [`reference_name`]).
+fn claim_summary(e: &Value, index: &HashMap<String, &Value>) -> Value {
     let amount = e
         .pointer("/payment/amount")
         .or_else(|| e.get("total").and_then(Value::as_array).and_then(|t| t.first()).and_then(|t| t.get("amount")));
@@ -645,7 +753,7 @@ fn claim_summary(e: &Value) -> Value {
         "id": e.get("id"),
         "date": e.pointer("/billablePeriod/start").or_else(|| e.get("created")),
         "type": text_of_concept(e.get("type")),
-        "provider": e.pointer("/provider/display").or_else(|| e.pointer("/provider/reference")),
+        "provider": reference_name(e, index, e.get("provider")),
         "amount": amount.and_then(|a| a.get("value")),
         "currency": amount.and_then(|a| a.get("currency")),
         "status": e.get("status"),
@@ -655,7 +763,8 @@ fn claim_summary(e: &Value) -> Value {
 async fn link_records(state: &AppState, link: &DemoLink) -> Value {
     let patient = link.patient.as_deref().and_then(|p| p.strip_prefix("Patient/")).unwrap_or("$PATIENT_ID");
     let mut out = json!({ "id": link.id, "endpoint": link.endpoint_name, "patient": link.patient });
-    let coverage = fhir_get(state, &link.access_token, &format!("Coverage?patient={patient}")).await;
+    // `_include` brings the payer and provider resources in the same Bundle, to name them.
+    let coverage = fhir_get(state, &link.access_token, &format!("Coverage?patient={patient}&_include=Coverage:payor")).await;
     let coverage = match coverage {
         Fetch::Ok(b) => b,
         Fetch::Syncing(after) => {
@@ -669,7 +778,8 @@ async fn link_records(state: &AppState, link: &DemoLink) -> Value {
             return out;
         }
     };
-    let claims = match fhir_get(state, &link.access_token, &format!("ExplanationOfBenefit?patient={patient}&_count=50")).await {
+    let claims_path = format!("ExplanationOfBenefit?patient={patient}&_count=50&_include=ExplanationOfBenefit:provider");
+    let claims = match fhir_get(state, &link.access_token, &claims_path).await {
         Fetch::Ok(b) => b,
         Fetch::Syncing(after) => {
             out["status"] = json!("syncing");
@@ -682,10 +792,15 @@ async fn link_records(state: &AppState, link: &DemoLink) -> Value {
             return out;
         }
     };
-    let mut claim_list: Vec<Value> = entries(&claims).map(claim_summary).collect();
+    let claims_index = bundle_index(&claims);
+    let mut claim_list: Vec<Value> =
+        entries(&claims).filter(|r| is_type(r, "ExplanationOfBenefit")).map(|e| claim_summary(e, &claims_index)).collect();
     claim_list.sort_by(|a, b| b["date"].as_str().unwrap_or("").cmp(a["date"].as_str().unwrap_or("")));
+    let coverage_index = bundle_index(&coverage);
     out["status"] = json!("ready");
-    out["coverage"] = Value::Array(entries(&coverage).map(coverage_summary).collect());
+    out["coverage"] = Value::Array(
+        entries(&coverage).filter(|r| is_type(r, "Coverage")).map(|c| coverage_summary(c, &coverage_index)).collect(),
+    );
     out["claims_total"] = claims.get("total").cloned().unwrap_or(json!(claim_list.len()));
     out["claims"] = Value::Array(claim_list);
     out
@@ -760,15 +875,56 @@ mod tests {
         let c = json!({"resourceType":"Coverage","id":"c1","status":"active",
             "type":{"coding":[{"code":"PART A"}]},"payor":[{"display":"CMS"}],
             "class":[{"type":{"text":"Plan"},"name":"Medicare Part A"}],"period":{"start":"2020-01-01"}});
-        let s = coverage_summary(&c);
+        let none = HashMap::new();
+        let s = coverage_summary(&c, &none);
         assert_eq!(s["payor"], "CMS");
         assert_eq!(s["type"], "PART A");
         assert_eq!(s["plan"][0], "Plan: Medicare Part A");
         let e = json!({"id":"e1","billablePeriod":{"start":"2021-03-04"},"type":{"text":"Pharmacy"},
             "payment":{"amount":{"value":12.5,"currency":"USD"}},"status":"active"});
-        let s = claim_summary(&e);
+        let s = claim_summary(&e, &none);
         assert_eq!(s["date"], "2021-03-04");
         assert_eq!(s["amount"], 12.5);
+        assert_eq!(s["provider"], Value::Null);
+    }
+
+    #[test]
+    fn providers_are_named_from_the_bundle_or_contained_never_by_reference() {
+        let bundle = json!({"resourceType": "Bundle", "entry": [
+            {"resource": {"resourceType": "ExplanationOfBenefit", "id": "e1", "provider": {"reference": "Practitioner/prac-4"}}},
+            {"resource": {"resourceType": "ExplanationOfBenefit", "id": "e2",
+                "contained": [{"resourceType": "Organization", "id": "pharmacy", "name": "Lakeside Pharmacy"}],
+                "provider": {"reference": "#pharmacy"}}},
+            {"resource": {"resourceType": "ExplanationOfBenefit", "id": "e3", "provider": {"reference": "#gone", "display": "Dr. Who"}}},
+            {"resource": {"resourceType": "ExplanationOfBenefit", "id": "e4", "provider": {"reference": "Organization/org-9"}}},
+            {"resource": {"resourceType": "ExplanationOfBenefit", "id": "e5",
+                "provider": {"reference": "https://payer.example/fhir/PractitionerRole/role-1/_history/3"}}},
+            {"resource": {"resourceType": "ExplanationOfBenefit", "id": "e6", "provider": {"reference": "Practitioner/prac-5"}}},
+            {"resource": {"resourceType": "Practitioner", "id": "prac-4",
+                "name": [{"use": "old", "family": "Stone"}, {"use": "official", "family": "Ng", "given": ["Ada", "B."], "prefix": ["Dr."]}]},
+             "search": {"mode": "include"}},
+            {"resource": {"resourceType": "Practitioner", "id": "prac-5", "name": [{"text": "Sam Okafor, MD"}]}},
+            {"resource": {"resourceType": "PractitionerRole", "id": "role-1", "practitioner": {"reference": "Practitioner/prac-4"}}}
+        ]});
+        let index = bundle_index(&bundle);
+        let names: Vec<Value> = entries(&bundle)
+            .filter(|r| is_type(r, "ExplanationOfBenefit"))
+            .map(|e| claim_summary(e, &index)["provider"].clone())
+            .collect();
+        assert_eq!(
+            names,
+            vec![json!("Ada B. Ng"), json!("Lakeside Pharmacy"), json!("Dr. Who"), Value::Null, json!("Ada B. Ng"), json!("Sam Okafor, MD")]
+        );
+    }
+
+    #[test]
+    fn reference_keys() {
+        assert_eq!(reference_key("Practitioner/7").as_deref(), Some("Practitioner/7"));
+        assert_eq!(reference_key("https://p.example/fhir/Organization/o1").as_deref(), Some("Organization/o1"));
+        assert_eq!(reference_key("Organization/o1/_history/2").as_deref(), Some("Organization/o1"));
+        for r in ["#pharmacy", "urn:uuid:1", "Practitioner?identifier=x", "prac-4", "", "/"] {
+            assert_eq!(reference_key(r), None, "{r}");
+        }
     }
 
     #[test]

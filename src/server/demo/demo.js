@@ -35,12 +35,16 @@
     } catch (e) { return value.toFixed(2) + ' ' + (currency || ''); }
   }
 
-  function table(caption, headers, rows, testid) {
+  // A table inside a named, keyboard-focusable region that scrolls sideways when the table is wider than
+  // its card (arrow keys scroll it once focused). Each cell names its column (data-label), which the
+  // stylesheet shows when narrow screens stack the cells instead of lining them up in columns.
+  function table(caption, label, headers, rows, testid) {
     var thead = el('thead', {}, [el('tr', {}, headers.map(function (h) { return el('th', { scope: 'col' }, [h]); }))]);
     var tbody = el('tbody', {}, rows.map(function (r) {
-      return el('tr', {}, r.map(function (c) { return el('td', {}, [text(c)]); }));
+      return el('tr', {}, r.map(function (c, i) { return el('td', { 'data-label': headers[i] }, [text(c)]); }));
     }));
-    return el('table', { 'data-testid': testid }, [el('caption', {}, [caption]), thead, tbody]);
+    var t = el('table', { class: testid, 'data-testid': testid }, [el('caption', {}, [caption]), thead, tbody]);
+    return el('div', { class: 'table-scroll', role: 'region', 'aria-label': label, tabindex: '0' }, [t]);
   }
 
   function renderLink(link) {
@@ -55,13 +59,13 @@
     } else {
       var coverage = link.coverage || [];
       body.push(coverage.length
-        ? table('Coverage', ['Payer', 'Plan', 'Type', 'Status', 'Since'], coverage.map(function (c) {
+        ? table('Coverage', 'Coverage from ' + link.endpoint, ['Payer', 'Plan', 'Type', 'Status', 'Since'], coverage.map(function (c) {
             return [c.payor, (c.plan || []).join(', '), c.type, c.status, c.start];
           }), 'coverage')
         : el('p', { 'data-testid': 'coverage' }, ['No Coverage on file.']));
       var claims = link.claims || [];
       body.push(claims.length
-        ? table('Claims (' + link.claims_total + ')', ['Date', 'Type', 'Provider', 'Paid', 'Status'], claims.map(function (c) {
+        ? table('Claims (' + link.claims_total + ')', 'Claims from ' + link.endpoint, ['Date', 'Type', 'Provider', 'Paid', 'Status'], claims.map(function (c) {
             return [c.date, c.type, c.provider, money(c.amount, c.currency), c.status];
           }), 'claims')
         : el('p', { 'data-testid': 'claims' }, ['No claims on file.']));
