@@ -73,3 +73,20 @@ test.describe('without JavaScript', () => {
     await expect(page.getByRole('alert')).toContainText('expired or is not valid');
   });
 });
+
+test('in Spanish for a Spanish browser, removal included', async ({ browser, request, baseURL }) => {
+  const url = await seed(request, 'es-user');
+  const context = await browser.newContext({ locale: 'es-MX', baseURL, viewport: { width: 360, height: 740 } });
+  const page = await context.newPage();
+  await page.goto(url);
+  await expect(page.locator('main')).toHaveAttribute('lang', 'es');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Sus planes de salud conectados');
+  await expect(page.getByTestId('connection')).toHaveCount(2);
+  await expect(page.getByTestId('connection').first()).toContainText('Compartido');
+  await page.waitForLoadState('networkidle'); // hydrated
+  await page.getByRole('button', { name: 'Quitar Sandbox Health Plan' }).click();
+  await expect(page.getByRole('status')).toContainText('Se quitó Sandbox Health Plan');
+  await expect(page.getByTestId('connection')).toHaveCount(1);
+  await page.screenshot({ path: 'screenshots/connections-es-360x740.png', fullPage: true });
+  await context.close();
+});

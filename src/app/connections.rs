@@ -15,6 +15,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
+use crate::app::link::i18n::{self, msgs, Msgs};
+
 /// One linked health plan, as shown to the patient (already formatted on the server).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionItem {
@@ -47,29 +49,37 @@ pub struct ConnectionsView {
     pub items: Vec<ConnectionItem>,
 }
 
-/// Message shown for a missing, unknown or expired grant (no detail on which).
+/// Error codes the server functions return (as `ServerFnError::ServerError`); the page shows each in the
+/// patient's language ([`error_text`]). A missing, unknown or expired grant gives no detail on which.
+const ERR_EXPIRED: &str = "expired";
+/// A removal that did not happen (not this user's, or already removed).
+const ERR_NOT_REMOVED: &str = "not_removed";
+/// Anything else (logged on the server, never sent).
 #[cfg(feature = "ssr")]
-const LINK_EXPIRED: &str = "This page's link has expired or is not valid.";
-/// Message shown when a removal did not happen (not this user's, or already removed).
-const NOT_REMOVED: &str = "That connection could not be removed. It may already have been removed.";
+const ERR_INTERNAL: &str = "internal";
 
-/// Lists the grant's user's active connections.
+/// Lists the grant's user's active connections, worded in `lang` (`en` or `es`).
 ///
 /// # Errors
-/// A missing, unknown or expired token (a fixed, safe message); internal errors are logged, never sent.
+/// A missing, unknown or expired token (`expired`); internal errors are logged, never sent (`internal`).
 #[server(endpoint = "connections/list")]
-pub async fn list_connections(token: String) -> Result<ConnectionsView, ServerFnError> {
-    ssr::list(token).await
+pub async fn list_connections(token: String, lang: String) -> Result<ConnectionsView, ServerFnError> {
+    ssr::list(token, lang).await
 }
 
 /// Removes one connection (revokes and expunges at once). Returns the plan's name for the confirmation.
-/// A plain form POST (no JavaScript) is answered with a redirect back to the page.
+/// A plain form POST (no JavaScript) is answered with a redirect back to the page (keeping `lang`).
 ///
 /// # Errors
-/// A missing, unknown or expired token, or an authorization that is not this user's (fixed, safe messages).
+/// A missing, unknown or expired token (`expired`), or an authorization that is not this user's
+/// (`not_removed`).
 #[server(endpoint = "connections/remove")]
-pub async fn remove_connection(token: String, authorization_id: String) -> Result<String, ServerFnError> {
-    ssr::remove(token, authorization_id).await
+pub async fn remove_connection(
+    token: String,
+    authorization_id: String,
+    lang: Option<String>,
+) -> Result<String, ServerFnError> {
+    ssr::remove(token, authorization_id, lang).await
 }
 
 #[cfg(feature = "ssr")]
@@ -77,7 +87,8 @@ mod ssr {
     use leptos::prelude::*;
     use sqlx::Row as _;
 
-    use super::{ConnectionItem, ConnectionsView, LINK_EXPIRED, NOT_REMOVED};
+    use super::{ConnectionItem, ConnectionsView, ERR_EXPIRED, ERR_INTERNAL, ERR_NOT_REMOVED};
+    use crate::app::link::i18n::{self, msgs};
     use crate::server::{apps, http::FRAME_ANCESTORS_HEADER, lifecycle, startup::AppState};
 
     fn safe_error(msg: &str) -> ServerFnError {
@@ -86,60 +97,20 @@ mod ssr {
 
     fn internal(e: anyhow::Error) -> ServerFnError {
         tracing::error!(error = %e, "connections page");
-        safe_error("Something went wrong on our side. Please try again in a moment.")
+        safe_error(ERR_INTERNAL)
     }
 
     fn deny() -> ServerFnError {
         if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
             resp.set_status(axum::http::StatusCode::UNAUTHORIZED);
         }
-        safe_error(LINK_EXPIRED)
+        safe_error(ERR_EXPIRED)
     }
 
-    /// "29 Nov 2026, 22:18 UTC".
-    fn human_time(unix: i64) -> String {
-        let fmt = time::macros::format_description!("[day padding:none] [month repr:short] [year], [hour]:[minute] UTC");
-        time::OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_default()
-    }
-
-    /// Plain words for a FHIR resource type, in the order they are listed.
-    const LABELS: &[(&str, &str)] = &[
-        ("Patient", "Your profile (name, birth date, member id)"),
-        ("Coverage", "Insurance coverage"),
-        ("ExplanationOfBenefit", "Claims and benefits"),
-        ("Condition", "Conditions"),
-        ("Observation", "Test results and vital signs"),
-        ("DiagnosticReport", "Lab and imaging reports"),
-        ("MedicationRequest", "Medications"),
-        ("MedicationStatement", "Medications"),
-        ("MedicationDispense", "Medications"),
-        ("Medication", "Medications"),
-        ("AllergyIntolerance", "Allergies"),
-        ("Immunization", "Immunizations"),
-        ("Procedure", "Procedures"),
-        ("Encounter", "Visits"),
-        ("CarePlan", "Care plans"),
-        ("Goal", "Care plans"),
-        ("DocumentReference", "Clinical documents"),
-        ("Practitioner", "Care providers"),
-        ("PractitionerRole", "Care providers"),
-        ("Organization", "Care providers"),
-        ("Location", "Care providers"),
-    ];
-
-    /// The distinct plain-words labels of some resource types, in [`LABELS`] order (unknown types last).
-    fn labels(types: &[String]) -> Vec<String> {
-        let rank = |t: &str| LABELS.iter().position(|(k, _)| *k == t).unwrap_or(LABELS.len());
-        let mut sorted: Vec<&String> = types.iter().collect();
-        sorted.sort_by_key(|t| (rank(t), t.as_str()));
-        let mut out: Vec<String> = Vec::new();
-        for t in sorted {
-            let label = LABELS.iter().find(|(k, _)| *k == t.as_str()).map_or(t.as_str(), |(_, l)| *l).to_string();
-            if !out.contains(&label) {
-                out.push(label);
-            }
-        }
-        out
+    /// The distinct plain-words kinds of some resource types in `lang`, in the catalogue's order.
+    fn labels(lang: &str, types: &[String]) -> Vec<String> {
+        let ones: Vec<(String, i64)> = types.iter().map(|t| (t.clone(), 1)).collect();
+        i18n::record_kinds(lang, &ones).into_iter().map(|(label, _)| label).collect()
     }
 
     fn parse_types(json: &str) -> Vec<String> {
@@ -155,13 +126,15 @@ mod ssr {
                     .map(String::from)
                     .to_vec();
             assert_eq!(
-                super::labels(&types),
-                ["Your profile (name, birth date, member id)", "Claims and benefits", "Medications", "Care providers", "Basic"]
+                super::labels("en", &types),
+                ["Your profile", "Claims", "Medications", "Care providers", "Health care organizations", "Other records"]
             );
+            assert_eq!(super::labels("es", &types)[1], "Reclamaciones");
         }
     }
 
-    pub async fn list(token: String) -> Result<ConnectionsView, ServerFnError> {
+    pub async fn list(token: String, lang: String) -> Result<ConnectionsView, ServerFnError> {
+        let m = msgs(&lang);
         let state = expect_context::<AppState>();
         let now = state.clock.now();
         let grant = lifecycle::connections_grant(&state.db, now, token.trim()).await.map_err(internal)?.ok_or_else(deny)?;
@@ -212,22 +185,21 @@ mod ssr {
                 if types.is_empty() {
                     types = parse_types(&r.try_get::<Option<String>, _>("endpoint_types")?.unwrap_or_default());
                 }
-                let shared = labels(&types);
+                let shared = labels(&lang, &types);
+                let at = |t: i64| i18n::human_time(&lang, t);
                 let needs_reconnect = st == "NEEDS_REAUTH";
                 let access = match (usage.as_str(), needs_reconnect, expunge_at) {
-                    (_, true, Some(until)) => {
-                        format!("Your plan ended ongoing access. The copy is kept until {} unless you remove it.", human_time(until))
-                    }
-                    ("ONE_TIME", _, Some(until)) => format!("One-time: access ends and the copy is deleted {}", human_time(until)),
-                    (_, _, Some(until)) => format!("Ongoing, until {}", human_time(until)),
-                    _ => "Ongoing, until you remove it".to_string(),
+                    (_, true, Some(until)) => m.conn_access_ended.replace("{time}", &at(until)),
+                    ("ONE_TIME", _, Some(until)) => m.conn_access_one_time.replace("{time}", &at(until)),
+                    (_, _, Some(until)) => m.conn_access_until.replace("{time}", &at(until)),
+                    _ => m.conn_access_ongoing.to_string(),
                 };
                 anyhow::Ok(Some(ConnectionItem {
                     authorization_id: id,
-                    plan_name: r.try_get::<Option<String>, _>("plan_name")?.unwrap_or_else(|| "Health plan".to_string()),
+                    plan_name: r.try_get::<Option<String>, _>("plan_name")?.unwrap_or_else(|| m.conn_health_plan.to_string()),
                     plan_logo: r.try_get("plan_logo")?,
                     shared,
-                    linked_on: human_time(created_at),
+                    linked_on: at(created_at),
                     access,
                     needs_reconnect,
                 }))
@@ -244,8 +216,8 @@ mod ssr {
         })
     }
 
-    pub async fn remove(token: String, authorization_id: String) -> Result<String, ServerFnError> {
-        let result = remove_inner(&token, &authorization_id).await;
+    pub async fn remove(token: String, authorization_id: String, lang: Option<String>) -> Result<String, ServerFnError> {
+        let result = remove_inner(&token, &authorization_id, lang.as_deref().unwrap_or("en")).await;
         // A form posted without JavaScript asks for HTML: send the browser back to the refreshed list (the
         // pages send no Referer, so the server-fn default of "back to the Referer" would land on `/`).
         let headers: axum::http::HeaderMap = leptos_axum::extract().await.unwrap_or_default();
@@ -254,16 +226,18 @@ mod ssr {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/html"));
         if wants_html {
-            let query: String = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("token", token.trim())
-                .append_pair(if result.is_ok() { "removed" } else { "error" }, "1")
-                .finish();
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("token", token.trim());
+            if let Some(l) = lang.as_deref().filter(|l| matches!(*l, "en" | "es")) {
+                query.append_pair("language", l);
+            }
+            let query = query.append_pair(if result.is_ok() { "removed" } else { "error" }, "1").finish();
             leptos_axum::redirect(&format!("/link/connections?{query}"));
         }
         result
     }
 
-    async fn remove_inner(token: &str, authorization_id: &str) -> Result<String, ServerFnError> {
+    async fn remove_inner(token: &str, authorization_id: &str, lang: &str) -> Result<String, ServerFnError> {
         let state = expect_context::<AppState>();
         let now = state.clock.now();
         let grant = lifecycle::connections_grant(&state.db, now, token.trim()).await.map_err(internal)?.ok_or_else(deny)?;
@@ -276,27 +250,41 @@ mod ssr {
         .map_err(|e| internal(e.into()))?
         .and_then(|r| r.try_get::<Option<String>, _>("name").ok().flatten());
         if !lifecycle::revoke_as_patient(&state, &grant, authorization_id).await.map_err(internal)? {
-            return Err(safe_error(NOT_REMOVED));
+            return Err(safe_error(ERR_NOT_REMOVED));
         }
-        Ok(plan.unwrap_or_else(|| "Health plan".to_string()))
+        Ok(plan.unwrap_or_else(|| msgs(lang).conn_health_plan.to_string()))
     }
 }
 
-/// `/link/connections`: the patient's linked plans with a Remove button for each. Rendered on the server;
-/// the list and its Remove forms are the [`ConnectionList`] island.
+/// `/link/connections`: the patient's linked plans with a Remove button for each. Rendered on the server in
+/// the patient's language (`language` query parameter, else `Accept-Language`); the list and its Remove forms
+/// are the [`ConnectionList`] island.
 #[component]
 pub fn ConnectionsPage() -> impl IntoView {
     let query = use_query_map();
-    let (token, removed, failed) = query.with_untracked(|q| {
-        (q.get("token").unwrap_or_default(), q.get("removed").is_some(), q.get("error").is_some())
+    let (token, removed, failed, language) = query.with_untracked(|q| {
+        (q.get("token").unwrap_or_default(), q.get("removed").is_some(), q.get("error").is_some(), q.get("language"))
     });
+    #[allow(unused_mut)]
+    let mut lang: &'static str = match language.as_deref() {
+        Some(l) if l.starts_with("es") => "es",
+        _ => "en",
+    };
+    #[cfg(feature = "ssr")]
+    if language.is_none() {
+        if let Some(parts) = use_context::<axum::http::request::Parts>() {
+            let accept = parts.headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+            lang = i18n::negotiate(accept.unwrap_or(""));
+        }
+    }
+    let m = msgs(lang);
     let list_token = token.clone();
-    let connections = Resource::new(|| (), move |_| list_connections(list_token.clone()));
+    let connections = Resource::new(|| (), move |_| list_connections(list_token.clone(), lang.to_string()));
 
     view! {
-        <Title text="Your connected health plans · Link SDK"/>
-        <main class="page narrow connections" id="main">
-            <Suspense fallback=|| view! { <p aria-busy="true">"Loading your connections…"</p> }>
+        <Title text=format!("{} · Link SDK", m.conn_title)/>
+        <main class="page narrow connections" id="main" lang=lang>
+            <Suspense fallback=move || view! { <p aria-busy="true">{m.conn_loading}</p> }>
                 {move || {
                     let token = token.clone();
                     Suspend::new(async move {
@@ -308,21 +296,25 @@ pub fn ConnectionsPage() -> impl IntoView {
                                     <div>
                                         <p class="eyebrow">
                                             {app_name.clone()}
-                                            {v.test_mode.then(|| view! { " " <span class="badge test">"Test mode"</span> })}
+                                            {v.test_mode.then(|| view! { " " <span class="badge test">{m.test_mode}</span> })}
                                         </p>
-                                        <h1>"Your connected health plans"</h1>
-                                        <p class="lede">
-                                            {format!("You shared data from these health plans with {app_name}. Removing one stops the sharing and deletes the copy we hold, right away.")}
-                                        </p>
-                                        <ConnectionList token=token items=v.items removed=removed failed=failed/>
+                                        <h1>{m.conn_title}</h1>
+                                        <p class="lede">{i18n::with_app(m.conn_lede, &app_name)}</p>
+                                        <ConnectionList
+                                            token=token
+                                            lang=lang.to_string()
+                                            items=v.items
+                                            removed=removed
+                                            failed=failed
+                                        />
                                     </div>
                                 }
                                 .into_any()
                             }
                             Err(e) => view! {
-                                <h1>"Your connected health plans"</h1>
-                                <p class="alert error" role="alert">{error_text(&e)}</p>
-                                <p>"Go back to the app you came from and open your connected plans again."</p>
+                                <h1>{m.conn_title}</h1>
+                                <p class="alert error" role="alert">{error_text(&e, m)}</p>
+                                <p>{m.conn_go_back}</p>
                             }
                             .into_any(),
                         }
@@ -333,48 +325,46 @@ pub fn ConnectionsPage() -> impl IntoView {
     }
 }
 
-/// The connections and their Remove forms (an island). Without JavaScript each form posts to the server
-/// function, which redirects back with `removed=1` or `error=1` (`removed`/`failed`); once hydrated the form
-/// calls it in place and the list is read again from the server.
+/// The connections and their Remove forms (an island), worded in `lang`. Without JavaScript each form posts to
+/// the server function, which redirects back with `removed=1` or `error=1` (`removed`/`failed`); once hydrated
+/// the form calls it in place and the list is read again from the server.
 #[island]
-fn ConnectionList(token: String, items: Vec<ConnectionItem>, removed: bool, failed: bool) -> impl IntoView {
+fn ConnectionList(token: String, lang: String, items: Vec<ConnectionItem>, removed: bool, failed: bool) -> impl IntoView {
+    let m = msgs(&lang);
     let remove = ServerAction::<RemoveConnection>::new();
     let list = RwSignal::new(items);
     let list_token = token.clone();
+    let list_lang = lang.clone();
     Effect::new(move |_| {
         if remove.version().get() > 0 {
-            let token = list_token.clone();
+            let (token, lang) = (list_token.clone(), list_lang.clone());
             leptos::task::spawn_local(async move {
-                if let Ok(v) = list_connections(token).await {
+                if let Ok(v) = list_connections(token, lang).await {
                     list.set(v.items);
                 }
             });
         }
     });
     let status = move || match remove.value().get() {
-        Some(Ok(plan)) => Some(view! {
-            <p class="alert ok" role="status">{format!("{plan} was removed. Its data has been deleted.")}</p>
+        Some(Ok(plan)) => {
+            Some(view! { <p class="alert ok" role="status">{m.conn_removed.replace("{plan}", &plan)}</p> }.into_any())
         }
-        .into_any()),
-        Some(Err(e)) => Some(view! { <p class="alert error" role="alert">{error_text(&e)}</p> }.into_any()),
-        None if removed => Some(view! {
-            <p class="alert ok" role="status">"The connection was removed. Its data has been deleted."</p>
-        }
-        .into_any()),
-        None if failed => Some(view! { <p class="alert error" role="alert">{NOT_REMOVED}</p> }.into_any()),
+        Some(Err(e)) => Some(view! { <p class="alert error" role="alert">{error_text(&e, m)}</p> }.into_any()),
+        None if removed => Some(view! { <p class="alert ok" role="status">{m.conn_removed_generic}</p> }.into_any()),
+        None if failed => Some(view! { <p class="alert error" role="alert">{m.conn_not_removed}</p> }.into_any()),
         None => None,
     };
     view! {
         {status}
         {move || list.with(Vec::is_empty).then(|| view! {
-            <p class="card empty" data-testid="no-connections">"You have no connected health plans."</p>
+            <p class="card empty" data-testid="no-connections">{m.conn_none}</p>
         })}
-        <ul class="connection-list" aria-label="Connected health plans">
+        <ul class="connection-list" aria-label=m.conn_list_label>
             {move || {
-                let token = token.clone();
+                let (token, lang) = (token.clone(), lang.clone());
                 list.get()
                     .into_iter()
-                    .map(|item| view! { <ConnectionCard item=item token=token.clone() action=remove/> })
+                    .map(|item| view! { <ConnectionCard item=item token=token.clone() lang=lang.clone() action=remove/> })
                     .collect_view()
             }}
         </ul>
@@ -382,37 +372,47 @@ fn ConnectionList(token: String, items: Vec<ConnectionItem>, removed: bool, fail
 }
 
 #[component]
-fn ConnectionCard(item: ConnectionItem, token: String, action: ServerAction<RemoveConnection>) -> impl IntoView {
+fn ConnectionCard(
+    item: ConnectionItem,
+    token: String,
+    lang: String,
+    action: ServerAction<RemoveConnection>,
+) -> impl IntoView {
+    let m = msgs(&lang);
     let heading_id = format!("plan-{}", item.authorization_id);
-    let label = format!("Remove {}", item.plan_name);
+    let label = m.conn_remove.replace("{plan}", &item.plan_name);
     view! {
         <li class="card connection" aria-labelledby=heading_id.clone() data-testid="connection">
             <div class="connection-head">
                 {item.plan_logo.clone().map(|src| view! { <img src=src alt="" width="40" height="40"/> })}
                 <h2 id=heading_id.clone()>{item.plan_name.clone()}</h2>
-                {item.needs_reconnect.then(|| view! { <span class="badge test">"Needs reconnecting"</span> })}
+                {item.needs_reconnect.then(|| view! { <span class="badge test">{m.conn_needs_reconnect}</span> })}
             </div>
             <dl class="facts">
-                <dt>"Shared"</dt>
+                <dt>{m.conn_shared}</dt>
                 <dd>{item.shared.join(", ")}</dd>
-                <dt>"Linked"</dt>
+                <dt>{m.conn_linked}</dt>
                 <dd>{item.linked_on.clone()}</dd>
-                <dt>"Access"</dt>
+                <dt>{m.conn_access}</dt>
                 <dd>{item.access.clone()}</dd>
             </dl>
             <ActionForm action=action>
                 <input type="hidden" name="token" value=token/>
                 <input type="hidden" name="authorization_id" value=item.authorization_id.clone()/>
+                <input type="hidden" name="lang" value=lang.clone()/>
                 <button type="submit" class="button danger">{label}</button>
             </ActionForm>
         </li>
     }
 }
 
-/// The patient-safe text of a server function error (only our own fixed messages ever reach here).
-fn error_text(e: &ServerFnError) -> String {
+/// The patient-facing text of a server function error in the page's language: our own codes map to their
+/// messages; anything else (the request never got an answer) asks to check the connection.
+fn error_text(e: &ServerFnError, m: &'static Msgs) -> &'static str {
     match e {
-        ServerFnError::ServerError(msg) => msg.clone(),
-        _ => "We could not reach the server. Check your connection and try again.".to_string(),
+        ServerFnError::ServerError(code) if code == ERR_EXPIRED => m.conn_expired,
+        ServerFnError::ServerError(code) if code == ERR_NOT_REMOVED => m.conn_not_removed,
+        ServerFnError::ServerError(_) => m.conn_internal,
+        _ => m.conn_unreachable,
     }
 }

@@ -1,6 +1,8 @@
-//! The message catalogue of every patient-facing string of the Link flow, in English and Spanish.
+//! The message catalogue of every patient-facing string of the Link flow and the connections page, in English
+//! and Spanish.
 //!
-//! Compiled in both builds. `{app}` in a string is replaced by the app's name, `{plan}` by the plan's name.
+//! Compiled in both builds. `{app}` in a string is replaced by the app's name, `{plan}` by the plan's name,
+//! `{time}` by a date and time from [`human_time`].
 //! The consent strings are recorded verbatim in `consents.text`: change them only together with
 //! `server::link::session::CONSENT_TEXT_VERSION`.
 
@@ -77,6 +79,29 @@ pub struct Msgs {
     pub exited_intro: &'static str,
     pub expired_title: &'static str,
     pub expired_intro: &'static str,
+    // Connections page (`/link/connections`)
+    pub conn_title: &'static str,
+    pub conn_lede: &'static str,
+    pub conn_loading: &'static str,
+    pub conn_none: &'static str,
+    pub conn_list_label: &'static str,
+    pub conn_remove: &'static str,
+    pub conn_removed: &'static str,
+    pub conn_removed_generic: &'static str,
+    pub conn_not_removed: &'static str,
+    pub conn_expired: &'static str,
+    pub conn_go_back: &'static str,
+    pub conn_internal: &'static str,
+    pub conn_unreachable: &'static str,
+    pub conn_needs_reconnect: &'static str,
+    pub conn_shared: &'static str,
+    pub conn_linked: &'static str,
+    pub conn_access: &'static str,
+    pub conn_access_ended: &'static str,
+    pub conn_access_one_time: &'static str,
+    pub conn_access_until: &'static str,
+    pub conn_access_ongoing: &'static str,
+    pub conn_health_plan: &'static str,
     // Popup
     pub popup_done_title: &'static str,
     pub popup_done_intro: &'static str,
@@ -146,6 +171,28 @@ pub static EN: Msgs = Msgs {
     exited_intro: "Nothing was shared.",
     expired_title: "This link has expired",
     expired_intro: "Start again from the app you came from.",
+    conn_title: "Your connected health plans",
+    conn_lede: "You shared data from these health plans with {app}. Removing one stops the sharing and deletes the copy we hold, right away.",
+    conn_loading: "Loading your connections…",
+    conn_none: "You have no connected health plans.",
+    conn_list_label: "Connected health plans",
+    conn_remove: "Remove {plan}",
+    conn_removed: "{plan} was removed. Its data has been deleted.",
+    conn_removed_generic: "The connection was removed. Its data has been deleted.",
+    conn_not_removed: "That connection could not be removed. It may already have been removed.",
+    conn_expired: "This page's link has expired or is not valid.",
+    conn_go_back: "Go back to the app you came from and open your connected plans again.",
+    conn_internal: "Something went wrong on our side. Please try again in a moment.",
+    conn_unreachable: "We could not reach the server. Check your connection and try again.",
+    conn_needs_reconnect: "Needs reconnecting",
+    conn_shared: "Shared",
+    conn_linked: "Linked",
+    conn_access: "Access",
+    conn_access_ended: "Your plan ended ongoing access. The copy is kept until {time} unless you remove it.",
+    conn_access_one_time: "One-time: access ends and the copy is deleted {time}",
+    conn_access_until: "Ongoing, until {time}",
+    conn_access_ongoing: "Ongoing, until you remove it",
+    conn_health_plan: "Health plan",
     popup_done_title: "You're signed in",
     popup_done_intro: "You can close this window and go back to the app.",
     popup_error_title: "The sign-in did not finish",
@@ -214,6 +261,28 @@ pub static ES: Msgs = Msgs {
     exited_intro: "No se compartió nada.",
     expired_title: "Este enlace ha vencido",
     expired_intro: "Empiece de nuevo desde la aplicación de la que vino.",
+    conn_title: "Sus planes de salud conectados",
+    conn_lede: "Usted compartió datos de estos planes de salud con {app}. Si quita uno, se deja de compartir y la copia que guardamos se borra de inmediato.",
+    conn_loading: "Cargando sus conexiones…",
+    conn_none: "No tiene planes de salud conectados.",
+    conn_list_label: "Planes de salud conectados",
+    conn_remove: "Quitar {plan}",
+    conn_removed: "Se quitó {plan}. Sus datos se borraron.",
+    conn_removed_generic: "Se quitó la conexión. Sus datos se borraron.",
+    conn_not_removed: "No se pudo quitar esa conexión. Puede que ya se haya quitado.",
+    conn_expired: "El enlace de esta página venció o no es válido.",
+    conn_go_back: "Vuelva a la aplicación de la que vino y abra de nuevo sus planes conectados.",
+    conn_internal: "Algo salió mal de nuestro lado. Inténtelo de nuevo en un momento.",
+    conn_unreachable: "No pudimos comunicarnos con el servidor. Revise su conexión e inténtelo de nuevo.",
+    conn_needs_reconnect: "Debe volver a conectarlo",
+    conn_shared: "Compartido",
+    conn_linked: "Conectado",
+    conn_access: "Acceso",
+    conn_access_ended: "Su plan terminó el acceso continuo. La copia se guarda hasta el {time}, salvo que la quite.",
+    conn_access_one_time: "Una sola vez: el acceso termina y la copia se borra el {time}",
+    conn_access_until: "Continuo, hasta el {time}",
+    conn_access_ongoing: "Continuo, hasta que lo quite",
+    conn_health_plan: "Plan de salud",
     popup_done_title: "Ha iniciado sesión",
     popup_done_intro: "Puede cerrar esta ventana y volver a la aplicación.",
     popup_error_title: "El inicio de sesión no terminó",
@@ -250,6 +319,18 @@ pub fn negotiate(accept_language: &str) -> &'static str {
         }
     }
     best.map(|(l, _)| l).unwrap_or("en")
+}
+
+/// A moment as patients read it, in UTC: "29 Nov 2026, 22:18 UTC" (`en`), "29 nov 2026, 22:18 UTC" (`es`).
+/// `unix`: seconds since the Unix epoch; an out-of-range value gives an empty string.
+#[cfg(feature = "ssr")]
+pub fn human_time(lang: &str, unix: i64) -> String {
+    const EN_MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const ES_MONTHS: [&str; 12] = ["ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic"];
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix) else { return String::new() };
+    let months = if lang.to_ascii_lowercase().starts_with("es") { ES_MONTHS } else { EN_MONTHS };
+    let month = months[usize::from(u8::from(t.month())) - 1];
+    format!("{} {month} {}, {:02}:{:02} UTC", t.day(), t.year(), t.hour(), t.minute())
 }
 
 /// Plain words for kinds of FHIR records (resource types), in display order: (types, English, Spanish).
