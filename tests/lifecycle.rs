@@ -282,7 +282,7 @@ async fn multiple_refreshes_then_moves_to_reauth_when_the_payer_refuses_and_expi
     // Within the margin: refreshed with the payer's refresh_token; the rotated tokens are stored sealed.
     app.clock.advance(2);
     lifecycle::sweep_once(&app.state).await.unwrap();
-    assert_eq!(payer.received.lock().unwrap().as_slice(), [l.payer_refresh.clone()]);
+    assert_eq!(payer.received.lock().unwrap().as_slice(), std::slice::from_ref(&l.payer_refresh));
     let a = authorizations::get(&app.state.db, &l.id).await.unwrap().unwrap();
     assert_eq!(a.state, "REFRESHED");
     let creds = authorizations::payer_credentials(&app.state, &l.id).await.unwrap().unwrap();
@@ -788,7 +788,7 @@ async fn a_full_link_and_read_leaves_an_audit_trail_and_no_plaintext_secret_in_t
     if let Some(member_id) = patient["identifier"][0]["value"].as_str() {
         secrets.push(("member id", member_id.to_string()));
     }
-    assert!(trail_text.len() > 0 && !secrets.iter().any(|(_, s)| trail_text.contains(s.as_str())));
+    assert!(!trail_text.is_empty() && !secrets.iter().any(|(_, s)| trail_text.contains(s.as_str())));
     if app.database_url.starts_with("sqlite:") {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&app.state.db.pool).await.unwrap();
         let mut bytes = std::fs::read(app.dir.path().join("test.db")).unwrap();

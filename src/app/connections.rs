@@ -117,22 +117,6 @@ mod ssr {
         serde_json::from_str(json).unwrap_or_default()
     }
 
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn labels_are_plain_ordered_and_distinct() {
-            let types: Vec<String> =
-                ["Organization", "ExplanationOfBenefit", "Practitioner", "Patient", "Medication", "MedicationRequest", "Basic"]
-                    .map(String::from)
-                    .to_vec();
-            assert_eq!(
-                super::labels("en", &types),
-                ["Your profile", "Claims", "Medications", "Care providers", "Health care organizations", "Other records"]
-            );
-            assert_eq!(super::labels("es", &types)[1], "Reclamaciones");
-        }
-    }
-
     pub async fn list(token: String, lang: String) -> Result<ConnectionsView, ServerFnError> {
         let m = msgs(&lang);
         let state = expect_context::<AppState>();
@@ -253,6 +237,22 @@ mod ssr {
             return Err(safe_error(ERR_NOT_REMOVED));
         }
         Ok(plan.unwrap_or_else(|| msgs(lang).conn_health_plan.to_string()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn labels_are_plain_ordered_and_distinct() {
+            let types: Vec<String> =
+                ["Organization", "ExplanationOfBenefit", "Practitioner", "Patient", "Medication", "MedicationRequest", "Basic"]
+                    .map(String::from)
+                    .to_vec();
+            assert_eq!(
+                super::labels("en", &types),
+                ["Your profile", "Claims", "Medications", "Care providers", "Health care organizations", "Other records"]
+            );
+            assert_eq!(super::labels("es", &types)[1], "Reclamaciones");
+        }
     }
 }
 

@@ -319,7 +319,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
                 println!("No apps yet. Create one with: link-sdk apps create --name \"My app\" --allowed-origin https://app.example");
             } else {
                 for (app, keys) in out {
-                    print_app(&app);
+                    print_app(app);
                     for k in keys {
                         let grace = k
                             .previous_valid_until

@@ -453,14 +453,14 @@ fn popup_page(lang: &str, nonce: Option<&str>, result: Result<(), ExitCode>) -> 
 // ---------------------------------------------------------------------------------------------------------
 
 enum Found {
-    Live(LinkSession),
+    Live(Box<LinkSession>),
     Gone(Response),
 }
 
 /// The live session `sid`, or the response to send instead (its expired screen).
 async fn find(state: &AppState, sid: &str) -> Found {
     match screen::live_session(state, sid).await {
-        Ok(Some(s)) => Found::Live(s),
+        Ok(Some(s)) => Found::Live(Box::new(s)),
         Ok(None) => Found::Gone(see_other(&session_url(sid))),
         Err(e) => Found::Gone(internal(e)),
     }
@@ -469,7 +469,7 @@ async fn find(state: &AppState, sid: &str) -> Found {
 macro_rules! live {
     ($state:expr, $sid:expr) => {
         match find(&$state, &$sid).await {
-            Found::Live(s) => s,
+            Found::Live(s) => *s,
             Found::Gone(r) => return r,
         }
     };

@@ -676,7 +676,7 @@ fn patient(ctx: &Ctx<'_>, n: usize) -> Value {
     let member = &members()[n];
     let pid = patient_id(ctx.seed, n);
     let mut r = Rng::new(ctx.seed, "patient", n as u64, 0);
-    let member_no = format!("{}{:08}", &ctx.payer.slug[8..9].to_uppercase(), 10_000_000 + r.below(89_999_999));
+    let member_no = format!("{}{:08}", ctx.payer.slug[8..9].to_uppercase(), 10_000_000 + r.below(89_999_999));
     json!({
         "resourceType": "Patient",
         "id": pid,
