@@ -7,7 +7,7 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{extract::FromRef, middleware, Router};
+use axum::{extract::FromRef, middleware, response::IntoResponse as _, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes as _};
 use tokio::net::TcpListener;
@@ -208,15 +208,60 @@ pub fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
     }
 }
 
+/// The hosted Link screen's path (axum syntax).
+const LINK_SCREEN_PATH: &str = "/link/s/{sid}";
+
+/// Query parameters of a Link screen (see `app::link::LinkPage`).
+#[derive(Debug, serde::Deserialize)]
+struct ScreenParams {
+    q: Option<String>,
+    err: Option<String>,
+    wait: Option<String>,
+}
+
+/// `GET /link/s/{sid}`: loads the session's screen first, then renders the page with it in context
+/// (`app::link::PreloadedScreen`), so the render has nothing to wait for. (Rendering through a Resource under
+/// `<Suspense>` in `SsrMode::Async` hung now and then: a few requests in a thousand never completed.)
+async fn link_screen_page(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(sid): axum::extract::Path<String>,
+    axum::extract::Query(p): axum::extract::Query<ScreenParams>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let preloaded = match super::link::screen::load(&state, &sid, p.q, p.err, p.wait).await {
+        Ok(found) => crate::app::link::PreloadedScreen(found.map(|l| (l.screen, l.frame_ancestors))),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "loading a link screen");
+            return (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                axum::response::Html("<!DOCTYPE html><title>Try again</title><p>This page could not be loaded. Try again.</p>"),
+            )
+                .into_response();
+        }
+    };
+    let options = state.leptos_options.clone();
+    let handler = leptos_axum::render_app_async_with_context(
+        move || {
+            provide_context(state.clone());
+            provide_context(preloaded.clone());
+        },
+        move || shell(options.clone()),
+    );
+    handler(req).await
+}
+
 /// The whole HTTP surface of the server, with its middleware.
 pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
-    let routes = generate_route_list(App);
+    // `/link/s/{sid}` is served by `link_screen_page` (the screen is loaded before rendering), not by a Leptos route.
+    let routes: Vec<_> =
+        generate_route_list(App).into_iter().filter(|r| r.path() != LINK_SCREEN_PATH).collect();
     let options = state.leptos_options.clone();
     let leptos = Router::<AppState>::new()
         .leptos_routes_with_context(&state, routes, || {}, {
             let options = options.clone();
             move || shell(options.clone())
         })
+        .route(LINK_SCREEN_PATH, axum::routing::get(link_screen_page))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
 
     let mut router = Router::new()

@@ -179,9 +179,32 @@ pub async fn sync_progress(sid: String) -> Result<Vec<(String, i64)>, ServerFnEr
     })
 }
 
-/// `/link/s/:sid`: the current screen of a Link session.
+/// The screen of the requested session, loaded by the server before rendering (`None`: unknown or expired),
+/// with the `frame-ancestors` its response must carry. Provided as context by the `/link/s/{sid}` handler.
+#[derive(Debug, Clone)]
+pub struct PreloadedScreen(pub Option<(Screen, String)>);
+
+/// `/link/s/:sid`: the current screen of a Link session. On the server the screen comes preloaded
+/// ([`PreloadedScreen`]), so the page renders without waiting on anything; without it (a render outside that
+/// handler) it is loaded through [`load_screen`].
 #[component]
 pub fn LinkPage() -> impl IntoView {
+    if let Some(PreloadedScreen(found)) = use_context::<PreloadedScreen>() {
+        return match found {
+            Some((s, _frame_ancestors)) => {
+                // The security-headers middleware turns this into the CSP's frame-ancestors.
+                #[cfg(feature = "ssr")]
+                if let (Some(resp), Ok(v)) = (
+                    use_context::<leptos_axum::ResponseOptions>(),
+                    axum::http::HeaderValue::from_str(&_frame_ancestors),
+                ) {
+                    resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, v);
+                }
+                view! { <LinkFrame s=s/> }.into_any()
+            }
+            None => view! { <ExpiredScreen/> }.into_any(),
+        };
+    }
     let params = use_params_map();
     let query = use_query_map();
     let sid = params.read_untracked().get("sid").unwrap_or_default();
@@ -200,6 +223,7 @@ pub fn LinkPage() -> impl IntoView {
             })}
         </Suspense>
     }
+    .into_any()
 }
 
 /// The modal chrome around every step: header with app identity, test badge and close button.
