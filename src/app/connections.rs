@@ -83,7 +83,7 @@ pub async fn remove_connection(
 }
 
 #[cfg(feature = "ssr")]
-mod ssr {
+pub mod ssr {
     use leptos::prelude::*;
     use sqlx::Row as _;
 
@@ -117,18 +117,45 @@ mod ssr {
         serde_json::from_str(json).unwrap_or_default()
     }
 
+    /// [`list_with`] for the server function: applies the response's status and `frame-ancestors` itself.
     pub async fn list(token: String, lang: String) -> Result<ConnectionsView, ServerFnError> {
-        let m = msgs(&lang);
         let state = expect_context::<AppState>();
-        let now = state.clock.now();
-        let grant = lifecycle::connections_grant(&state.db, now, token.trim()).await.map_err(internal)?.ok_or_else(deny)?;
-        let app = apps::get(&state.db, &grant.app_id).await.map_err(internal)?.ok_or_else(deny)?;
-        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-            // The integrator may show this page in its own iframe, like the Link modal.
-            if let Ok(v) = axum::http::HeaderValue::from_str(&app.allowed_origins.join(" ")) {
-                resp.insert_header(FRAME_ANCESTORS_HEADER, v);
+        let listed = list_with(&state, token, lang).await;
+        apply_to_response(&listed);
+        listed.map(|(view, _)| view)
+    }
+
+    /// Sets the page response from a listing: 401 for an unknown or expired grant, else the app's origins as
+    /// `frame-ancestors` (the integrator may show this page in its own iframe, like the Link modal).
+    pub fn apply_to_response(listed: &Result<(ConnectionsView, String), ServerFnError>) {
+        let Some(resp) = use_context::<leptos_axum::ResponseOptions>() else { return };
+        match listed {
+            Ok((_, frame_ancestors)) => {
+                if let Ok(v) = axum::http::HeaderValue::from_str(frame_ancestors) {
+                    resp.insert_header(FRAME_ANCESTORS_HEADER, v);
+                }
             }
+            Err(ServerFnError::ServerError(code)) if code == ERR_EXPIRED => {
+                resp.set_status(axum::http::StatusCode::UNAUTHORIZED)
+            }
+            Err(_) => {}
         }
+    }
+
+    /// The grant's user's active connections worded in `lang`, and the app's origins (space-separated) for
+    /// `frame-ancestors`. Needs no Leptos context.
+    pub async fn list_with(
+        state: &AppState,
+        token: String,
+        lang: String,
+    ) -> Result<(ConnectionsView, String), ServerFnError> {
+        let m = msgs(&lang);
+        let expired = || safe_error(ERR_EXPIRED);
+        let now = state.clock.now();
+        let grant =
+            lifecycle::connections_grant(&state.db, now, token.trim()).await.map_err(internal)?.ok_or_else(expired)?;
+        let app = apps::get(&state.db, &grant.app_id).await.map_err(internal)?.ok_or_else(expired)?;
+        let frame_ancestors = app.allowed_origins.join(" ");
         let rows = sqlx::query(
             "SELECT a.id, a.usage, a.state, a.created_at, a.expunge_at, a.resource_types, \
              e.name AS plan_name, e.logo_url AS plan_logo, e.resource_types AS endpoint_types \
@@ -192,12 +219,15 @@ mod ssr {
             .map_err(internal)?;
             items.extend(item);
         }
-        Ok(ConnectionsView {
-            app_name: app.name,
-            brand_color: app.brand_color,
-            test_mode: grant.mode == crate::domain::Mode::Test,
-            items,
-        })
+        Ok((
+            ConnectionsView {
+                app_name: app.name,
+                brand_color: app.brand_color,
+                test_mode: grant.mode == crate::domain::Mode::Test,
+                items,
+            },
+            frame_ancestors,
+        ))
     }
 
     pub async fn remove(token: String, authorization_id: String, lang: Option<String>) -> Result<String, ServerFnError> {
@@ -256,9 +286,25 @@ mod ssr {
     }
 }
 
+/// The language of the connections page: the `language` query parameter (`es…` → `es`, anything else `en`),
+/// else the browser's `Accept-Language` (RFC 9110 §12.5.4).
+pub fn page_language(language: Option<&str>, accept_language: Option<&str>) -> &'static str {
+    match language {
+        Some(l) if l.starts_with("es") => "es",
+        Some(_) => "en",
+        None => i18n::negotiate(accept_language.unwrap_or("")),
+    }
+}
+
+/// The page's listing, loaded by the server before rendering (`Ok((view, frame_ancestors))` or the error the
+/// server function would give), in the language the handler chose. Provided by the `/link/connections` handler.
+#[derive(Debug, Clone)]
+pub struct PreloadedConnections(pub Result<(ConnectionsView, String), ServerFnError>);
+
 /// `/link/connections`: the patient's linked plans with a Remove button for each. Rendered on the server in
-/// the patient's language (`language` query parameter, else `Accept-Language`); the list and its Remove forms
-/// are the [`ConnectionList`] island.
+/// the patient's language ([`page_language`]); the list and its Remove forms are the [`ConnectionList`]
+/// island. On the server the listing comes preloaded ([`PreloadedConnections`]), so the render waits on
+/// nothing; without it, it is loaded through [`list_connections`].
 #[component]
 pub fn ConnectionsPage() -> impl IntoView {
     let query = use_query_map();
@@ -266,62 +312,72 @@ pub fn ConnectionsPage() -> impl IntoView {
         (q.get("token").unwrap_or_default(), q.get("removed").is_some(), q.get("error").is_some(), q.get("language"))
     });
     #[allow(unused_mut)]
-    let mut lang: &'static str = match language.as_deref() {
-        Some(l) if l.starts_with("es") => "es",
-        _ => "en",
-    };
+    let mut accept: Option<String> = None;
     #[cfg(feature = "ssr")]
-    if language.is_none() {
-        if let Some(parts) = use_context::<axum::http::request::Parts>() {
-            let accept = parts.headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-            lang = i18n::negotiate(accept.unwrap_or(""));
-        }
+    if let Some(parts) = use_context::<axum::http::request::Parts>() {
+        accept = parts.headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map(String::from);
     }
+    let lang = page_language(language.as_deref(), accept.as_deref());
     let m = msgs(lang);
+    let page = move |body: AnyView| {
+        view! {
+            <Title text=format!("{} · Link SDK", m.conn_title)/>
+            <main class="page narrow connections" id="main" lang=lang>{body}</main>
+        }
+        .into_any()
+    };
+    if let Some(PreloadedConnections(listed)) = use_context::<PreloadedConnections>() {
+        #[cfg(feature = "ssr")]
+        ssr::apply_to_response(&listed);
+        return page(connections_body(listed.map(|(v, _)| v), token, lang, removed, failed));
+    }
     let list_token = token.clone();
     let connections = Resource::new(|| (), move |_| list_connections(list_token.clone(), lang.to_string()));
-
-    view! {
-        <Title text=format!("{} · Link SDK", m.conn_title)/>
-        <main class="page narrow connections" id="main" lang=lang>
+    page(
+        view! {
             <Suspense fallback=move || view! { <p aria-busy="true">{m.conn_loading}</p> }>
                 {move || {
                     let token = token.clone();
-                    Suspend::new(async move {
-                        match connections.await {
-                            Ok(v) => {
-                                let app_name = v.app_name.clone();
-                                view! {
-                                    <crate::app::IslandAssets/>
-                                    <div>
-                                        <p class="eyebrow">
-                                            {app_name.clone()}
-                                            {v.test_mode.then(|| view! { " " <span class="badge test">{m.test_mode}</span> })}
-                                        </p>
-                                        <h1>{m.conn_title}</h1>
-                                        <p class="lede">{i18n::with_app(m.conn_lede, &app_name)}</p>
-                                        <ConnectionList
-                                            token=token
-                                            lang=lang.to_string()
-                                            items=v.items
-                                            removed=removed
-                                            failed=failed
-                                        />
-                                    </div>
-                                }
-                                .into_any()
-                            }
-                            Err(e) => view! {
-                                <h1>{m.conn_title}</h1>
-                                <p class="alert error" role="alert">{error_text(&e, m)}</p>
-                                <p>{m.conn_go_back}</p>
-                            }
-                            .into_any(),
-                        }
-                    })
+                    Suspend::new(async move { connections_body(connections.await, token, lang, removed, failed) })
                 }}
             </Suspense>
-        </main>
+        }
+        .into_any(),
+    )
+}
+
+/// What the page shows for a listing: the app, the intro and the [`ConnectionList`] island, or the error.
+fn connections_body(
+    listed: Result<ConnectionsView, ServerFnError>,
+    token: String,
+    lang: &'static str,
+    removed: bool,
+    failed: bool,
+) -> AnyView {
+    let m = msgs(lang);
+    match listed {
+        Ok(v) => {
+            let app_name = v.app_name.clone();
+            view! {
+                <crate::app::IslandAssets/>
+                <div>
+                    <p class="eyebrow">
+                        {app_name.clone()}
+                        {v.test_mode.then(|| view! { " " <span class="badge test">{m.test_mode}</span> })}
+                    </p>
+                    <h1>{m.conn_title}</h1>
+                    <p class="lede">{i18n::with_app(m.conn_lede, &app_name)}</p>
+                    <ConnectionList token=token lang=lang.to_string() items=v.items removed=removed failed=failed/>
+                </div>
+            }
+            .into_any()
+        }
+        Err(e) => view! {
+            <h1>{m.conn_title}</h1>
+            <p class="alert error" role="alert">{error_text(&e, m)}</p>
+            <p>{m.conn_go_back}</p>
+        }
+        .into_any(),
     }
 }
 

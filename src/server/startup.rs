@@ -250,11 +250,44 @@ async fn link_screen_page(
     handler(req).await
 }
 
+/// The connections page's path.
+const CONNECTIONS_PATH: &str = "/link/connections";
+
+/// Query parameters of the connections page (see `app::connections::ConnectionsPage`).
+#[derive(Debug, serde::Deserialize)]
+struct ConnectionsParams {
+    token: Option<String>,
+    language: Option<String>,
+}
+
+/// `GET /link/connections`: lists the grant's connections first, then renders the page with the listing in
+/// context (`app::connections::PreloadedConnections`), for the same reason as [`link_screen_page`].
+async fn connections_page(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Query(p): axum::extract::Query<ConnectionsParams>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use crate::app::connections::{page_language, ssr::list_with, PreloadedConnections};
+    let accept = req.headers().get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let lang = page_language(p.language.as_deref(), accept);
+    let listed = list_with(&state, p.token.unwrap_or_default(), lang.to_string()).await;
+    let preloaded = PreloadedConnections(listed);
+    let options = state.leptos_options.clone();
+    let handler = leptos_axum::render_app_async_with_context(
+        move || {
+            provide_context(state.clone());
+            provide_context(preloaded.clone());
+        },
+        move || shell(options.clone()),
+    );
+    handler(req).await
+}
+
 /// The whole HTTP surface of the server, with its middleware.
 pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
-    // `/link/s/{sid}` is served by `link_screen_page` (the screen is loaded before rendering), not by a Leptos route.
+    // `/link/s/{sid}` and `/link/connections` have their own handlers (data loaded before rendering).
     let routes: Vec<_> =
-        generate_route_list(App).into_iter().filter(|r| r.path() != LINK_SCREEN_PATH).collect();
+        generate_route_list(App).into_iter().filter(|r| r.path() != LINK_SCREEN_PATH && r.path() != CONNECTIONS_PATH).collect();
     let options = state.leptos_options.clone();
     let leptos = Router::<AppState>::new()
         .leptos_routes_with_context(&state, routes, || {}, {
@@ -262,6 +295,7 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
             move || shell(options.clone())
         })
         .route(LINK_SCREEN_PATH, axum::routing::get(link_screen_page))
+        .route(CONNECTIONS_PATH, axum::routing::get(connections_page))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
 
     let mut router = Router::new()
