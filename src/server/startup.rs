@@ -208,6 +208,24 @@ pub fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
     }
 }
 
+/// Renders the whole app for `req` (`SsrMode::Async`) with `state` and `preloaded` in context: the data a page
+/// would otherwise load through a Resource, loaded by its handler before rendering.
+async fn render_with<T: Clone + Send + Sync + 'static>(
+    state: AppState,
+    preloaded: T,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let options = state.leptos_options.clone();
+    let handler = leptos_axum::render_app_async_with_context(
+        move || {
+            provide_context(state.clone());
+            provide_context(preloaded.clone());
+        },
+        move || shell(options.clone()),
+    );
+    handler(req).await
+}
+
 /// The hosted Link screen's path (axum syntax).
 const LINK_SCREEN_PATH: &str = "/link/s/{sid}";
 
@@ -239,15 +257,7 @@ async fn link_screen_page(
                 .into_response();
         }
     };
-    let options = state.leptos_options.clone();
-    let handler = leptos_axum::render_app_async_with_context(
-        move || {
-            provide_context(state.clone());
-            provide_context(preloaded.clone());
-        },
-        move || shell(options.clone()),
-    );
-    handler(req).await
+    render_with(state, preloaded, req).await
 }
 
 /// The connections page's path.
@@ -272,15 +282,7 @@ async fn connections_page(
     let lang = page_language(p.language.as_deref(), accept);
     let listed = list_with(&state, p.token.unwrap_or_default(), lang.to_string()).await;
     let preloaded = PreloadedConnections(listed);
-    let options = state.leptos_options.clone();
-    let handler = leptos_axum::render_app_async_with_context(
-        move || {
-            provide_context(state.clone());
-            provide_context(preloaded.clone());
-        },
-        move || shell(options.clone()),
-    );
-    handler(req).await
+    render_with(state, preloaded, req).await
 }
 
 /// The whole HTTP surface of the server, with its middleware.
