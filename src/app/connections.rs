@@ -55,7 +55,6 @@ const ERR_EXPIRED: &str = "expired";
 /// A removal that did not happen (not this user's, or already removed).
 const ERR_NOT_REMOVED: &str = "not_removed";
 /// Anything else (logged on the server, never sent).
-#[cfg(feature = "ssr")]
 const ERR_INTERNAL: &str = "internal";
 
 /// Lists the grant's user's active connections, worded in `lang` (`en` or `es`).
@@ -296,54 +295,38 @@ pub fn page_language(language: Option<&str>, accept_language: Option<&str>) -> &
     }
 }
 
-/// The page's listing, loaded by the server before rendering (`Ok((view, frame_ancestors))` or the error the
-/// server function would give), in the language the handler chose. Provided by the `/link/connections` handler.
+/// The page's listing, loaded by its handler before rendering, in the language the handler chose
+/// ([`page_language`]).
 #[derive(Debug, Clone)]
-pub struct PreloadedConnections(pub Result<(ConnectionsView, String), ServerFnError>);
+pub struct PreloadedConnections {
+    /// `Ok((view, frame_ancestors))`, or the error [`list_connections`] would give.
+    pub listed: Result<(ConnectionsView, String), ServerFnError>,
+    /// `en` or `es`.
+    pub lang: &'static str,
+}
 
-/// `/link/connections`: the patient's linked plans with a Remove button for each. Rendered on the server in
-/// the patient's language ([`page_language`]); the list and its Remove forms are the [`ConnectionList`]
-/// island. On the server the listing comes preloaded ([`PreloadedConnections`]), so the render waits on
-/// nothing; without it, it is loaded through [`list_connections`].
+/// `/link/connections`: the patient's linked plans with a Remove button for each, from the
+/// [`PreloadedConnections`] its handler loaded (so the render waits on nothing), in that language. The list and
+/// its Remove forms are the [`ConnectionList`] island. Without a preload (never the case: the handler always
+/// provides it) it shows the internal-error message.
 #[component]
 pub fn ConnectionsPage() -> impl IntoView {
     let query = use_query_map();
-    let (token, removed, failed, language) = query.with_untracked(|q| {
-        (q.get("token").unwrap_or_default(), q.get("removed").is_some(), q.get("error").is_some(), q.get("language"))
+    let (token, removed, failed) = query.with_untracked(|q| {
+        (q.get("token").unwrap_or_default(), q.get("removed").is_some(), q.get("error").is_some())
     });
-    #[allow(unused_mut)]
-    let mut accept: Option<String> = None;
+    let PreloadedConnections { listed, lang } = use_context::<PreloadedConnections>().unwrap_or_else(|| {
+        PreloadedConnections { listed: Err(ServerFnError::ServerError(ERR_INTERNAL.into())), lang: "en" }
+    });
     #[cfg(feature = "ssr")]
-    if let Some(parts) = use_context::<axum::http::request::Parts>() {
-        accept = parts.headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map(String::from);
-    }
-    let lang = page_language(language.as_deref(), accept.as_deref());
+    ssr::apply_to_response(&listed);
     let m = msgs(lang);
-    let page = move |body: AnyView| {
-        view! {
-            <Title text=format!("{} · Link SDK", m.conn_title)/>
-            <main class="page narrow connections" id="main" lang=lang>{body}</main>
-        }
-        .into_any()
-    };
-    if let Some(PreloadedConnections(listed)) = use_context::<PreloadedConnections>() {
-        #[cfg(feature = "ssr")]
-        ssr::apply_to_response(&listed);
-        return page(connections_body(listed.map(|(v, _)| v), token, lang, removed, failed));
+    view! {
+        <Title text=format!("{} · Link SDK", m.conn_title)/>
+        <main class="page narrow connections" id="main" lang=lang>
+            {connections_body(listed.map(|(v, _)| v), token, lang, removed, failed)}
+        </main>
     }
-    let list_token = token.clone();
-    let connections = Resource::new(|| (), move |_| list_connections(list_token.clone(), lang.to_string()));
-    page(
-        view! {
-            <Suspense fallback=move || view! { <p aria-busy="true">{m.conn_loading}</p> }>
-                {move || {
-                    let token = token.clone();
-                    Suspend::new(async move { connections_body(connections.await, token, lang, removed, failed) })
-                }}
-            </Suspense>
-        }
-        .into_any(),
-    )
 }
 
 /// What the page shows for a listing: the app, the intro and the [`ConnectionList`] island, or the error.

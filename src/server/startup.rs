@@ -281,8 +281,7 @@ async fn connections_page(
     let accept = req.headers().get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let lang = page_language(p.language.as_deref(), accept);
     let listed = list_with(&state, p.token.unwrap_or_default(), lang.to_string()).await;
-    let preloaded = PreloadedConnections(listed);
-    render_with(state, preloaded, req).await
+    render_with(state, PreloadedConnections { listed, lang }, req).await
 }
 
 /// The whole HTTP surface of the server, with its middleware.

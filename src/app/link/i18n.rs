@@ -82,7 +82,6 @@ pub struct Msgs {
     // Connections page (`/link/connections`)
     pub conn_title: &'static str,
     pub conn_lede: &'static str,
-    pub conn_loading: &'static str,
     pub conn_none: &'static str,
     pub conn_list_label: &'static str,
     pub conn_remove: &'static str,
@@ -173,7 +172,6 @@ pub static EN: Msgs = Msgs {
     expired_intro: "Start again from the app you came from.",
     conn_title: "Your connected health plans",
     conn_lede: "You shared data from these health plans with {app}. Removing one stops the sharing and deletes the copy we hold, right away.",
-    conn_loading: "Loading your connections…",
     conn_none: "You have no connected health plans.",
     conn_list_label: "Connected health plans",
     conn_remove: "Remove {plan}",
@@ -263,7 +261,6 @@ pub static ES: Msgs = Msgs {
     expired_intro: "Empiece de nuevo desde la aplicación de la que vino.",
     conn_title: "Sus planes de salud conectados",
     conn_lede: "Usted compartió datos de estos planes de salud con {app}. Si quita uno, se deja de compartir y la copia que guardamos se borra de inmediato.",
-    conn_loading: "Cargando sus conexiones…",
     conn_none: "No tiene planes de salud conectados.",
     conn_list_label: "Planes de salud conectados",
     conn_remove: "Quitar {plan}",

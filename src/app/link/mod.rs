@@ -11,7 +11,6 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
 use serde::{Deserialize, Serialize};
 
 pub mod i18n;
@@ -134,31 +133,6 @@ impl ConsentText {
     }
 }
 
-/// Loads the screen of a session; `None` when the session is unknown or expired. Sets the response's
-/// `frame-ancestors` to the app's registered origins.
-#[server]
-pub async fn load_screen(
-    sid: String,
-    q: Option<String>,
-    err: Option<String>,
-    wait: Option<String>,
-) -> Result<Option<Screen>, ServerFnError> {
-    let state = expect_context::<crate::server::startup::AppState>();
-    let loaded = crate::server::link::screen::load(&state, &sid, q, err, wait).await.map_err(|e| {
-        tracing::error!(error = %e, "loading a link screen");
-        ServerFnError::new("This page could not be loaded. Try again.")
-    })?;
-    Ok(loaded.map(|l| {
-        // During SSR this is the page's own response: the security-headers middleware turns it into the CSP.
-        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-            if let Ok(v) = axum::http::HeaderValue::from_str(&l.frame_ancestors) {
-                resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, v);
-            }
-        }
-        l.screen
-    }))
-}
-
 /// Plans of the session's mode matching `q` (name and aliases).
 #[server]
 pub async fn search_plans(sid: String, q: String) -> Result<Vec<PlanView>, ServerFnError> {
@@ -184,46 +158,25 @@ pub async fn sync_progress(sid: String) -> Result<Vec<(String, i64)>, ServerFnEr
 #[derive(Debug, Clone)]
 pub struct PreloadedScreen(pub Option<(Screen, String)>);
 
-/// `/link/s/:sid`: the current screen of a Link session. On the server the screen comes preloaded
-/// ([`PreloadedScreen`]), so the page renders without waiting on anything; without it (a render outside that
-/// handler) it is loaded through [`load_screen`].
+/// `/link/s/:sid`: the current screen of a Link session, from the [`PreloadedScreen`] its handler loaded, so the
+/// page renders without waiting on anything. Without one (never the case: the handler always provides it) it
+/// shows the expired screen.
 #[component]
 pub fn LinkPage() -> impl IntoView {
-    if let Some(PreloadedScreen(found)) = use_context::<PreloadedScreen>() {
-        return match found {
-            Some((s, _frame_ancestors)) => {
-                // The security-headers middleware turns this into the CSP's frame-ancestors.
-                #[cfg(feature = "ssr")]
-                if let (Some(resp), Ok(v)) = (
-                    use_context::<leptos_axum::ResponseOptions>(),
-                    axum::http::HeaderValue::from_str(&_frame_ancestors),
-                ) {
-                    resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, v);
-                }
-                view! { <LinkFrame s=s/> }.into_any()
+    match use_context::<PreloadedScreen>().and_then(|PreloadedScreen(found)| found) {
+        Some((s, _frame_ancestors)) => {
+            // The security-headers middleware turns this into the CSP's frame-ancestors.
+            #[cfg(feature = "ssr")]
+            if let (Some(resp), Ok(v)) = (
+                use_context::<leptos_axum::ResponseOptions>(),
+                axum::http::HeaderValue::from_str(&_frame_ancestors),
+            ) {
+                resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, v);
             }
-            None => view! { <ExpiredScreen/> }.into_any(),
-        };
+            view! { <LinkFrame s=s/> }.into_any()
+        }
+        None => view! { <ExpiredScreen/> }.into_any(),
     }
-    let params = use_params_map();
-    let query = use_query_map();
-    let sid = params.read_untracked().get("sid").unwrap_or_default();
-    let (q, err, wait) = {
-        let qm = query.read_untracked();
-        (qm.get("q"), qm.get("err"), qm.get("wait"))
-    };
-    let screen = Resource::new(|| (), move |_| load_screen(sid.clone(), q.clone(), err.clone(), wait.clone()));
-    view! {
-        <Suspense fallback=|| ()>
-            {move || Suspend::new(async move {
-                match screen.await {
-                    Ok(Some(s)) => view! { <LinkFrame s=s/> }.into_any(),
-                    _ => view! { <ExpiredScreen/> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
-    .into_any()
 }
 
 /// The modal chrome around every step: header with app identity, test badge and close button.
