@@ -288,11 +288,16 @@ pub static ES: Msgs = Msgs {
 
 /// The catalogue of a language tag (`es…` → Spanish, anything else → English).
 pub fn msgs(lang: &str) -> &'static Msgs {
-    if lang.to_ascii_lowercase().starts_with("es") {
+    if spanish(lang) {
         &ES
     } else {
         &EN
     }
+}
+
+/// Whether `lang` (`es`, `es-MX`, `ES`…) picks the Spanish catalogue; anything else is English.
+fn spanish(lang: &str) -> bool {
+    lang.to_ascii_lowercase().starts_with("es")
 }
 
 /// Picks `en` or `es` from an `Accept-Language` header, honouring q-values (RFC 9110 §12.5.4).
@@ -325,10 +330,13 @@ pub fn human_time(lang: &str, unix: i64) -> String {
     const EN_MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     const ES_MONTHS: [&str; 12] = ["ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic"];
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix) else { return String::new() };
-    let months = if lang.to_ascii_lowercase().starts_with("es") { ES_MONTHS } else { EN_MONTHS };
+    let months = if spanish(lang) { ES_MONTHS } else { EN_MONTHS };
     let month = months[usize::from(u8::from(t.month())) - 1];
     format!("{} {month} {}, {:02}:{:02} UTC", t.day(), t.year(), t.hour(), t.minute())
 }
+
+/// The kind of a resource type not in [`RECORD_KINDS`]: (English, Spanish).
+const OTHER_RECORDS: (&str, &str) = ("Other records", "Otros registros");
 
 /// Plain words for kinds of FHIR records (resource types), in display order: (types, English, Spanish).
 const RECORD_KINDS: &[(&[&str], &str, &str)] = &[
@@ -355,19 +363,18 @@ const RECORD_KINDS: &[(&[&str], &str, &str)] = &[
 
 /// The plain words for one FHIR resource type in `lang` ("Other records" for a type not listed).
 pub fn record_kind(lang: &str, rtype: &str) -> &'static str {
-    let es = lang.to_ascii_lowercase().starts_with("es");
-    RECORD_KINDS
+    let (en, es) = RECORD_KINDS
         .iter()
         .find(|(types, _, _)| types.contains(&rtype))
-        .map(|(_, en, es_label)| if es { *es_label } else { *en })
-        .unwrap_or(if es { "Otros registros" } else { "Other records" })
+        .map_or(OTHER_RECORDS, |(_, en, es)| (*en, *es));
+    if spanish(lang) { es } else { en }
 }
 
 /// Record counts by FHIR resource type (`counts`) as the patient reads them: plain words in `lang`, types of
 /// one kind summed (e.g. the four medication types), kinds in a fixed order, anything else last as "Other
 /// records". Rows with a zero total are left out.
 pub fn record_kinds(lang: &str, counts: &[(String, i64)]) -> Vec<(String, i64)> {
-    let es = lang.to_ascii_lowercase().starts_with("es");
+    let es = spanish(lang);
     let mut rows: Vec<(String, i64)> = Vec::new();
     let mut other = 0;
     for (rtype, n) in counts {
@@ -382,7 +389,7 @@ pub fn record_kinds(lang: &str, counts: &[(String, i64)]) -> Vec<(String, i64)> 
         }
     }
     if other > 0 {
-        rows.push(((if es { "Otros registros" } else { "Other records" }).to_string(), other));
+        rows.push(((if es { OTHER_RECORDS.1 } else { OTHER_RECORDS.0 }).to_string(), other));
     }
     rows
 }
