@@ -628,20 +628,11 @@ fn bundle_index(bundle: &Value) -> HashMap<String, &Value> {
         .collect()
 }
 
-/// `Type/id` named by a literal reference: relative (`Practitioner/7`), absolute
-/// (`https://payer.example/fhir/Practitioner/7`) or versioned (`…/Practitioner/7/_history/2`).
-/// `None` for contained (`#id`), logical (`urn:…`), conditional (`Type?…`) or malformed references.
+/// `Type/id` named by a literal reference (relative, absolute or versioned), as the FHIR API reads one
+/// ([`split_reference`](crate::server::fhir_api::split_reference)); a trailing `/` is ignored. `None` for
+/// contained (`#id`), logical (`urn:…`), conditional (`Type?…`) or malformed references.
 fn reference_key(reference: &str) -> Option<String> {
-    if reference.starts_with('#') || reference.starts_with("urn:") || reference.contains('?') {
-        return None;
-    }
-    let parts: Vec<&str> = reference.trim_end_matches('/').split('/').collect();
-    let (t, id) = match parts.as_slice() {
-        [.., t, id, "_history", _] | [.., t, id] => (*t, *id),
-        _ => return None,
-    };
-    let is_type = t.starts_with(|c: char| c.is_ascii_uppercase()) && t.chars().all(|c| c.is_ascii_alphanumeric());
-    (is_type && !id.is_empty()).then(|| format!("{t}/{id}"))
+    crate::server::fhir_api::split_reference(reference.trim_end_matches('/')).map(|(t, id)| format!("{t}/{id}"))
 }
 
 /// The resource a reference made from `holder` points to: one of `holder.contained` for `#id`, else one of

@@ -818,9 +818,10 @@ fn row_triple(state: &AppState, row: &sqlx::any::AnyRow) -> Result<(String, Stri
     Ok((row.try_get("authorization_id")?, row.try_get("id")?, row_body(state, row)?))
 }
 
-/// `Type/id` of a relative literal reference (absolute URLs keep their last two segments; contained `#x`
-/// references and logical references are skipped).
-fn split_reference(r: &str) -> Option<(String, String)> {
+/// `(type, id)` of a literal reference: relative (`Practitioner/7`), absolute (its last two segments) or
+/// versioned (`…/Practitioner/7/_history/2`), for a type this API serves and a valid FHIR id. `None` for
+/// contained (`#x`), logical (`urn:…`), conditional (`Type?…`) or malformed references.
+pub fn split_reference(r: &str) -> Option<(String, String)> {
     if r.starts_with('#') {
         return None;
     }
