@@ -618,6 +618,10 @@ pub enum RefreshError {
 
 /// Refreshes the payer `access_token` of an authorization and returns the new one (RFC 6749 §6).
 ///
+/// `stale` is the `access_token` the caller found expired or refused (a 401); `None` means "whatever is stored
+/// now". When the stored token already differs from `stale`, someone refreshed since the caller read it, and that
+/// token is returned without calling the payer, even when the other refresh finished before this call began.
+///
 /// One refresh at a time per authorization across every instance: the caller that wins the lease in
 /// `authorizations.refresh_lease_*` refreshes; the others wait for it to finish and return the token it
 /// stored. A rotated `refresh_token` is stored (sealed) before the new `access_token` is returned.
@@ -625,11 +629,21 @@ pub enum RefreshError {
 ///
 /// # Errors
 /// See [`RefreshError`].
-pub async fn refresh(state: &AppState, authorization_id: &str) -> Result<SecretString, RefreshError> {
+pub async fn refresh(
+    state: &AppState,
+    authorization_id: &str,
+    stale: Option<&SecretString>,
+) -> Result<SecretString, RefreshError> {
     let owner = crypto::random_id(12);
     let db_err = |e: &dyn std::fmt::Display| RefreshError::Failed(ExitCode::SyncFailed, e.to_string());
-    let before = authorizations::payer_credentials(state, authorization_id).await.map_err(|e| db_err(&e))?;
-    let before_token = before.as_ref().and_then(|c| c.access_token.as_ref()).map(|t| t.expose_secret().to_string());
+    let before_token = match stale {
+        Some(t) => Some(t.expose_secret().to_string()),
+        None => authorizations::payer_credentials(state, authorization_id)
+            .await
+            .map_err(|e| db_err(&e))?
+            .and_then(|c| c.access_token)
+            .map(|t| t.expose_secret().to_string()),
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let now = state.clock.now();
@@ -674,7 +688,7 @@ pub async fn refresh(state: &AppState, authorization_id: &str) -> Result<SecretS
             }
         }
     }
-    let result = refresh_locked(state, authorization_id).await;
+    let result = refresh_locked(state, authorization_id, before_token.as_deref()).await;
     let _ = sqlx::query(
         "UPDATE authorizations SET refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE id = $1 AND refresh_lease_owner = $2",
     )
@@ -685,7 +699,11 @@ pub async fn refresh(state: &AppState, authorization_id: &str) -> Result<SecretS
     result
 }
 
-async fn refresh_locked(state: &AppState, authorization_id: &str) -> Result<SecretString, RefreshError> {
+async fn refresh_locked(
+    state: &AppState,
+    authorization_id: &str,
+    stale: Option<&str>,
+) -> Result<SecretString, RefreshError> {
     let fail = |code: ExitCode, e: &dyn std::fmt::Display| RefreshError::Failed(code, e.to_string());
     let auth = authorizations::get(&state.db, authorization_id)
         .await
@@ -701,6 +719,12 @@ async fn refresh_locked(state: &AppState, authorization_id: &str) -> Result<Secr
         .await
         .map_err(|e| fail(ExitCode::SyncFailed, &e))?
         .ok_or(RefreshError::NotUsable)?;
+    // A refresh that finished before we took the lease already replaced the token the caller found stale.
+    if let Some(current) = &creds.access_token {
+        if stale.is_some_and(|s| !crypto::ct_eq(s.as_bytes(), current.expose_secret().as_bytes())) {
+            return Ok(current.clone());
+        }
+    }
     let refresh_token = creds.refresh_token.ok_or(RefreshError::NoRefreshToken)?;
     let endpoint = directory::get(&state.db, &auth.endpoint_id)
         .await

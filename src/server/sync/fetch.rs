@@ -170,10 +170,14 @@ impl Payer {
     /// Refreshes unless another task already did since `seen_generation`.
     async fn refresh(&self, seen_generation: u64) -> Result<(), FetchError> {
         let _gate = self.refresh_gate.lock().await;
-        if self.token.read().await.generation != seen_generation {
-            return Ok(());
-        }
-        match payer_oauth::refresh(&self.state, &self.authorization_id).await {
+        let held = {
+            let t = self.token.read().await;
+            if t.generation != seen_generation {
+                return Ok(());
+            }
+            t.value.clone()
+        };
+        match payer_oauth::refresh(&self.state, &self.authorization_id, Some(&held)).await {
             Ok(new) => {
                 let creds = authorizations::payer_credentials(&self.state, &self.authorization_id).await.ok().flatten();
                 let mut t = self.token.write().await;
