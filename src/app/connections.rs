@@ -285,18 +285,8 @@ pub mod ssr {
     }
 }
 
-/// The language of the connections page: the `language` query parameter (`es…` → `es`, anything else `en`),
-/// else the browser's `Accept-Language` (RFC 9110 §12.5.4).
-pub fn page_language(language: Option<&str>, accept_language: Option<&str>) -> &'static str {
-    match language {
-        Some(l) if l.starts_with("es") => "es",
-        Some(_) => "en",
-        None => i18n::negotiate(accept_language.unwrap_or("")),
-    }
-}
-
 /// The page's listing, loaded by its handler before rendering, in the language the handler chose
-/// ([`page_language`]).
+/// ([`i18n::choose`]).
 #[derive(Debug, Clone)]
 pub struct PreloadedConnections {
     /// `Ok((view, frame_ancestors))`, or the error [`list_connections`] would give.

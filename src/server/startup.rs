@@ -277,9 +277,12 @@ async fn connections_page(
     axum::extract::Query(p): axum::extract::Query<ConnectionsParams>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    use crate::app::connections::{page_language, ssr::list_with, PreloadedConnections};
+    use crate::app::{
+        connections::{ssr::list_with, PreloadedConnections},
+        link::i18n,
+    };
     let accept = req.headers().get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-    let lang = page_language(p.language.as_deref(), accept);
+    let lang = i18n::choose(p.language.as_deref(), accept);
     let listed = list_with(&state, p.token.unwrap_or_default(), lang.to_string()).await;
     render_with(state, PreloadedConnections { listed, lang }, req).await
 }

@@ -300,6 +300,16 @@ fn spanish(lang: &str) -> bool {
     lang.to_ascii_lowercase().starts_with("es")
 }
 
+/// The page language: the `language` option (`en`, `es`, `es-MX`…) when it names a shipped catalogue,
+/// otherwise the browser's `Accept-Language` ([`negotiate`]), otherwise `en`. Every patient page chooses with this.
+pub fn choose(language: Option<&str>, accept_language: Option<&str>) -> &'static str {
+    match language.map(str::to_ascii_lowercase) {
+        Some(l) if l.starts_with("es") => "es",
+        Some(l) if l.starts_with("en") => "en",
+        _ => negotiate(accept_language.unwrap_or("")),
+    }
+}
+
 /// Picks `en` or `es` from an `Accept-Language` header, honouring q-values (RFC 9110 §12.5.4).
 pub fn negotiate(accept_language: &str) -> &'static str {
     let mut best: Option<(&'static str, f32)> = None;
@@ -442,5 +452,9 @@ mod tests {
         assert_eq!(negotiate("en-US,en;q=0.9"), "en");
         assert_eq!(negotiate("fr-FR, es;q=0.5, en;q=0.6"), "en");
         assert_eq!(negotiate(""), "en");
+        assert_eq!(choose(Some("ES-mx"), Some("en")), "es");
+        assert_eq!(choose(Some("en"), Some("es")), "en");
+        assert_eq!(choose(Some("fr"), Some("es-MX,en;q=0.5")), "es", "an unshipped language falls back to the browser's");
+        assert_eq!(choose(None, None), "en");
     }
 }

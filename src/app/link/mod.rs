@@ -261,7 +261,14 @@ fn consent_view(s: &Screen, m: &'static Msgs) -> AnyView {
         <p>{t.how_long}</p>
         <h2>{t.withdraw_title}</h2>
         <p>{t.withdraw}</p>
-        <form method="post" action=action class="link-actions" data-event="CONSENT">
+        // Without a signature field the two choices stay in view while the patient reads (sticky at the bottom),
+        // so declining is never harder to find than agreeing.
+        <form
+            method="post"
+            action=action
+            class=if s.require_signature { "link-actions" } else { "link-actions link-sticky" }
+            data-event="CONSENT"
+        >
             {s.require_signature.then(|| view! {
                 <div class="field">
                     <label for="link-signature">{m.signature_label}</label>

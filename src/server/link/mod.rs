@@ -228,11 +228,7 @@ fn origin_hint(origin: &str, mode: Mode) -> String {
 }
 
 async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<EntryParams>) -> Response {
-    let lang = match p.language.as_deref() {
-        Some(l) if l.starts_with("es") => "es",
-        Some(l) if l.starts_with("en") => "en",
-        _ => i18n::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("")),
-    };
+    let lang = i18n::choose(p.language.as_deref(), headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let host_origin = p.origin.clone().filter(|o| valid_origin(o));
     let nonce = p.nonce.clone().filter(|n| valid_nonce(n)).unwrap_or_else(|| crate::server::crypto::random_id(16));
     // Until the key is known, a failure can only be shown (or messaged to the page that asked).
