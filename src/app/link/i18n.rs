@@ -371,15 +371,6 @@ const RECORD_KINDS: &[(&[&str], &str, &str)] = &[
     (&["Location"], "Places of care", "Lugares de atención"),
 ];
 
-/// The plain words for one FHIR resource type in `lang` ("Other records" for a type not listed).
-pub fn record_kind(lang: &str, rtype: &str) -> &'static str {
-    let (en, es) = RECORD_KINDS
-        .iter()
-        .find(|(types, _, _)| types.contains(&rtype))
-        .map_or(OTHER_RECORDS, |(_, en, es)| (*en, *es));
-    if spanish(lang) { es } else { en }
-}
-
 /// Record counts by FHIR resource type (`counts`) as the patient reads them: plain words in `lang`, types of
 /// one kind summed (e.g. the four medication types), kinds in a fixed order, anything else last as "Other
 /// records". Rows with a zero total are left out.

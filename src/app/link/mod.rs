@@ -102,14 +102,10 @@ impl ConsentText {
         let items = if requested.is_empty() {
             vec![m.consent_claims.to_string(), m.consent_coverage.to_string(), m.consent_clinical.to_string()]
         } else {
-            // Plain words, each kind once (the FHIR types themselves go into the recorded `scope`).
-            let mut kinds: Vec<&str> = Vec::new();
-            for t in requested {
-                let k = i18n::record_kind(lang, t);
-                if !kinds.contains(&k) {
-                    kinds.push(k);
-                }
-            }
+            // Plain words, each kind once, in the order the connections page lists them later (the FHIR types
+            // themselves go into the recorded `scope`).
+            let ones: Vec<(String, i64)> = requested.iter().map(|t| (t.clone(), 1)).collect();
+            let kinds: Vec<String> = i18n::record_kinds(lang, &ones).into_iter().map(|(label, _)| label).collect();
             vec![m.consent_selected.replace("{list}", &kinds.join(", "))]
         };
         ConsentText {
@@ -595,5 +591,18 @@ fn ExpiredScreen() -> impl IntoView {
             </div>
         </main>
         <script src="/link/frame.js" defer></script>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConsentText;
+
+    #[test]
+    fn requested_kinds_are_listed_once_in_catalogue_order() {
+        let requested: Vec<String> =
+            ["ExplanationOfBenefit", "Claim", "Coverage", "Basic"].map(String::from).to_vec();
+        let t = ConsentText::new("en", "Acme", "ONE_TIME", &requested);
+        assert_eq!(t.items, ["Only these kinds of records: Insurance coverage, Claims, Other records"]);
     }
 }

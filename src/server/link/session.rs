@@ -317,7 +317,7 @@ pub async fn clear_public_token(db: &Db, now: i64, id: &str) -> anyhow::Result<(
 }
 
 /// Version of the consent text; bump when any catalogue consent string changes.
-pub const CONSENT_TEXT_VERSION: &str = "2026-11-30.1";
+pub const CONSENT_TEXT_VERSION: &str = "2026-11-30.2";
 
 /// A consent choice to record.
 pub struct NewConsent<'a> {
