@@ -113,13 +113,19 @@ export class LinkTestPage {
 }
 
 /** The sandbox payer's sign-in and consent pages, in the popup. */
-export async function signInAtSandbox(popup: Page, username: string, approve = true) {
+export async function signInAtSandbox(popup: Page, username: string, approve = true, shots = false) {
   await popup.waitForLoadState('domcontentloaded');
+  if (shots) await shot(popup, 'sandbox-sign-in');
   await popup.getByLabel(/username/i).fill(username);
   await popup.getByLabel(/password/i).fill('password');
   await popup.getByRole('button', { name: 'Sign in' }).click();
   if (username === 'deny.consent' || username === 'scope.rejected') return; // refused right after sign-in
-  await popup.getByRole('button', { name: approve ? 'Allow' : 'Deny' }).click();
+  const decide = popup.getByRole('button', { name: approve ? 'Allow' : 'Deny' });
+  if (shots) {
+    await decide.waitFor();
+    await shot(popup, 'sandbox-authorize');
+  }
+  await decide.click();
 }
 
 /** Saves a screenshot under end2end/screenshots/ (a test artifact, git-ignored) and checks the screen with

@@ -80,7 +80,9 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
       const popup = await popupPromise;
       await expect(host.heading()).toHaveText('Sign in with your health plan');
       await shot(page, 'payer-wait');
-      await signInAtSandbox(popup, 'jane.doe');
+      // The sandbox payer's own pages, at the same width (a phone opens the popup as a full-screen tab).
+      await popup.setViewportSize(vp);
+      await signInAtSandbox(popup, 'jane.doe', true, true);
 
       const syncingToken = await host.waitForCallback('onSyncing', 30_000);
       expect(syncingToken).toMatch(/^public-token-/);
@@ -270,7 +272,6 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) te
   });
 
   test('a sign-in window closed before the end: the modal says so; closing the modal cancels', async ({ page }) => {
-    wideOnly();
     const host = await openWith(page, { publishableKey: keys.testPublishable, externalId: 'u', usage: 'ONE_TIME', endpoint: SANDBOX_HEALTH, skipExplainer: 'true' });
     await host.modal.getByRole('button', { name: 'I agree, continue' }).click();
     const popupPromise = page.waitForEvent('popup');
