@@ -1175,18 +1175,18 @@ async fn concurrent_refreshes_of_one_authorization_call_the_payer_once() {
     let (s1, s2, a1, a2, k1, k2) =
         (app.state.clone(), app.state.clone(), auth.clone(), auth.clone(), seen.clone(), seen.clone());
     let (r1, r2) = tokio::join!(
-        tokio::spawn(async move { payer_oauth::refresh(&s1, &a1, Some(&k1)).await }),
-        tokio::spawn(async move { payer_oauth::refresh(&s2, &a2, Some(&k2)).await }),
+        tokio::spawn(async move { payer_oauth::refresh(&s1, &a1, &k1).await }),
+        tokio::spawn(async move { payer_oauth::refresh(&s2, &a2, &k2).await }),
     );
     let (t1, t2) = (r1.unwrap().unwrap(), r2.unwrap().unwrap());
     assert_eq!(t1.expose_secret(), t2.expose_secret(), "the waiter uses the token the winner stored");
     assert_ne!(t1.expose_secret(), seen.expose_secret());
     assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 1);
     // A caller that still holds the old token after the refresh finished gets the new one, without a call.
-    let late = payer_oauth::refresh(&app.state, &auth, Some(&seen)).await.unwrap();
+    let late = payer_oauth::refresh(&app.state, &auth, &seen).await.unwrap();
     assert_eq!(late.expose_secret(), t1.expose_secret());
     assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 1);
     // The lease is released afterwards: a refresh of the current token works.
-    payer_oauth::refresh(&app.state, &auth, Some(&t1)).await.unwrap();
+    payer_oauth::refresh(&app.state, &auth, &t1).await.unwrap();
     assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 2);
 }

@@ -618,13 +618,12 @@ pub enum RefreshError {
 
 /// Refreshes the payer `access_token` of an authorization and returns the new one (RFC 6749 §6).
 ///
-/// `stale` is the `access_token` the caller found expired or refused (a 401); `None` means "whatever is stored
-/// now". When the stored token already differs from `stale`, someone refreshed since the caller read it, and that
-/// token is returned without calling the payer, even when the other refresh finished before this call began.
+/// `stale` is the `access_token` the caller found expired or refused (a 401). When the stored token already
+/// differs from it, someone refreshed since the caller read it, and that token is returned without calling the
+/// payer, even when the other refresh finished before this call began.
 ///
 /// One refresh at a time per authorization across every instance: the caller that wins the lease in
-/// `authorizations.refresh_lease_*` refreshes; the others wait for it to finish and return the token it
-/// stored. A rotated `refresh_token` is stored (sealed) before the new `access_token` is returned.
+/// `authorizations.refresh_lease_*` refreshes; the others wait for the lease, then find the token it stored. A rotated `refresh_token` is stored (sealed) before the new `access_token` is returned.
 /// `invalid_grant` sets the authorization to `NEEDS_REAUTH`.
 ///
 /// # Errors
@@ -632,18 +631,10 @@ pub enum RefreshError {
 pub async fn refresh(
     state: &AppState,
     authorization_id: &str,
-    stale: Option<&SecretString>,
+    stale: &SecretString,
 ) -> Result<SecretString, RefreshError> {
     let owner = crypto::random_id(12);
     let db_err = |e: &dyn std::fmt::Display| RefreshError::Failed(ExitCode::SyncFailed, e.to_string());
-    let before_token = match stale {
-        Some(t) => Some(t.expose_secret().to_string()),
-        None => authorizations::payer_credentials(state, authorization_id)
-            .await
-            .map_err(|e| db_err(&e))?
-            .and_then(|c| c.access_token)
-            .map(|t| t.expose_secret().to_string()),
-    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let now = state.clock.now();
@@ -663,12 +654,12 @@ pub async fn refresh(
         if won {
             break;
         }
-        // Someone else is refreshing: wait for it, then use what it stored.
+        // Someone else is refreshing: wait for the lease (then `refresh_locked` finds the token it stored).
         if tokio::time::Instant::now() > deadline {
             return Err(RefreshError::Failed(ExitCode::PayerTimeout, "refresh lease held too long".into()));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let free = sqlx::query("SELECT state, refresh_lease_until FROM authorizations WHERE id = $1")
+        let free = sqlx::query("SELECT state FROM authorizations WHERE id = $1")
             .bind(authorization_id)
             .fetch_optional(&state.db.pool)
             .await
@@ -678,17 +669,8 @@ pub async fn refresh(
         if st == authorizations::NEEDS_REAUTH {
             return Err(RefreshError::InvalidGrant);
         }
-        let until: Option<i64> = free.try_get("refresh_lease_until").map_err(|e| db_err(&e))?;
-        if until.is_none() {
-            let now_creds = authorizations::payer_credentials(state, authorization_id).await.map_err(|e| db_err(&e))?;
-            if let Some(t) = now_creds.and_then(|c| c.access_token) {
-                if Some(t.expose_secret()) != before_token.as_deref() {
-                    return Ok(t);
-                }
-            }
-        }
     }
-    let result = refresh_locked(state, authorization_id, before_token.as_deref()).await;
+    let result = refresh_locked(state, authorization_id, stale.expose_secret()).await;
     let _ = sqlx::query(
         "UPDATE authorizations SET refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE id = $1 AND refresh_lease_owner = $2",
     )
@@ -702,7 +684,7 @@ pub async fn refresh(
 async fn refresh_locked(
     state: &AppState,
     authorization_id: &str,
-    stale: Option<&str>,
+    stale: &str,
 ) -> Result<SecretString, RefreshError> {
     let fail = |code: ExitCode, e: &dyn std::fmt::Display| RefreshError::Failed(code, e.to_string());
     let auth = authorizations::get(&state.db, authorization_id)
@@ -721,7 +703,7 @@ async fn refresh_locked(
         .ok_or(RefreshError::NotUsable)?;
     // A refresh that finished before we took the lease already replaced the token the caller found stale.
     if let Some(current) = &creds.access_token {
-        if stale.is_some_and(|s| !crypto::ct_eq(s.as_bytes(), current.expose_secret().as_bytes())) {
+        if !crypto::ct_eq(stale.as_bytes(), current.expose_secret().as_bytes()) {
             return Ok(current.clone());
         }
     }

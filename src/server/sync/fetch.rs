@@ -177,7 +177,7 @@ impl Payer {
             }
             t.value.clone()
         };
-        match payer_oauth::refresh(&self.state, &self.authorization_id, Some(&held)).await {
+        match payer_oauth::refresh(&self.state, &self.authorization_id, &held).await {
             Ok(new) => {
                 let creds = authorizations::payer_credentials(&self.state, &self.authorization_id).await.ok().flatten();
                 let mut t = self.token.write().await;
