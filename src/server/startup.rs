@@ -7,7 +7,7 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{extract::FromRef, middleware, response::IntoResponse as _, Router};
+use axum::{extract::FromRef, middleware, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes as _};
 use tokio::net::TcpListener;
@@ -248,14 +248,7 @@ async fn link_screen_page(
 ) -> axum::response::Response {
     let preloaded = match super::link::screen::load(&state, &sid, p.q, p.err, p.wait).await {
         Ok(found) => crate::app::link::PreloadedScreen(found.map(|l| (l.screen, l.frame_ancestors))),
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "loading a link screen");
-            return (
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                axum::response::Html("<!DOCTYPE html><title>Try again</title><p>This page could not be loaded. Try again.</p>"),
-            )
-                .into_response();
-        }
+        Err(e) => return super::link::internal(e),
     };
     render_with(state, preloaded, req).await
 }

@@ -116,8 +116,9 @@ async fn frame_js() -> Response {
 }
 
 /// A safe, logged failure: internal text never reaches the browser.
-fn internal(e: anyhow::Error) -> Response {
-    tracing::error!(error = %e, "link flow");
+/// A 500 with a short, fixed text for the patient; the error (with its causes) goes only to the log.
+pub(crate) fn internal(e: anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "link flow");
     (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong. Go back to the app and try again.").into_response()
 }
 
