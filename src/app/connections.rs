@@ -106,12 +106,6 @@ pub mod ssr {
         safe_error(ERR_EXPIRED)
     }
 
-    /// The distinct plain-words kinds of some resource types in `lang`, in the catalogue's order.
-    fn labels(lang: &str, types: &[String]) -> Vec<String> {
-        let ones: Vec<(String, i64)> = types.iter().map(|t| (t.clone(), 1)).collect();
-        i18n::record_kinds(lang, &ones).into_iter().map(|(label, _)| label).collect()
-    }
-
     fn parse_types(json: &str) -> Vec<String> {
         serde_json::from_str(json).unwrap_or_default()
     }
@@ -195,7 +189,7 @@ pub mod ssr {
                 if types.is_empty() {
                     types = parse_types(&r.try_get::<Option<String>, _>("endpoint_types")?.unwrap_or_default());
                 }
-                let shared = labels(&lang, &types);
+                let shared = i18n::record_kind_labels(&lang, &types);
                 let at = |t: i64| i18n::human_time(&lang, t);
                 let needs_reconnect = st == "NEEDS_REAUTH";
                 let access = match (usage.as_str(), needs_reconnect, expunge_at) {
@@ -270,6 +264,8 @@ pub mod ssr {
 
     #[cfg(test)]
     mod tests {
+        use crate::app::link::i18n::record_kind_labels as labels;
+
         #[test]
         fn labels_are_plain_ordered_and_distinct() {
             let types: Vec<String> =
@@ -277,10 +273,10 @@ pub mod ssr {
                     .map(String::from)
                     .to_vec();
             assert_eq!(
-                super::labels("en", &types),
+                labels("en", &types),
                 ["Your profile", "Claims", "Medications", "Care providers", "Health care organizations", "Other records"]
             );
-            assert_eq!(super::labels("es", &types)[1], "Reclamaciones");
+            assert_eq!(labels("es", &types)[1], "Reclamaciones");
         }
     }
 }

@@ -395,9 +395,15 @@ pub fn record_kinds(lang: &str, counts: &[(String, i64)]) -> Vec<(String, i64)> 
     rows
 }
 
+/// The distinct kinds (plain words in `lang`) of some FHIR resource types, in [`record_kinds`] order.
+pub fn record_kind_labels(lang: &str, types: &[String]) -> Vec<String> {
+    let ones: Vec<(String, i64)> = types.iter().map(|t| (t.clone(), 1)).collect();
+    record_kinds(lang, &ones).into_iter().map(|(label, _)| label).collect()
+}
+
 /// A plain-language explanation of an exit code for the error screen.
 pub fn exit_message(lang: &str, code: &str) -> &'static str {
-    let es = lang == "es";
+    let es = spanish(lang);
     match code {
         "PAYER_ACCESS_DENIED" => if es { "No se dio permiso en su plan de salud, así que no se compartió nada." } else { "Access was not allowed at your health plan, so nothing was shared." },
         "PAYER_TIMEOUT" => if es { "Su plan de salud tardó demasiado en responder. Inténtelo de nuevo en unos minutos." } else { "Your health plan took too long to answer. Try again in a few minutes." },

@@ -104,9 +104,7 @@ impl ConsentText {
         } else {
             // Plain words, each kind once, in the order the connections page lists them later (the FHIR types
             // themselves go into the recorded `scope`).
-            let ones: Vec<(String, i64)> = requested.iter().map(|t| (t.clone(), 1)).collect();
-            let kinds: Vec<String> = i18n::record_kinds(lang, &ones).into_iter().map(|(label, _)| label).collect();
-            vec![m.consent_selected.replace("{list}", &kinds.join(", "))]
+            vec![m.consent_selected.replace("{list}", &i18n::record_kind_labels(lang, requested).join(", "))]
         };
         ConsentText {
             title: with_app(m.consent_title, app),
