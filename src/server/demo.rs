@@ -613,6 +613,7 @@ fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {
     bundle.get("entry").and_then(Value::as_array).into_iter().flatten().filter_map(|e| e.get("resource"))
 }
 
+/// Whether `resource` is of FHIR type `rtype` (its `resourceType`).
 fn is_type(resource: &Value, rtype: &str) -> bool {
     resource.get("resourceType").and_then(Value::as_str) == Some(rtype)
 }
@@ -676,11 +677,11 @@ fn human_name(names: &[Value]) -> Option<String> {
 /// HumanName, an Organization's (or Location's) `name`, and for a PractitionerRole the name of its
 /// practitioner, else of its organization (looked up with `resolve` from the same holder and Bundle).
 fn resource_name(holder: &Value, index: &HashMap<String, &Value>, r: &Value) -> Option<String> {
-    if r.get("resourceType").and_then(Value::as_str) == Some("PractitionerRole") {
+    if is_type(r, "PractitionerRole") {
         return ["practitioner", "organization"].iter().find_map(|field| {
             let target = r.get(*field)?;
             resolve(holder, index, target.get("reference").and_then(Value::as_str)?)
-                .filter(|t| t.get("resourceType").and_then(Value::as_str) != Some("PractitionerRole"))
+                .filter(|t| !is_type(t, "PractitionerRole"))
                 .and_then(|t| resource_name(holder, index, t))
                 .or_else(|| display_of(target))
         });
