@@ -1,8 +1,10 @@
 //! The Leptos application: every screen, rendered on the server; only its islands hydrate in the browser.
 //!
 //! Leptos runs in islands mode: components are server-rendered HTML (forms that work without JavaScript), and
-//! the few interactive parts are `#[island]`s (props serialized into the page as JSON, so they never carry a
-//! token or health data). The wasm holds only the islands, and a page without one loads no wasm at all.
+//! the few interactive parts are `#[island]`s. Island props are serialized into the page as JSON, so they carry
+//! only what the page already shows or holds in its URL (plan names, counts, the session id, and on the
+//! connections page its grant token, which is in the URL and in every Remove form); never health data or a
+//! token the page did not already have. The wasm holds only the islands, and a page without one loads no wasm at all.
 //! A component that renders an island also renders [`IslandAssets`] so the browser fetches the wasm early.
 //!
 //! Compiled in both builds. Server-only pieces (the HTML shell, which reads the asset manifest and the

@@ -23,10 +23,7 @@ pub fn shell(_options: LeptosOptions) -> impl IntoView {
     }
     let manifest = assets::manifest();
     let css = manifest.css.clone().map(|c| format!("/pkg/{c}"));
-    let boot = match (&manifest.js, &manifest.wasm) {
-        (Some(js), Some(wasm)) => boot_script(&format!("/pkg/{js}"), &format!("/pkg/{wasm}")),
-        _ => boot_script("", ""),
-    };
+    let boot = boot_script(manifest.js.as_ref().zip(manifest.wasm.as_ref()).map(|(js, wasm)| (format!("/pkg/{js}"), format!("/pkg/{wasm}"))));
     view! {
         <!DOCTYPE html>
         <html>
@@ -49,15 +46,14 @@ pub fn shell(_options: LeptosOptions) -> impl IntoView {
 /// The inline module script of every page (it carries the request's CSP nonce).
 ///
 /// A page without an island loads no wasm at all: its forms and `/link/frame.js` are all it needs. A page with
-/// islands loads the wasm (`js`/`wasm`: hashed `/pkg/` URLs; empty when no site is built, e.g. in `cargo test`),
-/// calls `hydrate`, then each `<leptos-island data-component=…>` element's exported function. Either way it
-/// then marks the page interactive (`window.__linkHydrated`, and `data-hydrated="true"` on `#link-root`) once
+/// islands loads the wasm (`assets`: the hashed `/pkg/` URLs of the JS glue and the wasm; `None` when no site is
+/// built, e.g. in `cargo test`), calls `hydrate`, then each `<leptos-island data-component=…>` element's
+/// exported function. Either way it then marks the page interactive (`window.__linkHydrated`, and `data-hydrated="true"` on `#link-root`) once
 /// the deferred scripts have run (`DOMContentLoaded`), which tests and the first-screen benchmark wait for.
-fn boot_script(js: &str, wasm: &str) -> String {
-    let hydrate = if js.is_empty() || wasm.is_empty() {
-        String::new()
-    } else {
-        format!(
+fn boot_script(assets: Option<(String, String)>) -> String {
+    let hydrate = match assets {
+        None => String::new(),
+        Some((js, wasm)) => format!(
             r#"
   if (islands.length) {{
     const mod = await import('{js}');
