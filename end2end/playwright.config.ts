@@ -1,11 +1,42 @@
 // Playwright in Debian's Chromium (never a downloaded browser) against the real server.
 // The server is started here on a free port with a fresh data folder unless BASE_URL is given.
 import { defineConfig, devices } from '@playwright/test';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const port = Number(process.env.E2E_PORT ?? 38000 + Math.floor(Math.random() * 2000));
+/**
+ * A port for the server: free now, and below the kernel's ephemeral range (ip_local_port_range, 32768–60999 by
+ * default), so that no outgoing connection of another process can take it before the server binds it. A random
+ * port inside that range was taken once in a CI run ("Address already in use") while other tests ran beside it.
+ * Workers load this file again; they inherit E2E_PORT, so they agree with the runner on the port.
+ */
+function serverPort(): number {
+  let ephemeralStart = 32768;
+  try {
+    ephemeralStart = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || ephemeralStart;
+  } catch {
+    // Not Linux: keep the default.
+  }
+  const low = 20000;
+  const high = Math.max(low + 1000, ephemeralStart);
+  // Try random candidates in a child process (config loading is synchronous); it prints the first it can bind.
+  const probe = `
+    const net = require('node:net');
+    const [low, high] = [${low}, ${high}];
+    const tryOne = (left) => {
+      if (left === 0) process.exit(1);
+      const port = low + Math.floor(Math.random() * (high - low));
+      const s = net.createServer();
+      s.once('error', () => tryOne(left - 1));
+      s.listen(port, '127.0.0.1', () => s.close(() => console.log(port)));
+    };
+    tryOne(50);`;
+  return Number(execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8' }).trim());
+}
+
+const port = Number(process.env.E2E_PORT ?? serverPort());
 const baseURL = process.env.BASE_URL ?? `http://127.0.0.1:${port}`;
 const dataDir = process.env.E2E_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'link-e2e-'));
 process.env.E2E_DATA_DIR = dataDir;
