@@ -51,13 +51,48 @@ pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin) if !admin.is_empty() => {
             sqlx::any::install_default_drivers();
-            let name = format!("link_test_{}", uuid::Uuid::new_v4().simple());
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to TEST_DATABASE_URL");
+            drop_stale_databases(&mut conn).await;
+            let name = format!("{TEST_DB_PREFIX}{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
             let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
             format!("{base}/{name}")
         }
         _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+    }
+}
+
+/// Prefix of the databases tests create: `link_test_<unix seconds>_<uuid>`.
+const TEST_DB_PREFIX: &str = "link_test_";
+
+/// Age (seconds) after which a test database is left over from an earlier run: no test runs this long.
+const STALE_AFTER_SECS: u64 = 120;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Drops the test databases of earlier runs, so a PostgreSQL server given in `TEST_DATABASE_URL` does not fill
+/// its disk (each is ~8 MB; one run of the suite creates about 150).
+///
+/// A test's database is not dropped when the test ends: its server and pool are still running then. Instead,
+/// every new test drops those older than `STALE_AFTER_SECS`. A plain `DROP DATABASE` refuses a database that
+/// still has sessions, so one still in use is never dropped; errors (another test dropping it first) are ignored.
+/// Names without a timestamp come from before this rule and are dropped too.
+async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
+    let rows = sqlx::query("SELECT datname::text AS name FROM pg_database WHERE datname LIKE 'link\\_test\\_%'")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default();
+    let now = unix_now();
+    for row in rows {
+        let name: String = sqlx::Row::try_get(&row, "name").unwrap_or_default();
+        let rest = name.strip_prefix(TEST_DB_PREFIX).unwrap_or_default();
+        let created = rest.split_once('_').and_then(|(secs, _)| secs.parse::<u64>().ok());
+        let stale = created.is_none_or(|t| now.saturating_sub(t) > STALE_AFTER_SECS);
+        if stale && !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut *conn).await;
+        }
     }
 }
 
