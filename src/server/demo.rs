@@ -85,7 +85,7 @@ fn write_keys(state: &AppState, keys: &DemoKeys) -> anyhow::Result<()> {
 ///
 /// The app's allowed origin and redirect URI follow `state.public_url`, which can change between runs
 /// (another port), so they are rewritten at every start. The secret key is kept in a 0600 file under
-/// `--data-dir` so it can be printed at each start and used by the demo's backend.
+/// `--data-dir` so it can be printed at each start (when stdout is a terminal) and used by the demo's backend.
 ///
 /// # Errors
 /// Database or file-system errors.
@@ -159,10 +159,17 @@ pub async fn bootstrap_local(state: &AppState) -> anyhow::Result<Vec<String>> {
         },
     )
     .await?;
+    // The secret key is shown to a person at a terminal only; when stdout is captured (CI logs, a service
+    // manager's journal) it would land in log storage, so the banner points at the file instead.
+    let secret_line = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        format!("  secret key:      {}", keys.secret_key)
+    } else {
+        "  secret key:      in that file (printed only to a terminal)".to_string()
+    };
     Ok(vec![
         format!("Demo app (test mode), keys kept in {}:", keys_path(state).display()),
         format!("  publishable key: {}", keys.publishable_key),
-        format!("  secret key:      {}", keys.secret_key),
+        secret_line,
     ])
 }
 
