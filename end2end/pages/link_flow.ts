@@ -4,7 +4,7 @@ import { expect, type Page, type FrameLocator, type Locator } from '@playwright/
 import AxeBuilder from '@axe-core/playwright';
 import { execFileSync } from 'node:child_process';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -42,21 +42,46 @@ export function importEndpoints(endpoints: object[]) {
   execFileSync(bin, ['--data-dir', dataDir, 'endpoints', 'import', file], { env: { ...process.env, RUST_LOG: 'error' } });
 }
 
-/** Starts a second server (own port and data folder) with extra flags, e.g. a short `--payer-timeout-secs`. */
+/**
+ * Starts a second server (own port and data folder) with extra flags, e.g. a short `--payer-timeout-secs`.
+ * It binds port 0 and the URL is read from its banner ("Link SDK is running at http://…"), so no port is guessed;
+ * `stop()` ends it and removes its data folder.
+ */
 export async function startServer(extra: string[]): Promise<{ base: string; dataDir: string; stop: () => void }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'link-e2e-extra-'));
-  const port = 40000 + Math.floor(Math.random() * 5000);
   const root = join(__dirname, '..', '..');
   const proc: ChildProcess = spawn(bin, [
-    '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--site-root', join(root, 'target', 'site'),
+    '--addr', '127.0.0.1:0', '--data-dir', dataDir, '--site-root', join(root, 'target', 'site'),
     '--leptos-config', join(root, 'Leptos.toml'), ...extra,
-  ], { stdio: 'ignore' });
-  const base = `http://127.0.0.1:${port}`;
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const stop = () => {
+    proc.kill();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const base = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the server did not start: ${out}`)), 20_000);
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = out.match(/running at (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (${code}): ${out}`));
+    });
+  }).catch((e) => {
+    stop();
+    throw e;
+  });
   for (let i = 0; i < 100; i++) {
     try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { base, dataDir, stop: () => { proc.kill(); } };
+  return { base, dataDir, stop };
 }
 
 export interface LogEntry {
