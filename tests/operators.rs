@@ -332,7 +332,9 @@ async fn local_bootstrap_creates_one_demo_app_and_follows_the_public_url() {
     let second = Application::build(settings, app.state.clock.clone()).await.unwrap();
     let banner = second.banner.join("\n");
     assert!(banner.contains(keys["publishable_key"].as_str().unwrap()));
-    assert!(banner.contains(sk));
+    // The secret key is printed only to a terminal (never into captured output such as a CI log).
+    assert_eq!(banner.contains(sk), std::io::IsTerminal::is_terminal(&std::io::stdout()), "{banner}");
+    assert!(banner.contains(&file.display().to_string()), "the banner says where the keys are");
     let second_url = second.base_url();
     assert_ne!(second_url, app.base_url);
     let demos: Vec<_> =
