@@ -623,7 +623,8 @@ pub enum RefreshError {
 /// payer, even when the other refresh finished before this call began.
 ///
 /// One refresh at a time per authorization across every instance: the caller that wins the lease in
-/// `authorizations.refresh_lease_*` refreshes; the others wait for the lease, then find the token it stored. A rotated `refresh_token` is stored (sealed) before the new `access_token` is returned.
+/// `authorizations.refresh_lease_*` refreshes; the others wait for the lease, then find the token it stored.
+/// A rotated `refresh_token` is stored (sealed) before the new `access_token` is returned.
 /// `invalid_grant` sets the authorization to `NEEDS_REAUTH`.
 ///
 /// # Errors

@@ -52,7 +52,11 @@ pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
         Ok(admin) if !admin.is_empty() => {
             sqlx::any::install_default_drivers();
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to TEST_DATABASE_URL");
-            drop_stale_databases(&mut conn).await;
+            // Once per test binary: the sweep finds nothing new later in the same run.
+            static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                drop_stale_databases(&mut conn).await;
+            }
             let name = format!("{TEST_DB_PREFIX}{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
             let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
@@ -76,7 +80,7 @@ fn unix_now() -> u64 {
 /// its disk (each is ~8 MB; one run of the suite creates about 150).
 ///
 /// A test's database is not dropped when the test ends: its server and pool are still running then. Instead,
-/// every new test drops those older than `STALE_AFTER_SECS`. A plain `DROP DATABASE` refuses a database that
+/// the first test of each test binary drops those older than `STALE_AFTER_SECS`. A plain `DROP DATABASE` refuses a database that
 /// still has sessions, so one still in use is never dropped; errors (another test dropping it first) are ignored.
 /// Names without a timestamp come from before this rule and are dropped too.
 async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
