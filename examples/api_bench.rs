@@ -21,13 +21,15 @@ use std::{path::Path, process::Command, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use link_sdk::server::{
-    apps::{self, NewApp},
-    clock::{Clock, SystemClock},
-    config::Settings,
-    sandbox,
+    platform::clock::{Clock, SystemClock},
+    services::sync,
+    settings::Settings,
     startup::Application,
-    sync,
-    tokens::{self, TokenKind},
+    store::{
+        apps::{self, NewApp},
+        tokens::{self, TokenKind},
+    },
+    surfaces::sandbox,
 };
 use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};

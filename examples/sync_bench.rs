@@ -24,13 +24,15 @@ use anyhow::Context as _;
 use link_sdk::{
     domain::Usage,
     server::{
-        apps::{self, NewApp},
-        authorizations,
-        clock::SystemClock,
-        config::Settings,
-        directory, payer_oauth, sandbox,
+        platform::clock::SystemClock,
+        services::{payer::oauth, sync},
+        settings::Settings,
         startup::Application,
-        sync,
+        store::{
+            apps::{self, NewApp},
+            authorizations, endpoints,
+        },
+        surfaces::sandbox,
     },
 };
 use secrecy::ExposeSecret as _;
@@ -122,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
     let payer = sandbox::default_payers().into_iter().find(|p| p.endpoint_id == sandbox::REFRESHABLE_ENDPOINT_ID).context("payer")?;
     let endpoint = sandbox::endpoint_for(&base, &payer);
     let now = state.clock.now();
-    directory::upsert(&state.db, now, &endpoint).await?;
+    endpoints::upsert(&state.db, now, &endpoint).await?;
     let (a, _) = apps::create(
         &state.db,
         now,
@@ -150,15 +152,15 @@ async fn main() -> anyhow::Result<()> {
     .execute(&state.db.pool)
     .await?;
 
-    let url = payer_oauth::begin(&state, &session, &endpoint, Usage::OneTime, &requested)
+    let url = oauth::begin(&state, &session, &endpoint, Usage::OneTime, &requested)
         .await
         .map_err(|c| anyhow::anyhow!("begin: {}", c.as_str()))?;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let location = sandbox::drive_consent(&client, &url, sandbox::MEMBER_LARGE, true).await?;
     let q: std::collections::HashMap<String, String> = url::Url::parse(&location)?.query_pairs().into_owned().collect();
-    let done = payer_oauth::complete(
+    let done = oauth::complete(
         &state,
-        payer_oauth::CallbackParams { code: q.get("code").cloned(), state: q.get("state").cloned(), error: None, error_description: None },
+        oauth::CallbackParams { code: q.get("code").cloned(), state: q.get("state").cloned(), error: None, error_description: None },
     )
     .await
     .map_err(|(_, c)| anyhow::anyhow!("complete: {}", c.as_str()))?;

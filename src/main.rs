@@ -5,12 +5,10 @@ use std::sync::Arc;
 
 use clap::Parser as _;
 use link_sdk::server::{
-    cli,
-    clock::SystemClock,
-    config::{Cli, Command},
-    sandbox,
+    cli::{self, Cli, Command},
+    platform::{clock::SystemClock, telemetry},
     startup::{shutdown_signal, Application},
-    telemetry,
+    surfaces::sandbox,
 };
 
 #[tokio::main]

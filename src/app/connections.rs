@@ -15,7 +15,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
-use crate::app::link::i18n::{self, msgs, Msgs};
+use crate::i18n::{self, msgs, Msgs};
 
 /// One linked health plan, as shown to the patient (already formatted on the server).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,8 +87,8 @@ pub mod ssr {
     use sqlx::Row as _;
 
     use super::{ConnectionItem, ConnectionsView, ERR_EXPIRED, ERR_INTERNAL, ERR_NOT_REMOVED};
-    use crate::app::link::i18n::{self, msgs};
-    use crate::server::{apps, http::FRAME_ANCESTORS_HEADER, lifecycle, startup::AppState};
+    use crate::i18n::{self, msgs};
+    use crate::server::{platform::http::FRAME_ANCESTORS_HEADER, services::lifecycle, state::AppState, store::apps};
 
     fn safe_error(msg: &str) -> ServerFnError {
         ServerFnError::ServerError(msg.to_string())
@@ -264,7 +264,7 @@ pub mod ssr {
 
     #[cfg(test)]
     mod tests {
-        use crate::app::link::i18n::record_kind_labels as labels;
+        use crate::i18n::record_kind_labels as labels;
 
         #[test]
         fn labels_are_plain_ordered_and_distinct() {

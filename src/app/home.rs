@@ -48,7 +48,7 @@ pub fn HomePage() -> impl IntoView {
     #[allow(unused_mut)]
     let mut base = String::new();
     #[cfg(feature = "ssr")]
-    if let Some(state) = use_context::<crate::server::startup::AppState>() {
+    if let Some(state) = use_context::<crate::server::state::AppState>() {
         base = state.public_url.to_string();
     }
     view! {

@@ -72,7 +72,7 @@ pub fn NotFoundPage() -> impl IntoView {
 pub fn IslandAssets() -> impl IntoView {
     #[cfg(feature = "ssr")]
     {
-        let manifest = crate::server::assets::manifest();
+        let manifest = crate::server::platform::assets::manifest();
         if let (Some(js), Some(wasm)) = (&manifest.js, &manifest.wasm) {
             return view! {
                 <leptos_meta::Link rel="modulepreload" href=format!("/pkg/{js}")/>

@@ -4,8 +4,8 @@
 use leptos::{prelude::*, reactive::owner::Owner};
 use leptos_meta::MetaTags;
 
-use super::App;
-use crate::server::{assets, http::CspNonce};
+use crate::app::App;
+use crate::server::platform::{assets, http::CspNonce};
 
 /// Renders the document for one request. Provides the request's CSP nonce to Leptos so that every script it
 /// inlines (hydration data, resources) carries it.

@@ -7,22 +7,75 @@
 //! works on a fresh data folder before the server ever started. Output is human-readable by default and
 //! JSON with `--json` (for scripts). Secret keys are printed once, when created or rotated, and never again.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
-use super::{
-    apps::{self, AppUpdate, NewApp},
-    audit,
-    clock::{Clock as _, SystemClock},
-    config::Settings,
-    db::Db,
-    directory::{self, Endpoint},
+use crate::server::{
+    platform::{
+        clock::{Clock as _, SystemClock},
+        db::Db,
+    },
+    settings::Settings,
+    store::{
+        apps::{self, AppUpdate, NewApp},
+        audit,
+        endpoints::{self, Endpoint},
+    },
 };
 use crate::domain::Mode;
+
+/// The `link-sdk` command line. With no subcommand it runs `serve`.
+#[derive(Debug, Parser)]
+#[command(name = "link-sdk", version, about = "Link SDK: connect a patient to their health plan (SMART App Launch + FHIR R4)")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands of the binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the hosted Link pages, the integrator API, the sandbox payers and the demo (the default).
+    Serve,
+    /// Run only the built-in sandbox payers, as a separate "remote" payer process on its own port.
+    Sandbox(SandboxArgs),
+    /// Manage integrator apps and their keys.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+    /// Manage the endpoint directory (payers).
+    #[command(subcommand)]
+    Endpoints(EndpointsCommand),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Arguments of `link-sdk sandbox`.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address the standalone sandbox listens on (port 0 picks a free port, printed at start).
+    #[arg(long = "sandbox-addr", env = "LINK_SANDBOX_ADDR", default_value = "127.0.0.1:4000")]
+    pub addr: SocketAddr,
+
+    /// Base URL of the standalone sandbox as clients see it (default `http://{sandbox-addr}` with the bound port).
+    #[arg(long = "sandbox-public-url", env = "LINK_SANDBOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// A `redirect_uri` the sandbox accepts (byte for byte); repeat for several. Default: the local main
+    /// server's `http://127.0.0.1:3000/link/callback` and `http://localhost:3000/link/callback`.
+    #[arg(long = "sandbox-redirect-uri", env = "LINK_SANDBOX_REDIRECT_URIS", value_delimiter = ',')]
+    pub redirect_uris: Vec<String>,
+
+    /// Seconds the `token.slow` member's token exchange waits (set it past the main server's --payer-timeout).
+    #[arg(long = "sandbox-slow-token-delay", env = "LINK_SANDBOX_SLOW_TOKEN_DELAY", default_value_t = 35)]
+    pub slow_token_delay_secs: u64,
+}
 
 /// `link-sdk apps …`
 #[derive(Debug, Clone, Subcommand)]
@@ -194,14 +247,14 @@ async fn connect(settings: &Settings) -> anyhow::Result<Db> {
 
 /// The server state the CLI needs to call the parts that seal secrets (the webhook signing secret): the same
 /// database and keyring as the server, no listener, no router.
-fn cli_state(settings: &Settings, db: Db) -> anyhow::Result<super::startup::AppState> {
+fn cli_state(settings: &Settings, db: Db) -> anyhow::Result<crate::server::state::AppState> {
     use std::sync::Arc;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.addr));
-    Ok(super::startup::AppState {
+    Ok(crate::server::state::AppState {
         leptos_options: leptos::config::LeptosOptions::builder().output_name("link_sdk").build(),
         db,
         clock: Arc::new(SystemClock),
-        cipher: Arc::new(super::startup::load_cipher(settings)?),
+        cipher: Arc::new(crate::server::state::load_cipher(settings)?),
         http: reqwest::Client::new(),
         settings: Arc::new(settings.clone()),
         public_url: public_url.trim_end_matches('/').into(),
@@ -273,7 +326,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             .await?;
             let webhook_secret = if app.webhook_url.is_some() {
                 let state = cli_state(&settings, db.clone())?;
-                Some(super::webhooks::ensure_signing_secret(&state, &app.id).await?)
+                Some(crate::server::services::webhooks::ensure_signing_secret(&state, &app.id).await?)
             } else {
                 None
             };
@@ -367,7 +420,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             anyhow::ensure!(apps::get(&db, &app).await?.is_some(), "no app {app}");
             let state = cli_state(&settings, db.clone())?;
             let secret = if rotate {
-                let s = super::webhooks::rotate_signing_secret(&state, &app).await?;
+                let s = crate::server::services::webhooks::rotate_signing_secret(&state, &app).await?;
                 audit::record(
                     &db,
                     now,
@@ -381,7 +434,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
                 .await?;
                 s
             } else {
-                super::webhooks::ensure_signing_secret(&state, &app).await?
+                crate::server::services::webhooks::ensure_signing_secret(&state, &app).await?
             };
             if json {
                 println!("{}", json!({"app": app, "webhook_secret": secret.expose_secret()}));
@@ -470,12 +523,12 @@ pub async fn endpoints(settings: Settings, cmd: EndpointsCommand) -> anyhow::Res
             let mut created = 0;
             let mut updated = 0;
             for e in &entries {
-                if directory::get(&db, &e.id).await?.is_some() {
+                if endpoints::get(&db, &e.id).await?.is_some() {
                     updated += 1;
                 } else {
                     created += 1;
                 }
-                directory::upsert(&db, now, e).await?;
+                endpoints::upsert(&db, now, e).await?;
                 if let Some(r) = &e.client_secret_ref {
                     if e.client_secret().is_none() {
                         eprintln!("warning: {} ({}): environment variable {r} is not set here; set it for the server", e.name, e.id);
@@ -498,7 +551,7 @@ pub async fn endpoints(settings: Settings, cmd: EndpointsCommand) -> anyhow::Res
         EndpointsCommand::List { mode, json } => {
             let db = connect(&settings).await?;
             let all: Vec<Endpoint> =
-                directory::list(&db).await?.into_iter().filter(|e| mode.is_none_or(|m| e.mode == m)).collect();
+                endpoints::list(&db).await?.into_iter().filter(|e| mode.is_none_or(|m| e.mode == m)).collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else if all.is_empty() {
@@ -537,7 +590,7 @@ pub async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> 
         }
         AuditCommand::Authorizations { app, downgraded } => {
             use std::io::Write as _;
-            for line in super::lifecycle::operator_view(&db, app.as_deref(), downgraded).await? {
+            for line in crate::server::services::lifecycle::operator_view(&db, app.as_deref(), downgraded).await? {
                 writeln!(out, "{line}")?;
             }
         }

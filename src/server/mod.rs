@@ -1,31 +1,18 @@
 //! Everything server-only. Compiled only with the `ssr` feature, so no type in here (secrets, keys, tokens,
 //! database handles) can reach the wasm build.
+//!
+//! Layers, each importing only the ones before it:
+//! [`platform`] → [`settings`] → [`state`] → [`store`] → [`services`] → [`surfaces`] → [`startup`], [`cli`].
 
-pub mod assets;
-pub mod clock;
-pub mod config;
-pub mod crypto;
-pub mod db;
-pub mod http;
-pub mod startup;
-pub mod telemetry;
-pub mod tls;
+pub mod platform;
+pub mod settings;
+pub mod state;
 
-// Data access shared by several parts of the product.
-pub mod apps;
-pub mod authorizations;
-pub mod directory;
-pub mod tokens;
+pub mod store;
 
-// Parts of the product.
-pub mod audit;
+pub mod services;
+
+pub mod surfaces;
+
 pub mod cli;
-pub mod demo;
-pub mod fhir_api;
-pub mod lifecycle;
-pub mod link;
-pub mod link_api;
-pub mod payer_oauth;
-pub mod sandbox;
-pub mod sync;
-pub mod webhooks;
+pub mod startup;

@@ -7,7 +7,7 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{extract::FromRef, middleware, Router};
+use axum::{middleware, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes as _};
 use tokio::net::TcpListener;
@@ -18,43 +18,20 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use super::{
-    assets,
-    clock::SharedClock,
-    config::{RunMode, Settings},
-    crypto::Cipher,
-    db::Db,
-    http,
-    telemetry::{self, MakeRandomRequestId, REQUEST_ID_HEADER},
+use crate::{
+    app::{shell::shell, App},
+    server::{
+        platform::{
+            assets,
+            clock::SharedClock,
+            db::Db,
+            http,
+            telemetry::{self, MakeRandomRequestId, REQUEST_ID_HEADER},
+        },
+        settings::{RunMode, Settings},
+        state::{load_cipher, AppState},
+    },
 };
-use crate::app::{shell::shell, App};
-
-/// State shared by every handler and server function (`use_context::<AppState>()` inside Leptos).
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    /// Leptos runtime options (from Leptos.toml and `LEPTOS_*`).
-    pub leptos_options: LeptosOptions,
-    /// The database pool.
-    pub db: Db,
-    /// The one clock every expiry rule reads.
-    pub clock: SharedClock,
-    /// Keyring sealing payer tokens and other secrets at rest.
-    pub cipher: Arc<Cipher>,
-    /// HTTP client for payers: no redirects followed (SSRF), timeouts from settings.
-    pub http: reqwest::Client,
-    /// The settings in force.
-    pub settings: Arc<Settings>,
-    /// Public base URL, no trailing slash (e.g. `http://127.0.0.1:3000`).
-    pub public_url: Arc<str>,
-    /// Cancelled on shutdown: background workers stop when it fires.
-    pub shutdown: CancellationToken,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("public_url", &self.public_url).field("db", &self.db).finish_non_exhaustive()
-    }
-}
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -87,7 +64,7 @@ impl Application {
         assets::load_manifest(&site_root);
 
         let cipher = Arc::new(load_cipher(&settings)?);
-        let tls = super::tls::server_config(&settings)?;
+        let tls = crate::server::platform::tls::server_config(&settings)?;
         let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
 
         let listener = TcpListener::bind(settings.addr).await.with_context(|| format!("binding {}", settings.addr))?;
@@ -118,10 +95,10 @@ impl Application {
             shutdown: CancellationToken::new(),
         };
         if state.settings.sandbox {
-            super::sandbox::register_endpoints(&state).await.context("registering the sandbox payers")?;
+            crate::server::surfaces::sandbox::register_endpoints(&state).await.context("registering the sandbox payers")?;
         }
         let banner = if state.settings.run_mode == RunMode::Local {
-            super::demo::bootstrap_local(&state).await.context("creating the local demo app")?
+            crate::server::surfaces::demo::bootstrap_local(&state).await.context("creating the local demo app")?
         } else {
             Vec::new()
         };
@@ -149,7 +126,7 @@ impl Application {
         let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
         let workers = spawn_workers(&self.state);
         let stop = shutdown.clone();
-        let serve = super::tls::spawn_serve(self.listener, self.router, self.tls, async move {
+        let serve = crate::server::platform::tls::spawn_serve(self.listener, self.router, self.tls, async move {
             tokio::select! {
                 _ = signal => {},
                 _ = stop.cancelled() => {},
@@ -175,9 +152,9 @@ impl Application {
 /// Starts every background worker of this instance; each stops when [`AppState::shutdown`] is cancelled.
 fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let mut workers = Vec::new();
-    workers.extend(super::sync::spawn_workers(state));
-    workers.extend(super::webhooks::spawn_workers(state));
-    workers.extend(super::lifecycle::spawn_workers(state));
+    workers.extend(crate::server::services::sync::spawn_workers(state));
+    workers.extend(crate::server::services::webhooks::spawn_workers(state));
+    workers.extend(crate::server::services::lifecycle::spawn_workers(state));
     workers
 }
 
@@ -187,24 +164,6 @@ fn default_public_url(local: SocketAddr) -> String {
         format!("http://[{host}]:{}", local.port())
     } else {
         format!("http://{host}:{}", local.port())
-    }
-}
-
-/// The keyring of the settings: `--encryption-key`, else `--encryption-key-file`, else (local mode) the generated
-/// `{data-dir}/encryption.key`. Also used by the management CLI.
-///
-/// # Errors
-/// A missing key in production, or an unreadable or malformed key.
-pub fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
-    if let Some(key) = &settings.encryption_key {
-        return Cipher::new(std::slice::from_ref(key));
-    }
-    match (&settings.encryption_key_file, settings.run_mode) {
-        (Some(path), mode) => Cipher::from_file(path, mode == RunMode::Local),
-        (None, RunMode::Local) => Cipher::from_file(&settings.data_dir.join("encryption.key"), true),
-        (None, RunMode::Production) => {
-            anyhow::bail!("--encryption-key or --encryption-key-file is required with --env production")
-        }
     }
 }
 
@@ -246,9 +205,9 @@ async fn link_screen_page(
     axum::extract::Query(p): axum::extract::Query<ScreenParams>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let preloaded = match super::link::screen::load(&state, &sid, p.q, p.err, p.wait).await {
+    let preloaded = match crate::server::surfaces::hosted_link::screen::load(&state, &sid, p.q, p.err, p.wait).await {
         Ok(found) => crate::app::link::PreloadedScreen(found.map(|l| (l.screen, l.frame_ancestors))),
-        Err(e) => return super::link::internal(e),
+        Err(e) => return crate::server::surfaces::hosted_link::internal(e),
     };
     render_with(state, preloaded, req).await
 }
@@ -270,10 +229,7 @@ async fn connections_page(
     axum::extract::Query(p): axum::extract::Query<ConnectionsParams>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    use crate::app::{
-        connections::{ssr::list_with, PreloadedConnections},
-        link::i18n,
-    };
+    use crate::{app::connections::{ssr::list_with, PreloadedConnections}, i18n};
     let accept = req.headers().get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let lang = i18n::choose(p.language.as_deref(), accept);
     let listed = list_with(&state, p.token.unwrap_or_default(), lang.to_string()).await;
@@ -298,13 +254,13 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
     let mut router = Router::new()
         .merge(http::health_router())
         .merge(assets::router(site_root))
-        .merge(super::link::router())
-        .merge(super::link_api::router())
-        .merge(super::fhir_api::router())
-        .merge(super::demo::router())
-        .merge(super::lifecycle::router());
+        .merge(crate::server::surfaces::hosted_link::router())
+        .merge(crate::server::surfaces::integrator_api::router())
+        .merge(crate::server::surfaces::fhir_api::router())
+        .merge(crate::server::surfaces::demo::router())
+        .merge(crate::server::services::lifecycle::router());
     if state.settings.sandbox {
-        router = router.merge(super::sandbox::router(&state));
+        router = router.merge(crate::server::surfaces::sandbox::router(&state));
     }
     router
         .merge(leptos)
@@ -314,7 +270,7 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRandomRequestId))
         .layer(middleware::from_fn(http::strip_request_id))
-        .layer(middleware::from_fn_with_state(state.clone(), super::tls::client_address))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::server::platform::tls::client_address))
         .with_state(state)
 }
 

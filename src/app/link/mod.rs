@@ -11,127 +11,18 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde::{Deserialize, Serialize};
 
-pub mod i18n;
+pub mod model;
 
-use i18n::{msgs, with_app, Msgs};
+pub use model::{PlanView, Screen};
 
-/// A plan (directory endpoint) as shown to the patient.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanView {
-    /// Endpoint UUID.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Other names it is known by.
-    pub aliases: Vec<String>,
-    /// Logo URL, if any.
-    pub logo_url: Option<String>,
-}
-
-/// Everything one screen needs. Never carries a token or health data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Screen {
-    /// Session id (the bearer value in the URL).
-    pub sid: String,
-    /// Step to render (`consent`, `explainer`, `search`, `connect`, `payer`, `syncing`, `success`, `error`,
-    /// `exited`, `done`).
-    pub step: String,
-    /// `en` or `es`.
-    pub lang: String,
-    /// The app's name.
-    pub app_name: String,
-    /// The app's logo.
-    pub logo_url: Option<String>,
-    /// The app's brand colour (`#rrggbb`), validated.
-    pub brand_color: Option<String>,
-    /// Text colour readable on the brand colour (`#ffffff` or `#111827`).
-    pub brand_ink: Option<String>,
-    /// `pk_test_` key: show the test-mode badge.
-    pub test_mode: bool,
-    /// `ONE_TIME` or `MULTIPLE`.
-    pub usage: String,
-    /// FHIR resource types asked for (empty: all).
-    pub requested_resources: Vec<String>,
-    /// Ask for a typed e-signature on consent.
-    pub require_signature: bool,
-    /// Top-level hosted flow (no host page to message).
-    pub hosted: bool,
-    /// Per-session nonce for postMessage.
-    pub nonce: String,
-    /// Exact origin of the host page (modal flow).
-    pub host_origin: Option<String>,
-    /// `autoExit`.
-    pub auto_exit: bool,
-    /// The chosen or preselected plan.
-    pub endpoint: Option<PlanView>,
-    /// Whether the integrator fixed the plan (search skipped).
-    pub endpoint_fixed: bool,
-    /// Exit/error code (`error`, `exited`).
-    pub exit_code: Option<String>,
-    /// Records received so far, (kind in plain words in `lang`, count) (`syncing`).
-    pub progress: Vec<(String, i64)>,
-    /// Search text (no-JS search).
-    pub query: String,
-    /// Search results for `query`.
-    pub results: Vec<PlanView>,
-    /// A form error to show (`signature`).
-    pub form_error: Option<String>,
-    /// The payer popup state to show on the payer screen (`blocked`).
-    pub wait: Option<String>,
-}
-
-/// The consent text shown (and recorded verbatim) for a session.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConsentText {
-    pub title: String,
-    pub intro: String,
-    pub what: String,
-    pub items: Vec<String>,
-    pub how_long_title: String,
-    pub how_long: String,
-    pub withdraw_title: String,
-    pub withdraw: String,
-}
-
-impl ConsentText {
-    /// Builds the consent text of a session in its language.
-    pub fn new(lang: &str, app: &str, usage: &str, requested: &[String]) -> Self {
-        let m = msgs(lang);
-        let items = if requested.is_empty() {
-            vec![m.consent_claims.to_string(), m.consent_coverage.to_string(), m.consent_clinical.to_string()]
-        } else {
-            // Plain words, each kind once, in the order the connections page lists them later (the FHIR types
-            // themselves go into the recorded `scope`).
-            vec![m.consent_selected.replace("{list}", &i18n::record_kind_labels(lang, requested).join(", "))]
-        };
-        ConsentText {
-            title: with_app(m.consent_title, app),
-            intro: with_app(m.consent_intro, app),
-            what: with_app(m.consent_what, app),
-            items,
-            how_long_title: m.consent_how_long.to_string(),
-            how_long: if usage == "MULTIPLE" { m.consent_multiple } else { m.consent_one_time }.to_string(),
-            withdraw_title: m.consent_withdraw_title.to_string(),
-            withdraw: with_app(m.consent_withdraw, app),
-        }
-    }
-
-    /// The exact text as recorded in the consent record (one paragraph per line).
-    pub fn plain(&self) -> String {
-        let mut out = vec![self.title.clone(), self.intro.clone(), self.what.clone()];
-        out.extend(self.items.iter().map(|i| format!("- {i}")));
-        out.extend([self.how_long_title.clone(), self.how_long.clone(), self.withdraw_title.clone(), self.withdraw.clone()]);
-        out.join("\n")
-    }
-}
+use crate::i18n::{self, msgs, with_app, ConsentText, Msgs};
 
 /// Plans of the session's mode matching `q` (name and aliases).
 #[server]
 pub async fn search_plans(sid: String, q: String) -> Result<Vec<PlanView>, ServerFnError> {
-    let state = expect_context::<crate::server::startup::AppState>();
-    crate::server::link::screen::search(&state, &sid, &q).await.map_err(|e| {
+    let state = expect_context::<crate::server::state::AppState>();
+    crate::server::surfaces::hosted_link::screen::search(&state, &sid, &q).await.map_err(|e| {
         tracing::error!(error = %e, "searching plans");
         ServerFnError::new("Search is not available right now.")
     })
@@ -140,8 +31,8 @@ pub async fn search_plans(sid: String, q: String) -> Result<Vec<PlanView>, Serve
 /// Records received so far, (kind in plain words, count), for the syncing screen.
 #[server]
 pub async fn sync_progress(sid: String) -> Result<Vec<(String, i64)>, ServerFnError> {
-    let state = expect_context::<crate::server::startup::AppState>();
-    crate::server::link::screen::progress(&state, &sid).await.map_err(|e| {
+    let state = expect_context::<crate::server::state::AppState>();
+    crate::server::surfaces::hosted_link::screen::progress(&state, &sid).await.map_err(|e| {
         tracing::error!(error = %e, "reading sync progress");
         ServerFnError::new("Progress is not available right now.")
     })
@@ -165,7 +56,7 @@ pub fn LinkPage() -> impl IntoView {
                 use_context::<leptos_axum::ResponseOptions>(),
                 axum::http::HeaderValue::from_str(&_frame_ancestors),
             ) {
-                resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, v);
+                resp.insert_header(crate::server::platform::http::FRAME_ANCESTORS_HEADER, v);
             }
             view! { <LinkFrame s=s/> }.into_any()
         }
@@ -572,7 +463,7 @@ fn ExpiredScreen() -> impl IntoView {
             resp.set_status(axum::http::StatusCode::NOT_FOUND);
             // Any page may frame this one: it has no action, and it lets the modal of a timed-out session
             // tell its host page (frame.js) instead of being blocked.
-            resp.insert_header(crate::server::http::FRAME_ANCESTORS_HEADER, axum::http::HeaderValue::from_static("*"));
+            resp.insert_header(crate::server::platform::http::FRAME_ANCESTORS_HEADER, axum::http::HeaderValue::from_static("*"));
         }
         if let Some(parts) = use_context::<axum::http::request::Parts>() {
             let accept = parts.headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
@@ -589,18 +480,5 @@ fn ExpiredScreen() -> impl IntoView {
             </div>
         </main>
         <script src="/link/frame.js" defer></script>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ConsentText;
-
-    #[test]
-    fn requested_kinds_are_listed_once_in_catalogue_order() {
-        let requested: Vec<String> =
-            ["ExplanationOfBenefit", "Claim", "Coverage", "Basic"].map(String::from).to_vec();
-        let t = ConsentText::new("en", "Acme", "ONE_TIME", &requested);
-        assert_eq!(t.items, ["Only these kinds of records: Insurance coverage, Claims, Other records"]);
     }
 }

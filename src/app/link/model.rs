@@ -1,0 +1,69 @@
+//! What a hosted Link screen renders: the view model the server builds for one step of one session
+//! (server side: `server::surfaces::hosted_link::screen`). Plain data, both builds; never a token or health data.
+
+use serde::{Deserialize, Serialize};
+
+/// A plan (directory endpoint) as shown to the patient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanView {
+    /// Endpoint UUID.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Other names it is known by.
+    pub aliases: Vec<String>,
+    /// Logo URL, if any.
+    pub logo_url: Option<String>,
+}
+
+/// Everything one screen needs. Never carries a token or health data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Screen {
+    /// Session id (the bearer value in the URL).
+    pub sid: String,
+    /// Step to render (`consent`, `explainer`, `search`, `connect`, `payer`, `syncing`, `success`, `error`,
+    /// `exited`, `done`).
+    pub step: String,
+    /// `en` or `es`.
+    pub lang: String,
+    /// The app's name.
+    pub app_name: String,
+    /// The app's logo.
+    pub logo_url: Option<String>,
+    /// The app's brand colour (`#rrggbb`), validated.
+    pub brand_color: Option<String>,
+    /// Text colour readable on the brand colour (`#ffffff` or `#111827`).
+    pub brand_ink: Option<String>,
+    /// `pk_test_` key: show the test-mode badge.
+    pub test_mode: bool,
+    /// `ONE_TIME` or `MULTIPLE`.
+    pub usage: String,
+    /// FHIR resource types asked for (empty: all).
+    pub requested_resources: Vec<String>,
+    /// Ask for a typed e-signature on consent.
+    pub require_signature: bool,
+    /// Top-level hosted flow (no host page to message).
+    pub hosted: bool,
+    /// Per-session nonce for postMessage.
+    pub nonce: String,
+    /// Exact origin of the host page (modal flow).
+    pub host_origin: Option<String>,
+    /// `autoExit`.
+    pub auto_exit: bool,
+    /// The chosen or preselected plan.
+    pub endpoint: Option<PlanView>,
+    /// Whether the integrator fixed the plan (search skipped).
+    pub endpoint_fixed: bool,
+    /// Exit/error code (`error`, `exited`).
+    pub exit_code: Option<String>,
+    /// Records received so far, (kind in plain words in `lang`, count) (`syncing`).
+    pub progress: Vec<(String, i64)>,
+    /// Search text (no-JS search).
+    pub query: String,
+    /// Search results for `query`.
+    pub results: Vec<PlanView>,
+    /// A form error to show (`signature`).
+    pub form_error: Option<String>,
+    /// The payer popup state to show on the payer screen (`blocked`).
+    pub wait: Option<String>,
+}

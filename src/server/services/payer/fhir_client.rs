@@ -1,0 +1,349 @@
+//! HTTP to one payer's FHIR server for one authorization: bearer token (refreshed before expiry and once
+//! on a 401), retries, `Retry-After`, content types, and clean errors for non-JSON bodies.
+//!
+//! The payer's token is only ever sent to the origin of the authorization's FHIR base: every URL is checked
+//! before the request is built.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::sync::{Mutex, RwLock};
+use url::Url;
+
+use crate::server::{services::payer::oauth::{self, RefreshError}, state::AppState, store::authorizations};
+
+/// Longest `Retry-After` honoured (longer ones are capped), in seconds.
+pub const RETRY_AFTER_CAP_SECS: i64 = 3_600;
+/// Waits up to this long are slept in place; longer ones reschedule the job (`run_after`), in seconds.
+pub const INLINE_WAIT_MAX_SECS: i64 = 2;
+/// Retries of a 5xx (jittered exponential backoff) or a short 429/503 before giving up.
+pub const MAX_RETRIES: u32 = 3;
+/// Base of the exponential backoff, in milliseconds.
+const BACKOFF_BASE_MS: u64 = 200;
+/// Refresh the access token when it expires within this many seconds.
+const REFRESH_MARGIN_SECS: i64 = 30;
+
+/// Why a request to the payer failed.
+#[derive(Debug, Clone)]
+pub enum FetchError {
+    /// A 4xx other than 401/429 (the type is skipped by the caller).
+    Status { status: u16, content_type: String },
+    /// 401 that survived a refresh, or no refresh token to try.
+    Unauthorized,
+    /// The payer refused our refresh token: the patient must link again.
+    NeedsReauth,
+    /// 5xx that survived retries, or the payer unreachable.
+    ServerError { status: u16 },
+    /// The request timed out.
+    Timeout,
+    /// 429/503 asking for a wait longer than [`INLINE_WAIT_MAX_SECS`]: retry at `at` (Unix s).
+    RetryLater { at: i64 },
+    /// A 2xx whose body is not FHIR JSON (HTML, XML, garbage).
+    BadBody { status: u16, content_type: String },
+    /// A URL outside the payer's origin (never requested).
+    ForeignOrigin,
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Status { status, content_type } => write!(f, "payer answered HTTP {status} ({content_type})"),
+            FetchError::Unauthorized => write!(f, "payer answered HTTP 401 and the token could not be refreshed"),
+            FetchError::NeedsReauth => write!(f, "payer refused the refresh token"),
+            FetchError::ServerError { status: 0 } => write!(f, "payer unreachable"),
+            FetchError::ServerError { status } => write!(f, "payer answered HTTP {status} after retries"),
+            FetchError::Timeout => write!(f, "payer did not answer in time"),
+            FetchError::RetryLater { at } => write!(f, "payer asked to retry at {at}"),
+            FetchError::BadBody { status, content_type } => {
+                write!(f, "payer answered HTTP {status} with a body that is not FHIR JSON ({content_type})")
+            }
+            FetchError::ForeignOrigin => write!(f, "link leaves the payer's origin"),
+        }
+    }
+}
+
+struct Token {
+    value: SecretString,
+    expires_at: Option<i64>,
+    /// Bumped by every refresh.
+    generation: u64,
+}
+
+/// Refreshes one request may cause (a token that worked and then expired, several times over).
+const MAX_REFRESHES_PER_REQUEST: u32 = 4;
+
+/// A FHIR client for one authorization.
+pub struct Payer {
+    state: AppState,
+    authorization_id: String,
+    base: Url,
+    token: RwLock<Token>,
+    refresh_gate: Mutex<()>,
+    has_refresh_token: bool,
+    /// Successful requests per token generation: a 401 on a token that never worked, right after a
+    /// refresh, is the "401 that survives a refresh" that ends the sync; a token that worked and then died
+    /// (expired mid-sync, or used up by concurrent reads) is simply refreshed again.
+    successes: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+}
+
+/// Whether a `Content-Type` is one of the JSON types FHIR servers use (parameters ignored).
+pub fn is_fhir_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    matches!(essence.as_str(), "application/fhir+json" | "application/json" | "application/json+fhir")
+}
+
+/// Seconds to wait from a `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+pub fn parse_retry_after(value: &str, now: i64) -> Option<i64> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<i64>() {
+        return Some(secs.max(0));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some((at - now).max(0))
+}
+
+impl Payer {
+    /// A client for `authorization_id`, with the payer tokens opened.
+    ///
+    /// # Errors
+    /// Missing authorization or tokens, a FHIR base that is not a URL.
+    pub async fn new(state: &AppState, authorization_id: &str, fhir_base: &str) -> anyhow::Result<Self> {
+        let creds = authorizations::payer_credentials(state, authorization_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("authorization not found"))?;
+        let access = creds.access_token.ok_or_else(|| anyhow::anyhow!("payer tokens were destroyed"))?;
+        let base = creds.fhir_base.unwrap_or_else(|| fhir_base.to_string());
+        let base = Url::parse(&format!("{}/", base.trim_end_matches('/')))?;
+        Ok(Payer {
+            state: state.clone(),
+            authorization_id: authorization_id.to_string(),
+            base,
+            token: RwLock::new(Token { value: access, expires_at: creds.expires_at, generation: 0 }),
+            refresh_gate: Mutex::new(()),
+            has_refresh_token: creds.refresh_token.is_some(),
+            successes: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// The FHIR base (with a trailing slash).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// Whether `url` is on the payer's own origin (scheme, host, port).
+    pub fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+
+    /// `{base}{path}` (path relative to the FHIR base, e.g. `Coverage?patient=1`).
+    ///
+    /// # Errors
+    /// A path that does not form a URL.
+    pub fn url(&self, path: &str) -> anyhow::Result<Url> {
+        Ok(self.base.join(path)?)
+    }
+
+    async fn current_token(&self) -> Result<(SecretString, u64), FetchError> {
+        let now = self.state.clock.now();
+        let (stale, generation) = {
+            let t = self.token.read().await;
+            (t.expires_at.is_some_and(|e| e <= now + REFRESH_MARGIN_SECS), t.generation)
+        };
+        if stale && self.has_refresh_token {
+            self.refresh(generation).await?;
+        }
+        let t = self.token.read().await;
+        Ok((t.value.clone(), t.generation))
+    }
+
+    fn successes(&self, generation: u64) -> u64 {
+        self.successes.lock().map(|m| m.get(&generation).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Refreshes unless another task already did since `seen_generation`.
+    async fn refresh(&self, seen_generation: u64) -> Result<(), FetchError> {
+        let _gate = self.refresh_gate.lock().await;
+        let held = {
+            let t = self.token.read().await;
+            if t.generation != seen_generation {
+                return Ok(());
+            }
+            t.value.clone()
+        };
+        match oauth::refresh(&self.state, &self.authorization_id, &held).await {
+            Ok(new) => {
+                let creds = authorizations::payer_credentials(&self.state, &self.authorization_id).await.ok().flatten();
+                let mut t = self.token.write().await;
+                t.value = new;
+                t.expires_at = creds.and_then(|c| c.expires_at);
+                t.generation += 1;
+                Ok(())
+            }
+            Err(RefreshError::InvalidGrant) => Err(FetchError::NeedsReauth),
+            Err(RefreshError::NoRefreshToken | RefreshError::NotUsable) => Err(FetchError::Unauthorized),
+            Err(RefreshError::Failed(code, e)) => {
+                tracing::warn!(authorization = %self.authorization_id, ?code, error = %e, "payer refresh failed");
+                Err(FetchError::Unauthorized)
+            }
+        }
+    }
+
+    /// `GET url` with the bearer token; returns the final URL and the JSON body.
+    ///
+    /// Refreshes the token before it expires and once on a 401; 429/503 honour `Retry-After` (short waits in
+    /// place, long ones as [`FetchError::RetryLater`]); other 5xx and transport errors back off with jitter.
+    ///
+    /// # Errors
+    /// See [`FetchError`].
+    pub async fn get(&self, url: &Url) -> Result<Bytes, FetchError> {
+        if !self.same_origin(url) {
+            return Err(FetchError::ForeignOrigin);
+        }
+        let mut refreshes = 0u32;
+        let mut retries = 0u32;
+        loop {
+            let (token, generation) = self.current_token().await?;
+            let sent = self
+                .state
+                .http
+                .get(url.clone())
+                .header(reqwest::header::ACCEPT, "application/fhir+json, application/json;q=0.9")
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) if e.is_timeout() => return Err(FetchError::Timeout),
+                Err(_) => {
+                    if retries >= MAX_RETRIES {
+                        return Err(FetchError::ServerError { status: 0 });
+                    }
+                    retries += 1;
+                    backoff(retries).await;
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            if status != 401 {
+                if let Ok(mut m) = self.successes.lock() {
+                    *m.entry(generation).or_default() += 1;
+                }
+            }
+            let content_type = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, self.state.clock.now()));
+            match status {
+                200..=299 => {
+                    let body = match resp.bytes().await {
+                        Ok(b) => b,
+                        Err(e) if e.is_timeout() => return Err(FetchError::Timeout),
+                        Err(_) => {
+                            if retries >= MAX_RETRIES {
+                                return Err(FetchError::ServerError { status });
+                            }
+                            retries += 1;
+                            backoff(retries).await;
+                            continue;
+                        }
+                    };
+                    let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+                    if !(is_fhir_json(&content_type) || content_type.is_empty()) || !looks_json {
+                        return Err(FetchError::BadBody { status, content_type: short(&content_type) });
+                    }
+                    return Ok(body);
+                }
+                401 => {
+                    if !self.has_refresh_token || refreshes >= MAX_REFRESHES_PER_REQUEST {
+                        return Err(FetchError::Unauthorized);
+                    }
+                    if generation > 0 && self.successes(generation) == 0 {
+                        // Concurrent reads may not have recorded their success yet: look again shortly.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if self.successes(generation) == 0 && self.token.read().await.generation == generation {
+                            return Err(FetchError::Unauthorized);
+                        }
+                    }
+                    refreshes += 1;
+                    self.refresh(generation).await?;
+                }
+                429 | 503 => {
+                    let wait = match retry_after {
+                        Some(w) => w.min(RETRY_AFTER_CAP_SECS),
+                        None if status == 429 => 1,
+                        None => {
+                            if retries >= MAX_RETRIES {
+                                return Err(FetchError::ServerError { status });
+                            }
+                            retries += 1;
+                            backoff(retries).await;
+                            continue;
+                        }
+                    };
+                    if wait > INLINE_WAIT_MAX_SECS || retries >= MAX_RETRIES {
+                        return Err(FetchError::RetryLater { at: self.state.clock.now() + wait.max(1) });
+                    }
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+                }
+                500..=599 => {
+                    if retries >= MAX_RETRIES {
+                        return Err(FetchError::ServerError { status });
+                    }
+                    retries += 1;
+                    backoff(retries).await;
+                }
+                _ => return Err(FetchError::Status { status, content_type: short(&content_type) }),
+            }
+        }
+    }
+}
+
+fn short(content_type: &str) -> String {
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    if ct.is_empty() {
+        "no content type".into()
+    } else {
+        ct.chars().take(60).collect()
+    }
+}
+
+/// Sleeps `base · 2^(attempt-1)` with full jitter (between half and the whole of it).
+async fn backoff(attempt: u32) {
+    let max = BACKOFF_BASE_MS << (attempt.saturating_sub(1)).min(6);
+    let ms = rand::thread_rng().gen_range(max / 2..=max);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        assert!(is_fhir_json("application/fhir+json; charset=utf-8"));
+        assert!(is_fhir_json("Application/JSON"));
+        assert!(is_fhir_json("application/json+fhir;fhirVersion=4.0"));
+        assert!(!is_fhir_json("text/html"));
+        assert!(!is_fhir_json("application/fhir+xml"));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("120", 0), Some(120));
+        let now = 1_700_000_000;
+        let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs((now + 30) as u64));
+        assert_eq!(parse_retry_after(&date, now), Some(30));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

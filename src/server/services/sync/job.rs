@@ -1,0 +1,827 @@
+//! One sync job: claim (lease), run (types, pages, references), checkpoint, finish or reschedule.
+//!
+//! The job's resumable cursor lives in `sync_jobs.state` and is written after every page, so a job whose
+//! instance died (lease expired), was shut down, or waited for a long `Retry-After` continues at the page
+//! where it stopped. Re-fetching a page is harmless: storage is an upsert.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, value::RawValue, Value};
+use sqlx::Row as _;
+use url::Url;
+
+use crate::server::{services::payer::fhir_client::{FetchError, Payer}, store::resources};
+use crate::{
+    domain::ExitCode,
+    server::{
+        platform::crypto,
+        services::webhooks,
+        state::AppState,
+        store::{
+            audit::{self, AuditEntry},
+            authorizations, endpoints,
+        },
+    },
+};
+
+/// How long a claimed job is leased before another instance may take it over, in clock seconds.
+pub const LEASE_SECS: i64 = 120;
+/// How often a running job renews its lease, in real seconds.
+const LEASE_RENEW_SECS: u64 = 20;
+/// Claims of one job (crash, lost lease, internal error) before it fails for good.
+pub const MAX_ATTEMPTS: i64 = 5;
+/// `_count` of a search page.
+pub const PAGE_COUNT: u32 = 50;
+/// Pages followed per resource type.
+pub const PAGE_CAP: u32 = 1_000;
+/// Depth of reference resolution (references of fetched references, …).
+pub const MAX_REF_DEPTH: u32 = 3;
+/// References read at once.
+const REF_CONCURRENCY: usize = 8;
+/// References taken per batch (one checkpoint per batch).
+const REF_BATCH: usize = 64;
+/// Warnings kept on one job.
+const MAX_WARNINGS: usize = 200;
+/// Concurrent running jobs per payer endpoint, across every instance.
+pub const PER_PAYER_LIMIT: i64 = 2;
+/// Types synced when neither `requestedResources` nor the endpoint name any (CARIN Blue Button and US Core).
+pub const DEFAULT_TYPES: &[&str] = &[
+    "Patient",
+    "Coverage",
+    "ExplanationOfBenefit",
+    "Condition",
+    "Observation",
+    "Procedure",
+    "MedicationRequest",
+    "Immunization",
+    "AllergyIntolerance",
+    "Encounter",
+];
+
+/// Resumable position of a job.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(default)]
+    patient_id: Option<String>,
+    /// Types finished (stored or skipped).
+    #[serde(default)]
+    done: Vec<String>,
+    /// The page to fetch next of the type in progress.
+    #[serde(default)]
+    current: Option<TypeCursor>,
+    /// References still to read, with their depth.
+    #[serde(default)]
+    refs_pending: BTreeMap<String, u32>,
+    /// References already read or found stored.
+    #[serde(default)]
+    refs_tried: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TypeCursor {
+    #[serde(rename = "type")]
+    ty: String,
+    url: String,
+    count: u32,
+}
+
+/// A job this instance holds the lease of.
+#[derive(Debug)]
+pub struct Claimed {
+    pub id: String,
+    pub authorization_id: String,
+    pub attempt: i64,
+    owner: String,
+    cursor: Cursor,
+    progress: BTreeMap<String, i64>,
+    warnings: Vec<String>,
+    skipped: Vec<Value>,
+    refs_tried: HashSet<String>,
+}
+
+/// Claims one due job: pending, or syncing with an expired lease (its instance died) and `run_after` past,
+/// while its payer runs fewer than [`PER_PAYER_LIMIT`] jobs. One conditional `UPDATE … RETURNING` whose
+/// subquery uses `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent instances never claim the same job.
+///
+/// # Errors
+/// Database errors.
+pub async fn claim(state: &AppState) -> anyhow::Result<Option<Claimed>> {
+    let now = state.clock.now();
+    let owner = crypto::random_id(12);
+    let sql = format!(
+        "UPDATE sync_jobs SET status = 'syncing', lease_owner = $1, lease_until = $2, attempt = attempt + 1, \
+         started_at = COALESCE(started_at, $3), updated_at = $3 \
+         WHERE id = (SELECT j.id FROM sync_jobs j WHERE j.status IN ('pending', 'syncing') AND j.run_after <= $3 \
+           AND (j.lease_until IS NULL OR j.lease_until < $3) \
+           AND (j.endpoint_id IS NULL OR (SELECT COUNT(*) FROM sync_jobs k WHERE k.endpoint_id = j.endpoint_id \
+                AND k.status = 'syncing' AND k.lease_until >= $3) < $4) \
+           ORDER BY j.run_after, j.created_at LIMIT 1 {}) \
+         AND (lease_until IS NULL OR lease_until < $3) \
+         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped",
+        state.db.skip_locked()
+    );
+    let row = sqlx::query(&sql)
+        .bind(&owner)
+        .bind(now + LEASE_SECS)
+        .bind(now)
+        .bind(PER_PAYER_LIMIT)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let text = |c: &str| row.try_get::<String, _>(c);
+    let cursor: Cursor = serde_json::from_str(&text("state")?).unwrap_or_default();
+    let refs_tried = cursor.refs_tried.iter().cloned().collect();
+    Ok(Some(Claimed {
+        id: text("id")?,
+        authorization_id: text("authorization_id")?,
+        attempt: row.try_get("attempt")?,
+        owner,
+        progress: serde_json::from_str(&text("progress")?).unwrap_or_default(),
+        warnings: serde_json::from_str(&text("warnings")?).unwrap_or_default(),
+        skipped: serde_json::from_str(&text("skipped")?).unwrap_or_default(),
+        cursor,
+        refs_tried,
+    }))
+}
+
+/// How a run ended without a final status.
+enum Pause {
+    /// Long `Retry-After`: run again at this time.
+    RetryAt(i64),
+    /// Shutdown: release the lease so another instance (or the next start) resumes now.
+    Shutdown,
+    /// Another instance took the lease over: stop without writing.
+    LostLease,
+}
+
+enum Stop {
+    Pause(Pause),
+    Fail(ExitCode, String),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(e: anyhow::Error) -> Self {
+        Stop::Internal(e)
+    }
+}
+impl From<sqlx::Error> for Stop {
+    fn from(e: sqlx::Error) -> Self {
+        Stop::Internal(e.into())
+    }
+}
+
+/// Runs a claimed job until it finishes, fails, or pauses (long wait, shutdown, lost lease).
+pub async fn run(state: &AppState, mut job: Claimed) {
+    if job.attempt > MAX_ATTEMPTS {
+        let _ = finish(state, &mut job, Some((ExitCode::SyncFailed, "too many attempts".into()))).await;
+        return;
+    }
+    let lost = Arc::new(AtomicBool::new(false));
+    let renew = {
+        let (state, id, owner, lost) = (state.clone(), job.id.clone(), job.owner.clone(), lost.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(LEASE_RENEW_SECS)).await;
+                let now = state.clock.now();
+                let r = sqlx::query("UPDATE sync_jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+                    .bind(now + LEASE_SECS)
+                    .bind(&id)
+                    .bind(&owner)
+                    .execute(&state.db.pool)
+                    .await;
+                if matches!(r, Ok(ref x) if x.rows_affected() == 0) {
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        })
+    };
+    let mut result = run_inner(state, &mut job, &lost).await;
+    renew.abort();
+    if result.is_ok() && plan_not_reachable(&job) {
+        result = Err(Stop::Fail(ExitCode::PlanNotReachable, "the payer refused every request (HTTP 403)".into()));
+    }
+    let outcome = match result {
+        Ok(()) => finish(state, &mut job, None).await,
+        Err(Stop::Fail(code, reason)) => finish(state, &mut job, Some((code, reason))).await,
+        Err(Stop::Pause(Pause::RetryAt(at))) => pause(state, &mut job, at).await,
+        Err(Stop::Pause(Pause::Shutdown)) => pause(state, &mut job, state.clock.now()).await,
+        Err(Stop::Pause(Pause::LostLease)) => Ok(()),
+        Err(Stop::Internal(e)) => {
+            tracing::error!(job = %job.id, error = %e, "sync job failed internally");
+            if job.attempt >= MAX_ATTEMPTS {
+                finish(state, &mut job, Some((ExitCode::SyncFailed, "internal error".into()))).await
+            } else {
+                {
+                let at = state.clock.now() + 5 * job.attempt;
+                pause(state, &mut job, at).await
+            }
+            }
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!(job = %job.id, error = %e, "recording the sync job's outcome failed");
+    }
+}
+
+async fn run_inner(state: &AppState, job: &mut Claimed, lost: &AtomicBool) -> Result<(), Stop> {
+    let auth = authorizations::get(&state.db, &job.authorization_id)
+        .await?
+        .ok_or_else(|| Stop::Fail(ExitCode::SyncFailed, "authorization not found".into()))?;
+    if auth.revoked_at.is_some()
+        || matches!(auth.state.as_str(), authorizations::REVOKED | authorizations::EXPIRED | authorizations::NEEDS_REAUTH)
+    {
+        return Err(Stop::Fail(ExitCode::SyncFailed, format!("authorization is {}", auth.state)));
+    }
+    let endpoint = endpoints::get(&state.db, &auth.endpoint_id).await?;
+    let payer = Payer::new(state, &auth.id, endpoint.as_ref().map(|e| e.fhir_base_url.as_str()).unwrap_or(""))
+        .await
+        .map_err(|e| Stop::Fail(ExitCode::SyncFailed, format!("payer credentials unavailable: {e}")))?;
+
+    let patient_id = match job.cursor.patient_id.clone().or(auth.patient_id.clone()) {
+        Some(p) => p,
+        None => find_patient(state, &payer, job).await?,
+    };
+    if auth.patient_id.is_none() {
+        authorizations::set_patient_id(&state.db, &auth.id, &patient_id, state.clock.now()).await?;
+    }
+    job.cursor.patient_id = Some(patient_id.clone());
+    job.refs_tried.insert(format!("Patient/{patient_id}"));
+
+    let mut types = authorizations::resource_types(&state.db, &auth.id).await?;
+    if types.is_empty() {
+        types = endpoint.as_ref().map(|e| e.resource_types.clone()).unwrap_or_default();
+    }
+    if types.is_empty() {
+        types = DEFAULT_TYPES.iter().map(|s| s.to_string()).collect();
+    }
+    if let Some(i) = types.iter().position(|t| t == "Patient") {
+        types.remove(i);
+    }
+    types.insert(0, "Patient".into());
+    types.dedup();
+
+    for ty in types {
+        if job.cursor.done.contains(&ty) {
+            continue;
+        }
+        check(state, lost)?;
+        match sync_type(state, &payer, job, &ty, &patient_id, lost).await {
+            Ok(()) => {}
+            Err(TypeStop::Skip(reason, status)) => {
+                job.skipped.push(json!({"type": ty, "reason": reason, "status": status}));
+            }
+            Err(TypeStop::Stop(s)) => return Err(s),
+        }
+        job.cursor.current = None;
+        job.cursor.done.push(ty);
+        checkpoint(state, job).await?;
+    }
+    resolve_references(state, &payer, job, lost).await
+}
+
+/// Nothing stored and every type refused with 403: the patient's plan is not reachable through this API.
+fn plan_not_reachable(job: &Claimed) -> bool {
+    job.progress.values().all(|n| *n == 0)
+        && !job.skipped.is_empty()
+        && job.skipped.iter().all(|s| s.get("status").and_then(Value::as_u64) == Some(403))
+}
+
+fn check(state: &AppState, lost: &AtomicBool) -> Result<(), Stop> {
+    if lost.load(Ordering::SeqCst) {
+        return Err(Stop::Pause(Pause::LostLease));
+    }
+    if state.shutdown.is_cancelled() {
+        return Err(Stop::Pause(Pause::Shutdown));
+    }
+    Ok(())
+}
+
+enum TypeStop {
+    Skip(String, Option<u16>),
+    Stop(Stop),
+}
+
+impl From<Stop> for TypeStop {
+    fn from(s: Stop) -> Self {
+        TypeStop::Stop(s)
+    }
+}
+impl From<anyhow::Error> for TypeStop {
+    fn from(e: anyhow::Error) -> Self {
+        TypeStop::Stop(Stop::Internal(e))
+    }
+}
+
+/// What a failed query means for the job: skip the type, pause, or end the sync.
+fn type_error(e: FetchError) -> TypeStop {
+    match e {
+        FetchError::Status { status, .. } => TypeStop::Skip(e.to_string(), Some(status)),
+        FetchError::BadBody { status, .. } => TypeStop::Skip(e.to_string(), Some(status)),
+        FetchError::ForeignOrigin => TypeStop::Skip(e.to_string(), None),
+        FetchError::RetryLater { at } => TypeStop::Stop(Stop::Pause(Pause::RetryAt(at))),
+        FetchError::Unauthorized | FetchError::NeedsReauth => TypeStop::Stop(Stop::Fail(ExitCode::SyncFailed, e.to_string())),
+        FetchError::ServerError { .. } => TypeStop::Stop(Stop::Fail(ExitCode::PayerServerError, e.to_string())),
+        FetchError::Timeout => TypeStop::Stop(Stop::Fail(ExitCode::PayerTimeout, e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct BundleLink {
+    #[serde(default)]
+    relation: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow, default)]
+    resource: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Bundle<'a> {
+    #[serde(rename = "resourceType", default)]
+    resource_type: Option<String>,
+    #[serde(default)]
+    link: Vec<BundleLink>,
+    #[serde(borrow, default)]
+    entry: Vec<Entry<'a>>,
+}
+
+/// The resources of a page, sorted out.
+struct Page {
+    resources: Vec<resources::Indexed>,
+    refs: Vec<String>,
+    warnings: Vec<String>,
+    error: Option<String>,
+    next: Option<String>,
+}
+
+/// Issues of an OperationOutcome: (has error/fatal, summaries).
+fn outcome_issues(v: &Value) -> (bool, Vec<String>) {
+    let mut bad = false;
+    let mut out = Vec::new();
+    for issue in v.get("issue").and_then(Value::as_array).into_iter().flatten() {
+        let severity = issue.get("severity").and_then(Value::as_str).unwrap_or("unknown");
+        let code = issue.get("code").and_then(Value::as_str).unwrap_or("unknown");
+        bad |= matches!(severity, "error" | "fatal");
+        let text = issue
+            .get("diagnostics")
+            .and_then(Value::as_str)
+            .or_else(|| issue.pointer("/details/text").and_then(Value::as_str))
+            .unwrap_or("");
+        let text: String = text.chars().take(200).collect();
+        out.push(if text.is_empty() { format!("{severity} {code}") } else { format!("{severity} {code}: {text}") });
+    }
+    (bad, out)
+}
+
+fn parse_page(body: &[u8]) -> Result<Page, String> {
+    let bundle: Bundle<'_> = serde_json::from_slice(body).map_err(|_| "the payer's answer is not valid JSON".to_string())?;
+    let mut page = Page { resources: Vec::new(), refs: Vec::new(), warnings: Vec::new(), error: None, next: None };
+    match bundle.resource_type.as_deref() {
+        Some("Bundle") => {}
+        Some("OperationOutcome") => {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let (_, issues) = outcome_issues(&v);
+            page.error = Some(format!("OperationOutcome instead of a Bundle: {}", issues.join("; ")));
+            return Ok(page);
+        }
+        _ => return Err("the payer's answer is not a FHIR Bundle".into()),
+    }
+    for entry in bundle.entry {
+        let Some(raw) = entry.resource else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(raw.get()) else { continue };
+        if v.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
+            let (bad, issues) = outcome_issues(&v);
+            if bad {
+                page.error = Some(format!("OperationOutcome: {}", issues.join("; ")));
+            } else {
+                page.warnings.extend(issues);
+            }
+            continue;
+        }
+        resources::references(&v, &mut page.refs);
+        if let Some(i) = resources::index(raw.get(), &v) {
+            page.resources.push(i);
+        } else {
+            page.warnings.push("an entry without resourceType or id was not stored".into());
+        }
+    }
+    page.next = bundle.link.into_iter().find(|l| l.relation.as_deref() == Some("next")).and_then(|l| l.url).filter(|u| !u.is_empty());
+    Ok(page)
+}
+
+fn with_count(url: &Url, count: u32) -> Url {
+    let mut u = url.clone();
+    let pairs: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != "_count").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs).append_pair("_count", &count.to_string());
+    u
+}
+
+fn warn(job: &mut Claimed, w: String) {
+    if job.warnings.len() < MAX_WARNINGS && !job.warnings.contains(&w) {
+        job.warnings.push(w);
+    }
+}
+
+fn add_refs(payer: &Payer, job: &mut Claimed, refs: &[String], depth: u32) {
+    if depth > MAX_REF_DEPTH {
+        return;
+    }
+    for r in refs {
+        if let Some(r) = normalize_reference(payer, r) {
+            if !job.refs_tried.contains(&r) {
+                job.cursor.refs_pending.entry(r).or_insert(depth);
+            }
+        }
+    }
+}
+
+/// `Type/id` of a reference to a resource on this payer; `None` for contained (`#id`), `urn:`, other
+/// origins, conditional or malformed references.
+pub fn normalize_reference(payer: &Payer, reference: &str) -> Option<String> {
+    if reference.starts_with('#') || reference.starts_with("urn:") || reference.contains('?') {
+        return None;
+    }
+    let relative = if reference.contains("://") {
+        let u = Url::parse(reference).ok()?;
+        if !payer.same_origin(&u) {
+            return None;
+        }
+        u.path().strip_prefix(payer.base().path())?.to_string()
+    } else {
+        reference.trim_start_matches('/').to_string()
+    };
+    let parts: Vec<&str> = relative.split('#').next()?.split('/').collect();
+    let (ty, id) = match parts.as_slice() {
+        [ty, id] | [ty, id, "_history", _] => (*ty, *id),
+        _ => return None,
+    };
+    let type_ok = ty.len() <= 64 && ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && ty.chars().all(|c| c.is_ascii_alphabetic());
+    let id_ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    (type_ok && id_ok).then(|| format!("{ty}/{id}"))
+}
+
+async fn find_patient(state: &AppState, payer: &Payer, job: &mut Claimed) -> Result<String, Stop> {
+    let url = payer.url("Patient")?;
+    let no_patient = || Stop::Fail(ExitCode::SyncFailed, "the payer did not identify the patient".into());
+    let body = match payer.get(&url).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(match type_error(e) {
+                TypeStop::Skip(..) => no_patient(),
+                TypeStop::Stop(s) => s,
+            })
+        }
+    };
+    let page = parse_page(&body).map_err(|_| no_patient())?;
+    let patients: Vec<&resources::Indexed> = page.resources.iter().filter(|r| r.resource_type == "Patient").collect();
+    if patients.len() != 1 {
+        return Err(no_patient());
+    }
+    let id = patients[0].id.clone();
+    resources::upsert(state, &job.authorization_id, state.clock.now(), &page.resources).await?;
+    Ok(id)
+}
+
+async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str, patient_id: &str, lost: &AtomicBool) -> Result<(), TypeStop> {
+    if ty == "Patient" {
+        let url = payer.url(&format!("Patient/{}", urlencode(patient_id)))?;
+        let body = payer.get(&url).await.map_err(type_error)?;
+        let stored = read_one(state, job, &body, "Patient").map_err(|r| TypeStop::Skip(r, None))?;
+        if let Some((item, refs)) = stored {
+            resources::upsert(state, &job.authorization_id, state.clock.now(), std::slice::from_ref(&item)).await?;
+            *job.progress.entry("Patient".into()).or_default() += 1;
+            add_refs(payer, job, &refs, 1);
+        }
+        return Ok(());
+    }
+    let (mut url, mut count) = match &job.cursor.current {
+        Some(c) if c.ty == ty => (Url::parse(&c.url).map_err(|e| TypeStop::Stop(Stop::Internal(e.into())))?, c.count),
+        _ => (payer.url(&format!("{ty}?patient={}&_count={PAGE_COUNT}", urlencode(patient_id)))?, PAGE_COUNT),
+    };
+    let mut seen = HashSet::new();
+    let mut pages = 0u32;
+    let mut halvings = 0;
+    // The next page, fetched while the current one is stored (the payer works while we write).
+    let mut prefetched: Option<Result<bytes::Bytes, FetchError>> = None;
+    loop {
+        if !seen.insert(url.to_string()) {
+            warn(job, format!("{ty}: a repeated next link was not followed"));
+            break;
+        }
+        pages += 1;
+        if pages > PAGE_CAP {
+            warn(job, format!("{ty}: stopped after {PAGE_CAP} pages"));
+            break;
+        }
+        job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: url.to_string(), count });
+        let fetched = match prefetched.take() {
+            Some(r) => r,
+            None => payer.get(&url).await,
+        };
+        let body = match fetched {
+            Ok(b) => b,
+            Err(FetchError::Timeout) if count > 1 && halvings < 4 => {
+                count = (count / 2).max(1);
+                halvings += 1;
+                seen.remove(url.as_str());
+                pages -= 1;
+                url = with_count(&url, count);
+                continue;
+            }
+            Err(e) => {
+                if matches!(e, FetchError::RetryLater { .. }) {
+                    checkpoint(state, job).await?;
+                }
+                return Err(type_error(e));
+            }
+        };
+        let page = parse_page(&body).map_err(|r| TypeStop::Skip(r, Some(200)))?;
+        drop(body);
+        for w in &page.warnings {
+            warn(job, format!("{ty}: {w}"));
+        }
+        if let Some(e) = page.error {
+            return Err(TypeStop::Skip(e, Some(200)));
+        }
+        let next = match &page.next {
+            None => None,
+            Some(n) => match url.join(n) {
+                Ok(next) if payer.same_origin(&next) => Some(next),
+                Ok(_) => {
+                    warn(job, format!("{ty}: a next link to another origin was not followed"));
+                    None
+                }
+                Err(_) => {
+                    warn(job, format!("{ty}: an invalid next link was not followed"));
+                    None
+                }
+            },
+        };
+        let now = state.clock.now();
+        let store = resources::upsert(state, &job.authorization_id, now, &page.resources);
+        match &next {
+            Some(n) if !seen.contains(n.as_str()) && pages < PAGE_CAP && !state.shutdown.is_cancelled() => {
+                let (stored, fetched) = tokio::join!(store, payer.get(n));
+                stored?;
+                prefetched = Some(fetched);
+            }
+            _ => {
+                store.await?;
+            }
+        }
+        for r in &page.resources {
+            *job.progress.entry(r.resource_type.clone()).or_default() += 1;
+        }
+        add_refs(payer, job, &page.refs, 1);
+        let Some(next) = next else { break };
+        job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: next.to_string(), count });
+        checkpoint(state, job).await?;
+        check(state, lost)?;
+        url = next;
+    }
+    Ok(())
+}
+
+/// A single resource read (`GET Type/id`): the resource and its references, `None` for an OperationOutcome
+/// 200 (recorded as a warning); `Err` with a reason when the body is not a resource.
+fn read_one(_state: &AppState, job: &mut Claimed, body: &[u8], what: &str) -> Result<Option<(resources::Indexed, Vec<String>)>, String> {
+    let raw: &RawValue = serde_json::from_slice(body).map_err(|_| "the payer's answer is not valid JSON".to_string())?;
+    let v: Value = serde_json::from_str(raw.get()).map_err(|_| "the payer's answer is not valid JSON".to_string())?;
+    if v.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
+        let (_, issues) = outcome_issues(&v);
+        warn(job, format!("{what}: OperationOutcome: {}", issues.join("; ")));
+        return Ok(None);
+    }
+    let mut refs = Vec::new();
+    resources::references(&v, &mut refs);
+    let item = resources::index(raw.get(), &v).ok_or_else(|| "the payer's answer is not a FHIR resource".to_string())?;
+    Ok(Some((item, refs)))
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Reads every referenced resource not stored yet, in batches of [`REF_BATCH`] with at most
+/// [`REF_CONCURRENCY`] reads at once, down to [`MAX_REF_DEPTH`]. A 403/404 is a warning, never fatal.
+async fn resolve_references(state: &AppState, payer: &Payer, job: &mut Claimed, lost: &AtomicBool) -> Result<(), Stop> {
+    loop {
+        check(state, lost)?;
+        let batch: Vec<(String, u32)> = job.cursor.refs_pending.iter().take(REF_BATCH).map(|(k, v)| (k.clone(), *v)).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut todo = Vec::new();
+        for (r, depth) in batch {
+            let (ty, id) = r.split_once('/').unwrap_or(("", ""));
+            if job.refs_tried.contains(&r) || resources::exists(state, &job.authorization_id, ty, id).await? {
+                job.cursor.refs_pending.remove(&r);
+                job.refs_tried.insert(r);
+                continue;
+            }
+            todo.push((r, depth));
+        }
+        let results: Vec<((String, u32), Result<bytes::Bytes, FetchError>)> = futures::stream::iter(todo)
+            .map(|(r, depth)| async move {
+                let res = match payer.url(&r) {
+                    Ok(u) => payer.get(&u).await,
+                    Err(_) => Err(FetchError::ForeignOrigin),
+                };
+                ((r, depth), res)
+            })
+            .buffer_unordered(REF_CONCURRENCY)
+            .collect()
+            .await;
+        let mut items = Vec::new();
+        let mut retry_at = None;
+        let mut fatal = None;
+        for ((r, depth), res) in results {
+            match res {
+                Ok(body) => match read_one(state, job, &body, &r) {
+                    Ok(Some((item, refs))) => {
+                        add_refs(payer, job, &refs, depth + 1);
+                        items.push(item);
+                    }
+                    Ok(None) => {}
+                    Err(reason) => warn(job, format!("{r}: {reason}")),
+                },
+                Err(FetchError::RetryLater { at }) => {
+                    retry_at = Some(retry_at.map_or(at, |x: i64| x.max(at)));
+                    continue;
+                }
+                Err(e @ (FetchError::Unauthorized | FetchError::NeedsReauth)) => {
+                    fatal = Some(e.to_string());
+                    continue;
+                }
+                Err(e) => warn(job, format!("{r}: not resolved ({e})")),
+            }
+            job.cursor.refs_pending.remove(&r);
+            job.refs_tried.insert(r);
+        }
+        resources::upsert(state, &job.authorization_id, state.clock.now(), &items).await?;
+        for i in &items {
+            *job.progress.entry(i.resource_type.clone()).or_default() += 1;
+        }
+        checkpoint(state, job).await?;
+        if let Some(reason) = fatal {
+            return Err(Stop::Fail(ExitCode::SyncFailed, reason));
+        }
+        if let Some(at) = retry_at {
+            return Err(Stop::Pause(Pause::RetryAt(at)));
+        }
+    }
+}
+
+fn cursor_json(job: &mut Claimed) -> String {
+    job.cursor.refs_tried = job.refs_tried.iter().cloned().collect();
+    job.cursor.refs_tried.sort();
+    serde_json::to_string(&job.cursor).unwrap_or_else(|_| "{}".into())
+}
+
+/// Saves progress and the cursor; fails with `LostLease` when another instance holds the job now.
+async fn checkpoint(state: &AppState, job: &mut Claimed) -> Result<(), Stop> {
+    let cursor = cursor_json(job);
+    let n = sqlx::query(
+        "UPDATE sync_jobs SET progress = $1, warnings = $2, skipped = $3, state = $4, updated_at = $5 \
+         WHERE id = $6 AND lease_owner = $7",
+    )
+    .bind(serde_json::to_string(&job.progress).unwrap_or_default())
+    .bind(serde_json::to_string(&job.warnings).unwrap_or_default())
+    .bind(serde_json::to_string(&job.skipped).unwrap_or_default())
+    .bind(cursor)
+    .bind(state.clock.now())
+    .bind(&job.id)
+    .bind(&job.owner)
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(Stop::Pause(Pause::LostLease));
+    }
+    Ok(())
+}
+
+/// Releases the lease and sets `run_after` (status stays `syncing`, the cursor is kept).
+async fn pause(state: &AppState, job: &mut Claimed, at: i64) -> anyhow::Result<()> {
+    let cursor = cursor_json(job);
+    sqlx::query(
+        "UPDATE sync_jobs SET run_after = $1, lease_owner = NULL, lease_until = NULL, attempt = attempt - 1, \
+         progress = $2, warnings = $3, skipped = $4, state = $5, updated_at = $6 WHERE id = $7 AND lease_owner = $8",
+    )
+    .bind(at)
+    .bind(serde_json::to_string(&job.progress)?)
+    .bind(serde_json::to_string(&job.warnings)?)
+    .bind(serde_json::to_string(&job.skipped)?)
+    .bind(cursor)
+    .bind(state.clock.now())
+    .bind(&job.id)
+    .bind(&job.owner)
+    .execute(&state.db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Final status: `complete`, `partial` (some types skipped) or `failed` (with the exit code).
+async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, String)>) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let (status, exit_code) = match &failure {
+        Some((code, reason)) => {
+            warn(job, format!("sync failed: {reason}"));
+            ("failed", Some(code.as_str()))
+        }
+        None if !job.skipped.is_empty() => ("partial", None),
+        None => ("complete", None),
+    };
+    let cursor = cursor_json(job);
+    let n = sqlx::query(
+        "UPDATE sync_jobs SET status = $1, exit_code = $2, progress = $3, warnings = $4, skipped = $5, state = $6, \
+         finished_at = $7, updated_at = $7, lease_owner = NULL, lease_until = NULL WHERE id = $8 AND lease_owner = $9",
+    )
+    .bind(status)
+    .bind(exit_code)
+    .bind(serde_json::to_string(&job.progress)?)
+    .bind(serde_json::to_string(&job.warnings)?)
+    .bind(serde_json::to_string(&job.skipped)?)
+    .bind(cursor)
+    .bind(now)
+    .bind(&job.id)
+    .bind(&job.owner)
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Ok(());
+    }
+    let auth = authorizations::get(&state.db, &job.authorization_id).await?;
+    let app_id = auth.as_ref().map(|a| a.app_id.clone());
+    let types: BTreeMap<&String, &i64> = job.progress.iter().collect();
+    if let Some(a) = &auth {
+        // Non-health data only: ids, counts per type, skipped types and why, the exit code.
+        let skipped_types: Vec<&Value> = job.skipped.iter().filter_map(|s| s.get("type")).collect();
+        let (event, data) = match exit_code {
+            Some(code) => (
+                "sync_failed",
+                json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
+                       "job_id": job.id, "exit_code": code, "counts": types}),
+            ),
+            None => (
+                "sync_completed",
+                json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
+                       "job_id": job.id, "status": status, "counts": types, "skipped_types": skipped_types}),
+            ),
+        };
+        if let Err(e) = webhooks::enqueue(&state.db, now, &a.app_id, event, data).await {
+            tracing::error!(job = %job.id, error = %e, "queueing the sync webhook failed");
+        }
+    }
+    audit::record(
+        &state.db,
+        now,
+        AuditEntry {
+            actor: "system",
+            action: if failure.is_some() { "sync.failed" } else { "sync.finished" },
+            app_id: app_id.as_deref(),
+            authorization_id: Some(&job.authorization_id),
+            request_id: None,
+            detail: Some(json!({"job_id": job.id, "status": status, "exit_code": exit_code, "counts": types})),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_is_replaced() {
+        let u = Url::parse("https://p.example/fhir/EOB?patient=1&_count=50&page=2").unwrap();
+        let h = with_count(&u, 25);
+        assert_eq!(h.as_str(), "https://p.example/fhir/EOB?patient=1&page=2&_count=25");
+    }
+
+    #[test]
+    fn outcome_severity() {
+        let (bad, issues) = outcome_issues(&json!({"issue": [{"severity": "warning", "code": "processing", "diagnostics": "x"}]}));
+        assert!(!bad);
+        assert_eq!(issues, vec!["warning processing: x"]);
+        let (bad, _) = outcome_issues(&json!({"issue": [{"severity": "fatal", "code": "exception"}]}));
+        assert!(bad);
+    }
+}

@@ -1,0 +1,145 @@
+//! Settings: every setting is a CLI flag and an environment variable (clap with `env`).
+//!
+//! Compiled only with the `ssr` feature. Secrets are [`secrecy::SecretString`] and have no default outside
+//! the local default mode (`--env local`), which generates them once and keeps them under `--data-dir`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+
+/// Where the server runs: `local` generates missing secrets under `--data-dir`; `production` requires them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunMode {
+    /// Developer default: secrets are generated once and kept under `--data-dir`; sandbox payers and a demo app exist.
+    Local,
+    /// Every secret must be given; nothing is generated.
+    Production,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every runtime setting of the server.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Run mode: `local` (generate missing secrets under --data-dir) or `production` (all secrets required).
+    #[arg(long = "env", env = "LINK_ENV", value_enum, default_value = "local", global = true)]
+    pub run_mode: RunMode,
+
+    /// Address to listen on. Port 0 picks a free port; the chosen one is printed at start.
+    #[arg(long, env = "LINK_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub addr: SocketAddr,
+
+    /// Public base URL of this server as browsers and payers see it (e.g. `https://link.example.com`).
+    /// Defaults to `http://{addr}` with the bound port.
+    #[arg(long, env = "LINK_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Database URL: `sqlite://path` (default: a file under --data-dir) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Maximum connections in the database pool.
+    #[arg(long, env = "LINK_DB_MAX_CONNECTIONS", default_value_t = 10, global = true)]
+    pub db_max_connections: u32,
+
+    /// Folder for the SQLite file and, in local mode, generated secrets.
+    #[arg(long, env = "LINK_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Path of the Leptos runtime configuration file.
+    #[arg(long, env = "LINK_LEPTOS_CONFIG", default_value = "Leptos.toml", global = true)]
+    pub leptos_config: PathBuf,
+
+    /// Folder holding the built site (`pkg/` with the hashed wasm, JS and CSS). Overrides Leptos.toml's site-root.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", global = true)]
+    pub site_root: Option<PathBuf>,
+
+    /// Key that encrypts payer tokens at rest: 32 bytes, base64. Required in production (or --encryption-key-file).
+    #[arg(long, env = "LINK_ENCRYPTION_KEY", global = true, hide_env_values = true)]
+    pub encryption_key: Option<SecretString>,
+
+    /// File holding the encryption key (32 bytes, base64). Local mode creates `{data-dir}/encryption.key`.
+    #[arg(long, env = "LINK_ENCRYPTION_KEY_FILE", global = true)]
+    pub encryption_key_file: Option<PathBuf>,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LINK_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` EnvFilter syntax (e.g. `info,link_sdk=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+
+    /// Mount the built-in sandbox payers under `/sandbox/{payer}` and register them as test-mode endpoints.
+    #[arg(long, env = "LINK_SANDBOX", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub sandbox: bool,
+
+    /// Seed of the sandbox's synthetic members (same seed, same data).
+    #[arg(long, env = "LINK_SANDBOX_SEED", default_value_t = 42, global = true)]
+    pub sandbox_seed: u64,
+
+    /// Number of sync jobs run at once by this instance.
+    #[arg(long, env = "LINK_SYNC_WORKERS", default_value_t = 4, global = true)]
+    pub sync_workers: usize,
+
+    /// Time allowed for in-flight requests to finish after SIGINT/SIGTERM, in seconds.
+    #[arg(long, env = "LINK_SHUTDOWN_GRACE", default_value_t = 20, global = true)]
+    pub shutdown_grace_secs: u64,
+
+    /// Timeout of every request to a payer, in seconds.
+    #[arg(long, env = "LINK_PAYER_TIMEOUT", default_value_t = 30, global = true)]
+    pub payer_timeout_secs: u64,
+
+    /// PEM certificate chain: with --tls-key, serve HTTPS directly (rustls). Without both, plain HTTP
+    /// (run behind a TLS-terminating proxy then, and set --public-url to its https:// URL).
+    #[arg(long, env = "LINK_TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching --tls-cert.
+    #[arg(long, env = "LINK_TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Address or CIDR of a reverse proxy whose `X-Forwarded-For` / `X-Forwarded-Proto` headers are trusted
+    /// (repeat, or comma-separate in the variable). From any other peer these headers are dropped.
+    #[arg(long = "trusted-proxy", env = "LINK_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Encrypt synced FHIR resources at rest (AES-256-GCM, same keyring as payer tokens). Payer tokens and
+    /// webhook secrets are always encrypted; this adds the resources' JSON.
+    #[arg(long, env = "LINK_ENCRYPT_RESOURCES", action = clap::ArgAction::SetTrue, global = true)]
+    pub encrypt_resources: bool,
+
+    /// How long a MULTIPLE authorization whose payer refused a refresh stays readable (re-consent window), in
+    /// seconds, when it has no earlier expiry of its own. Default 30 days.
+    #[arg(long, env = "LINK_REAUTH_GRACE", default_value_t = 2_592_000, global = true)]
+    pub reauth_grace_secs: i64,
+}
+
+impl Settings {
+    /// Settings for tests: local mode, port 0, everything under `data_dir`.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let defaults = <Defaults as clap::Parser>::parse_from(["link-sdk", "--addr", "127.0.0.1:0"]);
+        Settings { data_dir, ..defaults.settings }
+    }
+
+    /// The database URL in force: `--database-url`, or a SQLite file under the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("link.db").display()),
+        }
+    }
+}

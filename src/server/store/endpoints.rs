@@ -1,0 +1,264 @@
+//! The endpoint directory: payers a patient can pick (upsert, get, search by name and aliases).
+//!
+//! Owner: [Operators]. Compiled only with `ssr`.
+//!
+//! An endpoint is a payer's FHIR R4 server with the SMART App Launch client registration we hold there.
+//! Its client secret is never stored: `client_secret_ref` names the setting (environment variable) that
+//! holds it, read when needed. Entries are keyed by a stable UUID so importing the same file twice updates
+//! in place.
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sqlx::Row as _;
+
+use crate::server::platform::db::Db;
+use crate::domain::Mode;
+
+/// One payer in the directory (the JSON shape of an `endpoints import` entry, camel-case aside).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Stable UUID (the `endpoint` passed to Link and kept on authorizations).
+    pub id: String,
+    /// Display name, e.g. "Blue Button 2.0 (CMS)".
+    pub name: String,
+    /// Other names patients may search for (plan brands, abbreviations).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Logo shown in the payer picker (https URL).
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    /// `test` (sandbox payers, `pk_test_` keys) or `live`.
+    pub mode: Mode,
+    /// FHIR R4 base URL (no trailing slash); SMART configuration is discovered at
+    /// `{fhir_base_url}/.well-known/smart-configuration` unless overridden below.
+    pub fhir_base_url: String,
+    /// Overrides the discovered `authorization_endpoint`.
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// Overrides the discovered `token_endpoint`.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Our OAuth `client_id` registered at the payer.
+    pub client_id: String,
+    /// Name of the environment variable holding the client secret (confidential clients); never the secret.
+    #[serde(default)]
+    pub client_secret_ref: Option<String>,
+    /// Extra space-separated scopes to request beyond the defaults.
+    #[serde(default)]
+    pub scopes: Option<String>,
+    /// Whether the payer issues refresh tokens (else `MULTIPLE` usage is downgraded to `ONE_TIME`).
+    #[serde(default)]
+    pub refreshable: bool,
+    /// FHIR resource types this endpoint serves (e.g. `["Patient","Coverage","ExplanationOfBenefit"]`).
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+}
+
+impl Endpoint {
+    /// The client secret, read from the environment variable named by `client_secret_ref`.
+    /// `None` for public clients or when the variable is unset or empty.
+    pub fn client_secret(&self) -> Option<SecretString> {
+        let name = self.client_secret_ref.as_deref()?.trim();
+        if name.is_empty() {
+            return None;
+        }
+        std::env::var(name).ok().filter(|v| !v.is_empty()).map(SecretString::from)
+    }
+
+    /// Checks the entry before it is stored: UUID id, http(s) URLs, a client id, a plausible variable name.
+    ///
+    /// # Errors
+    /// A human-readable description of the first problem.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        uuid::Uuid::parse_str(&self.id).with_context(|| format!("endpoint id {:?} is not a UUID", self.id))?;
+        anyhow::ensure!(!self.name.trim().is_empty(), "endpoint {}: name is empty", self.id);
+        anyhow::ensure!(!self.client_id.trim().is_empty(), "endpoint {}: client_id is empty", self.id);
+        for (what, u) in [
+            ("fhir_base_url", Some(&self.fhir_base_url)),
+            ("authorize_url", self.authorize_url.as_ref()),
+            ("token_url", self.token_url.as_ref()),
+            ("logo_url", self.logo_url.as_ref()),
+        ] {
+            if let Some(u) = u {
+                let parsed = url::Url::parse(u).with_context(|| format!("endpoint {}: {what} is not a URL", self.id))?;
+                anyhow::ensure!(
+                    matches!(parsed.scheme(), "http" | "https"),
+                    "endpoint {}: {what} must be http(s)",
+                    self.id
+                );
+            }
+        }
+        if let Some(r) = &self.client_secret_ref {
+            anyhow::ensure!(
+                !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "endpoint {}: client_secret_ref must name an environment variable (letters, digits, _), not hold a secret",
+                self.id
+            );
+        }
+        Ok(())
+    }
+}
+
+fn search_text(e: &Endpoint) -> String {
+    let mut parts = vec![e.name.to_lowercase()];
+    parts.extend(e.aliases.iter().map(|a| a.to_lowercase()));
+    parts.join("\n")
+}
+
+const COLUMNS: &str = "id, name, aliases, logo_url, mode, fhir_base_url, authorize_url, token_url, client_id, \
+                       client_secret_ref, scopes, refreshable, resource_types";
+
+fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Endpoint> {
+    let aliases: String = row.try_get("aliases")?;
+    let types: String = row.try_get("resource_types")?;
+    let mode: String = row.try_get("mode")?;
+    Ok(Endpoint {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        aliases: serde_json::from_str(&aliases).context("endpoints.aliases is not a JSON array")?,
+        logo_url: row.try_get("logo_url")?,
+        mode: Mode::parse(&mode).context("endpoints.mode")?,
+        fhir_base_url: row.try_get("fhir_base_url")?,
+        authorize_url: row.try_get("authorize_url")?,
+        token_url: row.try_get("token_url")?,
+        client_id: row.try_get("client_id")?,
+        client_secret_ref: row.try_get("client_secret_ref")?,
+        scopes: row.try_get("scopes")?,
+        refreshable: row.try_get::<i64, _>("refreshable")? != 0,
+        resource_types: serde_json::from_str(&types).context("endpoints.resource_types is not a JSON array")?,
+    })
+}
+
+/// Inserts the endpoint, or updates every field of the one with the same id.
+///
+/// # Errors
+/// Database errors.
+pub async fn upsert(db: &Db, now: i64, e: &Endpoint) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO endpoints (id, name, aliases, logo_url, mode, fhir_base_url, authorize_url, token_url, \
+         client_id, client_secret_ref, scopes, refreshable, resource_types, search_text, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, aliases = excluded.aliases, \
+         logo_url = excluded.logo_url, mode = excluded.mode, fhir_base_url = excluded.fhir_base_url, \
+         authorize_url = excluded.authorize_url, token_url = excluded.token_url, client_id = excluded.client_id, \
+         client_secret_ref = excluded.client_secret_ref, scopes = excluded.scopes, \
+         refreshable = excluded.refreshable, resource_types = excluded.resource_types, \
+         search_text = excluded.search_text, updated_at = excluded.updated_at",
+    )
+    .bind(&e.id)
+    .bind(&e.name)
+    .bind(serde_json::to_string(&e.aliases)?)
+    .bind(e.logo_url.clone())
+    .bind(e.mode.as_str())
+    .bind(e.fhir_base_url.trim_end_matches('/'))
+    .bind(e.authorize_url.clone())
+    .bind(e.token_url.clone())
+    .bind(&e.client_id)
+    .bind(e.client_secret_ref.clone())
+    .bind(e.scopes.clone())
+    .bind(i64::from(e.refreshable))
+    .bind(serde_json::to_string(&e.resource_types)?)
+    .bind(search_text(e))
+    .bind(now)
+    .execute(&db.pool)
+    .await
+    .context("upserting endpoint")?;
+    Ok(())
+}
+
+/// The endpoint with this id.
+///
+/// # Errors
+/// Database errors.
+pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<Endpoint>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM endpoints WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Endpoints of `mode` whose name or an alias contains `query` (case-insensitive), by name; an empty
+/// query returns every endpoint of the mode. At most `limit` rows (clamped to 1..=200).
+///
+/// # Errors
+/// Database errors.
+pub async fn search(db: &Db, mode: Mode, query: &str, limit: i64) -> anyhow::Result<Vec<Endpoint>> {
+    // LIKE wildcards typed by a patient are matched literally.
+    let needle = query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM endpoints WHERE mode = $1 AND search_text LIKE $2 ESCAPE '\\' \
+         ORDER BY name, id LIMIT $3"
+    ))
+    .bind(mode.as_str())
+    .bind(format!("%{needle}%"))
+    .bind(limit.clamp(1, 200))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Every endpoint, test mode first, by name.
+///
+/// # Errors
+/// Database errors.
+pub async fn list(db: &Db) -> anyhow::Result<Vec<Endpoint>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM endpoints ORDER BY mode DESC, name, id"))
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Endpoint {
+        Endpoint {
+            id: "6f1c2f9e-2f3a-4b7e-9a51-0c1d2e3f4a5b".into(),
+            name: "Example Health".into(),
+            aliases: vec!["EXH".into()],
+            logo_url: None,
+            mode: Mode::Live,
+            fhir_base_url: "https://fhir.example.com/r4".into(),
+            authorize_url: None,
+            token_url: None,
+            client_id: "abc".into(),
+            client_secret_ref: Some("EXAMPLE_CLIENT_SECRET".into()),
+            scopes: None,
+            refreshable: true,
+            resource_types: vec!["Coverage".into()],
+        }
+    }
+
+    #[test]
+    fn validates_entries() {
+        assert!(sample().validate().is_ok());
+        let mut bad = sample();
+        bad.id = "not-a-uuid".into();
+        assert!(bad.validate().is_err());
+        let mut bad = sample();
+        bad.client_secret_ref = Some("s3cr3t value!".into());
+        assert!(bad.validate().is_err());
+        let mut bad = sample();
+        bad.fhir_base_url = "ftp://x".into();
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn search_text_has_name_and_aliases() {
+        assert_eq!(search_text(&sample()), "example health\nexh");
+    }
+
+    #[test]
+    fn json_shape_defaults() {
+        let e: Endpoint = serde_json::from_str(
+            r#"{"id":"6f1c2f9e-2f3a-4b7e-9a51-0c1d2e3f4a5b","name":"X","mode":"test",
+                "fhir_base_url":"https://x.example/fhir","client_id":"c"}"#,
+        )
+        .unwrap();
+        assert!(!e.refreshable);
+        assert!(e.aliases.is_empty());
+    }
+}

@@ -1,0 +1,277 @@
+//! Tokens we issue (public_token, access_token, refresh_token, application tokens, authorization codes):
+//! random, hashed, single use where the protocol says so.
+//!
+//! Owner: [Integrator API]. Compiled only with `ssr`.
+//!
+//! Every token is `crypto::random_token(prefix)` (256 random bits behind a typed prefix) and only its
+//! SHA-256 hash ([`crypto::hash_token`]) is written to the `tokens` table, so a database leak reveals no
+//! usable bearer credential. Lookups go through the unique index on `token_hash`: the hash of the presented
+//! token is compared by the database index, and the stored hash is then re-checked with [`crypto::ct_eq`].
+//! Single-use tokens (`public_token`, authorization codes, rotated refresh tokens) are consumed with one
+//! conditional `UPDATE … RETURNING`, atomic on both SQLite and PostgreSQL, so two concurrent redemptions
+//! can never both succeed.
+
+use serde_json::Value;
+use sqlx::{any::AnyRow, Row as _};
+
+use crate::server::platform::{crypto, db::Db};
+
+/// What a token is for; each kind has its own prefix so a token of one kind is never accepted as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Link `public_token` (`public-token-…`), 30 minutes, single use, exchanged for an access token.
+    Public,
+    /// Patient access token (`at_…`), Bearer for /fhir and /link/introspect (RFC 6750).
+    Access,
+    /// Refresh token (`rt_…`), rotated on every use (RFC 6749 §6).
+    Refresh,
+    /// Application access token (`app_…`) from the `client_credentials` grant: reads any patient of its app.
+    App,
+    /// Authorization code (`ac_…`) of the redirect flow (RFC 6749 §4.1), single use, bound to PKCE.
+    Code,
+}
+
+impl TokenKind {
+    /// Every kind.
+    pub const ALL: [TokenKind; 5] =
+        [TokenKind::Public, TokenKind::Access, TokenKind::Refresh, TokenKind::App, TokenKind::Code];
+
+    /// The value stored in `tokens.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Public => "public",
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+            TokenKind::App => "app",
+            TokenKind::Code => "code",
+        }
+    }
+
+    /// Parses a `tokens.kind` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The visible prefix of tokens of this kind.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Public => "public-token-",
+            TokenKind::Access => "at_",
+            TokenKind::Refresh => "rt_",
+            TokenKind::App => "app_",
+            TokenKind::Code => "ac_",
+        }
+    }
+
+    /// The kind a presented token claims by its prefix (`None` for anything else).
+    pub fn of_token(token: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| token.starts_with(k.prefix()))
+    }
+}
+
+/// A stored token (never the token itself: only its metadata).
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    /// Row id (UUID); also the `jti` reported by /link/introspect.
+    pub id: String,
+    /// Kind of token.
+    pub kind: TokenKind,
+    /// The app it was issued to.
+    pub app_id: String,
+    /// The authorization it grants access to (`None` for application tokens).
+    pub authorization_id: Option<String>,
+    /// Kind-specific non-secret detail (e.g. PKCE challenge and redirect_uri for codes, the refresh
+    /// token's family).
+    pub detail: Value,
+    /// Unix seconds after which it is refused (`None`: does not expire).
+    pub expires_at: Option<i64>,
+    /// Unix seconds when a single-use token was consumed.
+    pub used_at: Option<i64>,
+    /// Unix seconds when it was revoked.
+    pub revoked_at: Option<i64>,
+    /// Unix seconds when it was issued.
+    pub created_at: i64,
+}
+
+/// Why a single-use token could not be consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConsumeError {
+    /// It was valid once but has already been used (a replay).
+    #[error("token already used")]
+    AlreadyUsed,
+    /// It is past its expiry.
+    #[error("token expired")]
+    Expired,
+    /// It was revoked (e.g. the authorization was revoked).
+    #[error("token revoked")]
+    Revoked,
+    /// No such token of this kind.
+    #[error("unknown token")]
+    Unknown,
+}
+
+const COLUMNS: &str = "id, kind, token_hash, app_id, authorization_id, detail, expires_at, used_at, revoked_at, created_at";
+
+fn from_row(row: &AnyRow) -> anyhow::Result<(TokenRow, String)> {
+    let kind: String = row.try_get("kind")?;
+    let detail: String = row.try_get("detail")?;
+    Ok((
+        TokenRow {
+            id: row.try_get("id")?,
+            kind: TokenKind::parse(&kind).ok_or_else(|| anyhow::anyhow!("unknown token kind in database"))?,
+            app_id: row.try_get("app_id")?,
+            authorization_id: row.try_get("authorization_id")?,
+            detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+            expires_at: row.try_get("expires_at")?,
+            used_at: row.try_get("used_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+            created_at: row.try_get("created_at")?,
+        },
+        row.try_get("token_hash")?,
+    ))
+}
+
+/// Issues a new token of `kind` for `app_id` (and `authorization_id`), valid for `ttl_secs` seconds from
+/// `now` (`None`: no expiry). Returns the token itself, which is shown once and never stored.
+///
+/// # Errors
+/// Database errors.
+pub async fn issue(
+    db: &Db,
+    now: i64,
+    kind: TokenKind,
+    app_id: &str,
+    authorization_id: Option<&str>,
+    ttl_secs: Option<i64>,
+    detail: Value,
+) -> anyhow::Result<String> {
+    let token = crypto::random_token(kind.prefix());
+    sqlx::query(
+        "INSERT INTO tokens (id, kind, token_hash, app_id, authorization_id, detail, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(kind.as_str())
+    .bind(crypto::hash_token(&token))
+    .bind(app_id)
+    .bind(authorization_id)
+    .bind(detail.to_string())
+    .bind(ttl_secs.map(|t| now + t))
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok(token)
+}
+
+async fn lookup(db: &Db, kind: TokenKind, token: &str) -> anyhow::Result<Option<TokenRow>> {
+    if !token.starts_with(kind.prefix()) {
+        return Ok(None);
+    }
+    let hash = crypto::hash_token(token);
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1 AND kind = $2"))
+        .bind(&hash)
+        .bind(kind.as_str())
+        .fetch_optional(&db.pool)
+        .await?;
+    match row {
+        Some(row) => {
+            let (t, stored) = from_row(&row)?;
+            Ok(crypto::ct_eq(stored.as_bytes(), hash.as_bytes()).then_some(t))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The row of a presented token of `kind` when it is known, not revoked and not expired at `now`.
+/// (A used single-use token is still "valid" here; use [`consume`] to redeem one.)
+///
+/// # Errors
+/// Database errors.
+pub async fn verify(db: &Db, now: i64, kind: TokenKind, token: &str) -> anyhow::Result<Option<TokenRow>> {
+    Ok(lookup(db, kind, token)
+        .await?
+        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now)))
+}
+
+/// Redeems a single-use token: marks it used and returns its row, in one conditional
+/// `UPDATE … WHERE used_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now)
+/// RETURNING`, so of two concurrent redemptions exactly one wins. When nothing was updated, the row is
+/// read to say why ([`ConsumeError`]).
+///
+/// # Errors
+/// Database errors (the outer `Result`).
+pub async fn consume(
+    db: &Db,
+    now: i64,
+    kind: TokenKind,
+    token: &str,
+) -> anyhow::Result<Result<TokenRow, ConsumeError>> {
+    if !token.starts_with(kind.prefix()) {
+        return Ok(Err(ConsumeError::Unknown));
+    }
+    let hash = crypto::hash_token(token);
+    let row = sqlx::query(&format!(
+        "UPDATE tokens SET used_at = $1 WHERE token_hash = $2 AND kind = $3 AND used_at IS NULL \
+         AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) RETURNING {COLUMNS}"
+    ))
+    .bind(now)
+    .bind(&hash)
+    .bind(kind.as_str())
+    .fetch_optional(&db.pool)
+    .await?;
+    if let Some(row) = row {
+        let (t, stored) = from_row(&row)?;
+        if crypto::ct_eq(stored.as_bytes(), hash.as_bytes()) {
+            return Ok(Ok(t));
+        }
+        return Ok(Err(ConsumeError::Unknown));
+    }
+    Ok(Err(match lookup(db, kind, token).await? {
+        None => ConsumeError::Unknown,
+        Some(t) if t.revoked_at.is_some() => ConsumeError::Revoked,
+        Some(t) if t.used_at.is_some() => ConsumeError::AlreadyUsed,
+        Some(_) => ConsumeError::Expired,
+    }))
+}
+
+/// Revokes one token by row id (e.g. a superseded access token). Returns whether a row changed.
+///
+/// # Errors
+/// Database errors.
+pub async fn revoke_id(db: &Db, now: i64, id: &str) -> anyhow::Result<bool> {
+    let n = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
+/// Revokes every live token tied to an authorization (access, refresh, unexchanged public tokens, codes).
+/// Returns how many tokens were revoked.
+///
+/// # Errors
+/// Database errors.
+pub async fn revoke_for_authorization(db: &Db, now: i64, authorization_id: &str) -> anyhow::Result<u64> {
+    Ok(sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE authorization_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(authorization_id)
+        .execute(&db.pool)
+        .await?
+        .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_distinct_and_roundtrip() {
+        for k in TokenKind::ALL {
+            assert_eq!(TokenKind::parse(k.as_str()), Some(k));
+            let t = crypto::random_token(k.prefix());
+            assert_eq!(TokenKind::of_token(&t), Some(k));
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Server half of the hosted screens: builds the [`Screen`] a Leptos page renders, plan search, sync progress.
+//!
+//! Compiled only with `ssr`; called by the server functions in `app::link`.
+
+use anyhow::Context as _;
+
+use crate::server::store::link_sessions::{self, step, LinkSession};
+use crate::{
+    app::link::model::{PlanView, Screen},
+    domain::{ExitCode, Mode},
+    server::{
+        services::sync,
+        state::AppState,
+        store::{apps, endpoints},
+    },
+};
+
+/// Most plans listed at once.
+const SEARCH_LIMIT: i64 = 50;
+
+/// A screen and the `frame-ancestors` its response must carry.
+pub struct Loaded {
+    /// What to render.
+    pub screen: Screen,
+    /// Space-separated exact origins allowed to frame it.
+    pub frame_ancestors: String,
+}
+
+/// Builds the screen of session `sid`; `None` when it is unknown or expired.
+///
+/// # Errors
+/// Database errors, or a session whose app is gone.
+pub async fn load(
+    state: &AppState,
+    sid: &str,
+    q: Option<String>,
+    err: Option<String>,
+    wait: Option<String>,
+) -> anyhow::Result<Option<Loaded>> {
+    let Some(mut s) = live_session(state, sid).await? else { return Ok(None) };
+    refresh_step(state, &mut s).await?;
+    let app = apps::get(&state.db, &s.app_id).await?.context("link session of a missing app")?;
+    let mut step = s.step.clone();
+    // frame.js asks for the payer panel right after opening the popup: the handoff may not have landed yet.
+    if wait.is_some() && matches!(step.as_str(), step::SEARCH | step::CONNECT) {
+        step = step::PAYER.into();
+    }
+    let endpoint = match &s.endpoint_id {
+        Some(id) => endpoints::get(&state.db, id).await?.map(plan_view),
+        None => None,
+    };
+    let query = q.unwrap_or_default().chars().take(100).collect::<String>();
+    let results = if step == step::SEARCH { search_mode(state, s.mode, &query).await? } else { Vec::new() };
+    let progress = if step == step::SYNCING { progress_of(state, &s).await? } else { Vec::new() };
+    let brand_color = app.brand_color.as_deref().and_then(valid_hex_color);
+    let brand_ink = brand_color.as_deref().map(ink_for);
+    let screen = Screen {
+        sid: s.id.clone(),
+        step,
+        lang: s.options.language.clone(),
+        app_name: app.name.clone(),
+        logo_url: app.logo_url.clone().filter(|u| u.starts_with("https://") || u.starts_with('/')),
+        brand_color,
+        brand_ink,
+        test_mode: s.mode == Mode::Test,
+        usage: s.usage.as_str().into(),
+        requested_resources: s.options.requested_resources.clone(),
+        require_signature: app.require_signature,
+        hosted: s.host_origin.is_none(),
+        nonce: s.nonce.clone(),
+        host_origin: s.host_origin.clone(),
+        auto_exit: s.options.auto_exit,
+        endpoint,
+        endpoint_fixed: s.endpoint_fixed,
+        exit_code: s.exit_code.map(|c| c.as_str().to_string()),
+        progress,
+        query,
+        results,
+        form_error: err.filter(|e| e == "signature"),
+        wait: wait.filter(|w| w == "blocked"),
+    };
+    let ancestors = frame_ancestors(state, &app, s.mode, s.host_origin.as_deref());
+    Ok(Some(Loaded { screen, frame_ancestors: ancestors }))
+}
+
+/// The origins allowed to frame an app's hosted screens: its registered origins, plus in test mode this
+/// server itself (the built-in test page and demo) and the session's own host page when it is a loopback
+/// origin (accepted for test keys at the entry, see `origin_allowed`).
+pub fn frame_ancestors(state: &AppState, app: &apps::App, mode: Mode, host_origin: Option<&str>) -> String {
+    let mut list: Vec<String> = app.allowed_origins.iter().filter(|o| crate::server::surfaces::hosted_link::valid_origin(o)).cloned().collect();
+    let mut add = |o: &str| {
+        if !list.iter().any(|x| x == o) {
+            list.push(o.to_string());
+        }
+    };
+    if mode == Mode::Test {
+        add(&state.public_url);
+        if let Some(o) = host_origin.filter(|o| crate::server::surfaces::hosted_link::valid_origin(o) && crate::server::surfaces::hosted_link::is_loopback_origin(o)) {
+            add(o);
+        }
+    }
+    list.join(" ")
+}
+
+/// Plans matching `q` for session `sid`.
+///
+/// # Errors
+/// Database errors; an unknown session gives an empty list.
+pub async fn search(state: &AppState, sid: &str, q: &str) -> anyhow::Result<Vec<PlanView>> {
+    let Some(s) = live_session(state, sid).await? else { return Ok(Vec::new()) };
+    let q: String = q.chars().take(100).collect();
+    search_mode(state, s.mode, &q).await
+}
+
+/// Records received so far for session `sid`: (kind in plain words, count), see `progress_of`.
+///
+/// # Errors
+/// Database errors.
+pub async fn progress(state: &AppState, sid: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    let Some(s) = live_session(state, sid).await? else { return Ok(Vec::new()) };
+    progress_of(state, &s).await
+}
+
+async fn search_mode(state: &AppState, mode: Mode, q: &str) -> anyhow::Result<Vec<PlanView>> {
+    Ok(endpoints::search(&state.db, mode, q, SEARCH_LIMIT).await?.into_iter().map(plan_view).collect())
+}
+
+/// Records received so far, as the patient reads them (plain words in the session's language, see
+/// [`i18n::record_kinds`](crate::i18n::record_kinds)).
+async fn progress_of(state: &AppState, s: &LinkSession) -> anyhow::Result<Vec<(String, i64)>> {
+    let Some(authz) = &s.authorization_id else { return Ok(Vec::new()) };
+    let by_type: Vec<(String, i64)> =
+        sync::status(&state.db, authz).await?.map(|st| st.progress.into_iter().collect()).unwrap_or_default();
+    Ok(crate::i18n::record_kinds(&s.options.language, &by_type))
+}
+
+fn plan_view(e: endpoints::Endpoint) -> PlanView {
+    PlanView { id: e.id, name: e.name, aliases: e.aliases, logo_url: e.logo_url }
+}
+
+/// A session that exists and has not expired (finished sessions stay readable until expiry).
+///
+/// # Errors
+/// Database errors.
+pub async fn live_session(state: &AppState, sid: &str) -> anyhow::Result<Option<LinkSession>> {
+    Ok(link_sessions::get(&state.db, sid).await?.filter(|s| s.expires_at > state.clock.now()))
+}
+
+/// Moves a syncing session on when its sync job has finished: `complete`/`partial` → success,
+/// `failed` → error with the job's exit code (`SYNC_FAILED` by default).
+///
+/// # Errors
+/// Database errors.
+pub async fn refresh_step(state: &AppState, s: &mut LinkSession) -> anyhow::Result<()> {
+    if s.step != step::SYNCING {
+        return Ok(());
+    }
+    let Some(authz) = s.authorization_id.clone() else { return Ok(()) };
+    let Some(st) = sync::status(&state.db, &authz).await? else { return Ok(()) };
+    let now = state.clock.now();
+    match st.status.as_str() {
+        "complete" | "partial" => {
+            if link_sessions::advance(&state.db, now, &s.id, step::SYNCING, step::SUCCESS, None).await? {
+                s.step = step::SUCCESS.into();
+            }
+        }
+        "failed" => {
+            let code = st.exit_code.unwrap_or(ExitCode::SyncFailed);
+            if link_sessions::advance(&state.db, now, &s.id, step::SYNCING, step::ERROR, Some(code)).await? {
+                s.step = step::ERROR.into();
+                s.exit_code = Some(code);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `#rgb` / `#rrggbb` normalised to `#rrggbb`, or `None` for anything else (it ends up in CSS).
+pub fn valid_hex_color(c: &str) -> Option<String> {
+    let hex = c.strip_prefix('#')?;
+    if !hex.chars().all(|ch| ch.is_ascii_hexdigit()) {
+        return None;
+    }
+    match hex.len() {
+        6 => Some(format!("#{}", hex.to_ascii_lowercase())),
+        3 => Some(format!("#{}", hex.chars().flat_map(|ch| [ch, ch]).collect::<String>().to_ascii_lowercase())),
+        _ => None,
+    }
+}
+
+/// White or near-black text for a brand colour, whichever has the higher WCAG contrast ratio.
+pub fn ink_for(hex: &str) -> String {
+    let channel = |i: usize| {
+        let v = u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0) as f64 / 255.0;
+        if v <= 0.04045 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) }
+    };
+    let l = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+    let dark = 0.2126 * (0x11 as f64 / 255.0_f64).powf(2.2) + 0.7152 * (0x18 as f64 / 255.0_f64).powf(2.2) + 0.0722 * (0x27 as f64 / 255.0_f64).powf(2.2);
+    let with_white = 1.05 / (l + 0.05);
+    let with_dark = (l + 0.05) / (dark + 0.05);
+    if with_white >= with_dark { "#ffffff".into() } else { "#111827".into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours() {
+        assert_eq!(valid_hex_color("#ABC").as_deref(), Some("#aabbcc"));
+        assert_eq!(valid_hex_color("red"), None);
+        assert_eq!(valid_hex_color("#12345g"), None);
+        assert_eq!(ink_for("#1d4ed8"), "#ffffff");
+        assert_eq!(ink_for("#fde047"), "#111827");
+    }
+}

@@ -1,0 +1,309 @@
+//! The sandbox's FHIR R4 server: CapabilityStatement, search by patient with `_count` paging (searchset
+//! Bundles with `next` links), and read by id; bearer tokens enforced per RFC 6750 and the patient
+//! compartment enforced per SMART (another patient's data → 403 OperationOutcome).
+
+use axum::{
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::{json, Value};
+
+use super::{
+    auth::{self, AccessClaims},
+    data::{self, members, Ctx},
+    Faults, PayerConfig, Sandbox, Shared, SHARED_RESOURCE_TYPES, SUPPORTED_RESOURCE_TYPES,
+};
+
+/// Page size when `_count` is absent.
+pub const DEFAULT_COUNT: usize = 50;
+/// Largest page served, whatever `_count` asks.
+pub const MAX_COUNT: usize = 250;
+
+const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+
+fn fhir_response(status: StatusCode, body: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, FHIR_JSON)], serde_json::to_vec(body).unwrap_or_default()).into_response()
+}
+
+/// An OperationOutcome with one issue (FHIR R4 §OperationOutcome).
+pub(crate) fn outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
+    fhir_response(
+        status,
+        &json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}]
+        }),
+    )
+}
+
+fn unauthorized(slug: &str, error: Option<&str>) -> Response {
+    let mut resp = outcome(StatusCode::UNAUTHORIZED, "login", error.unwrap_or("a bearer token is required"));
+    let challenge = match error {
+        Some(e) => format!("Bearer realm=\"{slug}\", error=\"invalid_token\", error_description=\"{e}\""),
+        None => format!("Bearer realm=\"{slug}\""),
+    };
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// Authenticates a FHIR request and applies the request-level faults, in this order: token (401), request
+/// limit (401), rate limit (429), unreachable plan (403), 500s, scope (403).
+fn guard<'a>(
+    sandbox: &'a Sandbox,
+    slug: &str,
+    headers: &HeaderMap,
+    rtype: &str,
+) -> Result<(&'a PayerConfig, AccessClaims, Faults), Response> {
+    let Some(payer) = sandbox.payer(slug) else {
+        return Err(outcome(StatusCode::NOT_FOUND, "not-found", "unknown payer"));
+    };
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+    else {
+        return Err(unauthorized(slug, None));
+    };
+    let claims = match auth::verify_access_token(sandbox, token.trim()) {
+        Ok(c) if c.p == slug => c,
+        Ok(_) => return Err(unauthorized(slug, Some("token issued for another server"))),
+        Err(e) => return Err(unauthorized(slug, Some(e))),
+    };
+    let faults = payer.faults.merged(&members()[claims.m].faults);
+    let seen = {
+        let mut requests = sandbox.requests.lock().unwrap_or_else(|e| e.into_inner());
+        if requests.len() > 10_000 {
+            let now = sandbox.now();
+            requests.retain(|_, (_, exp)| *exp > now);
+        }
+        let entry = requests.entry(claims.j.clone()).or_insert((0, claims.exp));
+        entry.0 += 1;
+        entry.0
+    };
+    if faults.access_token_max_requests.is_some_and(|max| seen > max) {
+        return Err(unauthorized(slug, Some("access token expired")));
+    }
+    if faults.rate_limit_every > 0 && seen % faults.rate_limit_every == 0 {
+        let mut resp = outcome(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many requests; retry later");
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(resp);
+    }
+    if faults.plan_unreachable {
+        return Err(outcome(StatusCode::FORBIDDEN, "forbidden", "the member's plan is not available through this API"));
+    }
+    if faults.server_error_types.iter().any(|t| *t == "*" || *t == rtype) {
+        return Err(outcome(StatusCode::INTERNAL_SERVER_ERROR, "exception", "internal server error"));
+    }
+    if SUPPORTED_RESOURCE_TYPES.contains(&rtype) && !auth::scope_allows(&claims.s, rtype) {
+        let mut resp =
+            outcome(StatusCode::FORBIDDEN, "forbidden", "the granted scope does not include this resource type");
+        let v = format!("Bearer realm=\"{slug}\", error=\"insufficient_scope\"");
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        return Err(resp);
+    }
+    Ok((payer, claims, faults))
+}
+
+fn forbidden_other_patient() -> Response {
+    outcome(StatusCode::FORBIDDEN, "forbidden", "the access token does not grant access to this patient's data")
+}
+
+/// `GET {fhir_base}/{type}?patient=…&_count=…`: a searchset Bundle of the token's patient's resources.
+/// `patient` (or `subject`, `beneficiary`; `Patient/x` or `x`) defaults to the token's patient; `_id` filters
+/// Patient. `_getpagesoffset` is the paging cursor of `next` links.
+pub async fn search(
+    State(sandbox): State<Shared>,
+    Path((slug, rtype)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let (payer, claims, faults) = match guard(&sandbox, &slug, &headers, &rtype) {
+        Ok(g) => g,
+        Err(resp) => return resp,
+    };
+    if !SUPPORTED_RESOURCE_TYPES.contains(&rtype.as_str()) {
+        return if SHARED_RESOURCE_TYPES.contains(&rtype.as_str()) {
+            outcome(StatusCode::BAD_REQUEST, "not-supported", "search is not supported for this type; read by id")
+        } else {
+            outcome(StatusCode::NOT_FOUND, "not-supported", "unknown resource type")
+        };
+    }
+    let own = data::patient_id(sandbox.seed, claims.m);
+    let mut count = DEFAULT_COUNT;
+    let mut offset = 0usize;
+    let mut id_filter: Option<String> = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "patient" | "subject" | "beneficiary" => {
+                let p = v.strip_prefix("Patient/").unwrap_or(v.as_ref());
+                if p != own {
+                    return forbidden_other_patient();
+                }
+            }
+            "_id" => id_filter = Some(v.into_owned()),
+            "_count" => match v.parse::<usize>() {
+                Ok(c) => count = c.clamp(1, MAX_COUNT),
+                Err(_) => return outcome(StatusCode::BAD_REQUEST, "invalid", "_count must be a positive integer"),
+            },
+            "_getpagesoffset" => match v.parse::<usize>() {
+                Ok(o) => offset = o,
+                Err(_) => {
+                    return outcome(
+                        StatusCode::BAD_REQUEST,
+                        "invalid",
+                        "_getpagesoffset must be a non-negative integer",
+                    )
+                }
+            },
+            _ => {}
+        }
+    }
+    let ctx = Ctx { seed: sandbox.seed, payer };
+    let n = claims.m;
+    // `_id` narrows to one resource of the member; another patient's id reveals nothing but an empty page,
+    // except for Patient where it is a compartment question.
+    let indices: Vec<usize> = match &id_filter {
+        Some(id) if rtype == "Patient" && *id != own => return forbidden_other_patient(),
+        Some(id) => match data::parse_id(sandbox.seed, &rtype, id) {
+            Some((m, idx)) if m == n => vec![idx],
+            _ => vec![],
+        },
+        // Fault `no.patient`: without an `_id` the payer cannot tell whose Patient resource is meant.
+        None if rtype == "Patient" && faults.no_patient_context => vec![],
+        None => {
+            let total = data::count(n, &rtype);
+            (offset.min(total)..(offset + count).min(total)).collect()
+        }
+    };
+    let total = if id_filter.is_some() || (rtype == "Patient" && faults.no_patient_context) {
+        indices.len()
+    } else {
+        data::count(n, &rtype)
+    };
+    let fhir_base = sandbox.fhir_base(&slug);
+    let entries: Vec<Value> = indices
+        .iter()
+        .map(|&idx| {
+            let resource = data::generate(&ctx, n, &rtype, idx);
+            json!({
+                "fullUrl": format!("{fhir_base}/{rtype}/{}", resource["id"].as_str().unwrap_or("")),
+                "resource": resource,
+                "search": {"mode": "match"}
+            })
+        })
+        .collect();
+    let page_url = |off: usize, relative: bool| {
+        let path = format!("{rtype}?patient={own}&_count={count}&_getpagesoffset={off}");
+        if relative {
+            let base_path = url::Url::parse(&fhir_base).map(|u| u.path().to_string()).unwrap_or_default();
+            format!("{}/{path}", base_path.trim_end_matches('/'))
+        } else {
+            format!("{fhir_base}/{path}")
+        }
+    };
+    let mut links = vec![json!({"relation": "self", "url": page_url(offset, false)})];
+    if id_filter.is_none() && offset + count < total {
+        links.push(json!({"relation": "next", "url": page_url(offset + count, faults.relative_next)}));
+    }
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": crate::server::platform::crypto::random_id(12),
+        "meta": {"lastUpdated": time::OffsetDateTime::from_unix_timestamp(sandbox.now()).ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default()},
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": entries,
+    });
+    fhir_response(StatusCode::OK, &bundle)
+}
+
+/// `GET {fhir_base}/{type}/{id}`: a member's resource (403 when it belongs to another patient) or a shared
+/// resource (Organization, Practitioner, PractitionerRole, Location, Medication).
+pub async fn read(
+    State(sandbox): State<Shared>,
+    Path((slug, rtype, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let (payer, claims, _faults) = match guard(&sandbox, &slug, &headers, &rtype) {
+        Ok(g) => g,
+        Err(resp) => return resp,
+    };
+    let ctx = Ctx { seed: sandbox.seed, payer };
+    if SHARED_RESOURCE_TYPES.contains(&rtype.as_str()) {
+        return match data::shared(&ctx, &rtype, &id) {
+            Some(r) => fhir_response(StatusCode::OK, &r),
+            None => outcome(StatusCode::NOT_FOUND, "not-found", "no such resource"),
+        };
+    }
+    if !SUPPORTED_RESOURCE_TYPES.contains(&rtype.as_str()) {
+        return outcome(StatusCode::NOT_FOUND, "not-supported", "unknown resource type");
+    }
+    match data::parse_id(sandbox.seed, &rtype, &id) {
+        Some((m, idx)) if m == claims.m => fhir_response(StatusCode::OK, &data::generate(&ctx, m, &rtype, idx)),
+        Some(_) => forbidden_other_patient(),
+        None => outcome(StatusCode::NOT_FOUND, "not-found", "no such resource"),
+    }
+}
+
+/// `GET {fhir_base}/metadata`: the CapabilityStatement (no token needed), with the SMART OAuth URIs.
+pub async fn metadata(State(sandbox): State<Shared>, Path(slug): Path<String>) -> Response {
+    let Some(payer) = sandbox.payer(&slug) else {
+        return outcome(StatusCode::NOT_FOUND, "not-found", "unknown payer");
+    };
+    let base = format!("{}/sandbox/{}", sandbox.base_url, payer.slug);
+    let search_params = |rtype: &str| {
+        let mut p = vec![
+            json!({"name": "patient", "type": "reference"}),
+            json!({"name": "_id", "type": "token"}),
+            json!({"name": "_count", "type": "number"}),
+        ];
+        if rtype == "Coverage" {
+            p.push(json!({"name": "beneficiary", "type": "reference"}));
+        }
+        p
+    };
+    let mut resources: Vec<Value> = SUPPORTED_RESOURCE_TYPES
+        .iter()
+        .map(|t| {
+            json!({
+                "type": t,
+                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "searchParam": search_params(t)
+            })
+        })
+        .collect();
+    resources.extend(SHARED_RESOURCE_TYPES.iter().map(|t| json!({"type": t, "interaction": [{"code": "read"}]})));
+    let statement = json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2025-06-30",
+        "publisher": payer.name,
+        "kind": "instance",
+        "software": {"name": "Link SDK sandbox payer", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": format!("{} (sandbox, synthetic data)", payer.name), "url": sandbox.fhir_base(&slug)},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "cors": false,
+                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
+                "extension": [{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [
+                        {"url": "authorize", "valueUri": format!("{base}/authorize")},
+                        {"url": "token", "valueUri": format!("{base}/token")}
+                    ]
+                }]
+            },
+            "resource": resources
+        }]
+    });
+    fhir_response(StatusCode::OK, &statement)
+}

@@ -1,0 +1,121 @@
+//! Test harness: a real server on port 0 with a fresh database, talked to over HTTP.
+//!
+//! The backend is SQLite (a temp file) unless `TEST_DATABASE_URL` names a PostgreSQL server, in which case
+//! each test gets its own freshly created database on it (`.ci/test` starts a throwaway cluster).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use link_sdk::server::{
+    platform::clock::{ManualClock, SharedClock},
+    settings::Settings,
+    startup::Application,
+    state::AppState,
+};
+
+/// A running server for one test.
+pub struct TestApp {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    /// The port bound.
+    pub port: u16,
+    /// A client that does not follow redirects.
+    pub client: reqwest::Client,
+    /// The server's state (database, clock, cipher).
+    pub state: AppState,
+    /// The clock the server reads; move it with `advance`.
+    pub clock: ManualClock,
+    /// The data folder (SQLite file, keys); removed when dropped.
+    pub dir: tempfile::TempDir,
+    /// The database URL used.
+    pub database_url: String,
+}
+
+impl TestApp {
+    /// `GET {base_url}{path}`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{}", self.base_url, path)).send().await.expect("request failed")
+    }
+}
+
+/// Settings for a fresh test server: port 0, a temp data folder, a fresh database.
+pub async fn test_settings() -> (Settings, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::for_tests(dir.path().to_path_buf());
+    let database_url = fresh_database_url(&dir).await;
+    settings.database_url = Some(database_url.clone());
+    (settings, dir, database_url)
+}
+
+/// A fresh database: a new database on `TEST_DATABASE_URL`'s server, or a SQLite file in `dir`.
+pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.expect("connect to TEST_DATABASE_URL");
+            // Once per test binary: the sweep finds nothing new later in the same run.
+            static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                drop_stale_databases(&mut conn).await;
+            }
+            let name = format!("{TEST_DB_PREFIX}{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+            format!("{base}/{name}")
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+    }
+}
+
+/// Prefix of the databases tests create: `link_test_<unix seconds>_<uuid>`.
+const TEST_DB_PREFIX: &str = "link_test_";
+
+/// Age (seconds) after which a test database is left over from an earlier run: no test runs this long.
+const STALE_AFTER_SECS: u64 = 120;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Drops the test databases of earlier runs, so a PostgreSQL server given in `TEST_DATABASE_URL` does not fill
+/// its disk (each is ~8 MB; one run of the suite creates about 150).
+///
+/// A test's database is not dropped when the test ends: its server and pool are still running then. Instead,
+/// the first test of each test binary drops those older than `STALE_AFTER_SECS`. A plain `DROP DATABASE` refuses a database that
+/// still has sessions, so one still in use is never dropped; errors (another test dropping it first) are ignored.
+/// Names without a timestamp come from before this rule and are dropped too.
+async fn drop_stale_databases(conn: &mut sqlx::AnyConnection) {
+    let rows = sqlx::query("SELECT datname::text AS name FROM pg_database WHERE datname LIKE 'link\\_test\\_%'")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap_or_default();
+    let now = unix_now();
+    for row in rows {
+        let name: String = sqlx::Row::try_get(&row, "name").unwrap_or_default();
+        let rest = name.strip_prefix(TEST_DB_PREFIX).unwrap_or_default();
+        let created = rest.split_once('_').and_then(|(secs, _)| secs.parse::<u64>().ok());
+        let stale = created.is_none_or(|t| now.saturating_sub(t) > STALE_AFTER_SECS);
+        if stale && !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut *conn).await;
+        }
+    }
+}
+
+/// Starts a server with default test settings.
+pub async fn spawn_app() -> TestApp {
+    let (settings, dir, url) = test_settings().await;
+    spawn_app_with(settings, dir, url).await
+}
+
+/// Starts a server with the given settings.
+pub async fn spawn_app_with(settings: Settings, dir: tempfile::TempDir, database_url: String) -> TestApp {
+    let clock = ManualClock::new();
+    let shared: SharedClock = Arc::new(clock.clone());
+    let app = Application::build(settings, shared).await.expect("build app");
+    let port = app.port();
+    let base_url = app.base_url();
+    let state = app.state.clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { base_url, port, client, state, clock, dir, database_url }
+}
