@@ -22,15 +22,14 @@ use std::{
 
 use anyhow::Context as _;
 use link_sdk::{
-    domain::Usage,
     server::{
         platform::clock::SystemClock,
-        services::{payer::oauth, sync},
+        services::{link_flow, payer::oauth, sync},
         settings::Settings,
         startup::Application,
         store::{
             apps::{self, NewApp},
-            authorizations, endpoints,
+            authorizations, endpoints, link_sessions,
         },
         surfaces::sandbox,
     },
@@ -139,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let requested = vec!["ExplanationOfBenefit".to_string()];
-    let session = uuid::Uuid::new_v4().to_string();
+    let session = format!("ls_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, nonce, step, expires_at, created_at, \
          updated_at) VALUES ($1, $2, 'test', 'bench', 'ONE_TIME', $3, 'n', 'connect', $4, $5, $5)",
@@ -152,13 +151,14 @@ async fn main() -> anyhow::Result<()> {
     .execute(&state.db.pool)
     .await?;
 
-    let url = oauth::begin(&state, &session, &endpoint, Usage::OneTime, &requested)
+    let s = link_sessions::get(&state.db, &session).await?.context("session")?;
+    let url = link_flow::begin_handoff(&state, &s, &endpoint)
         .await
         .map_err(|c| anyhow::anyhow!("begin: {}", c.as_str()))?;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let location = sandbox::drive_consent(&client, &url, sandbox::MEMBER_LARGE, true).await?;
     let q: std::collections::HashMap<String, String> = url::Url::parse(&location)?.query_pairs().into_owned().collect();
-    let done = oauth::complete(
+    let done = link_flow::payer_callback(
         &state,
         oauth::CallbackParams { code: q.get("code").cloned(), state: q.get("state").cloned(), error: None, error_description: None },
     )
@@ -187,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
     // The same ExplanationOfBenefit pages with curl. First pass: follow `next` to learn the page URLs
     // (untimed); second pass: ONE curl process fetches them all in order over one kept-alive connection, as
     // the sync does, so process start-up is paid once. That is the payer-side limit.
-    let creds = authorizations::payer_credentials(&state, &done.authorization_id).await?.context("tokens")?;
+    let creds = authorizations::payer_credentials(&state.db, &state.cipher, &done.authorization_id).await?.context("tokens")?;
     let token = creds.access_token.context("token")?;
     let bearer = format!("Authorization: Bearer {}", token.expose_secret());
     let auth = authorizations::get(&state.db, &done.authorization_id).await?.context("authorization")?;

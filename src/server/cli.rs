@@ -319,7 +319,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             )
             .await?;
             audit::record(
-                &db,
+                &db.pool,
                 now,
                 audit::AuditEntry { actor: "operator", action: "app.created", app_id: Some(&app.id), ..Default::default() },
             )
@@ -389,7 +389,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             anyhow::ensure!(grace_secs >= 0, "--grace-secs must be 0 or more");
             let secret = apps::rotate_secret(&db, now, &app, mode, grace_secs).await?;
             audit::record(
-                &db,
+                &db.pool,
                 now,
                 audit::AuditEntry {
                     actor: "operator",
@@ -422,7 +422,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             let secret = if rotate {
                 let s = crate::server::services::webhooks::rotate_signing_secret(&state, &app).await?;
                 audit::record(
-                    &db,
+                    &db.pool,
                     now,
                     audit::AuditEntry {
                         actor: "operator",
@@ -462,7 +462,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             };
             let app = apps::update(&db, now, &u.app, change).await?;
             audit::record(
-                &db,
+                &db.pool,
                 now,
                 audit::AuditEntry { actor: "operator", action: "app.updated", app_id: Some(&app.id), ..Default::default() },
             )
@@ -536,7 +536,7 @@ pub async fn endpoints(settings: Settings, cmd: EndpointsCommand) -> anyhow::Res
                 }
             }
             audit::record(
-                &db,
+                &db.pool,
                 now,
                 audit::AuditEntry {
                     actor: "operator",
@@ -590,7 +590,7 @@ pub async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> 
         }
         AuditCommand::Authorizations { app, downgraded } => {
             use std::io::Write as _;
-            for line in crate::server::services::lifecycle::operator_view(&db, app.as_deref(), downgraded).await? {
+            for line in crate::server::store::authorizations::operator_view(&db, app.as_deref(), downgraded).await? {
                 writeln!(out, "{line}")?;
             }
         }

@@ -119,3 +119,33 @@ pub async fn spawn_app_with(settings: Settings, dir: tempfile::TempDir, database
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     TestApp { base_url, port, client, state, clock, dir, database_url }
 }
+
+/// Sets an authorization's state as another path of the product would (a `REVOKED` also gets `revoked_at`),
+/// without the transition's side effects, for tests of what the sweep does with such rows.
+pub async fn set_state(db: &link_sdk::server::platform::db::Db, id: &str, state: &str, now: i64) {
+    sqlx::query(
+        "UPDATE authorizations SET state = $1, updated_at = $2, \
+         revoked_at = CASE WHEN $1 = 'REVOKED' AND revoked_at IS NULL THEN $2 ELSE revoked_at END WHERE id = $3",
+    )
+    .bind(state)
+    .bind(now)
+    .bind(id)
+    .execute(&db.pool)
+    .await
+    .expect("set state");
+}
+
+/// Starts SMART App Launch for session `sid` at `endpoint`, asking for `usage` and `requested` types (the payer
+/// hand-off of the hosted flow, without its screens); returns the payer's authorize URL.
+pub async fn begin_handoff(
+    state: &AppState,
+    sid: &str,
+    endpoint: &link_sdk::server::store::endpoints::Endpoint,
+    usage: link_sdk::domain::Usage,
+    requested: &[String],
+) -> Result<String, link_sdk::domain::ExitCode> {
+    let mut s = link_sdk::server::store::link_sessions::get(&state.db, sid).await.unwrap().expect("session");
+    s.usage = usage;
+    s.options.requested_resources = requested.to_vec();
+    link_sdk::server::services::link_flow::begin_handoff(state, &s, endpoint).await
+}

@@ -9,7 +9,8 @@ use link_sdk::{
     server::{
         platform::clock::Clock as _,
         services::{
-            payer::oauth::{self, CallbackParams, Completed},
+            link_flow::{self, Authorized},
+            payer::oauth::CallbackParams,
             sync,
         },
         store::{
@@ -46,7 +47,7 @@ async fn session(app: &TestApp, usage: Usage, requested: &[&str]) -> String {
     )
     .await
     .unwrap();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = format!("ls_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, nonce, step, expires_at, created_at, \
          updated_at) VALUES ($1, $2, 'test', 'user-42', $3, $4, 'n', 'connect', $5, $6, $6)",
@@ -74,11 +75,11 @@ async fn link(
     username: &str,
     usage: Usage,
     requested: &[&str],
-) -> (String, Result<Completed, (Option<String>, ExitCode)>) {
+) -> (String, Result<Authorized, (Option<String>, ExitCode)>) {
     let sid = session(app, usage, requested).await;
     let e = endpoint(app, endpoint_id).await;
     let requested: Vec<String> = requested.iter().map(|s| s.to_string()).collect();
-    let url = oauth::begin(&app.state, &sid, &e, usage, &requested).await.expect("begin");
+    let url = crate::common::begin_handoff(&app.state, &sid, &e, usage, &requested).await.expect("begin");
     let location = sandbox::drive_consent(&app.client, &url, username, true).await.expect("sandbox consent");
     let loc = url::Url::parse(&location).unwrap();
     assert_eq!(format!("{}{}", loc.origin().ascii_serialization(), loc.path()), format!("{}/link/callback", app.base_url));
@@ -89,7 +90,7 @@ async fn link(
         error: q.get("error").cloned(),
         error_description: q.get("error_description").cloned(),
     };
-    let r = oauth::complete(&app.state, params).await;
+    let r = link_flow::payer_callback(&app.state, params).await;
     (sid, r)
 }
 
@@ -122,7 +123,7 @@ async fn typical_member_links_and_syncs_from_the_sandbox() {
     let st = sync::status(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!(st.status, "complete", "{st:?}");
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
-    assert_eq!(a.state, authorizations::REFRESHED);
+    assert_eq!(a.state, "REFRESHED");
 }
 
 #[tokio::test]

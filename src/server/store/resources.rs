@@ -238,6 +238,34 @@ pub async fn exists(state: &AppState, authorization_id: &str, resource_type: &st
         .is_some())
 }
 
+/// The resource types stored for an authorization, in name order.
+///
+/// # Errors
+/// Database errors.
+pub async fn stored_types(db: &crate::server::platform::db::Db, authorization_id: &str) -> anyhow::Result<Vec<String>> {
+    use sqlx::Row as _;
+    let rows = sqlx::query("SELECT DISTINCT resource_type FROM resources WHERE authorization_id = $1 ORDER BY resource_type")
+        .bind(authorization_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get::<String, _>("resource_type")?)).collect()
+}
+
+/// Deletes every resource of an authorization through `ex` (the transaction that expunges it); returns how many.
+///
+/// # Errors
+/// Database errors.
+pub async fn delete_for_authorization<'e, E>(ex: E, authorization_id: &str) -> anyhow::Result<u64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query("DELETE FROM resources WHERE authorization_id = $1")
+        .bind(authorization_id)
+        .execute(ex)
+        .await?
+        .rows_affected())
+}
+
 /// Every `reference` string inside a resource, at any depth (also inside `contained` resources). Used by the
 /// sync to resolve references and by the FHIR API for `_include=Type:*`.
 pub fn references(v: &Value, out: &mut Vec<String>) {

@@ -31,7 +31,10 @@ use crate::server::{
     platform::telemetry::request_id,
     services::access::{self, AccessError, Principal},
     state::AppState,
-    store::audit::{self, AuditEntry},
+    store::{
+        audit::{self, AuditEntry},
+        authorizations,
+    },
 };
 
 /// `Content-Type` of every FHIR response.
@@ -155,10 +158,6 @@ type FhirResult = Result<Response, FhirError>;
 // Who is asking, and which rows they may see
 // ---------------------------------------------------------------------------------------------------------
 
-/// SQL condition on `authorizations a`: not revoked, expired or expunged.
-const LIVE_AUTHORIZATION: &str =
-    "a.revoked_at IS NULL AND a.expunged_at IS NULL AND a.state NOT IN ('REVOKED', 'EXPIRED')";
-
 /// The rows a request may read.
 #[derive(Debug, Clone)]
 enum Scope {
@@ -178,12 +177,8 @@ impl Scope {
             }
             Scope::App { app_id, mode, now } => (
                 format!(
-                    "r.authorization_id IN (SELECT a.id FROM authorizations a WHERE a.app_id = ${} AND a.mode = ${} \
-                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > {now}) \
-                     AND NOT (a.usage = 'ONE_TIME' AND a.created_at + {ttl} <= {now}))",
-                    start,
-                    start + 1,
-                    ttl = crate::server::services::payer::oauth::ONE_TIME_TTL_SECS,
+                    "r.authorization_id IN ({})",
+                    authorizations::live_ids_of_app_sql(&format!("${start}"), &format!("${}", start + 1), &now.to_string())
                 ),
                 vec![app_id.clone(), mode.clone()],
             ),
@@ -228,21 +223,7 @@ impl Caller {
                 }
             }
             Principal::App { app_id, mode, .. } => {
-                let ids: Vec<String> = sqlx::query(&format!(
-                    "SELECT a.id FROM authorizations a WHERE a.app_id = $1 AND a.mode = $2 AND a.patient_id = $3 \
-                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > $4) \
-                     AND NOT (a.usage = 'ONE_TIME' AND a.created_at + {ttl} <= $4) ORDER BY a.created_at, a.id",
-                    ttl = crate::server::services::payer::oauth::ONE_TIME_TTL_SECS
-                ))
-                .bind(app_id)
-                .bind(mode.as_str())
-                .bind(patient_id)
-                .bind(self.now)
-                .fetch_all(&state.db.pool)
-                .await?
-                .iter()
-                .filter_map(|r| r.try_get::<String, _>("id").ok())
-                .collect();
+                let ids = authorizations::live_ids_for_patient(&state.db, app_id, *mode, patient_id, self.now).await?;
                 if ids.is_empty() {
                     Err(FhirError::forbidden("that patient is not linked to this application"))
                 } else {
@@ -330,7 +311,7 @@ async fn audit_read(state: &AppState, headers: &HeaderMap, c: &Caller, interacti
     let actor = format!("app:{app_id}");
     let rid = request_id(headers);
     if let Err(e) = audit::record(
-        &state.db,
+        &state.db.pool,
         state.clock.now(),
         AuditEntry {
             actor: &actor,
