@@ -20,7 +20,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     data::{self, members},
-    pages, CodeEntry, Faults, Grant, PayerConfig, RefreshEntry, Sandbox, Shared, CLIENT_ID, PASSWORD,
+    pages,
+    request::{decode_request, AuthorizeParams, ValidRequest},
+    CodeEntry, Faults, Grant, PayerConfig, RefreshEntry, Sandbox, Shared, CLIENT_ID, PASSWORD,
     SUPPORTED_RESOURCE_TYPES,
 };
 use crate::server::platform::crypto;
@@ -31,36 +33,6 @@ pub const CODE_TTL_SECS: i64 = 60;
 pub const REFRESH_TTL_SECS: i64 = 90 * 86_400;
 /// How long a member stays signed in between the sign-in and consent pages.
 const LOGIN_TTL_SECS: i64 = 600;
-
-/// Query of `GET /authorize` (SMART App Launch 2.0 §"Obtain authorization code"). Every field is optional here
-/// so that a missing one produces the right error instead of an extractor rejection.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AuthorizeParams {
-    #[serde(default)]
-    pub response_type: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub redirect_uri: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub state: Option<String>,
-    #[serde(default)]
-    pub aud: Option<String>,
-    #[serde(default)]
-    pub code_challenge: Option<String>,
-    #[serde(default)]
-    pub code_challenge_method: Option<String>,
-}
-
-/// A request that passed validation.
-pub(crate) struct ValidRequest {
-    pub redirect_uri: String,
-    pub state: String,
-    pub scope: String,
-    pub code_challenge: String,
-}
 
 /// Why an authorization request is refused.
 pub(crate) enum Rejection {
@@ -237,15 +209,6 @@ pub struct DecideForm {
     csrf: String,
     login: String,
     decision: String,
-}
-
-/// Encodes the authorization request for a hidden field.
-pub(crate) fn encode_request(p: &AuthorizeParams) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(p).unwrap_or_default())
-}
-
-fn decode_request(s: &str) -> Option<AuthorizeParams> {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()
 }
 
 fn csrf_ok(headers: &HeaderMap, form_value: &str) -> bool {

@@ -79,6 +79,7 @@ mod auth;
 mod data;
 mod fhir;
 mod pages;
+mod request;
 
 use std::{
     collections::HashMap,
