@@ -279,6 +279,17 @@ async fn refresh_rotates_and_only_refreshable_payers_issue_refresh_tokens() {
     let err =
         c.exchange_refresh_token(&RefreshToken::new("sbx_rt_nope".into())).request_async(&s.http).await.unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant);
+    // A refresh may narrow the access token's scope; the rotated refresh token keeps the whole grant (RFC 6749 §6).
+    let narrow = c
+        .exchange_refresh_token(&rt2)
+        .add_scope(Scope::new("patient/*.read".into()))
+        .request_async(&s.http)
+        .await
+        .unwrap();
+    let scopes = |t: &oauth2::basic::BasicTokenResponse| t.scopes().unwrap().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(scopes(&narrow), ["patient/*.read"]);
+    let t2 = c.exchange_refresh_token(narrow.refresh_token().unwrap()).request_async(&s.http).await.unwrap();
+    assert!(scopes(&t2).contains(&"offline_access".to_string()) && scopes(&t2).contains(&"launch/patient".to_string()), "{:?}", scopes(&t2));
     // The new access token works on the FHIR server.
     let resp =
         fhir(&s, &format!("{}/Patient", sandbox::fhir_base(&s.base, "sandbox-health")), t2.access_token().secret())

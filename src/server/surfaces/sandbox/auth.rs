@@ -445,9 +445,10 @@ pub(crate) fn verify_access_token(signer: Signer<'_>, now: i64, token: &str) -> 
     Ok(claims)
 }
 
-/// Mints the token response (SMART App Launch 2.0 §"Response to access token request"). A new `refresh_token`
-/// is issued (and stored) when `new_refresh_token` is set, the payer is refreshable and the grant holds
-/// `offline_access`.
+/// Mints the token response (SMART App Launch 2.0 §"Response to access token request") for an access token
+/// limited to `access_scope` (the grant's scope, or the narrower one a refresh asked for). A new
+/// `refresh_token` is issued (and stored, with the whole grant: RFC 6749 §6 keeps its scope identical) when
+/// `new_refresh_token` is set, the payer is refreshable and the grant holds `offline_access`.
 ///
 /// # Errors
 /// The refresh token cannot be stored.
@@ -456,6 +457,7 @@ async fn token_response(
     signer: Signer<'_>,
     payer: &PayerConfig,
     grant: Grant,
+    access_scope: String,
     new_refresh_token: bool,
 ) -> anyhow::Result<Response> {
     let faults = payer.faults.merged(&members()[grant.member].faults);
@@ -464,7 +466,7 @@ async fn token_response(
     let claims = AccessClaims {
         p: grant.payer.clone(),
         m: grant.member,
-        s: grant.scope.clone(),
+        s: access_scope.clone(),
         exp: now + ttl,
         j: crypto::random_id(12),
     };
@@ -473,7 +475,7 @@ async fn token_response(
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": ttl,
-        "scope": grant.scope.clone(),
+        "scope": access_scope,
         "patient": data::patient_id(sandbox.seed, grant.member),
     });
     if faults.no_patient_context {
@@ -516,7 +518,7 @@ pub async fn token(
         Ok(s) => s,
         Err(e) => return token_endpoint_failure(payer, &e),
     };
-    let (grant, new_refresh_token) = match form.get("grant_type").map(String::as_str) {
+    let (grant, access_scope, new_refresh_token) = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let (Some(code), Some(redirect_uri), Some(verifier)) =
                 (form.get("code"), form.get("redirect_uri"), form.get("code_verifier"))
@@ -563,7 +565,8 @@ pub async fn token(
             if let Some(error) = faults.token_error {
                 return oauth_error(StatusCode::BAD_REQUEST, error, "the health plan could not issue a token");
             }
-            (entry.grant, true)
+            let scope = entry.grant.scope.clone();
+            (entry.grant, scope, true)
         }
         Some("refresh_token") => {
             let Some(refresh_token) = form.get("refresh_token") else {
@@ -585,7 +588,8 @@ pub async fn token(
                     "the refresh token is invalid, expired or already used",
                 );
             };
-            let mut grant = entry.grant;
+            let grant = entry.grant;
+            let mut scope = grant.scope.clone();
             if let Some(requested) = form.get("scope") {
                 let held: Vec<&str> = grant.scope.split_whitespace().collect();
                 if !requested.split_whitespace().all(|s| held.contains(&s)) {
@@ -595,9 +599,9 @@ pub async fn token(
                         "the requested scope exceeds the original grant",
                     );
                 }
-                grant.scope = requested.split_whitespace().collect::<Vec<_>>().join(" ");
+                scope = requested.split_whitespace().collect::<Vec<_>>().join(" ");
             }
-            (grant, payer.rotates_refresh_tokens)
+            (grant, scope, payer.rotates_refresh_tokens)
         }
         Some(_) => {
             return oauth_error(
@@ -608,7 +612,7 @@ pub async fn token(
         }
         None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
     };
-    token_response(&sandbox, signer, payer, grant, new_refresh_token)
+    token_response(&sandbox, signer, payer, grant, access_scope, new_refresh_token)
         .await
         .unwrap_or_else(|e| token_endpoint_failure(payer, &e))
 }
