@@ -82,13 +82,15 @@ impl Drop for Sandbox {
     }
 }
 
-fn start_sandbox(redirect_uri: &str) -> anyhow::Result<(Sandbox, String)> {
+fn start_sandbox(redirect_uri: &str, data_dir: &std::path::Path) -> anyhow::Result<(Sandbox, String)> {
     let bin = match std::env::var("LINK_SDK_BIN") {
         Ok(b) => std::path::PathBuf::from(b),
         Err(_) => std::env::current_exe()?.parent().and_then(|p| p.parent()).context("exe folder")?.join("link-sdk"),
     };
     let mut child = Command::new(&bin)
         .args(["sandbox", "--sandbox-addr", "127.0.0.1:0", "--sandbox-redirect-uri", redirect_uri])
+        .arg("--data-dir")
+        .arg(data_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -119,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(app.run_until(std::future::pending()));
     let redirect_uri = format!("{}/link/callback", state.public_url);
 
-    let (_sandbox, base) = start_sandbox(&redirect_uri)?;
+    let (_sandbox, base) = start_sandbox(&redirect_uri, dir.path())?;
     let payer = sandbox::default_payers().into_iter().find(|p| p.endpoint_id == sandbox::REFRESHABLE_ENDPOINT_ID).context("payer")?;
     let endpoint = sandbox::endpoint_for(&base, &payer);
     let now = state.clock.now();

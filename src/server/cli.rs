@@ -75,6 +75,11 @@ pub struct SandboxArgs {
     /// Seconds the `token.slow` member's token exchange waits (set it past the main server's --payer-timeout).
     #[arg(long = "sandbox-slow-token-delay", env = "LINK_SANDBOX_SLOW_TOKEN_DELAY", default_value_t = 35)]
     pub slow_token_delay_secs: u64,
+
+    /// Database of the sandbox's own state (signing key, authorization codes, refresh tokens): `sqlite://path`
+    /// or `postgres://…`. Default: its own SQLite file, `{data-dir}/sandbox.db`.
+    #[arg(long = "sandbox-database-url", env = "LINK_SANDBOX_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// `link-sdk apps …`

@@ -29,12 +29,30 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// The database URL used.
     pub database_url: String,
+    /// The settings it was started with (a restart reuses them).
+    pub settings: Settings,
+    /// The task serving it; it ends after a shutdown.
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl TestApp {
     /// `GET {base_url}{path}`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{}", self.base_url, path)).send().await.expect("request failed")
+    }
+
+    /// Restarts the server as an operator restarting `.ci/serve` would: a graceful shutdown (in-flight
+    /// requests finish, workers stop), then a new server on the same port with the same settings, data folder
+    /// (keys) and database. The new server's clock starts where this one's was.
+    pub async fn restart(self) -> TestApp {
+        use link_sdk::server::platform::clock::Clock as _;
+        let TestApp { port, state, clock, dir, database_url, mut settings, server, .. } = self;
+        state.shutdown.cancel();
+        server.await.expect("server task").expect("server stopped cleanly");
+        settings.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let again = spawn_app_with(settings, dir, database_url).await;
+        again.clock.set(clock.now());
+        again
     }
 }
 
@@ -111,13 +129,13 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings, dir: tempfile::TempDir, database_url: String) -> TestApp {
     let clock = ManualClock::new();
     let shared: SharedClock = Arc::new(clock.clone());
-    let app = Application::build(settings, shared).await.expect("build app");
+    let app = Application::build(settings.clone(), shared).await.expect("build app");
     let port = app.port();
     let base_url = app.base_url();
     let state = app.state.clone();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let server = tokio::spawn(app.run_until(std::future::pending()));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base_url, port, client, state, clock, dir, database_url }
+    TestApp { base_url, port, client, state, clock, dir, database_url, settings, server }
 }
 
 /// Sets an authorization's state as another path of the product would (a `REVOKED` also gets `revoked_at`),

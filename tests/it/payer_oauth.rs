@@ -22,7 +22,7 @@ use link_sdk::{
 };
 use serde_json::json;
 
-async fn app_with(tweak: impl FnOnce(&mut link_sdk::server::settings::Settings)) -> TestApp {
+pub(crate) async fn app_with(tweak: impl FnOnce(&mut link_sdk::server::settings::Settings)) -> TestApp {
     let (mut settings, dir, url) = test_settings().await;
     settings.sync_workers = 0;
     settings.sandbox = true;
@@ -69,7 +69,7 @@ async fn endpoint(app: &TestApp, id: &str) -> Endpoint {
 }
 
 /// begin → sandbox sign-in as `username` (approve) → complete.
-async fn link(
+pub(crate) async fn link(
     app: &TestApp,
     endpoint_id: &str,
     username: &str,
@@ -94,7 +94,7 @@ async fn link(
     (sid, r)
 }
 
-async fn drain(app: &TestApp) {
+pub(crate) async fn drain(app: &TestApp) {
     let mut n = 0;
     while sync::run_once(&app.state).await {
         n += 1;
