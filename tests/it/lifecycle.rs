@@ -40,6 +40,9 @@ struct FakePayer {
     script: Arc<Mutex<Vec<Option<Value>>>>,
     /// `refresh_token` values received.
     received: Arc<Mutex<Vec<String>>>,
+    /// HTTP status of an `invalid_grant` answer (400 when unset, as RFC 6749 §5.2 says; some servers send 401
+    /// or 403).
+    refusal_status: Arc<Mutex<Option<u16>>>,
 }
 
 async fn token(State(p): State<FakePayer>, Form(form): Form<Vec<(String, String)>>) -> axum::response::Response {
@@ -53,7 +56,10 @@ async fn token(State(p): State<FakePayer>, Form(form): Form<Vec<(String, String)
     };
     match next {
         Some(body) => Json(body).into_response(),
-        None => (axum::http::StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response(),
+        None => {
+            let status = p.refusal_status.lock().unwrap().unwrap_or(400);
+            (axum::http::StatusCode::from_u16(status).unwrap(), Json(json!({"error": "invalid_grant"}))).into_response()
+        }
     }
 }
 
@@ -865,3 +871,60 @@ async fn state_changes_made_by_other_parts_are_completed_by_the_sweep() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["data"]["authorization_id"], b.id.as_str());
 }
+
+/// A payer that refuses a refresh with 403 `{"error":"invalid_grant"}` (a third-party SMART server's way):
+/// the authorization moves to NEEDS_REAUTH exactly once, with one audit record and one `refresh_expired`
+/// webhook, whether the scheduled sweep or a sync asked for the refresh: both go through the one refresh.
+#[tokio::test]
+async fn a_refresh_refused_with_403_invalid_grant_needs_reauth_once_from_the_sweep_and_from_a_sync() {
+    let (mut settings, dir, url) = test_settings().await;
+    settings.sync_workers = 0;
+    let app = spawn_app_with(settings, dir, url).await;
+    let f = fixture(&app).await;
+    let payer = FakePayer::default();
+    *payer.refusal_status.lock().unwrap() = Some(403);
+    let token_url = start_payer(payer.clone()).await;
+    let refused_once = |app_id: String, id: String| {
+        let app = &app;
+        async move {
+            let a = authorizations::get(&app.state.db, &id).await.unwrap().unwrap();
+            assert_eq!(a.state, "NEEDS_REAUTH");
+            assert_eq!(a.state_reason, Some(StateReason::PayerRefusedRefresh));
+            let ev: Vec<Value> =
+                events(app, &app_id, "refresh_expired").await.into_iter().filter(|e| e["data"]["authorization_id"] == id.as_str()).collect();
+            assert_eq!(ev.len(), 1, "one refresh_expired webhook");
+            let refused = actions(app, &id).await.iter().filter(|a| *a == "payer.refresh_refused").count();
+            assert_eq!(refused, 1, "one audit record");
+        }
+    };
+
+    // The sweep refreshes a token about to expire; the payer refuses.
+    let by_sweep = link(&app, &f, "user-sweep", Usage::Multiple, &token_url, 60).await;
+    sweep::sweep_once(&app.state).await.unwrap();
+    assert_eq!(payer.received.lock().unwrap().len(), 1);
+    refused_once(f.app_id.clone(), by_sweep.id.clone()).await;
+
+    // A sync finds its payer token expired and refreshes first; the payer refuses; the sync fails.
+    let by_sync = link(&app, &f, "user-sync", Usage::Multiple, &token_url, -10).await;
+    // Keep the sweep away from it (it would refresh it too), so that only the sync asks.
+    sqlx::query("UPDATE authorizations SET refresh_after = $1 WHERE id = $2")
+        .bind(app.clock.now() + 3600)
+        .bind(&by_sync.id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    link_sdk::server::services::sync::enqueue(&app.state.db, &by_sync.id, app.clock.now()).await.unwrap();
+    assert!(link_sdk::server::services::sync::run_once(&app.state).await);
+    let st = link_sdk::server::services::sync::status(&app.state.db, &by_sync.id).await.unwrap().unwrap();
+    assert_eq!(st.status, "failed");
+    assert_eq!(payer.received.lock().unwrap().len(), 2);
+    refused_once(f.app_id.clone(), by_sync.id.clone()).await;
+
+    // Neither asks the payer again nor sends a second event.
+    app.clock.advance(86_400);
+    sweep::sweep_once(&app.state).await.unwrap();
+    assert_eq!(payer.received.lock().unwrap().len(), 2);
+    refused_once(f.app_id.clone(), by_sweep.id.clone()).await;
+    refused_once(f.app_id.clone(), by_sync.id.clone()).await;
+}
+
