@@ -2,10 +2,10 @@
 //! app — what was shared, when, for how long — and removes any of them, which revokes the authorization,
 //! deletes its data at once and sends the app an `authorization_revoked` webhook.
 //!
-//! Owner: [Lifecycle]. Compiled in both builds; the server functions' bodies run only on the server.
+//! Compiled in both builds; the server functions' bodies run only on the server.
 //!
 //! Access: the page needs a short-lived grant token minted by the integrator's backend with its secret key
-//! (`POST /link/connections-url`, see `server::lifecycle`), never a publishable key + `externalId` (both are
+//! (`POST /link/connections-url`, see `server::services::lifecycle::connections`), never a publishable key + `externalId` (both are
 //! public, so they would let anyone manage another user's links). It renders fully on the server
 //! (`SsrMode::Async`), and "Remove" is a plain form POST, so it works without JavaScript; once hydrated the
 //! same form updates the list in place.

@@ -1,7 +1,5 @@
 //! Management subcommands: apps, endpoints, audit.
 //!
-//! Owner: [Operators]. Compiled only with `ssr`.
-//!
 //! Each subcommand connects to the same database as the server (`--database-url` / `DATABASE_URL`, or the
 //! SQLite file under `--data-dir`) through [`Db::connect`], which also runs pending migrations, so the CLI
 //! works on a fresh data folder before the server ever started. Output is human-readable by default and
@@ -208,7 +206,7 @@ pub enum EndpointsCommand {
     },
 }
 
-/// `link-sdk audit …` (owner: [Lifecycle]).
+/// `link-sdk audit …`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
     /// Print the audit trail as JSON lines, oldest first: `{id, at, time, actor, action, app_id,
@@ -581,7 +579,7 @@ pub async fn endpoints(settings: Settings, cmd: EndpointsCommand) -> anyhow::Res
     Ok(())
 }
 
-/// Runs `audit …` (owner: [Lifecycle]).
+/// Runs `audit …`.
 ///
 /// # Errors
 /// Database or I/O errors.

@@ -138,7 +138,9 @@ impl Application {
         shutdown.cancelled().await;
         let result = tokio::time::timeout(grace, serve).await;
         for w in workers {
-            let _ = tokio::time::timeout(grace, w).await;
+            if tokio::time::timeout(grace, w).await.is_err() {
+                tracing::warn!("a background worker did not stop within the grace period");
+            }
         }
         match result {
             Ok(joined) => joined.context("server task")?.context("serving")?,

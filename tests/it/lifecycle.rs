@@ -124,7 +124,7 @@ struct Linked {
     refresh_token: String,
 }
 
-/// An authorization as the Sync part stores it (payer tokens sealed), two resources, and our tokens for it.
+/// An authorization as the sync stores it (payer tokens sealed), two resources, and our tokens for it.
 async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token_url: &str, payer_expires_in: i64) -> Linked {
     let now = app.clock.now();
     let payer_access = format!("payer-access-{}", uuid::Uuid::new_v4().simple());
@@ -172,7 +172,7 @@ async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token
     Linked { id, payer_access, payer_refresh, access_token, refresh_token }
 }
 
-/// Writes a resource the way the Sync part does: through `sync::store::seal_body`.
+/// Writes a resource the way the sync does: through `store::resources::seal_body`.
 async fn insert_resource(app: &TestApp, authorization_id: &str, rtype: &str, rid: &str, json: &str) {
     let (body, body_enc, key_id) = link_sdk::server::store::resources::seal_body(&app.state, authorization_id, rtype, rid, json);
     sqlx::query(
@@ -368,7 +368,7 @@ async fn a_downgrade_is_recorded_once_for_the_operator() {
     let app = spawn_app().await;
     let f = fixture(&app).await;
     let l = link(&app, &f, "user-4", Usage::OneTime, "http://127.0.0.1:9/token", 3600).await;
-    // As the Sync part stores a MULTIPLE request on an endpoint without refresh tokens.
+    // As the link flow stores a MULTIPLE request on an endpoint without refresh tokens.
     sqlx::query("UPDATE authorizations SET usage_requested = 'MULTIPLE', downgraded = 1 WHERE id = $1")
         .bind(&l.id)
         .execute(&app.state.db.pool)

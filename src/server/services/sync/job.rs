@@ -163,7 +163,9 @@ impl From<sqlx::Error> for Stop {
 /// Runs a claimed job until it finishes, fails, or pauses (long wait, shutdown, lost lease).
 pub async fn run(state: &AppState, mut job: Claimed) {
     if job.attempt > MAX_ATTEMPTS {
-        let _ = finish(state, &mut job, Some((ExitCode::SyncFailed, "too many attempts".into()))).await;
+        if let Err(e) = finish(state, &mut job, Some((ExitCode::SyncFailed, "too many attempts".into()))).await {
+            tracing::error!(job = %job.id, error = %format!("{e:#}"), "recording the sync job's failure failed");
+        }
         return;
     }
     let lost = Arc::new(AtomicBool::new(false));
