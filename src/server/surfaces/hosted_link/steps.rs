@@ -20,7 +20,7 @@ use crate::{
         store::{
             apps,
             audit::{self, AuditEntry},
-            consents::{self, NewConsent},
+            consents::{self, ConsentChoice, NewConsent},
             link_sessions::{self, LinkSession},
         },
         surfaces::hosted_link::respond::{live_or_screen, see_other, session_url, FlowResult},
@@ -78,7 +78,7 @@ pub async fn consent(State(state): State<AppState>, Path(sid): Path<String>, For
         scope: &scope,
         text: &text,
         language: &s.options.language,
-        given,
+        choice: if given { ConsentChoice::Given } else { ConsentChoice::Declined },
         signature_name: if given { signature.as_deref() } else { None },
     };
     consents::record(&state.db, now, consent).await?;
