@@ -308,6 +308,7 @@ pub fn ConnectionsPage() -> impl IntoView {
     ssr::apply_to_response(&listed);
     let m = msgs(lang);
     view! {
+        <crate::app::PageLang lang=lang/>
         <Title text=format!("{} · Link SDK", m.conn_title)/>
         <main class="page narrow connections" id="main" lang=lang>
             {connections_body(listed.map(|(v, _)| v), token, lang, removed, failed)}
