@@ -70,6 +70,8 @@ pub struct Msgs {
     pub success_title: &'static str,
     pub success_intro: &'static str,
     pub success_closing: &'static str,
+    /// The hosted flow's success screen once the app has the result (the patient came back to this page).
+    pub success_returned: &'static str,
     // Error
     pub error_title: &'static str,
     pub exit: &'static str,
@@ -79,6 +81,8 @@ pub struct Msgs {
     pub exited_intro: &'static str,
     pub expired_title: &'static str,
     pub expired_intro: &'static str,
+    /// The button that takes a timed-out hosted flow back to the app (`{app}`).
+    pub return_to_app: &'static str,
     // Connections page (`/link/connections`)
     pub conn_title: &'static str,
     pub conn_lede: &'static str,
@@ -163,6 +167,7 @@ pub static EN: Msgs = Msgs {
     success_title: "You're connected",
     success_intro: "Your health plan is connected to {app}.",
     success_closing: "Returning you to {app}…",
+    success_returned: "You can close this window and go back to {app}.",
     error_title: "Something went wrong",
     exit: "Exit",
     error_code_label: "Error code",
@@ -170,6 +175,7 @@ pub static EN: Msgs = Msgs {
     exited_intro: "Nothing was shared.",
     expired_title: "This link has expired",
     expired_intro: "Start again from the app you came from.",
+    return_to_app: "Return to {app}",
     conn_title: "Your connected health plans",
     conn_lede: "You shared data from these health plans with {app}. Removing one stops the sharing and deletes the copy we hold, right away.",
     conn_none: "You have no connected health plans.",
@@ -252,6 +258,7 @@ pub static ES: Msgs = Msgs {
     success_title: "Ya está conectado",
     success_intro: "Su plan de salud está conectado a {app}.",
     success_closing: "Volviendo a {app}…",
+    success_returned: "Puede cerrar esta ventana y volver a {app}.",
     error_title: "Algo salió mal",
     exit: "Salir",
     error_code_label: "Código de error",
@@ -259,6 +266,7 @@ pub static ES: Msgs = Msgs {
     exited_intro: "No se compartió nada.",
     expired_title: "Este enlace ha vencido",
     expired_intro: "Empiece de nuevo desde la aplicación de la que vino.",
+    return_to_app: "Volver a {app}",
     conn_title: "Sus planes de salud conectados",
     conn_lede: "Usted compartió datos de estos planes de salud con {app}. Si quita uno, se deja de compartir y la copia que guardamos se borra de inmediato.",
     conn_none: "No tiene planes de salud conectados.",

@@ -206,7 +206,7 @@ async fn link_screen_page(
     req: axum::extract::Request,
 ) -> axum::response::Response {
     let preloaded = match crate::server::surfaces::hosted_link::screen::load(&state, &sid, p.q, p.err, p.wait).await {
-        Ok(found) => crate::app::link::PreloadedScreen(found.map(|l| (l.screen, l.frame_ancestors))),
+        Ok(found) => crate::app::link::PreloadedScreen(found.map(|l| (l.screen, l.policy))),
         Err(e) => return crate::server::surfaces::hosted_link::internal(e),
     };
     render_with(state, preloaded, req).await

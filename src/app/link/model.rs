@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The step a screen shows for a session that timed out before it ended (never stored: sessions keep their
+/// last step).
+pub const EXPIRED_STEP: &str = "expired";
+
 /// A plan (directory endpoint) as shown to the patient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanView {
@@ -22,7 +26,7 @@ pub struct Screen {
     /// Session id (the bearer value in the URL).
     pub sid: String,
     /// Step to render (`consent`, `explainer`, `search`, `connect`, `payer`, `syncing`, `success`, `error`,
-    /// `exited`, `done`).
+    /// `exited`, `done`, or [`EXPIRED_STEP`]).
     pub step: String,
     /// `en` or `es`.
     pub lang: String,
@@ -66,4 +70,14 @@ pub struct Screen {
     pub form_error: Option<String>,
     /// The payer popup state to show on the payer screen (`blocked`).
     pub wait: Option<String>,
+}
+
+/// What a screen's response must carry besides the page: its CSP `frame-ancestors` and the extra
+/// `form-action` target (built on the server, plain strings in both builds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScreenPolicy {
+    /// Space-separated exact origins allowed to frame the page.
+    pub frame_ancestors: String,
+    /// The CSP source of a hosted flow's `redirect_uri` (empty for the modal): its forms end with a 303 there.
+    pub form_targets: String,
 }

@@ -473,7 +473,8 @@ async fn grant_response(state: &AppState, authorization: &Authorization, family:
 
 /// `POST /link/exchange` `{public_token, secret_key}` → `{access_token, token_type, expires_in (86400, or less
 /// when the data is expunged sooner: ONE_TIME), refresh_token?,
-/// refresh_expires_in?, patient, endpoint}`. The `public_token` is single use, 30 minutes, one app's.
+/// refresh_expires_in?, patient, endpoint}`. The `public_token` is single use, 30 minutes, one app's. It may be
+/// exchanged as soon as `onSyncing` delivers it; the Link modal still ends with `onSuccess` and the same token.
 async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let params = parse_params(&headers, &body)?;
     let public_token = required(&params, "public_token")?;
@@ -502,13 +503,8 @@ async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     if authorization.state == authorizations::AUTHORIZED {
         authorizations::set_state(&state.db, &authorization.id, authorizations::EXCHANGED, now).await?;
     }
-    // The modal no longer needs its sealed copy of the public_token.
-    sqlx::query("UPDATE link_sessions SET public_token_enc = NULL, public_token_key_id = NULL, updated_at = $1 WHERE authorization_id = $2")
-        .bind(now)
-        .bind(&authorization.id)
-        .execute(&state.db.pool)
-        .await
-        .map_err(anyhow::Error::from)?;
+    // The Link session keeps its sealed copy of this (now spent) token until the modal has told the page:
+    // exchanging early, e.g. in `onSyncing`, must not change what the page sees (`onSuccess` still fires with it).
     audit_event(&state, &headers, "token.exchanged", &app.id, Some(&authorization.id), None).await;
     Ok(no_store(response))
 }

@@ -597,29 +597,40 @@ async fn retry(State(state): State<AppState>, Path(sid): Path<String>) -> Respon
     see_other(&session_url(&sid))
 }
 
-#[derive(Debug, Deserialize)]
-struct ExitForm {
-    code: Option<String>,
-}
-
-async fn exit(State(state): State<AppState>, Path(sid): Path<String>, Form(f): Form<ExitForm>) -> Response {
-    let s = live!(state, sid);
+/// `POST /link/s/{sid}/exit`: the close button (×), Esc, the error screen's Exit, the expired screen's Return, and
+/// link.js closing the modal (a beacon from frame.js). What closing means, per step (the contract in
+/// `public/link.d.ts`):
+/// - before the payer authorized: `PATIENT_CANCELLED`;
+/// - on the error screen: that error's code;
+/// - after the payer authorized (syncing, success): success, with the `public_token` `onSyncing` delivered (the
+///   sync goes on; the integrator's backend sees 429 until the data is ready);
+/// - a session that timed out before it ended: `PATIENT_CANCELLED`;
+/// - an ended session: its ending again (the screen repeats it to the host page; a hosted flow already
+///   went back to the app).
+///
+/// The hosted flow ends with a 303 to its `redirect_uri` (its screens' CSP allows that target, see
+/// `ScreenPolicy`); the modal's screen then tells the host page.
+async fn exit(State(state): State<AppState>, Path(sid): Path<String>) -> Response {
+    let s = match link_sessions::get(&state.db, &sid).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return see_other(&session_url(&sid)),
+        Err(e) => return internal(e),
+    };
+    let ended = matches!(s.step.as_str(), step::EXITED | step::DONE);
+    if s.expires_at <= state.clock.now() {
+        return if ended { see_other(&session_url(&sid)) } else { end_with(&state, &s, ExitCode::PatientCancelled).await };
+    }
     match s.step.as_str() {
         step::EXITED | step::DONE => see_other(&session_url(&sid)),
-        // Closing the success screen is finishing it: the public token exists.
-        step::SUCCESS => {
-            if s.redirect_uri.is_some() {
-                return see_other(&format!("{}/finish", session_url(&sid)));
+        step::SYNCING | step::SUCCESS => match &s.redirect_uri {
+            Some(_) => finish_hosted(&state, &s).await,
+            None => {
+                let _ = link_sessions::advance(&state.db, state.clock.now(), &sid, &s.step, step::DONE, None).await;
+                see_other(&session_url(&sid))
             }
-            let _ = link_sessions::advance(&state.db, state.clock.now(), &sid, step::SUCCESS, step::DONE, None).await;
-            see_other(&session_url(&sid))
-        }
-        step::ERROR => {
-            // The error's own code, whatever the form says.
-            let code = s.exit_code.unwrap_or(ExitCode::PatientCancelled);
-            let _ = f.code;
-            end_with(&state, &s, code).await
-        }
+        },
+        // The error's own code.
+        step::ERROR => end_with(&state, &s, s.exit_code.unwrap_or(ExitCode::PatientCancelled)).await,
         _ => end_with(&state, &s, ExitCode::PatientCancelled).await,
     }
 }
@@ -831,33 +842,43 @@ async fn status(State(state): State<AppState>, Path(sid): Path<String>) -> Respo
     (no_store, Json(body)).into_response()
 }
 
+/// `GET /link/s/{sid}/finish`: the end of a hosted flow whose sync is done (its Continue button, or frame.js after
+/// the success screen showed).
 async fn finish(State(state): State<AppState>, Path(sid): Path<String>) -> Response {
     let s = live!(state, sid);
-    if !matches!(s.step.as_str(), step::SUCCESS | step::DONE) {
+    if !matches!(s.step.as_str(), step::SUCCESS | step::DONE) || s.redirect_uri.is_none() {
         return see_other(&session_url(&sid));
     }
-    let Some(ru) = &s.redirect_uri else { return see_other(&session_url(&sid)) };
-    let Some(token) = link_sessions::public_token(&state, &s) else {
-        return see_other(&session_url(&sid));
+    finish_hosted(&state, &s).await
+}
+
+/// Ends a hosted flow whose payer authorized (syncing or success): the session is done, and the browser goes
+/// to the `redirect_uri` with `public_token` and `state` (or, for `/link/auth`, a single-use `code`). Once the
+/// token has been handed over (it is not kept), the session's own screen says so.
+async fn finish_hosted(state: &AppState, s: &LinkSession) -> Response {
+    let sid = &s.id;
+    let Some(ru) = &s.redirect_uri else { return see_other(&session_url(sid)) };
+    let Some(token) = link_sessions::public_token(state, s) else {
+        return see_other(&session_url(sid));
     };
     let now = state.clock.now();
-    let _ = link_sessions::advance(&state.db, now, &sid, step::SUCCESS, step::DONE, None).await;
-    let _ = link_sessions::clear_public_token(&state.db, now, &sid).await;
+    let _ = link_sessions::advance(&state.db, now, sid, &s.step, step::DONE, None).await;
+    let _ = link_sessions::clear_public_token(&state.db, now, sid).await;
     // Started by `GET /link/auth` (OAuth 2.0 redirect flow, PKCE): the client gets a single-use `code` for
     // `POST /link/token` instead of the `public_token`, which is never shown.
     let challenge: Option<String> = sqlx::query_scalar("SELECT code_challenge FROM link_sessions WHERE id = $1")
-        .bind(&sid)
+        .bind(sid)
         .fetch_optional(&state.db.pool)
         .await
         .ok()
         .flatten()
         .flatten();
     if challenge.is_some() {
-        return match crate::server::surfaces::integrator_api::complete_redirect_flow(&state, &sid).await {
+        return match crate::server::surfaces::integrator_api::complete_redirect_flow(state, sid).await {
             Ok(url) => see_other(&url),
             Err(e) => {
                 tracing::error!(error = %e, "completing the redirect flow failed");
-                see_other(&session_url(&sid))
+                see_other(&session_url(sid))
             }
         };
     }

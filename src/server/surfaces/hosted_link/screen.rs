@@ -6,9 +6,10 @@ use anyhow::Context as _;
 
 use crate::server::store::link_sessions::{self, step, LinkSession};
 use crate::{
-    app::link::model::{PlanView, Screen},
+    app::link::model::{PlanView, Screen, ScreenPolicy, EXPIRED_STEP},
     domain::{ExitCode, Mode},
     server::{
+        platform::http::csp_source_for_target,
         services::sync,
         state::AppState,
         store::{apps, endpoints},
@@ -18,15 +19,16 @@ use crate::{
 /// Most plans listed at once.
 const SEARCH_LIMIT: i64 = 50;
 
-/// A screen and the `frame-ancestors` its response must carry.
+/// A screen and the CSP its response must carry.
 pub struct Loaded {
     /// What to render.
     pub screen: Screen,
-    /// Space-separated exact origins allowed to frame it.
-    pub frame_ancestors: String,
+    /// `frame-ancestors` and the extra `form-action` target of its page.
+    pub policy: ScreenPolicy,
 }
 
-/// Builds the screen of session `sid`; `None` when it is unknown or expired.
+/// Builds the screen of session `sid`; `None` when it is unknown. A session that timed out gets the `expired`
+/// step (unless it had already ended: then its last screen), so a hosted one can still go back to its app.
 ///
 /// # Errors
 /// Database errors, or a session whose app is gone.
@@ -37,10 +39,16 @@ pub async fn load(
     err: Option<String>,
     wait: Option<String>,
 ) -> anyhow::Result<Option<Loaded>> {
-    let Some(mut s) = live_session(state, sid).await? else { return Ok(None) };
-    refresh_step(state, &mut s).await?;
+    let Some(mut s) = link_sessions::get(&state.db, sid).await? else { return Ok(None) };
+    let expired = s.expires_at <= state.clock.now();
+    if !expired {
+        refresh_step(state, &mut s).await?;
+    }
     let app = apps::get(&state.db, &s.app_id).await?.context("link session of a missing app")?;
     let mut step = s.step.clone();
+    if expired && !matches!(step.as_str(), step::EXITED | step::DONE) {
+        step = EXPIRED_STEP.into();
+    }
     // frame.js asks for the payer panel right after opening the popup: the handoff may not have landed yet.
     if wait.is_some() && matches!(step.as_str(), step::SEARCH | step::CONNECT) {
         step = step::PAYER.into();
@@ -79,8 +87,11 @@ pub async fn load(
         form_error: err.filter(|e| e == "signature"),
         wait: wait.filter(|w| w == "blocked"),
     };
-    let ancestors = frame_ancestors(state, &app, s.mode, s.host_origin.as_deref());
-    Ok(Some(Loaded { screen, frame_ancestors: ancestors }))
+    let policy = ScreenPolicy {
+        frame_ancestors: frame_ancestors(state, &app, s.mode, s.host_origin.as_deref()),
+        form_targets: s.redirect_uri.as_deref().and_then(csp_source_for_target).unwrap_or_default(),
+    };
+    Ok(Some(Loaded { screen, policy }))
 }
 
 /// The origins allowed to frame an app's hosted screens: its registered origins, plus in test mode this
