@@ -15,9 +15,17 @@
 //! - `GET /link/test-page`: a test integrator page (only when the sandbox payers are mounted).
 //!
 //! Messages: the hosted screen posts `{source: 'flexpa-link', nonce, type: load|event|syncing|success|exit}` to
-//! the host page's exact origin (recorded at `open()`); the popup's last page posts `{source: 'link-popup', nonce,
-//! result}` to our own origin. Receivers check origin, source window and nonce. Completion is also polled
-//! (`/status`) because a payer's Cross-Origin-Opener-Policy can sever `window.opener`.
+//! the host page's exact origin (recorded at `open()`; `load` carries the screen's step and an error's code, so
+//! link.js can close the modal from its side the same way); link.js posts `{source: 'flexpa-link-host', nonce,
+//! type: 'close'}` to the screen (our origin) when the host page closes it, and the screen records that ending
+//! with a beacon to `/exit`; the popup's last page posts `{source: 'link-popup', nonce, result}` to our own
+//! origin. Receivers check origin, source window and nonce. Completion is also polled (`/status`) because a
+//! payer's Cross-Origin-Opener-Policy can sever `window.opener`.
+//!
+//! Endings (the contract in `public/link.d.ts`): each session ends once, as `onSuccess` or `onExit` in the modal,
+//! or as a redirect to the registered `redirect_uri` in the hosted flow; what closing means on each step is in
+//! the `exit` handler. The sealed `public_token` stays with the session until the modal has told the host page (`/done`),
+//! the hosted flow has handed it over (`/finish`) or the session ends otherwise, whether or not it was exchanged.
 //!
 //! One addition to DESIGN.md: the handoff sets a first-party, HttpOnly cookie on the *popup* (path
 //! `/link/callback`, 10 min). It carries no flow state; it only lets a callback whose `state` is unknown
