@@ -24,8 +24,9 @@
 //!
 //! Endings (the contract in `public/link.d.ts`): each session ends once, as `onSuccess` or `onExit` in the modal,
 //! or as a redirect to the registered `redirect_uri` in the hosted flow; what closing means on each step is in
-//! the `exit` handler. The sealed `public_token` stays with the session until the modal has told the host page (`/done`),
-//! the hosted flow has handed it over (`/finish`) or the session ends otherwise, whether or not it was exchanged.
+//! the `exit` handler. The sealed `public_token` stays with the session until the modal has told the host page
+//! (`/done`), the hosted flow has handed it over (`/finish`) or the session ends otherwise, whether or not it was
+//! exchanged.
 //!
 //! One addition to DESIGN.md: the handoff sets a first-party, HttpOnly cookie on the *popup* (path
 //! `/link/callback`, 10 min). It carries no flow state; it only lets a callback whose `state` is unknown
