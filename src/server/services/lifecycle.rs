@@ -789,9 +789,12 @@ pub async fn revoke_as_patient(state: &AppState, grant: &ConnectionsGrant, autho
     Ok(true)
 }
 
+/// Path of `POST /link/connections-url` (also in `/openapi.json`).
+pub const CONNECTIONS_URL_PATH: &str = "/link/connections-url";
+
 /// Routes of this part: `POST /link/connections-url`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/link/connections-url", post(connections_url))
+    Router::new().route(CONNECTIONS_URL_PATH, post(connections_url))
 }
 
 #[derive(Deserialize)]

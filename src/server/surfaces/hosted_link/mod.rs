@@ -89,7 +89,7 @@ pub fn router() -> Router<AppState> {
         .route("/link.d.ts", get(link_dts))
         .route("/link/v1/link.d.ts", get(link_dts))
         .route("/link/frame.js", get(frame_js))
-        .route("/link", get(entry))
+        .route(crate::server::surfaces::integrator_api::paths::HOSTED_ENTRY, get(entry))
         .route("/link/callback", get(callback))
         .route("/link/test-page", get(test_page))
         .route("/link/s/{sid}/consent", post(consent))
