@@ -37,7 +37,8 @@
 //! `INVALID_USAGE`, `INVALID_ENDPOINT`, `ENDPOINT_MODE_MISMATCH`); at the handoff (discovery:
 //! `PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `ENDPOINT_CONFIGURATION_ERROR`); at the callback (the `error`
 //! parameter, `state`, the code exchange: see `payer_oauth`); during sync (`SYNC_FAILED`, `PLAN_NOT_REACHABLE`);
-//! and `PATIENT_CANCELLED` for every patient ending (close, Esc, decline, a session that timed out).
+//! and `PATIENT_CANCELLED` for every patient ending before the payer authorized (close, Esc, decline, a session
+//! that timed out); closing after it is a success.
 
 pub mod screen;
 
