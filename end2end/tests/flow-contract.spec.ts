@@ -243,6 +243,30 @@ test.describe('hosted flow endings at 360x740', () => {
     expect(to.searchParams.get('state')).toBe('st-error');
   });
 
+  test('closing while a status poll answers keeps the redirect (no reload drops it)', async ({ page }) => {
+    await page.goto(start(webRedirect, 'st-race', { endpoint: SANDBOX_HEALTH, skipExplainer: 'true' }));
+    await page.getByRole('button', { name: 'I agree, continue' }).click();
+    await page.getByRole('link', { name: 'Connect to Sandbox Health Plan' }).click();
+    await signInAtSandbox(page, 'big.claims');
+    await expect(page.getByRole('heading', { level: 1 })).toHaveText('Getting your records', { timeout: 30_000 });
+    // Hold the close button's request longer than a poll interval (1.5 s), and let any status poll meanwhile say
+    // the step changed: the page must not reload over the request in flight (that would drop the 303 that returns
+    // to the app).
+    let closing = false;
+    await page.route('**/exit', async (route) => {
+      closing = true;
+      await new Promise((r) => setTimeout(r, 2500));
+      await route.continue();
+    });
+    await page.route('**/status', async (route) => {
+      if (!closing) return route.continue();
+      await route.fulfill({ json: { step: 'success', exitCode: null, publicToken: null, progress: {} } });
+    });
+    const to = await endsAt(page, webRedirect, () => page.getByRole('button', { name: 'Close' }).click());
+    expect(to.searchParams.get('public_token')).toMatch(/^public-token-/);
+    expect(to.searchParams.get('state')).toBe('st-race');
+  });
+
   test('Spanish hosted pages carry lang="es"; the end screens read well at both sizes', async ({ page, browser, baseURL }) => {
     for (const lang of ['en', 'es']) {
       for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {

@@ -47,7 +47,19 @@
     window.parent.postMessage(msg, host);
   }
   function ev(name, meta) { post({ type: 'event', name: name, metadata: meta || {} }); }
-  function reload(q) { location.replace(base + (q || '')); }
+  // Once this page navigates away (a form the patient sent, or a reload or finish of our own), it starts no other
+  // navigation: a reload racing the close button's POST would drop the redirect that answers it, and with it
+  // the hosted flow's return to the app.
+  var leaving = false;
+  function leave() {
+    if (leaving) return false;
+    leaving = true;
+    clearInterval(timer);
+    return true;
+  }
+  function reload(q) { if (leave()) location.replace(base + (q || '')); }
+  // Back to a page kept in the back/forward cache: its step may be stale; ask the server again.
+  window.addEventListener('pageshow', function (e) { if (e.persisted) location.reload(); });
   function status() {
     return fetch(base + '/status', { cache: 'no-store', credentials: 'omit' }).then(function (r) { return r.json(); });
   }
@@ -77,6 +89,7 @@
 
   document.addEventListener('submit', function (e) {
     var s = e.submitter, f = e.target;
+    if (!leave()) { e.preventDefault(); return; }
     if (s && s.getAttribute('data-event')) ev(s.getAttribute('data-event'));
     if (f.getAttribute('data-event') === 'SEARCH') ev('SEARCH', { queryLength: (f.q && f.q.value || '').length });
     if (f.hasAttribute('data-wait-cancel') || f.id === 'link-close-form') closePopup();
@@ -165,7 +178,7 @@
   function watch(ms) { if (!timer) timer = setInterval(poll, ms); }
 
   function succeed() {
-    if (hosted) { location.assign(base + '/finish'); return; }
+    if (hosted) { if (leave()) location.assign(base + '/finish'); return; }
     post({ type: 'success', publicToken: token });
     if (navigator.sendBeacon) navigator.sendBeacon(base + '/done');
   }
