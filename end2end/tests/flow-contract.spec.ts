@@ -128,7 +128,8 @@ test.describe('modal', () => {
 
   test('syncing screen: × and Esc end with one onSuccess(the onSyncing token)', async ({ page }) => {
     for (const how of ['close button', 'Esc'] as How[]) {
-      const host = await openWith(page, { endpoint: SANDBOX_HEALTH, skipExplainer: 'true' });
+      // Without autoExit the modal never closes by itself, so only the patient's close can end it.
+      const host = await openWith(page, { endpoint: SANDBOX_HEALTH, skipExplainer: 'true', autoExit: 'false' });
       await signIn(page, host, 'big.claims');
       const token = await host.waitForCallback('onSyncing', 30_000);
       await expect(host.heading()).toHaveText('Getting your records');
@@ -194,6 +195,15 @@ test.describe('hosted flow endings at 360x740', () => {
     return '/link?' + q.toString();
   }
 
+  /** A hosted flow at the fixed Sandbox Health Plan, consent given and `member` signed in at the sandbox payer. */
+  async function signedInHosted(page: Page, state: string, member: string, lang = 'en') {
+    await page.goto(start(webRedirect, state, { endpoint: SANDBOX_HEALTH, skipExplainer: 'true', language: lang }));
+    expect(await page.evaluate(() => document.documentElement.lang)).toBe(lang);
+    await page.getByRole('button', { name: lang === 'es' ? 'Acepto, continuar' : 'I agree, continue' }).click();
+    await page.getByRole('link', { name: /Sandbox Health Plan/ }).click();
+    await signInAtSandbox(page, member);
+  }
+
   /** Does `act` and returns the URL the browser was sent to: a page load for http(s), the request for an app scheme. */
   async function endsAt(page: Page, redirect: string, act: () => Promise<void>): Promise<URL> {
     if (redirect.startsWith('myapp:')) {
@@ -233,10 +243,7 @@ test.describe('hosted flow endings at 360x740', () => {
   }
 
   test('a payer error ends at the redirect_uri with its code', async ({ page }) => {
-    await page.goto(start(webRedirect, 'st-error', { endpoint: SANDBOX_HEALTH, skipExplainer: 'true' }));
-    await page.getByRole('button', { name: 'I agree, continue' }).click();
-    await page.getByRole('link', { name: 'Connect to Sandbox Health Plan' }).click();
-    await signInAtSandbox(page, 'deny.consent');
+    await signedInHosted(page, 'st-error', 'deny.consent');
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('Something went wrong', { timeout: 30_000 });
     const to = await endsAt(page, webRedirect, () => page.getByRole('button', { name: 'Exit' }).click());
     expect(to.searchParams.get('error')).toBe('PAYER_ACCESS_DENIED');
@@ -244,10 +251,7 @@ test.describe('hosted flow endings at 360x740', () => {
   });
 
   test('closing while a status poll answers keeps the redirect (no reload drops it)', async ({ page }) => {
-    await page.goto(start(webRedirect, 'st-race', { endpoint: SANDBOX_HEALTH, skipExplainer: 'true' }));
-    await page.getByRole('button', { name: 'I agree, continue' }).click();
-    await page.getByRole('link', { name: 'Connect to Sandbox Health Plan' }).click();
-    await signInAtSandbox(page, 'big.claims');
+    await signedInHosted(page, 'st-race', 'big.claims');
     await expect(page.getByRole('heading', { level: 1 })).toHaveText('Getting your records', { timeout: 30_000 });
     // Hold the close button's request longer than a poll interval (1.5 s), and let any status poll meanwhile say
     // the step changed: the page must not reload over the request in flight (that would drop the 303 that returns
@@ -273,11 +277,7 @@ test.describe('hosted flow endings at 360x740', () => {
         const context = await browser.newContext({ viewport: vp, baseURL });
         const p = await context.newPage();
         // Closing after the payer authorized returns the public_token; coming back shows the end screen.
-        await p.goto(start(webRedirect, `st-${lang}`, { endpoint: SANDBOX_HEALTH, skipExplainer: 'true', language: lang }));
-        expect(await p.evaluate(() => document.documentElement.lang)).toBe(lang);
-        await p.getByRole('button', { name: lang === 'es' ? 'Acepto, continuar' : 'I agree, continue' }).click();
-        await p.getByRole('link', { name: /Sandbox Health Plan/ }).click();
-        await signInAtSandbox(p, 'big.claims');
+        await signedInHosted(p, `st-${lang}`, 'big.claims', lang);
         await expect(p.getByRole('heading', { level: 1 })).toHaveText(lang === 'es' ? 'Obteniendo sus registros' : 'Getting your records', { timeout: 30_000 });
         const to = await endsAt(p, webRedirect, () => p.getByRole('button', { name: lang === 'es' ? 'Cerrar' : 'Close' }).click());
         expect(to.searchParams.get('public_token')).toMatch(/^public-token-/);
