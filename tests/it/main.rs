@@ -22,4 +22,5 @@ mod payer_oauth;
 mod sandbox;
 mod sandbox_state;
 mod sync;
+mod trust;
 mod webhooks;

@@ -50,6 +50,8 @@ pub struct CallbackParams {
     pub error: Option<String>,
     /// Human-readable error text from the payer (logged, never shown).
     pub error_description: Option<String>,
+    /// The issuer identifier of the authorization server that answered (RFC 9207 §2), when it sends one.
+    pub iss: Option<String>,
 }
 
 /// SMART extras of a token response: `patient` (launch context), `id_token` (OpenID Connect) and

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use axum::{
     extract::{Query, State},
-    http::StatusCode,
+    http::{header, StatusCode},
     response::{IntoResponse, Redirect, Response},
+    Extension,
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
@@ -15,9 +16,11 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use crate::{
     domain::Usage,
     server::{
-        platform::crypto,
+        platform::{crypto, tls::ClientIp},
+        services::link_flow,
         state::AppState,
         store::{apps, endpoints, link_sessions},
+        surfaces::binding,
     },
 };
 
@@ -29,9 +32,19 @@ use crate::{
 /// app's list), `code_challenge` + `code_challenge_method=S256`, `state`, `flexpa_external_id`, optional
 /// `flexpa_endpoint_id` and `usage` (default `ONE_TIME`). Errors before the `redirect_uri` is trusted are a
 /// 400 page; after, a redirect with `error` and `state` (§4.1.2.1).
-pub async fn auth(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn auth(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let plain = |msg: &str| (StatusCode::BAD_REQUEST, msg.to_string()).into_response();
+    // Each request starts a Link session: limited per client address like `GET /link`.
+    if let Err(limited) = state.limits.sessions.check(client.map(|c| c.0 .0)) {
+        let mut resp = "too many Link sessions from this address: retry later".into_response();
+        limited.apply(&mut resp);
+        return resp;
+    }
     let Some(client_id) = get("client_id") else { return plain("client_id is required") };
     let (app, mode) = match apps::by_publishable_key(&state.db, client_id).await {
         Ok(Some(x)) => x,
@@ -94,6 +107,7 @@ pub async fn auth(State(state): State<AppState>, Query(q): Query<HashMap<String,
     }
     let now = state.clock.now();
     let nonce = crypto::random_id(16);
+    let (binder, binder_hash) = link_flow::new_binder();
     let created = link_sessions::create(
         &state.db.pool,
         now,
@@ -109,6 +123,7 @@ pub async fn auth(State(state): State<AppState>, Query(q): Query<HashMap<String,
             client_state,
             nonce: &nonce,
             code_challenge: Some(challenge),
+            binder_hash: Some(&binder_hash),
         },
     )
     .await;
@@ -119,7 +134,12 @@ pub async fn auth(State(state): State<AppState>, Query(q): Query<HashMap<String,
             return fail("server_error", "internal error");
         }
     };
-    // Into the hosted Link screens; their end (`/link/s/{sid}/finish`) gives sessions that carry a
-    // code_challenge their authorization code (`services::link_flow::redirect_flow_code`).
-    Redirect::to(&format!("/link/s/{session_id}")).into_response()
+    // Into the hosted Link screens, bound to this browser (a first-party cookie); their end
+    // (`/link/s/{sid}/finish`) gives sessions that carry a code_challenge their authorization code
+    // (`services::link_flow::redirect_flow_code`).
+    let mut resp = Redirect::to(&format!("/link/s/{session_id}")).into_response();
+    if let Some(v) = binding::binder_cookie(&state, &session_id, &binder, false) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
 }
