@@ -408,6 +408,8 @@ async fn serves_https_with_the_given_certificate() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // Served over TLS directly: browsers are told never to come back over plain HTTP (RFC 6797).
+    assert_eq!(res.headers()["strict-transport-security"], "max-age=31536000");
     // Plain HTTP on the TLS port is refused.
     let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", app.port)).send().await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());

@@ -76,7 +76,12 @@
     clearInterval(timer);
     return true;
   }
-  function reload(q) { if (leave()) location.replace(carry(base + (q || ''))); }
+  // (A URL that differs from this page's at most in its fragment would not load again: reload it then.)
+  function reload(q) {
+    if (!leave()) return;
+    var to = new URL(carry(base + (q || '')), location.href).href;
+    if (to === location.href) location.reload(); else location.replace(to);
+  }
   // Back to a page kept in the back/forward cache: its step may be stale; ask the server again.
   window.addEventListener('pageshow', function (e) { if (e.persisted) location.reload(); });
   function status() {
