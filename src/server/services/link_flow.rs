@@ -155,6 +155,7 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
         &request.redirect_uri,
         code,
         &request.code_verifier,
+        &request.scope,
         now,
     )
     .await

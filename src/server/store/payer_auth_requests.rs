@@ -46,6 +46,8 @@ pub struct AuthRequest {
     pub redirect_uri: String,
     /// The payer's token endpoint.
     pub token_url: String,
+    /// The `scope` asked for (space-separated).
+    pub scope: String,
 }
 
 impl std::fmt::Debug for AuthRequest {
@@ -95,6 +97,7 @@ fn opened(cipher: &Cipher, row: &AnyRow) -> anyhow::Result<AuthRequest> {
         endpoint_id: row.try_get("endpoint_id")?,
         redirect_uri: row.try_get("redirect_uri")?,
         token_url: row.try_get("token_url")?,
+        scope: row.try_get("scope")?,
         code_verifier,
         id,
     })
@@ -108,7 +111,7 @@ fn opened(cipher: &Cipher, row: &AnyRow) -> anyhow::Result<AuthRequest> {
 pub async fn consume(db: &Db, cipher: &Cipher, now: i64, state: &str) -> anyhow::Result<Option<AuthRequest>> {
     let row = sqlx::query(
         "UPDATE payer_auth_requests SET used_at = $1 WHERE state_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-         RETURNING id, link_session_id, endpoint_id, code_verifier_enc, key_id, redirect_uri, token_url",
+         RETURNING id, link_session_id, endpoint_id, code_verifier_enc, key_id, redirect_uri, token_url, scope",
     )
     .bind(now)
     .bind(crypto::hash_token(state))
