@@ -967,7 +967,8 @@ async fn token_responses_in_every_field_form_refresh_the_grant() {
         Some(json!({"access_token": "payer-a3"})),
     ];
     let token_url = start_payer(payer.clone()).await;
-    let l = link(&app, &f, "user-field", Usage::Multiple, &token_url, 60).await;
+    // Tokens far from their expiry, so that only this test asks for the refreshes (not the background sweep).
+    let l = link(&app, &f, "user-field", Usage::Multiple, &token_url, 3600).await;
     let expect = |access: &'static str, refresh: &'static str, expires_in: i64, scope: &'static str| {
         let app = &app;
         let id = l.id.clone();
