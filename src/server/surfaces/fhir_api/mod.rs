@@ -12,8 +12,6 @@
 //! - Errors are `OperationOutcome` (FHIR R4 §3.1.0.4): 400 bad parameter, 401 (with `WWW-Authenticate`,
 //!   RFC 6750), 403 another patient, 404, 422 after a failed sync, 429 with `Retry-After` while it runs.
 
-pub mod search;
-
 use std::collections::BTreeSet;
 
 use axum::{
@@ -26,7 +24,11 @@ use axum::{
 use serde_json::{json, Value};
 use sqlx::Row as _;
 
-use crate::server::surfaces::fhir_api::search::{Criterion, DateValue, ParamKind, TokenValue};
+use crate::server::fhir::{
+    self,
+    outcome::operation_outcome,
+    search::{self, Criterion, DateValue, ParamKind, TokenValue},
+};
 use crate::server::{state::AppState, store::audit::{self, AuditEntry}, surfaces::integrator_api::{self, Principal}};
 
 /// `Content-Type` of every FHIR response.
@@ -114,12 +116,6 @@ impl From<integrator_api::OAuthError> for FhirError {
         }
         f
     }
-}
-
-/// An `OperationOutcome` with one issue.
-pub fn operation_outcome(severity: &str, code: &str, diagnostics: &str) -> Value {
-    json!({"resourceType": "OperationOutcome",
-           "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}]})
 }
 
 impl IntoResponse for FhirError {
@@ -350,8 +346,7 @@ fn check_type(rtype: &str) -> Result<(), FhirError> {
 }
 
 fn check_id(id: &str) -> Result<(), FhirError> {
-    // FHIR R4 id: [A-Za-z0-9\-\.]{1,64}
-    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+    if fhir::reference::is_valid_id(id) {
         Ok(())
     } else {
         Err(FhirError::bad_param("the id is not a valid FHIR id"))
@@ -761,7 +756,7 @@ async fn search_type(
                 let mut refs = Vec::new();
                 for inc in &includes {
                     match inc {
-                        Include::All => crate::server::store::resources::references(&v, &mut refs),
+                        Include::All => fhir::index::references(&v, &mut refs),
                         Include::Paths(paths) => {
                             for p in *paths {
                                 for el in search::values_at(&v, p) {
@@ -774,8 +769,8 @@ async fn search_type(
                     }
                 }
                 for r in refs {
-                    if let Some((t, i)) = split_reference(&r) {
-                        let key = (authz.clone(), t, i);
+                    if let Some((t, i)) = fhir::reference::served_target(&r) {
+                        let key = (authz.clone(), t.to_string(), i.to_string());
                         if included.insert(key.clone()) {
                             wanted.push(key);
                         }
@@ -812,22 +807,6 @@ async fn search_type(
 
 fn row_triple(state: &AppState, row: &sqlx::any::AnyRow) -> Result<(String, String, String), FhirError> {
     Ok((row.try_get("authorization_id")?, row.try_get("id")?, row_body(state, row)?))
-}
-
-/// `(type, id)` of a literal reference: relative (`Practitioner/7`), absolute (its last two segments) or
-/// versioned (`…/Practitioner/7/_history/2`), for a type this API serves and a valid FHIR id. `None` for
-/// contained (`#x`), logical (`urn:…`), conditional (`Type?…`) or malformed references.
-pub fn split_reference(r: &str) -> Option<(String, String)> {
-    if r.starts_with('#') {
-        return None;
-    }
-    let r = r.split('/').collect::<Vec<_>>();
-    let n = r.len();
-    if n < 2 {
-        return None;
-    }
-    let (t, i) = if n >= 4 && r[n - 2] == "_history" { (r[n - 4], r[n - 3]) } else { (r[n - 2], r[n - 1]) };
-    (search::RESOURCE_TYPES.contains(&t) && check_id(i).is_ok()).then(|| (t.to_string(), i.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1018,17 +997,6 @@ pub fn openapi_document(public_url: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn references_split() {
-        assert_eq!(split_reference("Patient/-123"), Some(("Patient".into(), "-123".into())));
-        assert_eq!(
-            split_reference("https://x/fhir/Organization/o1/_history/2"),
-            Some(("Organization".into(), "o1".into()))
-        );
-        assert_eq!(split_reference("#c1"), None);
-        assert_eq!(split_reference("Foo/1"), None);
-    }
 
     #[test]
     fn capability_lists_everything_on_patient() {

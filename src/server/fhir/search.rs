@@ -2,8 +2,6 @@
 //! parse (token `system|code`, date with `eq|ne|gt|lt|ge|le|sa|eb|ap` prefixes), and how they match the JSON
 //! exactly as the payer sent it (FHIR R4 §3.1.1 "Search").
 //!
-//! Owner: [Integrator API]. Compiled only with `ssr`.
-//!
 //! Matching walks simple dotted element paths (arrays flattened), enough for the US Core / CARIN BB
 //! parameters integrators use; choice elements (`effective[x]`) are listed by their concrete names.
 
