@@ -65,6 +65,11 @@ pub fn redact_path(path: &str) -> std::borrow::Cow<'_, str> {
     path.split('/').map(|seg| if secret(seg) { "{redacted}" } else { seg }).collect::<Vec<_>>().join("/").into()
 }
 
+/// The request id our middleware set on this request (`x-request-id`), for audit records and logs.
+pub fn request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,13 +39,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::{
-    extract::State,
-    http::{header, HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-    routing::post,
-    Json, Router,
-};
+use axum::http::{header, StatusCode};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -59,7 +53,6 @@ use crate::server::{
     services::webhooks,
     state::AppState,
     store::{
-        apps,
         audit::{self, AuditEntry},
         authorizations::{self, PayerTokens},
         tokens,
@@ -787,82 +780,6 @@ pub async fn revoke_as_patient(state: &AppState, grant: &ConnectionsGrant, autho
     }
     expunge_authorization(state, authorization_id, REASON_REVOKED_BY_PATIENT).await?;
     Ok(true)
-}
-
-/// Routes of this part: `POST /link/connections-url`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/link/connections-url", post(connections_url))
-}
-
-#[derive(Deserialize)]
-struct ConnectionsUrlRequest {
-    #[serde(alias = "external_id", rename = "externalId")]
-    external_id: String,
-    /// The secret key, when not sent as `Authorization: Bearer` (same as the other `/link/*` calls).
-    #[serde(default)]
-    secret_key: Option<String>,
-}
-
-/// `POST /link/connections-url`: a signed, short-lived URL of the connections page for one user. The secret
-/// key comes as `Authorization: Bearer sk_…` or as `secret_key` in the body. Body `{"externalId": "…"}`;
-/// answer `{"url", "expires_in", "expires_at"}`.
-async fn connections_url(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let now = state.clock.now();
-    let parsed = serde_json::from_slice::<ConnectionsUrlRequest>(&body);
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .map(str::to_string)
-        .or_else(|| parsed.as_ref().ok().and_then(|r| r.secret_key.clone()));
-    let unauthorized = || {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")],
-            Json(json!({"error": "invalid_token", "error_description": "A valid secret key (sk_…) is required."})),
-        )
-            .into_response()
-    };
-    let Some(sk) = bearer.filter(|s| s.starts_with("sk_")) else { return unauthorized() };
-    let (app, mode) = match apps::by_secret_key(&state.db, now, &sk).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return unauthorized(),
-        Err(e) => {
-            tracing::error!(error = %e, "connections-url: key lookup failed");
-            return server_error();
-        }
-    };
-    let Ok(req) = parsed else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_request", "error_description": "Body must be JSON {\"externalId\": \"…\"}."})),
-        )
-            .into_response();
-    };
-    let external_id = req.external_id.trim();
-    if external_id.is_empty() || external_id.len() > 256 {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid_request", "error_description": "externalId must be 1 to 256 characters."})),
-        )
-            .into_response();
-    }
-    match mint_connections_url(&state, &app.id, mode, external_id).await {
-        Ok((url, expires_at)) => (
-            [(header::CACHE_CONTROL, "no-store")],
-            Json(json!({"url": url, "expires_in": CONNECTIONS_GRANT_TTL_SECS, "expires_at": expires_at})),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "connections-url: mint failed");
-            server_error()
-        }
-    }
-}
-
-fn server_error() -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "server_error"}))).into_response()
 }
 
 /// Non-health facts about one authorization for operators (`audit authorizations`).

@@ -1,6 +1,7 @@
 //! Domain services: the rules of the product, over the store. The payer client, sync, lifecycle (expiry,
 //! refresh, revocation) and webhooks. No HTTP surface of ours lives here.
 
+pub mod access;
 pub mod lifecycle;
 pub mod payer;
 pub mod sync;

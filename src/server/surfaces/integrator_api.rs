@@ -25,7 +25,11 @@ use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 
 use crate::server::{
-    platform::{crypto, telemetry::REQUEST_ID_HEADER},
+    platform::{crypto, telemetry::request_id},
+    services::{
+        access::{authenticate_bearer, bearer_challenge, bearer_token, AccessError, Principal},
+        lifecycle,
+    },
     state::AppState,
     store::{
         apps::{self, App},
@@ -60,10 +64,10 @@ pub mod paths {
     pub const USERS: &str = "/link/users/{externalId}";
     /// `GET` OAuth 2.0 authorization endpoint (redirect flow).
     pub const AUTH: &str = "/link/auth";
+    /// `POST` a short-lived URL of the connections page for one user.
+    pub const CONNECTIONS_URL: &str = "/link/connections-url";
     /// `POST` test-mode shortcut minting a `public_token` for a sandbox member.
     pub const TEST_PUBLIC_TOKEN: &str = "/link/test/public_token";
-    /// `GET` the OpenAPI document.
-    pub const OPENAPI: &str = "/openapi.json";
 }
 
 /// Routes of this part, merged into the server's router.
@@ -76,7 +80,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::USERS, get(users))
         .route(paths::AUTH, get(auth))
         .route(paths::TEST_PUBLIC_TOKEN, post(test_public_token))
-        .route(paths::OPENAPI, get(openapi))
+        .route(paths::CONNECTIONS_URL, post(connections_url))
         // A wrong method gets the same RFC 6749 §5.2 JSON body as every other error here (axum keeps `Allow`).
         .method_not_allowed_fallback(|| async {
             OAuthError::new(
@@ -177,17 +181,14 @@ impl From<anyhow::Error> for OAuthError {
     }
 }
 
-/// A `WWW-Authenticate: Bearer` value (RFC 6750 §3). Descriptions are our own fixed texts, never input.
-pub fn bearer_challenge(error: Option<&str>, description: Option<&str>) -> String {
-    let mut v = "Bearer realm=\"link\"".to_string();
-    if let Some(e) = error {
-        v.push_str(&format!(", error=\"{e}\""));
+impl From<AccessError> for OAuthError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Missing => OAuthError::missing_token(),
+            AccessError::Invalid(d) => OAuthError::invalid_token(d),
+            AccessError::Internal(cause) => OAuthError::internal(cause),
+        }
     }
-    if let Some(d) = description {
-        let clean: String = d.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect();
-        v.push_str(&format!(", error_description=\"{clean}\""));
-    }
-    v
 }
 
 impl IntoResponse for OAuthError {
@@ -211,11 +212,6 @@ fn no_store(body: Value) -> Response {
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
-}
-
-/// The request id our middleware set on this request (`x-request-id`).
-pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -307,80 +303,6 @@ async fn authenticate_client(
     match (by_pk, by_sk) {
         (Some((a, m)), Some((b, n))) if crypto::ct_eq(a.id.as_bytes(), b.id.as_bytes()) && m == n => Ok((a, m)),
         _ => Err(OAuthError::invalid_client("unknown or mismatched publishableKey and secretKey")),
-    }
-}
-
-/// Who a Bearer token speaks for.
-#[derive(Debug, Clone)]
-pub enum Principal {
-    /// A patient access token: exactly one authorization.
-    Patient {
-        /// The token row.
-        token: TokenRow,
-        /// Its authorization.
-        authorization: Authorization,
-    },
-    /// An application token: every authorization of `app_id` in `mode`.
-    App {
-        /// The token row.
-        token: TokenRow,
-        /// The app.
-        app_id: String,
-        /// The key mode it was issued under.
-        mode: Mode,
-    },
-}
-
-impl Principal {
-    /// The app the token was issued to.
-    pub fn app_id(&self) -> &str {
-        match self {
-            Principal::Patient { token, .. } | Principal::App { token, .. } => &token.app_id,
-        }
-    }
-}
-
-/// The Bearer token of a request, if the `Authorization` header is `Bearer`.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?.trim();
-    (!t.is_empty()).then_some(t)
-}
-
-/// Resolves the Bearer token of a request (patient `at_…` or application `app_…`). A patient token whose
-/// authorization was revoked or expired is refused with the reason recorded on the authorization.
-///
-/// # Errors
-/// [`OAuthError::missing_token`] / [`OAuthError::invalid_token`] (401 with `WWW-Authenticate`), or internal.
-pub async fn authenticate_bearer(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
-    let Some(token) = bearer_token(headers) else { return Err(OAuthError::missing_token()) };
-    let now = state.clock.now();
-    match TokenKind::of_token(token) {
-        Some(TokenKind::Access) => {
-            let row = tokens::verify(&state.db, now, TokenKind::Access, token)
-                .await?
-                .ok_or_else(|| OAuthError::invalid_token("the access token is invalid, expired or revoked"))?;
-            let authz_id = row.authorization_id.clone().unwrap_or_default();
-            let authorization = authorizations::get(&state.db, &authz_id)
-                .await?
-                .ok_or_else(|| OAuthError::invalid_token("the authorization no longer exists"))?;
-            // The Lifecycle rules decide readability (ONE_TIME window, revocation, expiry) and say why not.
-            match crate::server::services::lifecycle::access_status(&state.db, now, &authorization.id).await? {
-                Some(st) if st.readable => {}
-                Some(st) => return Err(OAuthError::invalid_token(st.description())),
-                None => return Err(OAuthError::invalid_token("the authorization no longer exists")),
-            }
-            Ok(Principal::Patient { token: row, authorization })
-        }
-        Some(TokenKind::App) => {
-            let row = tokens::verify(&state.db, now, TokenKind::App, token)
-                .await?
-                .ok_or_else(|| OAuthError::invalid_token("the application token is invalid, expired or revoked"))?;
-            let mode = row.detail.get("mode").and_then(Value::as_str).and_then(Mode::parse).unwrap_or(Mode::Test);
-            let app_id = row.app_id.clone();
-            Ok(Principal::App { token: row, app_id, mode })
-        }
-        _ => Err(OAuthError::invalid_token("the access token is invalid, expired or revoked")),
     }
 }
 
@@ -1082,14 +1004,43 @@ async fn test_public_token(State(state): State<AppState>, headers: HeaderMap, bo
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// GET /openapi.json
+// POST /link/connections-url
 // ---------------------------------------------------------------------------------------------------------
 
-async fn openapi(State(state): State<AppState>) -> Response {
-    let mut resp = Json(crate::server::surfaces::fhir_api::openapi_document(&state.public_url)).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    resp
+#[derive(serde::Deserialize)]
+struct ConnectionsUrlRequest {
+    #[serde(alias = "external_id", rename = "externalId")]
+    external_id: String,
+    /// The secret key, when not sent as `Authorization: Bearer` (as in the other `/link/*` calls).
+    #[serde(default)]
+    secret_key: Option<String>,
 }
+
+/// `POST /link/connections-url`: a signed, short-lived URL of the connections page for one user (see
+/// `services::lifecycle::mint_connections_url`). The secret key comes as `Authorization: Bearer sk_…` or as
+/// `secret_key` in the body. Body `{"externalId": "…"}`; answer `{"url", "expires_in", "expires_at"}`.
+async fn connections_url(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let parsed = serde_json::from_slice::<ConnectionsUrlRequest>(&body);
+    let key = bearer_token(&headers)
+        .map(str::to_string)
+        .or_else(|| parsed.as_ref().ok().and_then(|r| r.secret_key.clone()))
+        .filter(|s| s.starts_with("sk_"));
+    let Some(sk) = key else { return Err(OAuthError::invalid_token("A valid secret key (sk_…) is required.")) };
+    let (app, mode) = apps::by_secret_key(&state.db, state.clock.now(), &sk)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_token("A valid secret key (sk_…) is required."))?;
+    let req = parsed.map_err(|_| OAuthError::invalid_request("Body must be JSON {\"externalId\": \"…\"}."))?;
+    let external_id = req.external_id.trim();
+    if external_id.is_empty() || external_id.len() > 256 {
+        return Err(OAuthError::invalid_request("externalId must be 1 to 256 characters."));
+    }
+    let (url, expires_at) = lifecycle::mint_connections_url(&state, &app.id, mode, external_id).await?;
+    Ok(no_store(json!({"url": url, "expires_in": lifecycle::CONNECTIONS_GRANT_TTL_SECS, "expires_at": expires_at})))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// OpenAPI description of these routes (served by `surfaces::openapi`)
+// ---------------------------------------------------------------------------------------------------------
 
 /// The OpenAPI 3.1 `paths` of the /link API, built from [`paths`] and the same constants the handlers use.
 pub fn openapi_paths() -> serde_json::Map<String, Value> {
@@ -1201,15 +1152,6 @@ mod tests {
         assert_eq!(
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-
-    #[test]
-    fn bearer_challenge_is_quoted_and_clean() {
-        assert_eq!(bearer_challenge(None, None), "Bearer realm=\"link\"");
-        assert_eq!(
-            bearer_challenge(Some("invalid_token"), Some("bad \"x\"")),
-            "Bearer realm=\"link\", error=\"invalid_token\", error_description=\"bad x\""
         );
     }
 }

@@ -6,4 +6,5 @@ pub mod demo;
 pub mod fhir_api;
 pub mod hosted_link;
 pub mod integrator_api;
+pub mod openapi;
 pub mod sandbox;

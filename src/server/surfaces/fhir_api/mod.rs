@@ -29,7 +29,12 @@ use crate::server::fhir::{
     outcome::operation_outcome,
     search::{self, Criterion, DateValue, ParamKind, TokenValue},
 };
-use crate::server::{state::AppState, store::audit::{self, AuditEntry}, surfaces::integrator_api::{self, Principal}};
+use crate::server::{
+    platform::telemetry::request_id,
+    services::access::{self, AccessError, Principal},
+    state::AppState,
+    store::audit::{self, AuditEntry},
+};
 
 /// `Content-Type` of every FHIR response.
 pub const FHIR_JSON: &str = "application/fhir+json";
@@ -106,14 +111,15 @@ impl From<sqlx::Error> for FhirError {
     }
 }
 
-impl From<integrator_api::OAuthError> for FhirError {
-    fn from(e: integrator_api::OAuthError) -> Self {
-        let code = if e.status() == StatusCode::UNAUTHORIZED { "login" } else { "security" };
-        let mut f = FhirError::new(e.status(), code, e.description().to_string());
-        f.challenge = e.challenge().map(str::to_owned);
-        if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
-            f.code = "exception";
-        }
+impl From<AccessError> for FhirError {
+    fn from(e: AccessError) -> Self {
+        let challenge = e.challenge();
+        let mut f = match e {
+            AccessError::Internal(cause) => return FhirError::internal(cause),
+            AccessError::Missing => FhirError::new(StatusCode::UNAUTHORIZED, "login", AccessError::Missing.to_string()),
+            AccessError::Invalid(d) => FhirError::new(StatusCode::UNAUTHORIZED, "login", d),
+        };
+        f.challenge = Some(challenge);
         f
     }
 }
@@ -255,7 +261,7 @@ impl Caller {
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, FhirError> {
-    let principal = integrator_api::authenticate_bearer(state, headers).await?;
+    let principal = access::authenticate_bearer(state, headers).await?;
     let patient = match &principal {
         Principal::Patient { authorization, .. } => authorization.patient_id.clone(),
         Principal::App { .. } => None,
@@ -318,7 +324,7 @@ const BODY_COLS: &str = "r.authorization_id, r.resource_type, r.id, r.body, r.bo
 async fn audit_read(state: &AppState, headers: &HeaderMap, c: &Caller, interaction: &str, types: &[&str], count: usize) {
     let app_id = c.principal.app_id().to_string();
     let actor = format!("app:{app_id}");
-    let rid = integrator_api::request_id(headers);
+    let rid = request_id(headers);
     if let Err(e) = audit::record(
         &state.db,
         state.clock.now(),
@@ -924,13 +930,12 @@ async fn everything(
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// OpenAPI
+// OpenAPI description of these routes (served by `surfaces::openapi`)
 // ---------------------------------------------------------------------------------------------------------
 
-/// The OpenAPI 3.1 document of the /link and /fhir routes (served at `/openapi.json`), generated from the
-/// route constants, the search-parameter tables and the response schemas in code.
-pub fn openapi_document(public_url: &str) -> Value {
-    let mut paths = integrator_api::openapi_paths();
+/// The OpenAPI 3.1 `paths` of the /fhir routes, generated from the search-parameter tables.
+pub fn openapi_paths() -> serde_json::Map<String, Value> {
+    let mut paths = serde_json::Map::new();
     let fhir_resp = |d: &str| json!({"description": d, "content": {FHIR_JSON: {"schema": {"type": "object"}}}});
     let errors = json!({
         "400": fhir_resp("OperationOutcome: bad parameter"),
@@ -984,14 +989,7 @@ pub fn openapi_document(public_url: &str) -> Value {
                 {"name": "_offset", "in": "query", "schema": {"type": "integer"}}],
             "responses": with(fhir_resp("searchset Bundle"))}}),
     );
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "Link SDK integrator API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Exchange Link public_tokens for access tokens and read the patient's synced FHIR R4 data."},
-        "servers": [{"url": public_url}],
-        "paths": Value::Object(paths),
-        "components": integrator_api::openapi_components(),
-    })
+    paths
 }
 
 #[cfg(test)]
