@@ -211,11 +211,7 @@ pub async fn expunge_authorization(state: &AppState, authorization_id: &str, rea
     .bind(i64::from(already_revoked))
     .fetch_optional(&mut *tx)
     .await?;
-    let resources = sqlx::query("DELETE FROM resources WHERE authorization_id = $1")
-        .bind(authorization_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let resources = crate::server::store::resources::delete_for_authorization(&mut tx, authorization_id).await?;
     sqlx::query("UPDATE link_sessions SET public_token_enc = NULL, public_token_key_id = NULL WHERE authorization_id = $1")
         .bind(authorization_id)
         .execute(&mut *tx)
