@@ -174,14 +174,7 @@ pub mod ssr {
                 let st: String = r.try_get("state")?;
                 let created_at: i64 = r.try_get("created_at")?;
                 let expunge_at = status.and_then(|s| s.expunge_at);
-                let synced: Vec<String> =
-                    sqlx::query("SELECT DISTINCT resource_type FROM resources WHERE authorization_id = $1 ORDER BY resource_type")
-                        .bind(&id)
-                        .fetch_all(&state.db.pool)
-                        .await?
-                        .iter()
-                        .filter_map(|row| row.try_get::<String, _>("resource_type").ok())
-                        .collect();
+                let synced = crate::server::store::resources::types_of(&state.db, &id).await?;
                 let mut types = synced;
                 if types.is_empty() {
                     types = parse_types(&r.try_get::<String, _>("resource_types").unwrap_or_default());
