@@ -2,7 +2,7 @@
 //! app — what was shared, when, for how long — and removes any of them, which revokes the authorization,
 //! deletes its data at once and sends the app an `authorization_revoked` webhook.
 //!
-//! Owner: [Lifecycle]. Compiled in both builds; the server functions' bodies run only on the server.
+//! Compiled in both builds; the server functions' bodies run only on the server.
 //!
 //! Access: the page needs a short-lived grant token minted by the integrator's backend with its secret key
 //! (`POST /link/connections-url`, see `server::lifecycle`), never a publishable key + `externalId` (both are

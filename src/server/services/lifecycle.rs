@@ -1,7 +1,7 @@
 //! Usage rules and expiry: ONE_TIME expunge after 24 h, MULTIPLE payer refresh and re-consent, revocation,
 //! encryption of synced resources at rest, and the connections page's signed links.
 //!
-//! Owner: [Lifecycle]. Compiled only with `ssr`.
+//! Compiled only with `ssr`.
 //!
 //! # Rules (every time read from `state.clock`, so tests move a `ManualClock` instead of sleeping)
 //! - **ONE_TIME**: [`ONE_TIME_TTL_SECS`] (24 h) after the authorization was created (the payer's consent), the

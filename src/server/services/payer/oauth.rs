@@ -1,6 +1,6 @@
 //! Payer OAuth (SMART App Launch 2.0): discovery, PKCE S256 authorize URL, code exchange, refresh.
 //!
-//! Owner: [Sync]. Compiled only with `ssr`.
+//! Compiled only with `ssr`.
 //!
 //! - Discovery reads `{fhir_base}/.well-known/smart-configuration` (SMART App Launch 2.0 §2.5) and falls back to
 //!   the `oauth-uris` extension of `{fhir_base}/metadata`; an endpoint's `authorize_url`/`token_url` overrides win.

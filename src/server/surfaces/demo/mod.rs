@@ -1,6 +1,6 @@
 //! The demo integrator app at /demo, and local-mode bootstrap (demo app with test keys).
 //!
-//! Owner: [Operators]. Compiled only with `ssr`.
+//! Compiled only with `ssr`.
 //!
 //! The demo is written the way an integrator would write their own app, using only the public contract:
 //! its page loads `/link.js` and calls `FlexpaLink.create(...)` / `open()`; its backend (the `/demo/api/*`
