@@ -22,15 +22,14 @@ use std::{
 
 use anyhow::Context as _;
 use link_sdk::{
-    domain::Usage,
     server::{
         platform::clock::SystemClock,
-        services::{payer::oauth, sync},
+        services::{link_flow, payer::oauth, sync},
         settings::Settings,
         startup::Application,
         store::{
             apps::{self, NewApp},
-            authorizations, endpoints,
+            authorizations, endpoints, link_sessions,
         },
         surfaces::sandbox,
     },
@@ -83,13 +82,15 @@ impl Drop for Sandbox {
     }
 }
 
-fn start_sandbox(redirect_uri: &str) -> anyhow::Result<(Sandbox, String)> {
+fn start_sandbox(redirect_uri: &str, data_dir: &std::path::Path) -> anyhow::Result<(Sandbox, String)> {
     let bin = match std::env::var("LINK_SDK_BIN") {
         Ok(b) => std::path::PathBuf::from(b),
         Err(_) => std::env::current_exe()?.parent().and_then(|p| p.parent()).context("exe folder")?.join("link-sdk"),
     };
     let mut child = Command::new(&bin)
         .args(["sandbox", "--sandbox-addr", "127.0.0.1:0", "--sandbox-redirect-uri", redirect_uri])
+        .arg("--data-dir")
+        .arg(data_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -120,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(app.run_until(std::future::pending()));
     let redirect_uri = format!("{}/link/callback", state.public_url);
 
-    let (_sandbox, base) = start_sandbox(&redirect_uri)?;
+    let (_sandbox, base) = start_sandbox(&redirect_uri, dir.path())?;
     let payer = sandbox::default_payers().into_iter().find(|p| p.endpoint_id == sandbox::REFRESHABLE_ENDPOINT_ID).context("payer")?;
     let endpoint = sandbox::endpoint_for(&base, &payer);
     let now = state.clock.now();
@@ -139,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let requested = vec!["ExplanationOfBenefit".to_string()];
-    let session = uuid::Uuid::new_v4().to_string();
+    let session = format!("ls_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, nonce, step, expires_at, created_at, \
          updated_at) VALUES ($1, $2, 'test', 'bench', 'ONE_TIME', $3, 'n', 'connect', $4, $5, $5)",
@@ -152,13 +153,14 @@ async fn main() -> anyhow::Result<()> {
     .execute(&state.db.pool)
     .await?;
 
-    let url = oauth::begin(&state, &session, &endpoint, Usage::OneTime, &requested)
+    let s = link_sessions::get(&state.db, &session).await?.context("session")?;
+    let url = link_flow::begin_handoff(&state, &s, &endpoint)
         .await
         .map_err(|c| anyhow::anyhow!("begin: {}", c.as_str()))?;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let location = sandbox::drive_consent(&client, &url, sandbox::MEMBER_LARGE, true).await?;
     let q: std::collections::HashMap<String, String> = url::Url::parse(&location)?.query_pairs().into_owned().collect();
-    let done = oauth::complete(
+    let done = link_flow::payer_callback(
         &state,
         oauth::CallbackParams { code: q.get("code").cloned(), state: q.get("state").cloned(), error: None, error_description: None },
     )
@@ -187,7 +189,7 @@ async fn main() -> anyhow::Result<()> {
     // The same ExplanationOfBenefit pages with curl. First pass: follow `next` to learn the page URLs
     // (untimed); second pass: ONE curl process fetches them all in order over one kept-alive connection, as
     // the sync does, so process start-up is paid once. That is the payer-side limit.
-    let creds = authorizations::payer_credentials(&state, &done.authorization_id).await?.context("tokens")?;
+    let creds = authorizations::payer_credentials(&state.db, &state.cipher, &done.authorization_id).await?.context("tokens")?;
     let token = creds.access_token.context("token")?;
     let bearer = format!("Authorization: Bearer {}", token.expose_secret());
     let auth = authorizations::get(&state.db, &done.authorization_id).await?.context("authorization")?;

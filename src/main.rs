@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Parser as _;
 use link_sdk::server::{
     cli::{self, Cli, Command},
-    platform::{clock::SystemClock, telemetry},
+    platform::{clock::SystemClock, db::Db, telemetry},
     startup::{shutdown_signal, Application},
     surfaces::sandbox,
 };
@@ -46,7 +46,10 @@ async fn main() -> anyhow::Result<()> {
                 ..defaults
             };
             let redirect_uris = cfg.redirect_uris.clone();
-            let (base, handle) = sandbox::spawn_standalone(cfg).await?;
+            let database_url =
+                args.database_url.clone().unwrap_or_else(|| sandbox::standalone_database_url(&cli.settings.data_dir));
+            let db = Db::connect(&database_url, cli.settings.db_max_connections).await?;
+            let (base, handle) = sandbox::spawn_standalone(cfg, db).await?;
             println!();
             println!("  Sandbox payers are running at {base}");
             for payer in sandbox::default_payers() {
@@ -54,6 +57,10 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("  client_id: {}   password of every member: {}", sandbox::CLIENT_ID, sandbox::PASSWORD);
             println!("  Accepted redirect_uri: {}", redirect_uris.join(", "));
+            match &args.database_url {
+                Some(_) => println!("  State (codes, refresh tokens, signing key): --sandbox-database-url"),
+                None => println!("  State (codes, refresh tokens, signing key): {}", cli.settings.data_dir.join("sandbox.db").display()),
+            }
             println!("  Stop with Ctrl-C.");
             println!();
             tracing::info!(url = %base, "sandbox listening");

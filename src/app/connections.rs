@@ -5,7 +5,7 @@
 //! Compiled in both builds; the server functions' bodies run only on the server.
 //!
 //! Access: the page needs a short-lived grant token minted by the integrator's backend with its secret key
-//! (`POST /link/connections-url`, see `server::lifecycle`), never a publishable key + `externalId` (both are
+//! (`POST /link/connections-url`, see `server::services::lifecycle::connections`), never a publishable key + `externalId` (both are
 //! public, so they would let anyone manage another user's links). It renders fully on the server
 //! (`SsrMode::Async`), and "Remove" is a plain form POST, so it works without JavaScript; once hydrated the
 //! same form updates the list in place.
@@ -84,11 +84,18 @@ pub async fn remove_connection(
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use leptos::prelude::*;
-    use sqlx::Row as _;
 
     use super::{ConnectionItem, ConnectionsView, ERR_EXPIRED, ERR_INTERNAL, ERR_NOT_REMOVED};
     use crate::i18n::{self, msgs};
-    use crate::server::{platform::http::FRAME_ANCESTORS_HEADER, services::lifecycle, state::AppState, store::apps};
+    use crate::{
+        domain::{AuthorizationState, Usage},
+        server::{
+            platform::http::FRAME_ANCESTORS_HEADER,
+            services::lifecycle::connections::{self, connections_grant, revoke_as_patient},
+            state::AppState,
+            store::apps,
+        },
+    };
 
     fn safe_error(msg: &str) -> ServerFnError {
         ServerFnError::ServerError(msg.to_string())
@@ -104,10 +111,6 @@ pub mod ssr {
             resp.set_status(axum::http::StatusCode::UNAUTHORIZED);
         }
         safe_error(ERR_EXPIRED)
-    }
-
-    fn parse_types(json: &str) -> Vec<String> {
-        serde_json::from_str(json).unwrap_or_default()
     }
 
     /// [`list_with`] for the server function: applies the response's status and `frame-ancestors` itself.
@@ -145,66 +148,33 @@ pub mod ssr {
         let m = msgs(&lang);
         let expired = || safe_error(ERR_EXPIRED);
         let now = state.clock.now();
-        let grant =
-            lifecycle::connections_grant(&state.db, now, token.trim()).await.map_err(internal)?.ok_or_else(expired)?;
+        let grant = connections_grant(&state.db, now, token.trim()).await.map_err(internal)?.ok_or_else(expired)?;
         let app = apps::get(&state.db, &grant.app_id).await.map_err(internal)?.ok_or_else(expired)?;
         let frame_ancestors = app.allowed_origins.join(" ");
-        let rows = sqlx::query(
-            "SELECT a.id, a.usage, a.state, a.created_at, a.expunge_at, a.resource_types, \
-             e.name AS plan_name, e.logo_url AS plan_logo, e.resource_types AS endpoint_types \
-             FROM authorizations a LEFT JOIN endpoints e ON e.id = a.endpoint_id \
-             WHERE a.app_id = $1 AND a.mode = $2 AND a.external_id = $3 AND a.expunged_at IS NULL \
-             AND a.state NOT IN ('REVOKED', 'EXPIRED') ORDER BY a.created_at DESC, a.id",
-        )
-        .bind(&grant.app_id)
-        .bind(grant.mode.as_str())
-        .bind(&grant.external_id)
-        .fetch_all(&state.db.pool)
-        .await
-        .map_err(|e| internal(e.into()))?;
-        let mut items = Vec::new();
-        for r in rows {
-            let item = async {
-                let id: String = r.try_get("id")?;
-                let status = lifecycle::access_status(&state.db, now, &id).await?;
-                if !status.as_ref().is_some_and(|s| s.readable) {
-                    return anyhow::Ok(None);
-                }
-                let usage: String = r.try_get("usage")?;
-                let st: String = r.try_get("state")?;
-                let created_at: i64 = r.try_get("created_at")?;
-                let expunge_at = status.and_then(|s| s.expunge_at);
-                let synced = crate::server::store::resources::types_of(&state.db, &id).await?;
-                let mut types = synced;
-                if types.is_empty() {
-                    types = parse_types(&r.try_get::<String, _>("resource_types").unwrap_or_default());
-                }
-                if types.is_empty() {
-                    types = parse_types(&r.try_get::<Option<String>, _>("endpoint_types")?.unwrap_or_default());
-                }
-                let shared = i18n::record_kind_labels(&lang, &types);
-                let at = |t: i64| i18n::human_time(&lang, t);
-                let needs_reconnect = st == "NEEDS_REAUTH";
-                let access = match (usage.as_str(), needs_reconnect, expunge_at) {
+        let at = |t: i64| i18n::human_time(&lang, t);
+        let items = connections::list(state, &grant, now)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|c| {
+                let needs_reconnect = c.authorization.state == AuthorizationState::NeedsReauth;
+                let access = match (c.authorization.usage, needs_reconnect, c.readable_until) {
                     (_, true, Some(until)) => m.conn_access_ended.replace("{time}", &at(until)),
-                    ("ONE_TIME", _, Some(until)) => m.conn_access_one_time.replace("{time}", &at(until)),
+                    (Usage::OneTime, _, Some(until)) => m.conn_access_one_time.replace("{time}", &at(until)),
                     (_, _, Some(until)) => m.conn_access_until.replace("{time}", &at(until)),
                     _ => m.conn_access_ongoing.to_string(),
                 };
-                anyhow::Ok(Some(ConnectionItem {
-                    authorization_id: id,
-                    plan_name: r.try_get::<Option<String>, _>("plan_name")?.unwrap_or_else(|| m.conn_health_plan.to_string()),
-                    plan_logo: r.try_get("plan_logo")?,
-                    shared,
-                    linked_on: at(created_at),
+                ConnectionItem {
+                    authorization_id: c.authorization.id,
+                    plan_name: c.endpoint.name.unwrap_or_else(|| m.conn_health_plan.to_string()),
+                    plan_logo: c.endpoint.logo_url,
+                    shared: i18n::record_kind_labels(&lang, &c.shared_types),
+                    linked_on: at(c.authorization.created_at),
                     access,
                     needs_reconnect,
-                }))
-            }
-            .await
-            .map_err(internal)?;
-            items.extend(item);
-        }
+                }
+            })
+            .collect();
         Ok((
             ConnectionsView {
                 app_name: app.name,
@@ -240,16 +210,9 @@ pub mod ssr {
     async fn remove_inner(token: &str, authorization_id: &str, lang: &str) -> Result<String, ServerFnError> {
         let state = expect_context::<AppState>();
         let now = state.clock.now();
-        let grant = lifecycle::connections_grant(&state.db, now, token.trim()).await.map_err(internal)?.ok_or_else(deny)?;
-        let plan: Option<String> = sqlx::query(
-            "SELECT e.name FROM authorizations a LEFT JOIN endpoints e ON e.id = a.endpoint_id WHERE a.id = $1",
-        )
-        .bind(authorization_id)
-        .fetch_optional(&state.db.pool)
-        .await
-        .map_err(|e| internal(e.into()))?
-        .and_then(|r| r.try_get::<Option<String>, _>("name").ok().flatten());
-        if !lifecycle::revoke_as_patient(&state, &grant, authorization_id).await.map_err(internal)? {
+        let grant = connections_grant(&state.db, now, token.trim()).await.map_err(internal)?.ok_or_else(deny)?;
+        let plan = connections::plan_name(&state, &grant, authorization_id).await.map_err(internal)?;
+        if !revoke_as_patient(&state, &grant, authorization_id).await.map_err(internal)? {
             return Err(safe_error(ERR_NOT_REMOVED));
         }
         Ok(plan.unwrap_or_else(|| msgs(lang).conn_health_plan.to_string()))

@@ -1,7 +1,5 @@
 //! Management subcommands: apps, endpoints, audit.
 //!
-//! Owner: [Operators]. Compiled only with `ssr`.
-//!
 //! Each subcommand connects to the same database as the server (`--database-url` / `DATABASE_URL`, or the
 //! SQLite file under `--data-dir`) through [`Db::connect`], which also runs pending migrations, so the CLI
 //! works on a fresh data folder before the server ever started. Output is human-readable by default and
@@ -75,6 +73,11 @@ pub struct SandboxArgs {
     /// Seconds the `token.slow` member's token exchange waits (set it past the main server's --payer-timeout).
     #[arg(long = "sandbox-slow-token-delay", env = "LINK_SANDBOX_SLOW_TOKEN_DELAY", default_value_t = 35)]
     pub slow_token_delay_secs: u64,
+
+    /// Database of the sandbox's own state (signing key, authorization codes, refresh tokens): `sqlite://path`
+    /// or `postgres://…`. Default: its own SQLite file, `{data-dir}/sandbox.db`.
+    #[arg(long = "sandbox-database-url", env = "LINK_SANDBOX_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// `link-sdk apps …`
@@ -203,7 +206,7 @@ pub enum EndpointsCommand {
     },
 }
 
-/// `link-sdk audit …` (owner: [Lifecycle]).
+/// `link-sdk audit …`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuditCommand {
     /// Print the audit trail as JSON lines, oldest first: `{id, at, time, actor, action, app_id,
@@ -319,7 +322,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             )
             .await?;
             audit::record(
-                &db,
+                &db.pool,
                 now,
                 audit::AuditEntry { actor: "operator", action: "app.created", app_id: Some(&app.id), ..Default::default() },
             )
@@ -389,7 +392,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             anyhow::ensure!(grace_secs >= 0, "--grace-secs must be 0 or more");
             let secret = apps::rotate_secret(&db, now, &app, mode, grace_secs).await?;
             audit::record(
-                &db,
+                &db.pool,
                 now,
                 audit::AuditEntry {
                     actor: "operator",
@@ -422,7 +425,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             let secret = if rotate {
                 let s = crate::server::services::webhooks::rotate_signing_secret(&state, &app).await?;
                 audit::record(
-                    &db,
+                    &db.pool,
                     now,
                     audit::AuditEntry {
                         actor: "operator",
@@ -462,7 +465,7 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
             };
             let app = apps::update(&db, now, &u.app, change).await?;
             audit::record(
-                &db,
+                &db.pool,
                 now,
                 audit::AuditEntry { actor: "operator", action: "app.updated", app_id: Some(&app.id), ..Default::default() },
             )
@@ -536,7 +539,7 @@ pub async fn endpoints(settings: Settings, cmd: EndpointsCommand) -> anyhow::Res
                 }
             }
             audit::record(
-                &db,
+                &db.pool,
                 now,
                 audit::AuditEntry {
                     actor: "operator",
@@ -576,7 +579,7 @@ pub async fn endpoints(settings: Settings, cmd: EndpointsCommand) -> anyhow::Res
     Ok(())
 }
 
-/// Runs `audit …` (owner: [Lifecycle]).
+/// Runs `audit …`.
 ///
 /// # Errors
 /// Database or I/O errors.
@@ -590,7 +593,7 @@ pub async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> 
         }
         AuditCommand::Authorizations { app, downgraded } => {
             use std::io::Write as _;
-            for line in crate::server::services::lifecycle::operator_view(&db, app.as_deref(), downgraded).await? {
+            for line in crate::server::store::authorizations::operator_view(&db, app.as_deref(), downgraded).await? {
                 writeln!(out, "{line}")?;
             }
         }

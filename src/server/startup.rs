@@ -8,7 +8,6 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Durat
 
 use anyhow::Context as _;
 use axum::{middleware, Router};
-use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes as _};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +29,7 @@ use crate::{
         },
         settings::{RunMode, Settings},
         state::{load_cipher, AppState},
+        surfaces::hosted_link::page,
     },
 };
 
@@ -138,7 +138,9 @@ impl Application {
         shutdown.cancelled().await;
         let result = tokio::time::timeout(grace, serve).await;
         for w in workers {
-            let _ = tokio::time::timeout(grace, w).await;
+            if tokio::time::timeout(grace, w).await.is_err() {
+                tracing::warn!("a background worker did not stop within the grace period");
+            }
         }
         match result {
             Ok(joined) => joined.context("server task")?.context("serving")?,
@@ -154,7 +156,7 @@ fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let mut workers = Vec::new();
     workers.extend(crate::server::services::sync::spawn_workers(state));
     workers.extend(crate::server::services::webhooks::spawn_workers(state));
-    workers.extend(crate::server::services::lifecycle::spawn_workers(state));
+    workers.extend(crate::server::services::lifecycle::sweep::spawn_workers(state));
     workers
 }
 
@@ -167,88 +169,21 @@ fn default_public_url(local: SocketAddr) -> String {
     }
 }
 
-/// Renders the whole app for `req` (`SsrMode::Async`) with `state` and `preloaded` in context: the data a page
-/// would otherwise load through a Resource, loaded by its handler before rendering.
-async fn render_with<T: Clone + Send + Sync + 'static>(
-    state: AppState,
-    preloaded: T,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    let options = state.leptos_options.clone();
-    let handler = leptos_axum::render_app_async_with_context(
-        move || {
-            provide_context(state.clone());
-            provide_context(preloaded.clone());
-        },
-        move || shell(options.clone()),
-    );
-    handler(req).await
-}
-
-/// The hosted Link screen's path (axum syntax).
-const LINK_SCREEN_PATH: &str = "/link/s/{sid}";
-
-/// Query parameters of a Link screen (see `app::link::LinkPage`).
-#[derive(Debug, serde::Deserialize)]
-struct ScreenParams {
-    q: Option<String>,
-    err: Option<String>,
-    wait: Option<String>,
-}
-
-/// `GET /link/s/{sid}`: loads the session's screen first, then renders the page with it in context
-/// (`app::link::PreloadedScreen`), so the render has nothing to wait for. (Rendering through a Resource under
-/// `<Suspense>` in `SsrMode::Async` hung now and then: a few requests in a thousand never completed.)
-async fn link_screen_page(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    axum::extract::Path(sid): axum::extract::Path<String>,
-    axum::extract::Query(p): axum::extract::Query<ScreenParams>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    let preloaded = match crate::server::surfaces::hosted_link::screen::load(&state, &sid, p.q, p.err, p.wait).await {
-        Ok(found) => crate::app::link::PreloadedScreen(found.map(|l| (l.screen, l.frame_ancestors))),
-        Err(e) => return crate::server::surfaces::hosted_link::internal(e),
-    };
-    render_with(state, preloaded, req).await
-}
-
-/// The connections page's path.
-const CONNECTIONS_PATH: &str = "/link/connections";
-
-/// Query parameters of the connections page (see `app::connections::ConnectionsPage`).
-#[derive(Debug, serde::Deserialize)]
-struct ConnectionsParams {
-    token: Option<String>,
-    language: Option<String>,
-}
-
-/// `GET /link/connections`: lists the grant's connections first, then renders the page with the listing in
-/// context (`app::connections::PreloadedConnections`), for the same reason as [`link_screen_page`].
-async fn connections_page(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    axum::extract::Query(p): axum::extract::Query<ConnectionsParams>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    use crate::{app::connections::{ssr::list_with, PreloadedConnections}, i18n};
-    let accept = req.headers().get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-    let lang = i18n::choose(p.language.as_deref(), accept);
-    let listed = list_with(&state, p.token.unwrap_or_default(), lang.to_string()).await;
-    render_with(state, PreloadedConnections { listed, lang }, req).await
-}
-
 /// The whole HTTP surface of the server, with its middleware.
 pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
-    // `/link/s/{sid}` and `/link/connections` have their own handlers (data loaded before rendering).
+    // `/link/s/{sid}` and `/link/connections` have their own handlers (data loaded before rendering, see
+    // `surfaces::hosted_link::page`).
     let routes: Vec<_> =
-        generate_route_list(App).into_iter().filter(|r| r.path() != LINK_SCREEN_PATH && r.path() != CONNECTIONS_PATH).collect();
+        generate_route_list(App)
+        .into_iter()
+        .filter(|r| r.path() != page::LINK_SCREEN_PATH && r.path() != page::CONNECTIONS_PATH)
+        .collect();
     let options = state.leptos_options.clone();
     let leptos = Router::<AppState>::new()
         .leptos_routes_with_context(&state, routes, || {}, {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .route(LINK_SCREEN_PATH, axum::routing::get(link_screen_page))
-        .route(CONNECTIONS_PATH, axum::routing::get(connections_page))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
 
     let mut router = Router::new()

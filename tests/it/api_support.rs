@@ -102,7 +102,8 @@ pub async fn create_authorization(
     usage: Usage,
 ) -> String {
     authorizations::create(
-        &app.state,
+        &mut *app.state.db.pool.acquire().await.unwrap(),
+        &app.state.cipher,
         app.clock_now(),
         NewAuthorization {
             app_id: keys.app_id.clone(),
@@ -124,6 +125,7 @@ pub async fn create_authorization(
             access_token: SecretString::from("payer-access".to_string()),
             refresh_token: Some(SecretString::from("payer-refresh".to_string())),
             expires_at: Some(app.clock_now() + 3600),
+            refresh_expires_at: None,
             scope: Some("patient/*.read".into()),
         },
     )

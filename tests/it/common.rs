@@ -29,12 +29,30 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// The database URL used.
     pub database_url: String,
+    /// The settings it was started with (a restart reuses them).
+    pub settings: Settings,
+    /// The task serving it; it ends after a shutdown.
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl TestApp {
     /// `GET {base_url}{path}`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{}", self.base_url, path)).send().await.expect("request failed")
+    }
+
+    /// Restarts the server as an operator restarting `.ci/serve` would: a graceful shutdown (in-flight
+    /// requests finish, workers stop), then a new server on the same port with the same settings, data folder
+    /// (keys) and database. The new server's clock starts where this one's was.
+    pub async fn restart(self) -> TestApp {
+        use link_sdk::server::platform::clock::Clock as _;
+        let TestApp { port, state, clock, dir, database_url, mut settings, server, .. } = self;
+        state.shutdown.cancel();
+        server.await.expect("server task").expect("server stopped cleanly");
+        settings.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let again = spawn_app_with(settings, dir, database_url).await;
+        again.clock.set(clock.now());
+        again
     }
 }
 
@@ -111,11 +129,41 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings, dir: tempfile::TempDir, database_url: String) -> TestApp {
     let clock = ManualClock::new();
     let shared: SharedClock = Arc::new(clock.clone());
-    let app = Application::build(settings, shared).await.expect("build app");
+    let app = Application::build(settings.clone(), shared).await.expect("build app");
     let port = app.port();
     let base_url = app.base_url();
     let state = app.state.clone();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let server = tokio::spawn(app.run_until(std::future::pending()));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { base_url, port, client, state, clock, dir, database_url }
+    TestApp { base_url, port, client, state, clock, dir, database_url, settings, server }
+}
+
+/// Sets an authorization's state as another path of the product would (a `REVOKED` also gets `revoked_at`),
+/// without the transition's side effects, for tests of what the sweep does with such rows.
+pub async fn set_state(db: &link_sdk::server::platform::db::Db, id: &str, state: &str, now: i64) {
+    sqlx::query(
+        "UPDATE authorizations SET state = $1, updated_at = $2, \
+         revoked_at = CASE WHEN $1 = 'REVOKED' AND revoked_at IS NULL THEN $2 ELSE revoked_at END WHERE id = $3",
+    )
+    .bind(state)
+    .bind(now)
+    .bind(id)
+    .execute(&db.pool)
+    .await
+    .expect("set state");
+}
+
+/// Starts SMART App Launch for session `sid` at `endpoint`, asking for `usage` and `requested` types (the payer
+/// hand-off of the hosted flow, without its screens); returns the payer's authorize URL.
+pub async fn begin_handoff(
+    state: &AppState,
+    sid: &str,
+    endpoint: &link_sdk::server::store::endpoints::Endpoint,
+    usage: link_sdk::domain::Usage,
+    requested: &[String],
+) -> Result<String, link_sdk::domain::ExitCode> {
+    let mut s = link_sdk::server::store::link_sessions::get(&state.db, sid).await.unwrap().expect("session");
+    s.usage = usage;
+    s.options.requested_resources = requested.to_vec();
+    link_sdk::server::services::link_flow::begin_handoff(state, &s, endpoint).await
 }

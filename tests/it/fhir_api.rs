@@ -286,7 +286,7 @@ async fn application_token_reads_every_patient_of_its_app_only() {
     // $PATIENT_ID needs a patient token.
     outcome(get_bearer(&app, "/fhir/Patient/$PATIENT_ID", &t).await, 400).await;
     // A revoked authorization drops out.
-    authorizations::set_state(&app.state.db, &second, authorizations::REVOKED, app.clock_now()).await.unwrap();
+    crate::common::set_state(&app.state.db, &second, "REVOKED", app.clock_now()).await;
     assert_eq!(ok_json(get_bearer(&app, "/fhir/Patient", &t).await).await["total"], 1);
 }
 
@@ -328,7 +328,7 @@ async fn sandbox_member_end_to_end() {
     let n = all["total"].as_u64().unwrap();
     assert!(n > 1);
     // Compare each resource with the payer's own answer, fetched with the payer token.
-    let creds = authorizations::payer_credentials(&app.state, &authz).await.unwrap().unwrap();
+    let creds = authorizations::payer_credentials(&app.state.db, &app.state.cipher, &authz).await.unwrap().unwrap();
     let payer_token = {
         use secrecy::ExposeSecret as _;
         creds.access_token.unwrap().expose_secret().to_string()

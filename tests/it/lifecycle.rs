@@ -7,11 +7,15 @@ use std::sync::{Arc, Mutex};
 use axum::{extract::State, routing::post, Form, Json, Router};
 use crate::common::{spawn_app, spawn_app_with, test_settings, TestApp};
 use link_sdk::{
-    domain::{Mode, Usage},
+    domain::{Mode, StateReason, Usage, ONE_TIME_TTL_SECS},
     server::{
         platform::clock::Clock as _,
         services::{
-            lifecycle::{self, RefreshOutcome},
+            lifecycle::{
+                self,
+                sweep::{self, RefreshOutcome},
+                transitions,
+            },
             webhooks,
         },
         store::{
@@ -36,6 +40,9 @@ struct FakePayer {
     script: Arc<Mutex<Vec<Option<Value>>>>,
     /// `refresh_token` values received.
     received: Arc<Mutex<Vec<String>>>,
+    /// HTTP status of an `invalid_grant` answer (400 when unset, as RFC 6749 §5.2 says; some servers send 401
+    /// or 403).
+    refusal_status: Arc<Mutex<Option<u16>>>,
 }
 
 async fn token(State(p): State<FakePayer>, Form(form): Form<Vec<(String, String)>>) -> axum::response::Response {
@@ -49,7 +56,10 @@ async fn token(State(p): State<FakePayer>, Form(form): Form<Vec<(String, String)
     };
     match next {
         Some(body) => Json(body).into_response(),
-        None => (axum::http::StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response(),
+        None => {
+            let status = p.refusal_status.lock().unwrap().unwrap_or(400);
+            (axum::http::StatusCode::from_u16(status).unwrap(), Json(json!({"error": "invalid_grant"}))).into_response()
+        }
     }
 }
 
@@ -114,13 +124,14 @@ struct Linked {
     refresh_token: String,
 }
 
-/// An authorization as the Sync part stores it (payer tokens sealed), two resources, and our tokens for it.
+/// An authorization as the sync stores it (payer tokens sealed), two resources, and our tokens for it.
 async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token_url: &str, payer_expires_in: i64) -> Linked {
     let now = app.clock.now();
     let payer_access = format!("payer-access-{}", uuid::Uuid::new_v4().simple());
     let payer_refresh = format!("payer-refresh-{}", uuid::Uuid::new_v4().simple());
     let id = authorizations::create(
-        &app.state,
+        &mut *app.state.db.pool.acquire().await.unwrap(),
+        &app.state.cipher,
         now,
         NewAuthorization {
             app_id: f.app_id.clone(),
@@ -135,13 +146,14 @@ async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token
             fhir_base: "http://127.0.0.1:9/fhir".into(),
             token_url: token_url.into(),
             resource_types: vec![],
-            expunge_at: (usage == Usage::OneTime).then_some(now + lifecycle::ONE_TIME_TTL_SECS),
+            expunge_at: (usage == Usage::OneTime).then_some(now + ONE_TIME_TTL_SECS),
             next_sync_at: None,
         },
         &PayerTokens {
             access_token: payer_access.clone().into(),
             refresh_token: (usage == Usage::Multiple).then(|| payer_refresh.clone().into()),
             expires_at: Some(now + payer_expires_in),
+            refresh_expires_at: None,
             scope: Some("launch/patient patient/*.read offline_access".into()),
         },
     )
@@ -160,7 +172,7 @@ async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token
     Linked { id, payer_access, payer_refresh, access_token, refresh_token }
 }
 
-/// Writes a resource the way the Sync part does: through `sync::store::seal_body`.
+/// Writes a resource the way the sync does: through `store::resources::seal_body`.
 async fn insert_resource(app: &TestApp, authorization_id: &str, rtype: &str, rid: &str, json: &str) {
     let (body, body_enc, key_id) = link_sdk::server::store::resources::seal_body(&app.state, authorization_id, rtype, rid, json);
     sqlx::query(
@@ -232,23 +244,23 @@ async fn one_time_is_expunged_24_hours_after_authorization() {
     let f = fixture(&app).await;
     let l = link(&app, &f, "user-1", Usage::OneTime, "http://127.0.0.1:9/token", 3600).await;
 
-    app.clock.advance(lifecycle::ONE_TIME_TTL_SECS - 1);
-    lifecycle::sweep_once(&app.state).await.unwrap();
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
+    app.clock.advance(ONE_TIME_TTL_SECS - 1);
+    sweep::sweep_once(&app.state).await.unwrap();
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
     assert!(s.readable, "still readable one second before the end");
     assert_eq!(resources_of(&app, &l.id).await, 2);
     assert!(tokens::verify(&app.state.db, app.clock.now(), TokenKind::Access, &l.access_token).await.unwrap().is_some());
 
     app.clock.advance(1);
     // Refused the second the window ends, even before the sweep ran.
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
     assert!(!s.readable);
-    assert_eq!(s.reason.as_deref(), Some(lifecycle::REASON_ONE_TIME_EXPIRED));
+    assert_eq!(s.reason, Some(StateReason::OneTimeExpired));
 
-    lifecycle::sweep_once(&app.state).await.unwrap();
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
     assert_eq!(s.state, "EXPIRED");
-    assert_eq!(s.reason.as_deref(), Some(lifecycle::REASON_ONE_TIME_EXPIRED));
+    assert_eq!(s.reason, Some(StateReason::OneTimeExpired));
     assert!(s.description().contains("24 hours"));
     assert_expunged(&app, &l).await;
     assert!(actions(&app, &l.id).await.contains(&"expunged".to_string()));
@@ -256,8 +268,8 @@ async fn one_time_is_expunged_24_hours_after_authorization() {
     assert!(events(&app, &f.app_id, "authorization_revoked").await.is_empty());
 
     // Idempotent: another sweep and another expunge change nothing and record nothing more.
-    lifecycle::sweep_once(&app.state).await.unwrap();
-    lifecycle::expunge_authorization(&app.state, &l.id, lifecycle::REASON_EXPIRED).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
+    transitions::expunge_authorization(&app.state, &l.id, StateReason::Expired).await.unwrap();
     assert_eq!(actions(&app, &l.id).await.iter().filter(|a| *a == "expunged").count(), 1);
 }
 
@@ -277,28 +289,28 @@ async fn multiple_refreshes_then_moves_to_reauth_when_the_payer_refuses_and_expi
     let l = link(&app, &f, "user-2", Usage::Multiple, &token_url, 3600).await;
 
     // Not yet within the refresh margin: nothing is sent to the payer.
-    app.clock.advance(3600 - lifecycle::REFRESH_MARGIN_SECS - 1);
-    lifecycle::sweep_once(&app.state).await.unwrap();
+    app.clock.advance(3600 - sweep::REFRESH_MARGIN_SECS - 1);
+    sweep::sweep_once(&app.state).await.unwrap();
     assert!(payer.received.lock().unwrap().is_empty());
 
     // Within the margin: refreshed with the payer's refresh_token; the rotated tokens are stored sealed.
     app.clock.advance(2);
-    lifecycle::sweep_once(&app.state).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
     assert_eq!(payer.received.lock().unwrap().as_slice(), std::slice::from_ref(&l.payer_refresh));
     let a = authorizations::get(&app.state.db, &l.id).await.unwrap().unwrap();
     assert_eq!(a.state, "REFRESHED");
-    let creds = authorizations::payer_credentials(&app.state, &l.id).await.unwrap().unwrap();
+    let creds = authorizations::payer_credentials(&app.state.db, &app.state.cipher, &l.id).await.unwrap().unwrap();
     assert_eq!(creds.access_token.unwrap().expose_secret(), "payer-access-rotated-1");
     assert_eq!(creds.refresh_token.unwrap().expose_secret(), "payer-refresh-rotated-1");
     assert!(actions(&app, &l.id).await.contains(&"payer.refreshed".to_string()));
 
     // Next refresh: the payer answers invalid_grant → NEEDS_REAUTH, still readable, refresh_expired sent.
     app.clock.advance(3600);
-    assert_eq!(lifecycle::refresh_payer_token(&app.state, &l.id).await.unwrap(), RefreshOutcome::Refused);
+    assert_eq!(sweep::refresh_payer_token(&app.state, &l.id).await.unwrap(), RefreshOutcome::Refused);
     assert_eq!(payer.received.lock().unwrap().last().unwrap(), "payer-refresh-rotated-1");
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
     assert_eq!(s.state, "NEEDS_REAUTH");
-    assert_eq!(s.reason.as_deref(), Some(lifecycle::REASON_PAYER_REFUSED_REFRESH));
+    assert_eq!(s.reason, Some(StateReason::PayerRefusedRefresh));
     assert!(s.readable, "stays readable until its own expiry");
     assert_eq!(resources_of(&app, &l.id).await, 2);
     let ev = events(&app, &f.app_id, "refresh_expired").await;
@@ -311,15 +323,15 @@ async fn multiple_refreshes_then_moves_to_reauth_when_the_payer_refuses_and_expi
     // The sweep does not ask the payer again, nor send a second event.
     let asked = payer.received.lock().unwrap().len();
     app.clock.advance(86_400);
-    lifecycle::sweep_once(&app.state).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
     assert_eq!(payer.received.lock().unwrap().len(), asked);
     assert_eq!(events(&app, &f.app_id, "refresh_expired").await.len(), 1);
-    assert!(lifecycle::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap().readable);
+    assert!(transitions::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap().readable);
 
     // At the end of the re-consent window (7 days after the refusal) it is expunged.
     app.clock.advance(6 * 86_400);
-    lifecycle::sweep_once(&app.state).await.unwrap();
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
     assert_eq!(s.state, "EXPIRED");
     assert!(!s.readable);
     assert_expunged(&app, &l).await;
@@ -339,13 +351,13 @@ async fn multiple_whose_payer_grant_expired_needs_reauth_without_asking_the_paye
         .await
         .unwrap();
     app.clock.advance(999);
-    lifecycle::sweep_once(&app.state).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
     assert_eq!(authorizations::get(&app.state.db, &l.id).await.unwrap().unwrap().state, "AUTHORIZED");
     app.clock.advance(1);
-    lifecycle::sweep_once(&app.state).await.unwrap();
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap();
     assert_eq!(s.state, "NEEDS_REAUTH");
-    assert_eq!(s.reason.as_deref(), Some(lifecycle::REASON_PAYER_GRANT_EXPIRED));
+    assert_eq!(s.reason, Some(StateReason::PayerGrantExpired));
     assert!(s.readable);
     assert!(payer.received.lock().unwrap().is_empty());
     assert_eq!(events(&app, &f.app_id, "refresh_expired").await.len(), 1);
@@ -356,14 +368,14 @@ async fn a_downgrade_is_recorded_once_for_the_operator() {
     let app = spawn_app().await;
     let f = fixture(&app).await;
     let l = link(&app, &f, "user-4", Usage::OneTime, "http://127.0.0.1:9/token", 3600).await;
-    // As the Sync part stores a MULTIPLE request on an endpoint without refresh tokens.
+    // As the link flow stores a MULTIPLE request on an endpoint without refresh tokens.
     sqlx::query("UPDATE authorizations SET usage_requested = 'MULTIPLE', downgraded = 1 WHERE id = $1")
         .bind(&l.id)
         .execute(&app.state.db.pool)
         .await
         .unwrap();
-    lifecycle::sweep_once(&app.state).await.unwrap();
-    lifecycle::sweep_once(&app.state).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
     let trail = audit::query(&app.state.db, &audit::ExportFilter { action_prefix: Some("usage.".into()), ..Default::default() })
         .await
         .unwrap();
@@ -371,7 +383,7 @@ async fn a_downgrade_is_recorded_once_for_the_operator() {
     assert_eq!(trail[0]["authorization_id"], l.id.as_str());
     assert_eq!(trail[0]["detail"]["usage_requested"], "MULTIPLE");
     assert_eq!(trail[0]["detail"]["billed_as"], "ONE_TIME");
-    let view = lifecycle::operator_view(&app.state.db, Some(&f.app_id), true).await.unwrap();
+    let view = authorizations::operator_view(&app.state.db, Some(&f.app_id), true).await.unwrap();
     assert_eq!(view.len(), 1);
     assert_eq!(view[0]["downgraded"], true);
     assert_eq!(view[0]["usage"], "ONE_TIME");
@@ -411,7 +423,7 @@ async fn the_patient_removes_a_link_on_the_connections_page_which_expunges_at_on
     let body: Value = res.json().await.unwrap();
     let url = body["url"].as_str().unwrap().to_string();
     assert!(url.starts_with(&format!("{}/link/connections?token=ct_", app.base_url)));
-    assert_eq!(body["expires_in"], lifecycle::CONNECTIONS_GRANT_TTL_SECS);
+    assert_eq!(body["expires_in"], lifecycle::connections::CONNECTIONS_GRANT_TTL_SECS);
 
     // Without a valid grant: no list.
     let res = app.get("/link/connections?token=ct_forged").await;
@@ -451,7 +463,7 @@ async fn the_patient_removes_a_link_on_the_connections_page_which_expunges_at_on
     let html = app.client.get(format!("{}{}", app.base_url, location)).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("could not be removed"));
     assert_eq!(resources_of(&app, &theirs.id).await, 2);
-    assert_eq!(lifecycle::access_status(&app.state.db, app.clock.now(), &theirs.id).await.unwrap().unwrap().state, "AUTHORIZED");
+    assert_eq!(transitions::access_status(&app.state.db, app.clock.now(), &theirs.id).await.unwrap().unwrap().state, "AUTHORIZED");
 
     // The form, posted without JavaScript: revoked, expunged at once, back to the list.
     let res = app
@@ -465,9 +477,9 @@ async fn the_patient_removes_a_link_on_the_connections_page_which_expunges_at_on
     assert!(res.status().is_redirection(), "status {}", res.status());
     let location = res.headers()["location"].to_str().unwrap().to_string();
     assert!(location.starts_with("/link/connections?token=ct_") && location.ends_with("removed=1"));
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &mine.id).await.unwrap().unwrap();
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &mine.id).await.unwrap().unwrap();
     assert_eq!(s.state, "REVOKED");
-    assert_eq!(s.reason.as_deref(), Some(lifecycle::REASON_REVOKED_BY_PATIENT));
+    assert_eq!(s.reason, Some(StateReason::RevokedByPatient));
     assert_expunged(&app, &mine).await;
     let ev = events(&app, &f.app_id, "authorization_revoked").await;
     assert_eq!(ev.len(), 1);
@@ -483,7 +495,7 @@ async fn the_patient_removes_a_link_on_the_connections_page_which_expunges_at_on
     assert_eq!(resources_of(&app, &theirs.id).await, 2);
 
     // The grant expires.
-    app.clock.advance(lifecycle::CONNECTIONS_GRANT_TTL_SECS);
+    app.clock.advance(lifecycle::connections::CONNECTIONS_GRANT_TTL_SECS);
     assert_eq!(app.client.get(&url).send().await.unwrap().status(), 401);
 }
 
@@ -492,7 +504,7 @@ async fn the_audit_trail_is_append_only_and_exported_as_json_lines_by_the_cli() 
     let app = spawn_app().await;
     let f = fixture(&app).await;
     let l = link(&app, &f, "user-5", Usage::OneTime, "http://127.0.0.1:9/token", 3600).await;
-    lifecycle::expunge_authorization(&app.state, &l.id, lifecycle::REASON_REVOKED_BY_APP).await.unwrap();
+    transitions::expunge_authorization(&app.state, &l.id, StateReason::RevokedByApp).await.unwrap();
 
     for sql in ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"] {
         assert!(sqlx::query(sql).execute(&app.state.db.pool).await.is_err(), "{sql} must be refused");
@@ -531,7 +543,7 @@ async fn the_database_file_holds_no_token_or_secret_in_plain_text() {
     let public_token =
         tokens::issue(&app.state.db, app.clock.now(), TokenKind::Public, &f.app_id, Some(&l.id), Some(1800), json!({})).await.unwrap();
     let webhook_secret = webhooks::ensure_signing_secret(&app.state, &f.app_id).await.unwrap();
-    let (connections_url, _) = lifecycle::mint_connections_url(&app.state, &f.app_id, Mode::Test, "user-6").await.unwrap();
+    let (connections_url, _) = lifecycle::connections::mint_connections_url(&app.state, &f.app_id, Mode::Test, "user-6").await.unwrap();
     let connections_token = connections_url.split("token=").nth(1).unwrap().to_string();
 
     // The resources open again with the key (sealed, not lost).
@@ -639,7 +651,7 @@ async fn expunged_resources_leave_no_trace_in_the_sqlite_file() {
     };
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&app.state.db.pool).await.unwrap();
     assert!(file_has("MBR-77731-SECRETMEMBER"), "stored in clear before the expunge");
-    lifecycle::expunge_authorization(&app.state, &l.id, lifecycle::REASON_REVOKED_BY_OPERATOR).await.unwrap();
+    transitions::expunge_authorization(&app.state, &l.id, StateReason::RevokedByOperator).await.unwrap();
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&app.state.db.pool).await.unwrap();
     assert!(!file_has("MBR-77731-SECRETMEMBER"), "overwritten, not left in free pages");
     assert!(!file_has("SUBSCRIBER-99812-PLAIN"));
@@ -788,7 +800,7 @@ async fn a_full_link_and_read_leaves_an_audit_trail_and_no_plaintext_secret_in_t
     assert!(!trail_text.contains(&family) && !trail_text.contains(&birth), "no health data in the audit trail");
 
     // The database holds none of the secrets in plain text.
-    let creds = authorizations::payer_credentials(&app.state, &authz).await.unwrap().unwrap();
+    let creds = authorizations::payer_credentials(&app.state.db, &app.state.cipher, &authz).await.unwrap().unwrap();
     let mut secrets: Vec<(&str, String)> = vec![
         ("payer access_token", creds.access_token.expect("payer access token").expose_secret().to_string()),
         ("our access_token", access_token.clone()),
@@ -822,7 +834,7 @@ async fn a_full_link_and_read_leaves_an_audit_trail_and_no_plaintext_secret_in_t
     assert!(ev.iter().any(|e| e["data"]["authorization_id"] == authz.as_str()), "{ev:?}");
 
     // Revocation by the app expunges at once and the API answers 401 with the reason.
-    lifecycle::expunge_authorization(&app.state, &authz, lifecycle::REASON_REVOKED_BY_APP).await.unwrap();
+    transitions::expunge_authorization(&app.state, &authz, StateReason::RevokedByApp).await.unwrap();
     let r = app.client.get(format!("{}/fhir/Patient", app.base_url)).bearer_auth(&access_token).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
@@ -840,22 +852,79 @@ async fn state_changes_made_by_other_parts_are_completed_by_the_sweep() {
     let b = link(&app, &f, "user-9", Usage::Multiple, "http://127.0.0.1:9/token", 86_400).await;
     let now = app.clock.now();
     // As another part might: a bare state change, without expunge or notification.
-    authorizations::set_state(&app.state.db, &a.id, authorizations::REVOKED, now).await.unwrap();
-    authorizations::set_state(&app.state.db, &b.id, authorizations::NEEDS_REAUTH, now).await.unwrap();
-    lifecycle::sweep_once(&app.state).await.unwrap();
+    crate::common::set_state(&app.state.db, &a.id, "REVOKED", now).await;
+    crate::common::set_state(&app.state.db, &b.id, "NEEDS_REAUTH", now).await;
+    sweep::sweep_once(&app.state).await.unwrap();
 
     // Revoked → expunged at once, stays REVOKED; its revoker sends the event, not the sweep.
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &a.id).await.unwrap().unwrap();
-    assert_eq!((s.state.as_str(), s.reason.as_deref(), s.readable), ("REVOKED", Some(lifecycle::REASON_REVOKED), false));
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &a.id).await.unwrap().unwrap();
+    assert_eq!((s.state.as_str(), s.reason, s.readable), ("REVOKED", Some(StateReason::Revoked), false));
     assert_expunged(&app, &a).await;
     assert!(events(&app, &f.app_id, "authorization_revoked").await.is_empty());
 
     // NEEDS_REAUTH → readable window set and refresh_expired sent, once.
-    let s = lifecycle::access_status(&app.state.db, app.clock.now(), &b.id).await.unwrap().unwrap();
+    let s = transitions::access_status(&app.state.db, app.clock.now(), &b.id).await.unwrap().unwrap();
     assert!(s.readable);
     assert_eq!(s.expunge_at, Some(now + app.state.settings.reauth_grace_secs));
-    lifecycle::sweep_once(&app.state).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
     let ev = events(&app, &f.app_id, "refresh_expired").await;
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["data"]["authorization_id"], b.id.as_str());
 }
+
+/// A payer that refuses a refresh with 403 `{"error":"invalid_grant"}` (a third-party SMART server's way):
+/// the authorization moves to NEEDS_REAUTH exactly once, with one audit record and one `refresh_expired`
+/// webhook, whether the scheduled sweep or a sync asked for the refresh: both go through the one refresh.
+#[tokio::test]
+async fn a_refresh_refused_with_403_invalid_grant_needs_reauth_once_from_the_sweep_and_from_a_sync() {
+    let (mut settings, dir, url) = test_settings().await;
+    settings.sync_workers = 0;
+    let app = spawn_app_with(settings, dir, url).await;
+    let f = fixture(&app).await;
+    let payer = FakePayer::default();
+    *payer.refusal_status.lock().unwrap() = Some(403);
+    let token_url = start_payer(payer.clone()).await;
+    let refused_once = |app_id: String, id: String| {
+        let app = &app;
+        async move {
+            let a = authorizations::get(&app.state.db, &id).await.unwrap().unwrap();
+            assert_eq!(a.state, "NEEDS_REAUTH");
+            assert_eq!(a.state_reason, Some(StateReason::PayerRefusedRefresh));
+            let ev: Vec<Value> =
+                events(app, &app_id, "refresh_expired").await.into_iter().filter(|e| e["data"]["authorization_id"] == id.as_str()).collect();
+            assert_eq!(ev.len(), 1, "one refresh_expired webhook");
+            let refused = actions(app, &id).await.iter().filter(|a| *a == "payer.refresh_refused").count();
+            assert_eq!(refused, 1, "one audit record");
+        }
+    };
+
+    // The sweep refreshes a token about to expire; the payer refuses.
+    let by_sweep = link(&app, &f, "user-sweep", Usage::Multiple, &token_url, 60).await;
+    sweep::sweep_once(&app.state).await.unwrap();
+    assert_eq!(payer.received.lock().unwrap().len(), 1);
+    refused_once(f.app_id.clone(), by_sweep.id.clone()).await;
+
+    // A sync finds its payer token expired and refreshes first; the payer refuses; the sync fails.
+    let by_sync = link(&app, &f, "user-sync", Usage::Multiple, &token_url, -10).await;
+    // Keep the sweep away from it (it would refresh it too), so that only the sync asks.
+    sqlx::query("UPDATE authorizations SET refresh_after = $1 WHERE id = $2")
+        .bind(app.clock.now() + 3600)
+        .bind(&by_sync.id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    link_sdk::server::services::sync::enqueue(&app.state.db, &by_sync.id, app.clock.now()).await.unwrap();
+    assert!(link_sdk::server::services::sync::run_once(&app.state).await);
+    let st = link_sdk::server::services::sync::status(&app.state.db, &by_sync.id).await.unwrap().unwrap();
+    assert_eq!(st.status, "failed");
+    assert_eq!(payer.received.lock().unwrap().len(), 2);
+    refused_once(f.app_id.clone(), by_sync.id.clone()).await;
+
+    // Neither asks the payer again nor sends a second event.
+    app.clock.advance(86_400);
+    sweep::sweep_once(&app.state).await.unwrap();
+    assert_eq!(payer.received.lock().unwrap().len(), 2);
+    refused_once(f.app_id.clone(), by_sweep.id.clone()).await;
+    refused_once(f.app_id.clone(), by_sync.id.clone()).await;
+}
+

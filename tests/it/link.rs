@@ -77,7 +77,7 @@ async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest:
 
 async fn step_of(app: &TestApp, sid: &str) -> (String, Option<String>) {
     let s = link_sessions::get(&app.state.db, sid).await.unwrap().expect("session");
-    (s.step, s.exit_code.map(|c| c.as_str().to_string()))
+    (s.step.as_str().to_string(), s.exit_code.map(|c| c.as_str().to_string()))
 }
 
 /// Consent given and explainer passed: the session is at search.
@@ -610,7 +610,7 @@ async fn link_auth_redirect_flow_ends_with_a_code_the_token_endpoint_exchanges()
     let app = spawn_app().await;
     let keys = new_app(&app, false).await;
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    let challenge = link_sdk::server::surfaces::integrator_api::pkce_challenge(verifier);
+    let challenge = link_sdk::server::surfaces::integrator_api::token::pkce_challenge(verifier);
     let r = app
         .get(&format!(
             "/link/auth?response_type=code&client_id={}&redirect_uri={}&code_challenge={challenge}\

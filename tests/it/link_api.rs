@@ -43,7 +43,7 @@ async fn exchange_returns_the_documented_shape_and_marks_the_authorization() {
     assert_eq!(v["endpoint"]["refreshable"], true);
     assert_eq!(v["endpoint"]["resources"], json!(["Coverage", "ExplanationOfBenefit", "Patient"]));
     let a = authorizations::get(&app.state.db, &l.authorization_id).await.unwrap().unwrap();
-    assert_eq!(a.state, authorizations::EXCHANGED);
+    assert_eq!(a.state, "EXCHANGED");
     // Audited with our request id, no token in the record.
     let rows: Vec<(String, Option<String>, String)> = sqlx::query_as::<_, (String, Option<String>, String)>(
         "SELECT action, request_id, detail FROM audit_events WHERE authorization_id = $1",
@@ -281,10 +281,16 @@ async fn client_credentials_issues_a_30_minute_application_token() {
     assert_eq!(get_bearer(&app, "/link/introspect", t).await.status(), 401);
 }
 
+/// The end of a redirect-flow session: its `redirect_uri` with the authorization code (what `finish` redirects to).
+async fn redirect_code(app: &crate::common::TestApp, sid: &str) -> String {
+    let s = link_sessions::get(&app.state.db, sid).await.unwrap().expect("session");
+    link_sdk::server::services::link_flow::redirect_flow_code(&app.state, &s).await.unwrap()
+}
+
 /// A redirect-flow session that reached an authorization (what the hosted screens do before `finish`).
 async fn redirect_session(app: &crate::common::TestApp, l: &Linked, challenge: &str) -> String {
     let sid = link_sessions::create(
-        &app.state.db,
+        &app.state.db.pool,
         app.clock_now(),
         link_sessions::NewSession {
             app_id: &l.keys.app_id,
@@ -297,6 +303,7 @@ async fn redirect_session(app: &crate::common::TestApp, l: &Linked, challenge: &
             redirect_uri: Some(REDIRECT_URI),
             client_state: Some("xyz"),
             nonce: "n0nce",
+            code_challenge: None,
         },
     )
     .await
@@ -316,8 +323,8 @@ async fn authorization_code_grant_with_pkce() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    let sid = redirect_session(&app, &l, &integrator_api::pkce_challenge(verifier)).await;
-    let url = integrator_api::complete_redirect_flow(&app.state, &sid).await.unwrap();
+    let sid = redirect_session(&app, &l, &integrator_api::token::pkce_challenge(verifier)).await;
+    let url = redirect_code(&app, &sid).await;
     let u = url::Url::parse(&url).unwrap();
     assert!(url.starts_with(REDIRECT_URI));
     let q: std::collections::HashMap<_, _> = u.query_pairs().into_owned().collect();
@@ -337,8 +344,8 @@ async fn authorization_code_grant_with_pkce() {
     // Wrong redirect_uri and wrong verifier are refused (each consumes the code: single use).
     let r = app.client.post(&token_url).form(&form(verifier, "https://evil.example/cb")).send().await.unwrap();
     oauth_error(r, 400, "invalid_grant").await;
-    let sid = redirect_session(&app, &l, &integrator_api::pkce_challenge(verifier)).await;
-    let url = integrator_api::complete_redirect_flow(&app.state, &sid).await.unwrap();
+    let sid = redirect_session(&app, &l, &integrator_api::token::pkce_challenge(verifier)).await;
+    let url = redirect_code(&app, &sid).await;
     let code2 = url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
     let mut f = form("x".repeat(43).as_str(), REDIRECT_URI);
     f[1].1 = code2.clone();
@@ -350,8 +357,8 @@ async fn authorization_code_grant_with_pkce() {
     let r = app.client.post(&token_url).form(&f).send().await.unwrap();
     oauth_error(r, 400, "invalid_request").await;
     // The right one.
-    let sid = redirect_session(&app, &l, &integrator_api::pkce_challenge(verifier)).await;
-    let url = integrator_api::complete_redirect_flow(&app.state, &sid).await.unwrap();
+    let sid = redirect_session(&app, &l, &integrator_api::token::pkce_challenge(verifier)).await;
+    let url = redirect_code(&app, &sid).await;
     let code3 = url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
     let mut f = form(verifier, REDIRECT_URI);
     f[1].1 = code3.clone();
@@ -370,7 +377,7 @@ async fn authorization_code_grant_with_pkce() {
 async fn link_auth_validates_parameters() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
-    let challenge = integrator_api::pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+    let challenge = integrator_api::token::pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
     let base = |extra: &str| {
         format!(
             "/link/auth?response_type=code&client_id={}&redirect_uri={}&code_challenge={challenge}&code_challenge_method=S256&state=s1&flexpa_external_id=user-1{extra}",

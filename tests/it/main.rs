@@ -20,5 +20,6 @@ mod link_api;
 mod operators;
 mod payer_oauth;
 mod sandbox;
+mod sandbox_state;
 mod sync;
 mod webhooks;

@@ -9,7 +9,8 @@ use link_sdk::{
     server::{
         platform::clock::Clock as _,
         services::{
-            payer::oauth::{self, CallbackParams, Completed},
+            link_flow::{self, Authorized},
+            payer::oauth::CallbackParams,
             sync,
         },
         store::{
@@ -21,7 +22,7 @@ use link_sdk::{
 };
 use serde_json::json;
 
-async fn app_with(tweak: impl FnOnce(&mut link_sdk::server::settings::Settings)) -> TestApp {
+pub(crate) async fn app_with(tweak: impl FnOnce(&mut link_sdk::server::settings::Settings)) -> TestApp {
     let (mut settings, dir, url) = test_settings().await;
     settings.sync_workers = 0;
     settings.sandbox = true;
@@ -46,7 +47,7 @@ async fn session(app: &TestApp, usage: Usage, requested: &[&str]) -> String {
     )
     .await
     .unwrap();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = format!("ls_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, nonce, step, expires_at, created_at, \
          updated_at) VALUES ($1, $2, 'test', 'user-42', $3, $4, 'n', 'connect', $5, $6, $6)",
@@ -68,17 +69,17 @@ async fn endpoint(app: &TestApp, id: &str) -> Endpoint {
 }
 
 /// begin → sandbox sign-in as `username` (approve) → complete.
-async fn link(
+pub(crate) async fn link(
     app: &TestApp,
     endpoint_id: &str,
     username: &str,
     usage: Usage,
     requested: &[&str],
-) -> (String, Result<Completed, (Option<String>, ExitCode)>) {
+) -> (String, Result<Authorized, (Option<String>, ExitCode)>) {
     let sid = session(app, usage, requested).await;
     let e = endpoint(app, endpoint_id).await;
     let requested: Vec<String> = requested.iter().map(|s| s.to_string()).collect();
-    let url = oauth::begin(&app.state, &sid, &e, usage, &requested).await.expect("begin");
+    let url = crate::common::begin_handoff(&app.state, &sid, &e, usage, &requested).await.expect("begin");
     let location = sandbox::drive_consent(&app.client, &url, username, true).await.expect("sandbox consent");
     let loc = url::Url::parse(&location).unwrap();
     assert_eq!(format!("{}{}", loc.origin().ascii_serialization(), loc.path()), format!("{}/link/callback", app.base_url));
@@ -89,11 +90,11 @@ async fn link(
         error: q.get("error").cloned(),
         error_description: q.get("error_description").cloned(),
     };
-    let r = oauth::complete(&app.state, params).await;
+    let r = link_flow::payer_callback(&app.state, params).await;
     (sid, r)
 }
 
-async fn drain(app: &TestApp) {
+pub(crate) async fn drain(app: &TestApp) {
     let mut n = 0;
     while sync::run_once(&app.state).await {
         n += 1;
@@ -122,7 +123,7 @@ async fn typical_member_links_and_syncs_from_the_sandbox() {
     let st = sync::status(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!(st.status, "complete", "{st:?}");
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
-    assert_eq!(a.state, authorizations::REFRESHED);
+    assert_eq!(a.state, "REFRESHED");
 }
 
 #[tokio::test]

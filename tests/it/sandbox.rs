@@ -3,7 +3,11 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use link_sdk::server::{platform::clock::ManualClock, store::endpoints, surfaces::sandbox::{self, SandboxConfig}};
+use link_sdk::server::{
+    platform::{clock::ManualClock, db::Db},
+    store::endpoints,
+    surfaces::sandbox::{self, SandboxConfig},
+};
 use oauth2::{
     basic::{BasicClient, BasicErrorResponseType},
     AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
@@ -19,6 +23,8 @@ struct Sbx {
     clock: ManualClock,
     http: reqwest::Client,
     _handle: tokio::task::JoinHandle<()>,
+    /// Holds the sandbox's SQLite file (when not on `TEST_DATABASE_URL`'s PostgreSQL).
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Sbx {
@@ -36,9 +42,11 @@ async fn spawn_with(slow: Duration) -> Sbx {
         slow_token_delay: slow,
         ..SandboxConfig::default()
     };
-    let (base, handle) = sandbox::spawn_standalone(cfg).await.expect("spawn sandbox");
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&crate::common::fresh_database_url(&dir).await, 4).await.expect("sandbox database");
+    let (base, handle) = sandbox::spawn_standalone(cfg, db).await.expect("spawn sandbox");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Sbx { base, clock, http, _handle: handle }
+    Sbx { base, clock, http, _handle: handle, _dir: dir }
 }
 
 async fn spawn() -> Sbx {
@@ -271,6 +279,17 @@ async fn refresh_rotates_and_only_refreshable_payers_issue_refresh_tokens() {
     let err =
         c.exchange_refresh_token(&RefreshToken::new("sbx_rt_nope".into())).request_async(&s.http).await.unwrap_err();
     assert_eq!(token_error(err), BasicErrorResponseType::InvalidGrant);
+    // A refresh may narrow the access token's scope; the rotated refresh token keeps the whole grant (RFC 6749 §6).
+    let narrow = c
+        .exchange_refresh_token(&rt2)
+        .add_scope(Scope::new("patient/*.read".into()))
+        .request_async(&s.http)
+        .await
+        .unwrap();
+    let scopes = |t: &oauth2::basic::BasicTokenResponse| t.scopes().unwrap().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(scopes(&narrow), ["patient/*.read"]);
+    let t2 = c.exchange_refresh_token(narrow.refresh_token().unwrap()).request_async(&s.http).await.unwrap();
+    assert!(scopes(&t2).contains(&"offline_access".to_string()) && scopes(&t2).contains(&"launch/patient".to_string()), "{:?}", scopes(&t2));
     // The new access token works on the FHIR server.
     let resp =
         fhir(&s, &format!("{}/Patient", sandbox::fhir_base(&s.base, "sandbox-health")), t2.access_token().secret())
@@ -567,6 +586,21 @@ async fn the_faulty_payer_applies_its_faults_to_every_member() {
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
     assert!(next.unwrap().as_str().unwrap().starts_with("/sandbox/sandbox-faulty/fhir/ExplanationOfBenefit?"));
+
+    // Its refresh tokens are not rotated: a refresh answers no refresh_token, and the same one keeps working.
+    let refresh_token = raw["refresh_token"].as_str().unwrap();
+    for _ in 0..2 {
+        let resp = s
+            .http
+            .post(format!("{}/sandbox/sandbox-faulty/token", s.base))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", sandbox::CLIENT_ID)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let t: Value = resp.json().await.unwrap();
+        assert!(t["access_token"].as_str().is_some() && t.get("refresh_token").is_none(), "{t}");
+    }
 }
 
 #[tokio::test]

@@ -19,7 +19,8 @@ use link_sdk::{
     domain::{ExitCode, Mode, Usage},
     server::{
         services::{
-            payer::oauth::{self, CallbackParams},
+            link_flow,
+            payer::{oauth::CallbackParams, refresh},
             sync,
         },
         store::{
@@ -480,7 +481,7 @@ async fn setup(app: &TestApp, payer: &TestPayer, usage: Usage, requested: &[&str
         resource_types: vec![],
     };
     endpoints::upsert(&app.state.db, now, &endpoint).await.unwrap();
-    let session_id = uuid::Uuid::new_v4().to_string();
+    let session_id = format!("ls_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, endpoint_id, nonce, step, expires_at, \
          created_at, updated_at) VALUES ($1, $2, 'test', 'user-1', $3, $4, $5, 'n', 'connect', $6, $7, $7)",
@@ -513,7 +514,8 @@ async fn authorize_directly(app: &TestApp, payer: &TestPayer, l: &Linked, usage:
     let now = app.clock.now_secs();
     let (at, rt) = payer.issue();
     let id = authorizations::create(
-        &app.state,
+        &mut *app.state.db.pool.acquire().await.unwrap(),
+        &app.state.cipher,
         now,
         authorizations::NewAuthorization {
             app_id: l.app_id.clone(),
@@ -529,12 +531,13 @@ async fn authorize_directly(app: &TestApp, payer: &TestPayer, l: &Linked, usage:
             token_url: format!("{}/token", payer.0.base),
             resource_types: requested.iter().map(|s| s.to_string()).collect(),
             expunge_at: None,
-            next_sync_at: (usage == Usage::Multiple).then_some(now + oauth::RESYNC_INTERVAL_SECS),
+            next_sync_at: (usage == Usage::Multiple).then_some(now + sync::RESYNC_INTERVAL_SECS),
         },
         &authorizations::PayerTokens {
             access_token: SecretString::from(at),
             refresh_token: Some(SecretString::from(rt)),
             expires_at: Some(now + 3600),
+            refresh_expires_at: None,
             scope: Some("patient/*.read".into()),
         },
     )
@@ -607,7 +610,7 @@ async fn blue_button_fixtures_sync_without_loss_with_faults() {
     assert_eq!(st.status, "partial", "{st:?}");
     assert_eq!(st.exit_code, None);
     let skipped: BTreeMap<String, Value> =
-        st.skipped.iter().map(|s| (s["type"].as_str().unwrap().to_string(), s.clone())).collect();
+        st.skipped.iter().map(|s| serde_json::to_value(s).unwrap()).map(|s| (s["type"].as_str().unwrap().to_string(), s)).collect();
     assert_eq!(
         skipped.keys().cloned().collect::<Vec<_>>(),
         vec!["Condition", "Encounter", "MedicationRequest", "Observation", "Procedure"]
@@ -735,10 +738,10 @@ async fn token_expiry_mid_sync_refreshes_once_and_saves_the_rotated_refresh_toke
     let st = sync::status(&app.state.db, &auth).await.unwrap().unwrap();
     assert_eq!(st.status, "complete", "{st:?}");
     assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 1);
-    let creds = authorizations::payer_credentials(&app.state, &auth).await.unwrap().unwrap();
+    let creds = authorizations::payer_credentials(&app.state.db, &app.state.cipher, &auth).await.unwrap().unwrap();
     let live_refresh = payer.0.tokens.lock().unwrap().refresh.clone();
     assert!(live_refresh.contains(&creds.refresh_token.unwrap().expose_secret().to_string()), "rotated refresh token stored");
-    assert_eq!(authorizations::get(&app.state.db, &auth).await.unwrap().unwrap().state, authorizations::REFRESHED);
+    assert_eq!(authorizations::get(&app.state.db, &auth).await.unwrap().unwrap().state, "REFRESHED");
 }
 
 #[tokio::test]
@@ -769,7 +772,7 @@ async fn a_401_that_survives_refresh_fails_the_sync_and_invalid_grant_needs_reau
     drain(&app).await;
     let st = sync::status(&app.state.db, &auth2).await.unwrap().unwrap();
     assert_eq!(st.status, "failed");
-    assert_eq!(authorizations::get(&app.state.db, &auth2).await.unwrap().unwrap().state, authorizations::NEEDS_REAUTH);
+    assert_eq!(authorizations::get(&app.state.db, &auth2).await.unwrap().unwrap().state, "NEEDS_REAUTH");
 }
 
 #[tokio::test]
@@ -815,7 +818,7 @@ async fn resync_on_demand_and_on_schedule() {
     assert_eq!(sync::status(&app.state.db, &auth).await.unwrap().unwrap().status, "pending");
     assert_eq!(drain(&app).await, 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 0);
-    app.clock.advance(oauth::RESYNC_INTERVAL_SECS + 1);
+    app.clock.advance(sync::RESYNC_INTERVAL_SECS + 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 0);
     assert_eq!(drain(&app).await, 1);
@@ -841,7 +844,7 @@ async fn begin_and_complete_create_the_authorization_and_queue_the_sync() {
     let app = app_with(|_| {}).await;
     let l = setup(&app, &payer, Usage::Multiple, &[], true).await;
 
-    let url = oauth::begin(&app.state, &l.session_id, &l.endpoint, Usage::Multiple, &[]).await.unwrap();
+    let url = crate::common::begin_handoff(&app.state, &l.session_id, &l.endpoint, Usage::Multiple, &[]).await.unwrap();
     let u = url::Url::parse(&url).unwrap();
     let q: HashMap<String, String> = u.query_pairs().into_owned().collect();
     assert!(url.starts_with(&format!("{}/authorize?", payer.0.base)));
@@ -864,10 +867,10 @@ async fn begin_and_complete_create_the_authorization_and_queue_the_sync() {
     assert_ne!(stored_hash, q["state"]);
 
     let params = follow_authorize(&url).await;
-    let done = oauth::complete(&app.state, params.clone()).await.unwrap();
+    let done = link_flow::payer_callback(&app.state, params.clone()).await.unwrap();
     assert_eq!(done.link_session_id, l.session_id);
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
-    assert_eq!((a.usage, a.downgraded, a.state.as_str()), (Usage::Multiple, false, authorizations::AUTHORIZED));
+    assert_eq!((a.usage, a.downgraded, a.state.as_str()), (Usage::Multiple, false, "AUTHORIZED"));
     assert_eq!(a.patient_id.as_deref(), Some(payer.0.fx.patient_id.as_str()));
     assert_eq!(a.app_id, l.app_id);
     assert_eq!(a.expunge_at, None);
@@ -890,7 +893,7 @@ async fn begin_and_complete_create_the_authorization_and_queue_the_sync() {
     assert!(!String::from_utf8_lossy(&enc).contains("at-"));
 
     // `state` is single use.
-    let replay = oauth::complete(&app.state, params).await.unwrap_err();
+    let replay = link_flow::payer_callback(&app.state, params).await.unwrap_err();
     assert_eq!(replay, (Some(l.session_id.clone()), ExitCode::InvalidState));
     // The whole sync runs from there.
     drain(&app).await;
@@ -905,7 +908,7 @@ async fn callback_failures_map_to_exit_codes() {
     let app = app_with(|_| {}).await;
     let l = setup(&app, &payer, Usage::OneTime, &["Coverage"], true).await;
     let cov = vec!["Coverage".to_string()];
-    let begin = || oauth::begin(&app.state, &l.session_id, &l.endpoint, Usage::OneTime, &cov);
+    let begin = || crate::common::begin_handoff(&app.state, &l.session_id, &l.endpoint, Usage::OneTime, &cov);
     let sid = Some(l.session_id.clone());
 
     // ONE_TIME asks no offline_access and names the requested types.
@@ -924,27 +927,27 @@ async fn callback_failures_map_to_exit_codes() {
         ("unauthorized_client", ExitCode::EndpointConfigurationError),
     ] {
         let p = follow_authorize(&begin().await.unwrap()).await;
-        let r = oauth::complete(
+        let r = link_flow::payer_callback(
             &app.state,
             CallbackParams { code: None, state: p.state.clone(), error: Some(error.into()), error_description: Some("x".into()) },
         )
         .await;
         assert_eq!(r.unwrap_err(), (sid.clone(), code), "{error}");
         // An error callback ends the request: its state is used up.
-        let again = oauth::complete(&app.state, p).await.unwrap_err();
+        let again = link_flow::payer_callback(&app.state, p).await.unwrap_err();
         assert_eq!(again.1, ExitCode::InvalidState);
     }
     // No code, no error.
     let p = follow_authorize(&begin().await.unwrap()).await;
-    let r = oauth::complete(&app.state, CallbackParams { code: None, ..p.clone() }).await;
+    let r = link_flow::payer_callback(&app.state, CallbackParams { code: None, ..p.clone() }).await;
     assert_eq!(r.unwrap_err(), (sid.clone(), ExitCode::MalformedPayerCallback));
     // Unknown state.
-    let r = oauth::complete(&app.state, CallbackParams { state: Some("forged".into()), ..p.clone() }).await;
+    let r = link_flow::payer_callback(&app.state, CallbackParams { state: Some("forged".into()), ..p.clone() }).await;
     assert_eq!(r.unwrap_err(), (None, ExitCode::InvalidState));
     // Expired state.
     let p = follow_authorize(&begin().await.unwrap()).await;
-    app.clock.advance(oauth::AUTH_REQUEST_TTL_SECS + 1);
-    assert_eq!(oauth::complete(&app.state, p).await.unwrap_err(), (sid.clone(), ExitCode::InvalidState));
+    app.clock.advance(link_sdk::server::store::payer_auth_requests::AUTH_REQUEST_TTL_SECS + 1);
+    assert_eq!(link_flow::payer_callback(&app.state, p).await.unwrap_err(), (sid.clone(), ExitCode::InvalidState));
     // Token endpoint failures.
     for (status, body, code) in [
         (400, json!({"error": "invalid_grant"}).to_string(), ExitCode::PayerTokenExchangeFailed),
@@ -954,16 +957,16 @@ async fn callback_failures_map_to_exit_codes() {
     ] {
         payer.0.faults.lock().unwrap().token_error = Some((status, body));
         let p = follow_authorize(&begin().await.unwrap()).await;
-        assert_eq!(oauth::complete(&app.state, p).await.unwrap_err(), (sid.clone(), code), "{status}");
+        assert_eq!(link_flow::payer_callback(&app.state, p).await.unwrap_err(), (sid.clone(), code), "{status}");
     }
     payer.0.faults.lock().unwrap().token_error = None;
 
     // ONE_TIME: expunge in 24 h.
     let p = follow_authorize(&begin().await.unwrap()).await;
-    let done = oauth::complete(&app.state, p).await.unwrap();
+    let done = link_flow::payer_callback(&app.state, p).await.unwrap();
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!(a.usage, Usage::OneTime);
-    assert_eq!(a.expunge_at, Some(app.clock.now_secs() + oauth::ONE_TIME_TTL_SECS));
+    assert_eq!(a.expunge_at, Some(app.clock.now_secs() + link_sdk::domain::ONE_TIME_TTL_SECS));
 }
 
 #[tokio::test]
@@ -971,9 +974,9 @@ async fn multiple_without_refresh_token_is_downgraded_and_discovery_falls_back_t
     let payer = TestPayer::start(Faults { no_well_known: true, no_refresh_token: true, no_patient_in_token: true, ..Faults::default() }).await;
     let app = app_with(|_| {}).await;
     let l = setup(&app, &payer, Usage::Multiple, &["Coverage"], true).await;
-    let url = oauth::begin(&app.state, &l.session_id, &l.endpoint, Usage::Multiple, &["Coverage".into()]).await.unwrap();
+    let url = crate::common::begin_handoff(&app.state, &l.session_id, &l.endpoint, Usage::Multiple, &["Coverage".into()]).await.unwrap();
     assert!(url.starts_with(&format!("{}/authorize?", payer.0.base)), "{url}");
-    let done = oauth::complete(&app.state, follow_authorize(&url).await).await.unwrap();
+    let done = link_flow::payer_callback(&app.state, follow_authorize(&url).await).await.unwrap();
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!((a.usage_requested, a.usage, a.downgraded), (Usage::Multiple, Usage::OneTime, true));
     assert!(a.expunge_at.is_some());
@@ -987,8 +990,8 @@ async fn multiple_without_refresh_token_is_downgraded_and_discovery_falls_back_t
     // A non-refreshable endpoint downgrades too, even with a refresh token.
     payer.0.faults.lock().unwrap().no_refresh_token = false;
     let l2 = setup(&app, &payer, Usage::Multiple, &[], false).await;
-    let url = oauth::begin(&app.state, &l2.session_id, &l2.endpoint, Usage::Multiple, &[]).await.unwrap();
-    let done = oauth::complete(&app.state, follow_authorize(&url).await).await.unwrap();
+    let url = crate::common::begin_handoff(&app.state, &l2.session_id, &l2.endpoint, Usage::Multiple, &[]).await.unwrap();
+    let done = link_flow::payer_callback(&app.state, follow_authorize(&url).await).await.unwrap();
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!((a.usage, a.downgraded), (Usage::OneTime, true));
 
@@ -996,7 +999,7 @@ async fn multiple_without_refresh_token_is_downgraded_and_discovery_falls_back_t
     let mut broken = l2.endpoint.clone();
     broken.fhir_base_url = format!("{}/nothing-here", payer.0.base);
     assert_eq!(
-        oauth::begin(&app.state, &l2.session_id, &broken, Usage::OneTime, &[]).await.unwrap_err(),
+        crate::common::begin_handoff(&app.state, &l2.session_id, &broken, Usage::OneTime, &[]).await.unwrap_err(),
         ExitCode::EndpointConfigurationError
     );
 }
@@ -1029,8 +1032,8 @@ async fn two_instances_share_jobs_and_callbacks_on_postgres() {
     let payer = TestPayer::start(Faults::default()).await;
     let l = setup(&a, &payer, Usage::OneTime, &["Coverage"], true).await;
     // A link started on A completes its callback on B.
-    let begun = oauth::begin(&a.state, &l.session_id, &l.endpoint, Usage::OneTime, &["Coverage".into()]).await.unwrap();
-    let done = oauth::complete(&b.state, follow_authorize(&begun).await).await.unwrap();
+    let begun = crate::common::begin_handoff(&a.state, &l.session_id, &l.endpoint, Usage::OneTime, &["Coverage".into()]).await.unwrap();
+    let done = link_flow::payer_callback(&b.state, follow_authorize(&begun).await).await.unwrap();
     assert_eq!(done.link_session_id, l.session_id);
 
     // Several jobs, both instances claiming at once: each job runs exactly once.
@@ -1173,22 +1176,22 @@ async fn concurrent_refreshes_of_one_authorization_call_the_payer_once() {
     let auth = authorize_directly(&app, &payer, &l, Usage::Multiple, &["Coverage"]).await;
     // Both callers found the same token stale (say, both got a 401 with it). The second may start before,
     // during or after the first's refresh (tokio decides); either way the payer is called once.
-    let seen = authorizations::payer_credentials(&app.state, &auth).await.unwrap().unwrap().access_token.unwrap();
+    let seen = authorizations::payer_credentials(&app.state.db, &app.state.cipher, &auth).await.unwrap().unwrap().access_token.unwrap();
     let (s1, s2, a1, a2, k1, k2) =
         (app.state.clone(), app.state.clone(), auth.clone(), auth.clone(), seen.clone(), seen.clone());
     let (r1, r2) = tokio::join!(
-        tokio::spawn(async move { oauth::refresh(&s1, &a1, &k1).await }),
-        tokio::spawn(async move { oauth::refresh(&s2, &a2, &k2).await }),
+        tokio::spawn(async move { refresh::refresh(&s1, &a1, &k1).await }),
+        tokio::spawn(async move { refresh::refresh(&s2, &a2, &k2).await }),
     );
-    let (t1, t2) = (r1.unwrap().unwrap(), r2.unwrap().unwrap());
+    let (t1, t2) = (r1.unwrap().unwrap().access_token, r2.unwrap().unwrap().access_token);
     assert_eq!(t1.expose_secret(), t2.expose_secret(), "the waiter uses the token the winner stored");
     assert_ne!(t1.expose_secret(), seen.expose_secret());
     assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 1);
     // A caller that still holds the old token after the refresh finished gets the new one, without a call.
-    let late = oauth::refresh(&app.state, &auth, &seen).await.unwrap();
+    let late = refresh::refresh(&app.state, &auth, &seen).await.unwrap().access_token;
     assert_eq!(late.expose_secret(), t1.expose_secret());
     assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 1);
     // The lease is released afterwards: a refresh of the current token works.
-    oauth::refresh(&app.state, &auth, &t1).await.unwrap();
+    refresh::refresh(&app.state, &auth, &t1).await.unwrap();
     assert_eq!(payer.0.tokens.lock().unwrap().refreshes, 2);
 }

@@ -144,10 +144,10 @@ async fn delivery_rows(app: &TestApp, app_id: &str) -> Vec<(String, i64, Option<
 async fn failed_deliveries_are_retried_with_backoff_and_each_event_is_processed_once() {
     let (app, r, app_id) = setup(2).await;
     let now = app.clock.now();
-    webhooks::enqueue(&app.state.db, now, &app_id, "sync_completed", json!({"authorization_id": "a1", "status": "complete"}))
+    enqueue(&app, now, &app_id, "sync_completed", json!({"authorization_id": "a1", "status": "complete"}))
         .await
         .unwrap();
-    webhooks::enqueue(&app.state.db, now, &app_id, "sync_failed", json!({"authorization_id": "a2", "exit_code": "PAYER_SERVER_ERROR"}))
+    enqueue(&app, now, &app_id, "sync_failed", json!({"authorization_id": "a2", "exit_code": "PAYER_SERVER_ERROR"}))
         .await
         .unwrap();
 
@@ -209,7 +209,7 @@ async fn failed_deliveries_are_retried_with_backoff_and_each_event_is_processed_
 #[tokio::test]
 async fn a_delivery_is_given_up_after_the_last_attempt() {
     let (app, r, app_id) = setup(u32::MAX).await;
-    webhooks::enqueue(&app.state.db, app.clock.now(), &app_id, "refresh_expired", json!({"authorization_id": "a1"}))
+    enqueue(&app, app.clock.now(), &app_id, "refresh_expired", json!({"authorization_id": "a1"}))
         .await
         .unwrap();
     for attempt in 1..=MAX_ATTEMPTS as usize {
@@ -229,7 +229,7 @@ async fn a_delivery_is_given_up_after_the_last_attempt() {
 #[tokio::test]
 async fn signatures_bind_secret_body_and_time() {
     let (app, r, app_id) = setup(0).await;
-    webhooks::enqueue(&app.state.db, app.clock.now(), &app_id, "authorization_revoked", json!({"authorization_id": "a9"}))
+    enqueue(&app, app.clock.now(), &app_id, "authorization_revoked", json!({"authorization_id": "a9"}))
         .await
         .unwrap();
     deliver_until_attempts(&app, &r, 1).await;
@@ -260,6 +260,13 @@ async fn an_app_without_a_webhook_url_gets_nothing_queued() {
     let (created, _) = apps::create(&app.state.db, app.clock.now(), NewApp { name: "No hooks".into(), ..Default::default() })
         .await
         .unwrap();
-    webhooks::enqueue(&app.state.db, app.clock.now(), &created.id, "sync_completed", json!({})).await.unwrap();
+    enqueue(&app, app.clock.now(), &created.id, "sync_completed", json!({})).await.unwrap();
     assert!(webhooks::list_deliveries(&app.state.db, &created.id, 10).await.unwrap().is_empty());
+}
+
+/// Queues `event` (its wire name) for `app_id`, as the product does.
+async fn enqueue(app: &TestApp, now: i64, app_id: &str, event: &str, data: serde_json::Value) -> anyhow::Result<()> {
+    let mut conn = app.state.db.pool.acquire().await?;
+    let event = webhooks::WebhookEvent::parse(event).expect("a documented event");
+    webhooks::enqueue(&mut conn, now, app_id, event, data).await
 }

@@ -16,7 +16,10 @@ pub mod model;
 
 pub use model::{PlanView, Screen};
 
-use crate::i18n::{self, msgs, with_app, ConsentText, Msgs};
+use crate::{
+    domain::LinkStep,
+    i18n::{self, msgs, with_app, ConsentText, Msgs},
+};
 
 /// Plans of the session's mode matching `q` (name and aliases).
 #[server]
@@ -72,7 +75,7 @@ fn LinkFrame(s: Screen) -> impl IntoView {
     let close_action = format!("/link/s/{}/exit", s.sid);
     let logo = s.logo_url.clone().map(|src| view! { <img class="link-logo" src=src alt="" width="32" height="32"/> });
     let initial = s.app_name.chars().next().unwrap_or('?').to_uppercase().to_string();
-    let closable = !matches!(s.step.as_str(), "exited" | "done");
+    let closable = !s.step.is_ended();
     let body = step_view(&s, m);
     view! {
         <Title text=title/>
@@ -84,7 +87,7 @@ fn LinkFrame(s: Screen) -> impl IntoView {
                 aria-labelledby="link-title"
                 id="link-root"
                 data-link-session=s.sid.clone()
-                data-step=s.step.clone()
+                data-step=s.step.as_str()
                 data-nonce=s.nonce.clone()
                 data-host-origin=s.host_origin.clone().unwrap_or_default()
                 data-hosted=s.hosted.to_string()
@@ -120,16 +123,16 @@ fn LinkFrame(s: Screen) -> impl IntoView {
 }
 
 fn step_view(s: &Screen, m: &'static Msgs) -> AnyView {
-    match s.step.as_str() {
-        "consent" => consent_view(s, m),
-        "explainer" => explainer_view(s, m),
-        "search" => view! { <SearchStep s=s.clone()/> }.into_any(),
-        "connect" => connect_view(s, m),
-        "payer" | "authorized" => payer_view(s, m, true),
-        "syncing" => view! { <SyncingStep s=s.clone()/> }.into_any(),
-        "success" | "done" => success_view(s, m),
-        "error" => error_view(s, m),
-        _ => exited_view(s, m),
+    match s.step {
+        LinkStep::Consent => consent_view(s, m),
+        LinkStep::Explainer => explainer_view(s, m),
+        LinkStep::Search => view! { <SearchStep s=s.clone()/> }.into_any(),
+        LinkStep::Connect => connect_view(s, m),
+        LinkStep::Payer | LinkStep::Authorized => payer_view(s, m, true),
+        LinkStep::Syncing => view! { <SyncingStep s=s.clone()/> }.into_any(),
+        LinkStep::Success | LinkStep::Done => success_view(s, m),
+        LinkStep::Error => error_view(s, m),
+        LinkStep::Exited => exited_view(s, m),
     }
 }
 
@@ -403,7 +406,7 @@ fn SyncProgress(sid: String, lang: String, progress: Vec<(String, i64)>) -> impl
 
 fn success_view(s: &Screen, m: &'static Msgs) -> AnyView {
     let finish = format!("/link/s/{}/finish", s.sid);
-    let auto = s.auto_exit || s.step == "done";
+    let auto = s.auto_exit || s.step == LinkStep::Done;
     view! {
         <div class="link-success-mark" aria-hidden="true">"✓"</div>
         <h1 id="link-title" tabindex="-1">{m.success_title}</h1>

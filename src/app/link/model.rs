@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::LinkStep;
+
 /// A plan (directory endpoint) as shown to the patient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanView {
@@ -21,9 +23,8 @@ pub struct PlanView {
 pub struct Screen {
     /// Session id (the bearer value in the URL).
     pub sid: String,
-    /// Step to render (`consent`, `explainer`, `search`, `connect`, `payer`, `syncing`, `success`, `error`,
-    /// `exited`, `done`).
-    pub step: String,
+    /// Step to render.
+    pub step: LinkStep,
     /// `en` or `es`.
     pub lang: String,
     /// The app's name.

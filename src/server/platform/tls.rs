@@ -1,8 +1,6 @@
 //! HTTPS and reverse proxies: serving TLS directly with rustls, and trusting `X-Forwarded-*` only from
 //! configured proxy addresses.
 //!
-//! Owner: [Operators]. Compiled only with `ssr`.
-//!
 //! Two deployments are supported:
 //! - **Direct TLS**: `--tls-cert` and `--tls-key` (PEM). The listener completes each TLS handshake on its own
 //!   task (bounded by a timeout, so a slow client cannot hold up others) and hands finished connections to

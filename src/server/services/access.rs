@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::{
     domain::Mode,
     server::{
-        services::lifecycle,
+        services::lifecycle::transitions::access_status,
         state::AppState,
         store::{
             authorizations::{self, Authorization},
@@ -112,7 +112,7 @@ pub async fn authenticate_bearer(state: &AppState, headers: &HeaderMap) -> Resul
                 .await?
                 .ok_or(AccessError::Invalid("the authorization no longer exists"))?;
             // The lifecycle rules decide readability (ONE_TIME window, revocation, expiry) and say why not.
-            match lifecycle::access_status(&state.db, now, &authorization.id).await? {
+            match access_status(&state.db, now, &authorization.id).await? {
                 Some(st) if st.readable => {}
                 Some(st) => return Err(AccessError::Invalid(st.description())),
                 None => return Err(AccessError::Invalid("the authorization no longer exists")),

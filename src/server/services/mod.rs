@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod lifecycle;
+pub mod link_flow;
 pub mod payer;
 pub mod sync;
 pub mod webhooks;

@@ -1,12 +1,10 @@
 //! Webhooks: a durable outbox, HMAC-SHA256 signatures, retries with exponential backoff and jitter.
 //!
-//! Owner: [Lifecycle]. Compiled only with `ssr`.
-//!
 //! # Delivery contract (what an integrator's receiver sees)
 //! - `POST {apps.webhook_url}` with `Content-Type: application/json` and the body
 //!   `{"event_id", "event", "version", "timestamp", "data"}` ([`Envelope`]). The body of an event is fixed when
 //!   it is enqueued: every retry sends the same bytes, so `event_id` is stable and a receiver de-duplicates on it.
-//! - Events: `sync_completed`, `sync_failed`, `refresh_expired`, `authorization_revoked` ([`EVENTS`]).
+//! - Events: `sync_completed`, `sync_failed`, `refresh_expired`, `authorization_revoked` ([`WebhookEvent`]).
 //! - Header `Link-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. `t` is the time of
 //!   *this attempt*, so a retry is signed afresh. Receivers must check the signature with the app's signing
 //!   secret and reject a `t` outside a replay window ([`DEFAULT_TOLERANCE_SECS`], 5 minutes) — see
@@ -31,12 +29,36 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
-use sqlx::Row as _;
+use sqlx::AnyConnection;
 
-use crate::server::{platform::{crypto, db::Db}, settings::RunMode, state::AppState};
+use crate::{
+    domain::spelling::spelled_enum,
+    server::{
+        platform::{crypto, db::Db},
+        settings::RunMode,
+        state::AppState,
+        store::{
+            apps,
+            webhook_deliveries::{self, Failed, NewDelivery},
+        },
+    },
+};
 
-/// Events an app can receive.
-pub const EVENTS: [&str; 4] = ["sync_completed", "sync_failed", "refresh_expired", "authorization_revoked"];
+pub use webhook_deliveries::DeliveryInfo;
+
+spelled_enum! {
+    /// The events an app can receive (the envelope's `event`).
+    pub enum WebhookEvent {
+        /// A sync finished with data (`status` `complete` or `partial`).
+        SyncCompleted = "sync_completed",
+        /// A sync ended without the data (`exit_code`).
+        SyncFailed = "sync_failed",
+        /// The payer ended long-term access: the authorization needs the patient to link again.
+        RefreshExpired = "refresh_expired",
+        /// The authorization was revoked and its data expunged.
+        AuthorizationRevoked = "authorization_revoked",
+    }
+}
 
 /// Version of the envelope's shape.
 pub const ENVELOPE_VERSION: i64 = 1;
@@ -66,7 +88,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Envelope {
     /// Unique id of the event (`evt_…`), the same on every retry.
     pub event_id: String,
-    /// One of [`EVENTS`].
+    /// The [`WebhookEvent`] spelling.
     pub event: String,
     /// [`ENVELOPE_VERSION`].
     pub version: i64,
@@ -76,50 +98,40 @@ pub struct Envelope {
     pub data: Value,
 }
 
-/// Queues `event` for the app's webhook URL. A no-op (`Ok`) when the app has no webhook URL.
+/// Queues `event` for the app's webhook URL, through `conn` (pass the transaction of the change the event
+/// announces, so that both are written or neither). A no-op (`Ok`) when the app has no webhook URL.
 ///
 /// The envelope is built and stored now, so its `event_id`, `timestamp` and bytes are stable across retries.
 /// `data` must hold no health data (ids, states, counts only).
 ///
 /// # Errors
 /// Database errors.
-pub async fn enqueue(db: &Db, now: i64, app_id: &str, event: &str, data: Value) -> anyhow::Result<()> {
-    let url: Option<String> = sqlx::query("SELECT webhook_url FROM apps WHERE id = $1")
-        .bind(app_id)
-        .fetch_optional(&db.pool)
-        .await?
-        .map(|r| r.try_get::<Option<String>, _>("webhook_url"))
-        .transpose()?
-        .flatten()
-        .filter(|u| !u.trim().is_empty());
-    if url.is_none() {
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    now: i64,
+    app_id: &str,
+    event: WebhookEvent,
+    data: Value,
+) -> anyhow::Result<()> {
+    if apps::webhook_url(&mut *conn, app_id).await?.is_none() {
         return Ok(());
-    }
-    if !EVENTS.contains(&event) {
-        tracing::warn!(event, "enqueueing an event that is not in the documented list");
     }
     let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let envelope = Envelope {
         event_id: event_id.clone(),
-        event: event.to_string(),
+        event: event.as_str().to_string(),
         version: ENVELOPE_VERSION,
         timestamp: rfc3339(now),
         data,
     };
     let payload = serde_json::to_string(&envelope)?;
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, event_id, app_id, event, payload, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+    webhook_deliveries::insert(
+        &mut *conn,
+        now,
+        NewDelivery { event_id: &event_id, app_id, event: event.as_str(), payload: &payload },
     )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(&event_id)
-    .bind(app_id)
-    .bind(event)
-    .bind(payload)
-    .bind(now)
-    .execute(&db.pool)
     .await?;
-    tracing::debug!(app_id, event, event_id, "webhook event queued");
+    tracing::debug!(app_id, event = event.as_str(), event_id, "webhook event queued");
     Ok(())
 }
 
@@ -132,31 +144,13 @@ pub async fn enqueue(db: &Db, now: i64, app_id: &str, event: &str, data: Value) 
 /// Unknown app, database errors, or a stored secret that no longer opens (key removed from the keyring).
 pub async fn ensure_signing_secret(state: &AppState, app_id: &str) -> anyhow::Result<SecretString> {
     for _ in 0..2 {
-        let row = sqlx::query("SELECT webhook_secret_enc, webhook_key_id FROM apps WHERE id = $1")
-            .bind(app_id)
-            .fetch_optional(&state.db.pool)
-            .await?
-            .context("unknown app")?;
-        let enc: Option<Vec<u8>> = row.try_get("webhook_secret_enc")?;
-        let key_id: Option<String> = row.try_get("webhook_key_id")?;
-        if let (Some(enc), Some(key_id)) = (enc, key_id) {
+        if let Some((enc, key_id)) = apps::webhook_secret_sealed(&state.db, app_id).await? {
             return state.cipher.open_str(&enc, &key_id, &secret_aad(app_id)).context("opening the webhook secret");
         }
         let secret = crypto::random_token("whsec_");
         let (enc, key_id) = state.cipher.seal_str(&secret, &secret_aad(app_id));
         // Conditional: when two instances race, the first write wins and the loser re-reads it.
-        let written = sqlx::query(
-            "UPDATE apps SET webhook_secret_enc = $1, webhook_key_id = $2, updated_at = $3 \
-             WHERE id = $4 AND webhook_secret_enc IS NULL",
-        )
-        .bind(enc)
-        .bind(key_id)
-        .bind(state.clock.now())
-        .bind(app_id)
-        .execute(&state.db.pool)
-        .await?
-        .rows_affected();
-        if written == 1 {
+        if apps::set_webhook_secret_sealed(&state.db, app_id, &enc, &key_id, state.clock.now(), true).await? {
             return Ok(SecretString::from(secret));
         }
     }
@@ -171,15 +165,8 @@ pub async fn ensure_signing_secret(state: &AppState, app_id: &str) -> anyhow::Re
 pub async fn rotate_signing_secret(state: &AppState, app_id: &str) -> anyhow::Result<SecretString> {
     let secret = crypto::random_token("whsec_");
     let (enc, key_id) = state.cipher.seal_str(&secret, &secret_aad(app_id));
-    let n = sqlx::query("UPDATE apps SET webhook_secret_enc = $1, webhook_key_id = $2, updated_at = $3 WHERE id = $4")
-        .bind(enc)
-        .bind(key_id)
-        .bind(state.clock.now())
-        .bind(app_id)
-        .execute(&state.db.pool)
-        .await?
-        .rows_affected();
-    anyhow::ensure!(n == 1, "unknown app");
+    let written = apps::set_webhook_secret_sealed(&state.db, app_id, &enc, &key_id, state.clock.now(), false).await?;
+    anyhow::ensure!(written, "unknown app");
     Ok(SecretString::from(secret))
 }
 
@@ -244,15 +231,6 @@ pub fn backoff_secs(attempts: i64) -> i64 {
     half + rand::thread_rng().gen_range(0..=delay - half)
 }
 
-struct Claimed {
-    id: String,
-    event_id: String,
-    app_id: String,
-    event: String,
-    payload: String,
-    attempts: i64,
-}
-
 /// Sends every due delivery once (at most one batch) and records the outcome. Returns the number of attempts
 /// made. The background worker calls it every second; tests call it directly after moving the clock.
 ///
@@ -261,27 +239,7 @@ struct Claimed {
 pub async fn deliver_due_once(state: &AppState) -> anyhow::Result<u64> {
     let now = state.clock.now();
     let owner = crypto::random_id(9);
-    let sql = format!(
-        "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
-           SELECT id FROM webhook_deliveries \
-           WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $3 \
-             AND (lease_until IS NULL OR lease_until < $3) \
-           ORDER BY next_attempt_at LIMIT {BATCH} {}) \
-         RETURNING id, event_id, app_id, event, payload, attempts",
-        state.db.skip_locked()
-    );
-    let rows = sqlx::query(&sql).bind(&owner).bind(now + LEASE_SECS).bind(now).fetch_all(&state.db.pool).await?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for r in rows {
-        claimed.push(Claimed {
-            id: r.try_get("id")?,
-            event_id: r.try_get("event_id")?,
-            app_id: r.try_get("app_id")?,
-            event: r.try_get("event")?,
-            payload: r.try_get("payload")?,
-            attempts: r.try_get("attempts")?,
-        });
-    }
+    let claimed = webhook_deliveries::claim_due(&state.db, &owner, now, now + LEASE_SECS, BATCH).await?;
     let mut sent = 0u64;
     for c in claimed {
         let outcome = attempt(state, &c).await;
@@ -289,36 +247,19 @@ pub async fn deliver_due_once(state: &AppState) -> anyhow::Result<u64> {
         let done_at = state.clock.now();
         match outcome {
             Ok(status) => {
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET delivered_at = $1, attempts = $2, last_status = $3, \
-                     last_error = NULL, lease_owner = NULL, lease_until = NULL WHERE id = $4 AND lease_owner = $5",
-                )
-                .bind(done_at)
-                .bind(attempts)
-                .bind(status)
-                .bind(&c.id)
-                .bind(&owner)
-                .execute(&state.db.pool)
-                .await?;
+                webhook_deliveries::mark_delivered(&state.db, &c.id, &owner, done_at, attempts, status).await?;
                 tracing::info!(app_id = %c.app_id, event = %c.event, event_id = %c.event_id, attempts, "webhook delivered");
             }
             Err(failure) => {
                 let dead = attempts >= MAX_ATTEMPTS || failure.permanent;
-                let next = done_at + backoff_secs(attempts);
-                sqlx::query(
-                    "UPDATE webhook_deliveries SET attempts = $1, last_status = $2, last_error = $3, \
-                     next_attempt_at = $4, dead_at = $5, lease_owner = NULL, lease_until = NULL \
-                     WHERE id = $6 AND lease_owner = $7",
-                )
-                .bind(attempts)
-                .bind(failure.status)
-                .bind(&failure.message)
-                .bind(next)
-                .bind(dead.then_some(done_at))
-                .bind(&c.id)
-                .bind(&owner)
-                .execute(&state.db.pool)
-                .await?;
+                let failed = Failed {
+                    attempts,
+                    status: failure.status,
+                    error: &failure.message,
+                    next_attempt_at: done_at + backoff_secs(attempts),
+                    dead_at: dead.then_some(done_at),
+                };
+                webhook_deliveries::mark_failed(&state.db, &c.id, &owner, failed).await?;
                 tracing::warn!(app_id = %c.app_id, event = %c.event, event_id = %c.event_id, attempts, dead,
                     error = %failure.message, "webhook delivery failed");
             }
@@ -340,14 +281,10 @@ impl Failure {
     }
 }
 
-async fn attempt(state: &AppState, c: &Claimed) -> Result<i64, Failure> {
-    let url: Option<String> = sqlx::query("SELECT webhook_url FROM apps WHERE id = $1")
-        .bind(&c.app_id)
-        .fetch_optional(&state.db.pool)
+async fn attempt(state: &AppState, c: &webhook_deliveries::Claimed) -> Result<i64, Failure> {
+    let url = apps::webhook_url(&state.db.pool, &c.app_id)
         .await
-        .map_err(|_| Failure::new("database error reading the webhook URL"))?
-        .and_then(|r| r.try_get::<Option<String>, _>("webhook_url").ok().flatten())
-        .filter(|u| !u.trim().is_empty());
+        .map_err(|_| Failure::new("database error reading the webhook URL"))?;
     let Some(url) = url else {
         return Err(Failure { status: None, message: "the app no longer has a webhook URL".into(), permanent: true });
     };
@@ -379,57 +316,12 @@ async fn attempt(state: &AppState, c: &Claimed) -> Result<i64, Failure> {
     }
 }
 
-/// One delivery as an operator sees it (no payload).
-#[derive(Debug, Clone, Serialize)]
-pub struct DeliveryInfo {
-    /// `evt_…`.
-    pub event_id: String,
-    /// The app.
-    pub app_id: String,
-    /// The event name.
-    pub event: String,
-    /// Attempts so far.
-    pub attempts: i64,
-    /// When the next attempt is due (Unix s).
-    pub next_attempt_at: i64,
-    /// When it was delivered (Unix s).
-    pub delivered_at: Option<i64>,
-    /// When it was given up (Unix s).
-    pub dead_at: Option<i64>,
-    /// HTTP status of the last attempt.
-    pub last_status: Option<i64>,
-    /// Why the last attempt failed (no secret or body).
-    pub last_error: Option<String>,
-}
-
 /// The deliveries of an app, newest first (for the CLI and tests).
 ///
 /// # Errors
 /// Database errors.
 pub async fn list_deliveries(db: &Db, app_id: &str, limit: i64) -> anyhow::Result<Vec<DeliveryInfo>> {
-    let rows = sqlx::query(
-        "SELECT event_id, app_id, event, attempts, next_attempt_at, delivered_at, dead_at, last_status, last_error \
-         FROM webhook_deliveries WHERE app_id = $1 ORDER BY created_at DESC, id LIMIT $2",
-    )
-    .bind(app_id)
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(DeliveryInfo {
-                event_id: r.try_get("event_id")?,
-                app_id: r.try_get("app_id")?,
-                event: r.try_get("event")?,
-                attempts: r.try_get("attempts")?,
-                next_attempt_at: r.try_get("next_attempt_at")?,
-                delivered_at: r.try_get("delivered_at")?,
-                dead_at: r.try_get("dead_at")?,
-                last_status: r.try_get("last_status")?,
-                last_error: r.try_get("last_error")?,
-            })
-        })
-        .collect()
+    webhook_deliveries::list(db, app_id, limit).await
 }
 
 /// RFC 3339 UTC of Unix seconds (`1970-01-01T00:00:00Z` when out of range).

@@ -1,6 +1,6 @@
-//! Apps and their API keys: create, find by publishable key, verify a secret key (hash only).
-//!
-//! Owner: [Operators]. Compiled only with `ssr`.
+//! The `apps` and `api_keys` tables (an app and its key pairs exist only together): create, find by publishable
+//! key, verify a secret key (hash only), the webhook URL and its sealed signing secret. The only module that
+//! writes SQL on these tables.
 //!
 //! An app has one key pair per mode: a publishable key (`pk_test_…` / `pk_live_…`, public, used by the
 //! browser in `FlexpaLink.create({publishableKey})`) and a secret key (`sk_test_…` / `sk_live_…`, used by
@@ -411,6 +411,73 @@ pub async fn update(db: &Db, now: i64, app_id: &str, change: AppUpdate) -> anyho
     .await
     .context("updating app")?;
     Ok(app)
+}
+
+/// The publishable key of an app's key pair of one mode (the OAuth `client_id` of the redirect flow).
+///
+/// # Errors
+/// Database errors.
+pub async fn publishable_key(db: &Db, app_id: &str, mode: Mode) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query("SELECT publishable_key FROM api_keys WHERE app_id = $1 AND mode = $2")
+        .bind(app_id)
+        .bind(mode.as_str())
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|r| r.try_get("publishable_key")).transpose()?)
+}
+
+/// The app's webhook URL, when it has a non-blank one.
+///
+/// # Errors
+/// Database errors.
+pub async fn webhook_url<'e, E>(ex: E, app_id: &str) -> anyhow::Result<Option<String>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT webhook_url FROM apps WHERE id = $1").bind(app_id).fetch_optional(ex).await?;
+    Ok(row
+        .map(|r| r.try_get::<Option<String>, _>("webhook_url"))
+        .transpose()?
+        .flatten()
+        .filter(|u| !u.trim().is_empty()))
+}
+
+/// The app's sealed webhook signing secret and its key id, when one was stored. `Err` for an unknown app.
+///
+/// # Errors
+/// Unknown app; database errors.
+pub async fn webhook_secret_sealed(db: &Db, app_id: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+    let row = sqlx::query("SELECT webhook_secret_enc, webhook_key_id FROM apps WHERE id = $1")
+        .bind(app_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .context("unknown app")?;
+    let enc: Option<Vec<u8>> = row.try_get("webhook_secret_enc")?;
+    let key_id: Option<String> = row.try_get("webhook_key_id")?;
+    Ok(enc.zip(key_id))
+}
+
+/// Stores a sealed webhook signing secret: only when none is stored yet (`only_if_absent`, so of two instances
+/// racing to create one, the first write wins), or replacing it. Returns whether it was written.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_webhook_secret_sealed(
+    db: &Db,
+    app_id: &str,
+    sealed: &[u8],
+    key_id: &str,
+    now: i64,
+    only_if_absent: bool,
+) -> anyhow::Result<bool> {
+    let sql = if only_if_absent {
+        "UPDATE apps SET webhook_secret_enc = $1, webhook_key_id = $2, updated_at = $3 WHERE id = $4 \
+         AND webhook_secret_enc IS NULL"
+    } else {
+        "UPDATE apps SET webhook_secret_enc = $1, webhook_key_id = $2, updated_at = $3 WHERE id = $4"
+    };
+    let n = sqlx::query(sql).bind(sealed).bind(key_id).bind(now).bind(app_id).execute(&db.pool).await?.rows_affected();
+    Ok(n == 1)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! Append-only audit trail (no health data), exportable as JSON lines.
+//! The `audit_events` table: an append-only trail of who did what (no health data), exportable as JSON lines.
+//! The database itself refuses to update or delete a record (triggers in the migrations).
 //!
-//! Owner: [Lifecycle]. Compiled only with `ssr`.
+//! The rule for writers: record in the same transaction as the change the record describes (pass the
+//! transaction as the executor), or fail the request when the record cannot be written.
 
 use serde_json::Value;
 
@@ -23,11 +25,15 @@ pub struct AuditEntry<'a> {
     pub detail: Option<Value>,
 }
 
-/// Appends a record (never updated, never deleted). `now` is Unix seconds from the server's clock.
+/// Appends a record (never updated, never deleted) through `ex`: the pool, or the transaction of the change it
+/// records. `now` is Unix seconds from the server's clock.
 ///
 /// # Errors
 /// Database errors.
-pub async fn record(db: &Db, now: i64, entry: AuditEntry<'_>) -> anyhow::Result<()> {
+pub async fn record<'e, E>(ex: E, now: i64, entry: AuditEntry<'_>) -> anyhow::Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query(
         "INSERT INTO audit_events (id, at, actor, action, app_id, authorization_id, request_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -40,7 +46,7 @@ pub async fn record(db: &Db, now: i64, entry: AuditEntry<'_>) -> anyhow::Result<
     .bind(entry.authorization_id)
     .bind(entry.request_id)
     .bind(entry.detail.unwrap_or_else(|| Value::Object(Default::default())).to_string())
-    .execute(&db.pool)
+    .execute(ex)
     .await?;
     Ok(())
 }

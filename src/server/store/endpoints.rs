@@ -1,7 +1,5 @@
 //! The endpoint directory: payers a patient can pick (upsert, get, search by name and aliases).
 //!
-//! Owner: [Operators]. Compiled only with `ssr`.
-//!
 //! An endpoint is a payer's FHIR R4 server with the SMART App Launch client registration we hold there.
 //! Its client secret is never stored: `client_secret_ref` names the setting (environment variable) that
 //! holds it, read when needed. Entries are keyed by a stable UUID so importing the same file twice updates

@@ -1,15 +1,21 @@
-//! Link sessions (`link_sessions`): one row per `open()` (or per hosted-flow visit) holding all flow state,
-//! so any instance can serve any step and a restart loses nothing. Also the consent records (`consents`).
+//! The `link_sessions` table: one row per `open()` (or per hosted-flow visit) holding all flow state, so any
+//! instance can serve any step and a restart loses nothing. The only module that writes SQL on it.
 //!
 //! The session id is a 256-bit random bearer value (`ls_…`): it travels in the hosted page's URL instead of a
-//! third-party cookie (Safari blocks those in iframes), so whoever holds it can drive the flow and read its
-//! `public_token`. It is never logged.
+//! third-party cookie (Safari blocks those in iframes). It is never logged. Steps are [`LinkStep`]s; a forward
+//! move is one conditional update from the expected step ([`advance`]).
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
 
-use crate::{domain::{ExitCode, Mode, Usage}, server::{platform::{crypto, db::Db}, state::AppState}};
+use crate::{
+    domain::{ExitCode, LinkStep, Mode, Usage},
+    server::platform::{
+        crypto::{self, Cipher},
+        db::Db,
+    },
+};
 
 /// How long a session may stay open before it expires (seconds). Covers a slow payer sign-in.
 pub const SESSION_TTL_SECS: i64 = 3600;
@@ -42,32 +48,6 @@ impl Default for SessionOptions {
     }
 }
 
-/// Steps of the flow (`link_sessions.step`).
-pub mod step {
-    /// Consent screen.
-    pub const CONSENT: &str = "consent";
-    /// Explainer screen.
-    pub const EXPLAINER: &str = "explainer";
-    /// Search and select a plan.
-    pub const SEARCH: &str = "search";
-    /// `endpoint` was given: confirm and connect.
-    pub const CONNECT: &str = "connect";
-    /// The payer's sign-in is open in the popup.
-    pub const PAYER: &str = "payer";
-    /// Set by `oauth::complete` before we mint the public token.
-    pub const AUTHORIZED: &str = "authorized";
-    /// The sync job runs.
-    pub const SYNCING: &str = "syncing";
-    /// Done; the public token is ready.
-    pub const SUCCESS: &str = "success";
-    /// A failure the patient can recover from (pick another plan) or exit with its code.
-    pub const ERROR: &str = "error";
-    /// Ended without success (`exit_code` set).
-    pub const EXITED: &str = "exited";
-    /// Ended with success and the integrator has been told.
-    pub const DONE: &str = "done";
-}
-
 /// One Link session.
 #[derive(Clone)]
 pub struct LinkSession {
@@ -95,8 +75,8 @@ pub struct LinkSession {
     pub client_state: Option<String>,
     /// Per-session nonce every postMessage carries.
     pub nonce: String,
-    /// Current step (see [`step`]).
-    pub step: String,
+    /// Current step.
+    pub step: LinkStep,
     /// Authorization created by the payer callback.
     pub authorization_id: Option<String>,
     /// Why the session failed or ended.
@@ -107,6 +87,8 @@ pub struct LinkSession {
     pub public_token_key_id: Option<String>,
     /// Unix seconds after which the session is dead.
     pub expires_at: i64,
+    /// The PKCE `code_challenge` of a redirect-flow (`GET /link/auth`) session, until the flow mints its code.
+    pub code_challenge: Option<String>,
 }
 
 impl std::fmt::Debug for LinkSession {
@@ -128,21 +110,26 @@ pub struct NewSession<'a> {
     pub redirect_uri: Option<&'a str>,
     pub client_state: Option<&'a str>,
     pub nonce: &'a str,
+    /// Redirect flow (`GET /link/auth`): the client's PKCE `code_challenge`.
+    pub code_challenge: Option<&'a str>,
 }
 
 /// Creates a session and returns its id. The first step is always consent.
 ///
 /// # Errors
 /// Database errors.
-pub async fn create(db: &Db, now: i64, new: NewSession<'_>) -> anyhow::Result<String> {
+pub async fn create<'e, E>(ex: E, now: i64, new: NewSession<'_>) -> anyhow::Result<String>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let id = crypto::random_token("ls_");
     let mut options = serde_json::to_value(&new.options)?;
     // Remember whether the endpoint came from the integrator: then search is skipped and retry reconnects.
     options["endpointFixed"] = serde_json::Value::Bool(new.endpoint_id.is_some());
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, \
-         redirect_uri, client_state, nonce, step, expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+         redirect_uri, client_state, nonce, step, expires_at, created_at, updated_at, code_challenge) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
     )
     .bind(&id)
     .bind(new.app_id)
@@ -155,10 +142,11 @@ pub async fn create(db: &Db, now: i64, new: NewSession<'_>) -> anyhow::Result<St
     .bind(new.redirect_uri)
     .bind(new.client_state)
     .bind(new.nonce)
-    .bind(step::CONSENT)
+    .bind(LinkStep::Consent.as_str())
     .bind(now + SESSION_TTL_SECS)
     .bind(now)
-    .execute(&db.pool)
+    .bind(new.code_challenge)
+    .execute(ex)
     .await
     .context("inserting link session")?;
     Ok(id)
@@ -174,8 +162,8 @@ pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
     }
     let row = sqlx::query(
         "SELECT id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, redirect_uri, \
-         client_state, nonce, step, authorization_id, exit_code, public_token_enc, public_token_key_id, expires_at \
-         FROM link_sessions WHERE id = $1",
+         client_state, nonce, step, authorization_id, exit_code, public_token_enc, public_token_key_id, expires_at, \
+         code_challenge FROM link_sessions WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&db.pool)
@@ -189,6 +177,7 @@ pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
     let mode: String = row.try_get("mode")?;
     let usage: String = row.try_get("usage")?;
     let exit_code: Option<String> = row.try_get("exit_code")?;
+    let step: String = row.try_get("step")?;
     Ok(Some(LinkSession {
         id: row.try_get("id")?,
         app_id: row.try_get("app_id")?,
@@ -202,12 +191,13 @@ pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
         redirect_uri: row.try_get("redirect_uri")?,
         client_state: row.try_get("client_state")?,
         nonce: row.try_get("nonce")?,
-        step: row.try_get("step")?,
+        step: LinkStep::parse(&step).context("bad step in link session")?,
         authorization_id: row.try_get("authorization_id")?,
         exit_code: exit_code.as_deref().and_then(ExitCode::parse),
         public_token_enc: row.try_get("public_token_enc")?,
         public_token_key_id: row.try_get("public_token_key_id")?,
         expires_at: row.try_get("expires_at")?,
+        code_challenge: row.try_get("code_challenge")?,
     }))
 }
 
@@ -215,9 +205,9 @@ pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
 ///
 /// # Errors
 /// Database errors.
-pub async fn set_step(db: &Db, now: i64, id: &str, step: &str, exit_code: Option<ExitCode>) -> anyhow::Result<()> {
+pub async fn set_step(db: &Db, now: i64, id: &str, step: LinkStep, exit_code: Option<ExitCode>) -> anyhow::Result<()> {
     sqlx::query("UPDATE link_sessions SET step = $1, exit_code = $2, updated_at = $3 WHERE id = $4")
-        .bind(step)
+        .bind(step.as_str())
         .bind(exit_code.map(ExitCode::as_str))
         .bind(now)
         .bind(id)
@@ -232,15 +222,22 @@ pub async fn set_step(db: &Db, now: i64, id: &str, step: &str, exit_code: Option
 ///
 /// # Errors
 /// Database errors.
-pub async fn advance(db: &Db, now: i64, id: &str, from: &str, to: &str, exit_code: Option<ExitCode>) -> anyhow::Result<bool> {
+pub async fn advance(
+    db: &Db,
+    now: i64,
+    id: &str,
+    from: LinkStep,
+    to: LinkStep,
+    exit_code: Option<ExitCode>,
+) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "UPDATE link_sessions SET step = $1, exit_code = $2, updated_at = $3 WHERE id = $4 AND step = $5",
     )
-    .bind(to)
+    .bind(to.as_str())
     .bind(exit_code.map(ExitCode::as_str))
     .bind(now)
     .bind(id)
-    .bind(from)
+    .bind(from.as_str())
     .execute(&db.pool)
     .await
     .context("advancing link session")?;
@@ -256,7 +253,7 @@ pub async fn set_endpoint(db: &Db, now: i64, id: &str, endpoint_id: &str) -> any
         "UPDATE link_sessions SET endpoint_id = $1, step = $2, exit_code = NULL, updated_at = $3 WHERE id = $4",
     )
     .bind(endpoint_id)
-    .bind(step::PAYER)
+    .bind(LinkStep::Payer.as_str())
     .bind(now)
     .bind(id)
     .execute(&db.pool)
@@ -265,31 +262,59 @@ pub async fn set_endpoint(db: &Db, now: i64, id: &str, endpoint_id: &str) -> any
     Ok(())
 }
 
-/// Keeps a sealed copy of the session's public token (AAD binds it to the session id).
+/// Keeps a sealed copy of the session's `public_token` (aad binds it to the session id) and moves to `next_step`.
 ///
 /// # Errors
 /// Database errors.
-pub async fn store_public_token(state: &AppState, id: &str, token: &str, next_step: &str) -> anyhow::Result<()> {
-    let (sealed, key_id) = state.cipher.seal_str(token, id);
+pub async fn store_public_token<'e, E>(
+    ex: E,
+    cipher: &Cipher,
+    now: i64,
+    id: &str,
+    token: &str,
+    next_step: LinkStep,
+) -> anyhow::Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let (sealed, key_id) = cipher.seal_str(token, id);
     sqlx::query(
         "UPDATE link_sessions SET public_token_enc = $1, public_token_key_id = $2, step = $3, exit_code = NULL, \
          updated_at = $4 WHERE id = $5",
     )
     .bind(sealed)
     .bind(key_id)
-    .bind(next_step)
-    .bind(state.clock.now())
+    .bind(next_step.as_str())
+    .bind(now)
     .bind(id)
-    .execute(&state.db.pool)
+    .execute(ex)
     .await
     .context("storing the public token")?;
     Ok(())
 }
 
+/// Records the authorization a session's payer sign-in created and moves it to [`LinkStep::Authorized`].
+///
+/// # Errors
+/// Database errors.
+pub async fn attach_authorization<'e, E>(ex: E, now: i64, id: &str, authorization_id: &str) -> anyhow::Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE link_sessions SET authorization_id = $1, step = $2, updated_at = $3 WHERE id = $4")
+        .bind(authorization_id)
+        .bind(LinkStep::Authorized.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 /// Opens the sealed public token of a session, if any.
-pub fn public_token(state: &AppState, s: &LinkSession) -> Option<secrecy::SecretString> {
+pub fn public_token(cipher: &Cipher, s: &LinkSession) -> Option<secrecy::SecretString> {
     let (Some(enc), Some(kid)) = (&s.public_token_enc, &s.public_token_key_id) else { return None };
-    match state.cipher.open_str(enc, kid, &s.id) {
+    match cipher.open_str(enc, kid, &s.id) {
         Ok(t) => Some(t),
         Err(e) => {
             tracing::error!(error = %e, "cannot open a session's public token");
@@ -298,7 +323,7 @@ pub fn public_token(state: &AppState, s: &LinkSession) -> Option<secrecy::Secret
     }
 }
 
-/// Destroys the sealed public token once the session is over.
+/// Destroys the sealed `public_token` copy of a session once it is over.
 ///
 /// # Errors
 /// Database errors.
@@ -313,84 +338,22 @@ pub async fn clear_public_token(db: &Db, now: i64, id: &str) -> anyhow::Result<(
     Ok(())
 }
 
-/// A consent choice to record.
-pub struct NewConsent<'a> {
-    pub session: &'a LinkSession,
-    pub scope: &'a str,
-    pub text: &'a str,
-    pub language: &'a str,
-    pub given: bool,
-    pub signature_name: Option<&'a str>,
-}
-
-/// Records the patient's choice with the exact text shown, its version and SHA-256 hash.
+/// Destroys the sealed `public_token` copies of every session that led to an authorization (when it is
+/// exchanged, revoked or expunged).
 ///
 /// # Errors
 /// Database errors.
-pub async fn record_consent(db: &Db, now: i64, c: NewConsent<'_>) -> anyhow::Result<String> {
-    let id = uuid::Uuid::new_v4().to_string();
+pub async fn clear_public_tokens_of_authorization<'e, E>(ex: E, now: i64, authorization_id: &str) -> anyhow::Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query(
-        "INSERT INTO consents (id, link_session_id, app_id, external_id, usage, scope, text_version, text_hash, \
-         text, language, choice, signature_name, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "UPDATE link_sessions SET public_token_enc = NULL, public_token_key_id = NULL, updated_at = $1 \
+         WHERE authorization_id = $2",
     )
-    .bind(&id)
-    .bind(&c.session.id)
-    .bind(&c.session.app_id)
-    .bind(&c.session.external_id)
-    .bind(c.session.usage.as_str())
-    .bind(c.scope)
-    .bind(crate::i18n::CONSENT_TEXT_VERSION)
-    .bind(crypto::hash_token(c.text))
-    .bind(c.text)
-    .bind(c.language)
-    .bind(if c.given { "given" } else { "declined" })
-    .bind(c.signature_name)
     .bind(now)
-    .execute(&db.pool)
-    .await
-    .context("recording consent")?;
-    Ok(id)
-}
-
-/// Whether the patient gave consent in this session.
-///
-/// # Errors
-/// Database errors.
-pub async fn consent_given(db: &Db, session_id: &str) -> anyhow::Result<bool> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM consents WHERE link_session_id = $1 AND choice = 'given'")
-        .bind(session_id)
-        .fetch_one(&db.pool)
-        .await?;
-    let n: i64 = row.try_get("n")?;
-    Ok(n > 0)
-}
-
-/// Links the session's given consent to the authorization it led to.
-///
-/// # Errors
-/// Database errors.
-pub async fn attach_consent(db: &Db, session_id: &str, authorization_id: &str) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE consents SET authorization_id = $1 WHERE link_session_id = $2 AND choice = 'given' \
-         AND authorization_id IS NULL",
-    )
     .bind(authorization_id)
-    .bind(session_id)
-    .execute(&db.pool)
+    .execute(ex)
     .await?;
     Ok(())
-}
-
-/// The consent `scope` recorded for a session: SMART patient scopes of what will be read.
-pub fn consent_scope(s: &LinkSession) -> String {
-    let mut scopes: Vec<String> = if s.options.requested_resources.is_empty() {
-        vec!["patient/*.read".into()]
-    } else {
-        s.options.requested_resources.iter().map(|r| format!("patient/{r}.read")).collect()
-    };
-    if s.usage == Usage::Multiple {
-        scopes.push("offline_access".into());
-    }
-    scopes.join(" ")
 }

@@ -1,11 +1,17 @@
-//! Persistence: one module per table (or per pair of tables that only exist together), the only place that
-//! table's SQL is written. Functions take the [`Db`](crate::server::platform::db::Db) (or a transaction) and
-//! plain values; they hold no flow logic.
+//! Persistence: one module per table (`apps` and `api_keys` together, as they only exist together), the only
+//! place that table's SQL is written. Functions take the [`Db`](crate::server::platform::db::Db), or an
+//! executor (the pool or a transaction) when a caller must write several tables in one transaction, and plain
+//! values; they hold no flow logic. Persisted states are the typed enums of [`crate::domain`].
 
 pub mod apps;
 pub mod audit;
 pub mod authorizations;
+pub mod connections_grants;
+pub mod consents;
 pub mod endpoints;
 pub mod link_sessions;
+pub mod payer_auth_requests;
 pub mod resources;
+pub mod sync_jobs;
 pub mod tokens;
+pub mod webhook_deliveries;

@@ -19,6 +19,7 @@ use crate::server::{
     fhir::search::{self, Criterion},
     platform::{crypto::Cipher, db::Db},
     state::AppState,
+    store::authorizations,
 };
 
 /// What [`upsert`] stores: a resource's JSON text and the index values read from it.
@@ -134,27 +135,29 @@ pub async fn exists(state: &AppState, authorization_id: &str, resource_type: &st
         .is_some())
 }
 
-/// The resource types stored for an authorization, sorted.
+/// The resource types stored for an authorization, in name order.
 ///
 /// # Errors
 /// Database errors.
-pub async fn types_of(db: &Db, authorization_id: &str) -> anyhow::Result<Vec<String>> {
+pub async fn stored_types(db: &Db, authorization_id: &str) -> anyhow::Result<Vec<String>> {
     let rows = sqlx::query("SELECT DISTINCT resource_type FROM resources WHERE authorization_id = $1 ORDER BY resource_type")
         .bind(authorization_id)
         .fetch_all(&db.pool)
         .await?;
-    Ok(rows.iter().filter_map(|row| row.try_get::<String, _>("resource_type").ok()).collect())
+    rows.iter().map(|r| Ok(r.try_get::<String, _>("resource_type")?)).collect()
 }
 
-/// Deletes every resource of an authorization inside the caller's transaction (the expunge); returns how many
-/// rows were deleted.
+/// Deletes every resource of an authorization through `ex` (the transaction that expunges it); returns how many.
 ///
 /// # Errors
 /// Database errors.
-pub async fn delete_for_authorization(tx: &mut sqlx::Transaction<'_, sqlx::Any>, authorization_id: &str) -> anyhow::Result<u64> {
+pub async fn delete_for_authorization<'e, E>(ex: E, authorization_id: &str) -> anyhow::Result<u64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     Ok(sqlx::query("DELETE FROM resources WHERE authorization_id = $1")
         .bind(authorization_id)
-        .execute(&mut **tx)
+        .execute(ex)
         .await?
         .rows_affected())
 }
@@ -168,7 +171,8 @@ pub async fn delete_for_authorization(tx: &mut sqlx::Transaction<'_, sqlx::Any>,
 pub enum Scope {
     /// These authorizations (a patient token's one, or those linking one patient to an app).
     Authorizations(Vec<String>),
-    /// Every live authorization of an app in a mode at `now` (an application token).
+    /// Every live authorization of an app in a mode at `now` (an application token; the live rule is
+    /// [`authorizations::live_ids_of_app_sql`]).
     LiveOfApp {
         /// The app.
         app_id: String,
@@ -176,14 +180,8 @@ pub enum Scope {
         mode: Mode,
         /// The time of the request (Unix s).
         now: i64,
-        /// The subquery selecting their ids.
-        live_ids: LiveIdsSql,
     },
 }
-
-/// `SELECT id FROM authorizations …` of the live authorizations of an app (placeholder `app`) in a mode
-/// (placeholder `mode`) at `now`.
-pub type LiveIdsSql = fn(app: &str, mode: &str, now: i64) -> String;
 
 /// One stored resource as read back.
 #[derive(Debug, Clone)]
@@ -242,9 +240,9 @@ impl Filter {
                 let ph = self.bind_all(ids);
                 self.and(format!("r.authorization_id IN ({ph})"));
             }
-            Scope::LiveOfApp { app_id, mode, now, live_ids } => {
+            Scope::LiveOfApp { app_id, mode, now } => {
                 let (a, m) = (self.bind(app_id), self.bind(mode.as_str()));
-                self.and(format!("r.authorization_id IN ({})", live_ids(&a, &m, *now)));
+                self.and(format!("r.authorization_id IN ({})", authorizations::live_ids_of_app_sql(&a, &m, &now.to_string())));
             }
         }
     }

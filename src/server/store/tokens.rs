@@ -1,7 +1,6 @@
-//! Tokens we issue (public_token, access_token, refresh_token, application tokens, authorization codes):
-//! random, hashed, single use where the protocol says so.
-//!
-//! Owner: [Integrator API]. Compiled only with `ssr`.
+//! The `tokens` table: tokens we issue (public_token, access_token, refresh_token, application tokens,
+//! authorization codes): random, hashed, single use where the protocol says so. The only module that writes SQL
+//! on this table, and the home of their lifetimes.
 //!
 //! Every token is `crypto::random_token(prefix)` (256 random bits behind a typed prefix) and only its
 //! SHA-256 hash ([`crypto::hash_token`]) is written to the `tokens` table, so a database leak reveals no
@@ -15,6 +14,15 @@ use serde_json::Value;
 use sqlx::{any::AnyRow, Row as _};
 
 use crate::server::platform::{crypto, db::Db};
+
+/// Lifetime of a `public_token`, seconds (single use, exchanged by the integrator's backend).
+pub const PUBLIC_TOKEN_TTL_SECS: i64 = 1_800;
+/// Lifetime of a patient `access_token`, seconds (never longer than the data it reads).
+pub const ACCESS_TOKEN_TTL_SECS: i64 = 86_400;
+/// Lifetime of an application access token from `client_credentials`, seconds.
+pub const APP_TOKEN_TTL_SECS: i64 = 1_800;
+/// Lifetime of an authorization code of the redirect flow, seconds (RFC 6749 §4.1.2 recommends ≤ 10 min).
+pub const CODE_TTL_SECS: i64 = 600;
 
 /// What a token is for; each kind has its own prefix so a token of one kind is never accepted as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,18 +256,38 @@ pub async fn revoke_id(db: &Db, now: i64, id: &str) -> anyhow::Result<bool> {
     Ok(n > 0)
 }
 
-/// Revokes every live token tied to an authorization (access, refresh, unexchanged public tokens, codes).
-/// Returns how many tokens were revoked.
+/// Revokes every live token tied to an authorization (access, refresh, unexchanged public tokens, codes),
+/// through `ex` (the pool, or the transaction that ends the authorization). Returns how many were revoked.
 ///
 /// # Errors
 /// Database errors.
-pub async fn revoke_for_authorization(db: &Db, now: i64, authorization_id: &str) -> anyhow::Result<u64> {
+pub async fn revoke_for_authorization<'e, E>(ex: E, now: i64, authorization_id: &str) -> anyhow::Result<u64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     Ok(sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE authorization_id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(authorization_id)
-        .execute(&db.pool)
+        .execute(ex)
         .await?
         .rows_affected())
+}
+
+/// The authorization a presented token of `kind` was issued for, whatever its status (used, revoked, expired):
+/// to revoke what a replayed single-use token granted (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+///
+/// # Errors
+/// Database errors.
+pub async fn authorization_of(db: &Db, kind: TokenKind, token: &str) -> anyhow::Result<Option<String>> {
+    if !token.starts_with(kind.prefix()) {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT authorization_id FROM tokens WHERE token_hash = $1 AND kind = $2")
+        .bind(crypto::hash_token(token))
+        .bind(kind.as_str())
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|r| r.try_get::<Option<String>, _>("authorization_id")).transpose()?.flatten())
 }
 
 #[cfg(test)]

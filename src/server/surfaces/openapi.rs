@@ -32,7 +32,7 @@ async fn openapi(State(state): State<AppState>) -> Response {
 
 /// The OpenAPI 3.1 document of the /link and /fhir routes, for a server at `public_url`.
 pub fn document(public_url: &str) -> Value {
-    let mut paths = integrator_api::openapi_paths();
+    let mut paths = integrator_api::openapi::paths();
     paths.extend(fhir_api::openapi_paths());
     json!({
         "openapi": "3.1.0",
@@ -40,6 +40,6 @@ pub fn document(public_url: &str) -> Value {
                  "description": "Exchange Link public_tokens for access tokens and read the patient's synced FHIR R4 data."},
         "servers": [{"url": public_url}],
         "paths": Value::Object(paths),
-        "components": integrator_api::openapi_components(),
+        "components": integrator_api::openapi::components(),
     })
 }

@@ -12,7 +12,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
 
-use crate::server::{services::payer::oauth::{self, RefreshError}, state::AppState, store::authorizations};
+use crate::server::{
+    services::payer::refresh::{self, RefreshError},
+    state::AppState,
+    store::authorizations,
+};
 
 /// Longest `Retry-After` honoured (longer ones are capped), in seconds.
 pub const RETRY_AFTER_CAP_SECS: i64 = 3_600;
@@ -111,7 +115,7 @@ impl Payer {
     /// # Errors
     /// Missing authorization or tokens, a FHIR base that is not a URL.
     pub async fn new(state: &AppState, authorization_id: &str, fhir_base: &str) -> anyhow::Result<Self> {
-        let creds = authorizations::payer_credentials(state, authorization_id)
+        let creds = authorizations::payer_credentials(&state.db, &state.cipher, authorization_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("authorization not found"))?;
         let access = creds.access_token.ok_or_else(|| anyhow::anyhow!("payer tokens were destroyed"))?;
@@ -173,12 +177,11 @@ impl Payer {
             }
             t.value.clone()
         };
-        match oauth::refresh(&self.state, &self.authorization_id, &held).await {
+        match refresh::refresh(&self.state, &self.authorization_id, &held).await {
             Ok(new) => {
-                let creds = authorizations::payer_credentials(&self.state, &self.authorization_id).await.ok().flatten();
                 let mut t = self.token.write().await;
-                t.value = new;
-                t.expires_at = creds.and_then(|c| c.expires_at);
+                t.value = new.access_token;
+                t.expires_at = new.expires_at;
                 t.generation += 1;
                 Ok(())
             }
@@ -186,6 +189,10 @@ impl Payer {
             Err(RefreshError::NoRefreshToken | RefreshError::NotUsable) => Err(FetchError::Unauthorized),
             Err(RefreshError::Failed(code, e)) => {
                 tracing::warn!(authorization = %self.authorization_id, ?code, error = %e, "payer refresh failed");
+                Err(FetchError::Unauthorized)
+            }
+            Err(RefreshError::Internal(e)) => {
+                tracing::error!(authorization = %self.authorization_id, error = %format!("{e:#}"), "payer refresh failed internally");
                 Err(FetchError::Unauthorized)
             }
         }

@@ -16,19 +16,22 @@ use std::{
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, value::RawValue, Value};
-use sqlx::Row as _;
 use url::Url;
 
-use crate::server::{fhir::{self, index::references}, services::payer::fhir_client::{FetchError, Payer}, store::resources};
 use crate::{
-    domain::ExitCode,
+    domain::{ExitCode, SkippedType, SyncStatus},
     server::{
+        fhir::{self, index::references},
         platform::crypto,
-        services::webhooks,
+        services::{
+            payer::fhir_client::{FetchError, Payer},
+            webhooks::{self, WebhookEvent},
+        },
         state::AppState,
         store::{
             audit::{self, AuditEntry},
-            authorizations, endpoints,
+            authorizations, endpoints, resources,
+            sync_jobs::{self, Progress},
         },
     },
 };
@@ -102,9 +105,7 @@ pub struct Claimed {
     pub attempt: i64,
     owner: String,
     cursor: Cursor,
-    progress: BTreeMap<String, i64>,
-    warnings: Vec<String>,
-    skipped: Vec<Value>,
+    progress: Progress,
     refs_tried: HashSet<String>,
 }
 
@@ -117,37 +118,17 @@ pub struct Claimed {
 pub async fn claim(state: &AppState) -> anyhow::Result<Option<Claimed>> {
     let now = state.clock.now();
     let owner = crypto::random_id(12);
-    let sql = format!(
-        "UPDATE sync_jobs SET status = 'syncing', lease_owner = $1, lease_until = $2, attempt = attempt + 1, \
-         started_at = COALESCE(started_at, $3), updated_at = $3 \
-         WHERE id = (SELECT j.id FROM sync_jobs j WHERE j.status IN ('pending', 'syncing') AND j.run_after <= $3 \
-           AND (j.lease_until IS NULL OR j.lease_until < $3) \
-           AND (j.endpoint_id IS NULL OR (SELECT COUNT(*) FROM sync_jobs k WHERE k.endpoint_id = j.endpoint_id \
-                AND k.status = 'syncing' AND k.lease_until >= $3) < $4) \
-           ORDER BY j.run_after, j.created_at LIMIT 1 {}) \
-         AND (lease_until IS NULL OR lease_until < $3) \
-         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped",
-        state.db.skip_locked()
-    );
-    let row = sqlx::query(&sql)
-        .bind(&owner)
-        .bind(now + LEASE_SECS)
-        .bind(now)
-        .bind(PER_PAYER_LIMIT)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let text = |c: &str| row.try_get::<String, _>(c);
-    let cursor: Cursor = serde_json::from_str(&text("state")?).unwrap_or_default();
+    let Some(row) = sync_jobs::claim(&state.db, &owner, now, now + LEASE_SECS, PER_PAYER_LIMIT).await? else {
+        return Ok(None);
+    };
+    let cursor: Cursor = serde_json::from_str(&row.cursor).unwrap_or_default();
     let refs_tried = cursor.refs_tried.iter().cloned().collect();
     Ok(Some(Claimed {
-        id: text("id")?,
-        authorization_id: text("authorization_id")?,
-        attempt: row.try_get("attempt")?,
+        id: row.id,
+        authorization_id: row.authorization_id,
+        attempt: row.attempt,
         owner,
-        progress: serde_json::from_str(&text("progress")?).unwrap_or_default(),
-        warnings: serde_json::from_str(&text("warnings")?).unwrap_or_default(),
-        skipped: serde_json::from_str(&text("skipped")?).unwrap_or_default(),
+        progress: row.progress,
         cursor,
         refs_tried,
     }))
@@ -183,7 +164,9 @@ impl From<sqlx::Error> for Stop {
 /// Runs a claimed job until it finishes, fails, or pauses (long wait, shutdown, lost lease).
 pub async fn run(state: &AppState, mut job: Claimed) {
     if job.attempt > MAX_ATTEMPTS {
-        let _ = finish(state, &mut job, Some((ExitCode::SyncFailed, "too many attempts".into()))).await;
+        if let Err(e) = finish(state, &mut job, Some((ExitCode::SyncFailed, "too many attempts".into()))).await {
+            tracing::error!(job = %job.id, error = %format!("{e:#}"), "recording the sync job's failure failed");
+        }
         return;
     }
     let lost = Arc::new(AtomicBool::new(false));
@@ -193,13 +176,8 @@ pub async fn run(state: &AppState, mut job: Claimed) {
             loop {
                 tokio::time::sleep(Duration::from_secs(LEASE_RENEW_SECS)).await;
                 let now = state.clock.now();
-                let r = sqlx::query("UPDATE sync_jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
-                    .bind(now + LEASE_SECS)
-                    .bind(&id)
-                    .bind(&owner)
-                    .execute(&state.db.pool)
-                    .await;
-                if matches!(r, Ok(ref x) if x.rows_affected() == 0) {
+                // A database error leaves the lease to expire on its own; only a lost lease stops the job.
+                if let Ok(false) = sync_jobs::renew_lease(&state.db, &id, &owner, now + LEASE_SECS).await {
                     lost.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -238,9 +216,7 @@ async fn run_inner(state: &AppState, job: &mut Claimed, lost: &AtomicBool) -> Re
     let auth = authorizations::get(&state.db, &job.authorization_id)
         .await?
         .ok_or_else(|| Stop::Fail(ExitCode::SyncFailed, "authorization not found".into()))?;
-    if auth.revoked_at.is_some()
-        || matches!(auth.state.as_str(), authorizations::REVOKED | authorizations::EXPIRED | authorizations::NEEDS_REAUTH)
-    {
+    if auth.is_ended() || auth.state == crate::domain::AuthorizationState::NeedsReauth {
         return Err(Stop::Fail(ExitCode::SyncFailed, format!("authorization is {}", auth.state)));
     }
     let endpoint = endpoints::get(&state.db, &auth.endpoint_id).await?;
@@ -279,7 +255,7 @@ async fn run_inner(state: &AppState, job: &mut Claimed, lost: &AtomicBool) -> Re
         match sync_type(state, &payer, job, &ty, &patient_id, lost).await {
             Ok(()) => {}
             Err(TypeStop::Skip(reason, status)) => {
-                job.skipped.push(json!({"type": ty, "reason": reason, "status": status}));
+                job.progress.skipped.push(SkippedType { reason, status, resource_type: ty.clone() });
             }
             Err(TypeStop::Stop(s)) => return Err(s),
         }
@@ -292,9 +268,9 @@ async fn run_inner(state: &AppState, job: &mut Claimed, lost: &AtomicBool) -> Re
 
 /// Nothing stored and every type refused with 403: the patient's plan is not reachable through this API.
 fn plan_not_reachable(job: &Claimed) -> bool {
-    job.progress.values().all(|n| *n == 0)
-        && !job.skipped.is_empty()
-        && job.skipped.iter().all(|s| s.get("status").and_then(Value::as_u64) == Some(403))
+    job.progress.counts.values().all(|n| *n == 0)
+        && !job.progress.skipped.is_empty()
+        && job.progress.skipped.iter().all(|s| s.status == Some(403))
 }
 
 fn check(state: &AppState, lost: &AtomicBool) -> Result<(), Stop> {
@@ -432,8 +408,8 @@ fn with_count(url: &Url, count: u32) -> Url {
 }
 
 fn warn(job: &mut Claimed, w: String) {
-    if job.warnings.len() < MAX_WARNINGS && !job.warnings.contains(&w) {
-        job.warnings.push(w);
+    if job.progress.warnings.len() < MAX_WARNINGS && !job.progress.warnings.contains(&w) {
+        job.progress.warnings.push(w);
     }
 }
 
@@ -497,7 +473,7 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
         let stored = read_one(state, job, &body, "Patient").map_err(|r| TypeStop::Skip(r, None))?;
         if let Some((item, refs)) = stored {
             resources::upsert(state, &job.authorization_id, state.clock.now(), std::slice::from_ref(&item)).await?;
-            *job.progress.entry("Patient".into()).or_default() += 1;
+            *job.progress.counts.entry("Patient".into()).or_default() += 1;
             add_refs(payer, job, &refs, 1);
         }
         return Ok(());
@@ -578,7 +554,7 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
             }
         }
         for r in &page.resources {
-            *job.progress.entry(r.resource_type.clone()).or_default() += 1;
+            *job.progress.counts.entry(r.resource_type.clone()).or_default() += 1;
         }
         add_refs(payer, job, &page.refs, 1);
         let Some(next) = next else { break };
@@ -668,7 +644,7 @@ async fn resolve_references(state: &AppState, payer: &Payer, job: &mut Claimed, 
         }
         resources::upsert(state, &job.authorization_id, state.clock.now(), &items).await?;
         for i in &items {
-            *job.progress.entry(i.resource_type.clone()).or_default() += 1;
+            *job.progress.counts.entry(i.resource_type.clone()).or_default() += 1;
         }
         checkpoint(state, job).await?;
         if let Some(reason) = fatal {
@@ -689,21 +665,7 @@ fn cursor_json(job: &mut Claimed) -> String {
 /// Saves progress and the cursor; fails with `LostLease` when another instance holds the job now.
 async fn checkpoint(state: &AppState, job: &mut Claimed) -> Result<(), Stop> {
     let cursor = cursor_json(job);
-    let n = sqlx::query(
-        "UPDATE sync_jobs SET progress = $1, warnings = $2, skipped = $3, state = $4, updated_at = $5 \
-         WHERE id = $6 AND lease_owner = $7",
-    )
-    .bind(serde_json::to_string(&job.progress).unwrap_or_default())
-    .bind(serde_json::to_string(&job.warnings).unwrap_or_default())
-    .bind(serde_json::to_string(&job.skipped).unwrap_or_default())
-    .bind(cursor)
-    .bind(state.clock.now())
-    .bind(&job.id)
-    .bind(&job.owner)
-    .execute(&state.db.pool)
-    .await?
-    .rows_affected();
-    if n == 0 {
+    if !sync_jobs::checkpoint(&state.db, &job.id, &job.owner, &job.progress, &cursor, state.clock.now()).await? {
         return Err(Stop::Pause(Pause::LostLease));
     }
     Ok(())
@@ -712,89 +674,59 @@ async fn checkpoint(state: &AppState, job: &mut Claimed) -> Result<(), Stop> {
 /// Releases the lease and sets `run_after` (status stays `syncing`, the cursor is kept).
 async fn pause(state: &AppState, job: &mut Claimed, at: i64) -> anyhow::Result<()> {
     let cursor = cursor_json(job);
-    sqlx::query(
-        "UPDATE sync_jobs SET run_after = $1, lease_owner = NULL, lease_until = NULL, attempt = attempt - 1, \
-         progress = $2, warnings = $3, skipped = $4, state = $5, updated_at = $6 WHERE id = $7 AND lease_owner = $8",
-    )
-    .bind(at)
-    .bind(serde_json::to_string(&job.progress)?)
-    .bind(serde_json::to_string(&job.warnings)?)
-    .bind(serde_json::to_string(&job.skipped)?)
-    .bind(cursor)
-    .bind(state.clock.now())
-    .bind(&job.id)
-    .bind(&job.owner)
-    .execute(&state.db.pool)
-    .await?;
-    Ok(())
+    sync_jobs::pause(&state.db, &job.id, &job.owner, &job.progress, &cursor, at, state.clock.now()).await
 }
 
-/// Final status: `complete`, `partial` (some types skipped) or `failed` (with the exit code).
+/// Final status: `complete`, `partial` (some types skipped) or `failed` (with the exit code); then the
+/// `sync_completed` / `sync_failed` webhook and the audit record, in one transaction.
 async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, String)>) -> anyhow::Result<()> {
     let now = state.clock.now();
     let (status, exit_code) = match &failure {
         Some((code, reason)) => {
             warn(job, format!("sync failed: {reason}"));
-            ("failed", Some(code.as_str()))
+            (SyncStatus::Failed, Some(*code))
         }
-        None if !job.skipped.is_empty() => ("partial", None),
-        None => ("complete", None),
+        None if !job.progress.skipped.is_empty() => (SyncStatus::Partial, None),
+        None => (SyncStatus::Complete, None),
     };
     let cursor = cursor_json(job);
-    let n = sqlx::query(
-        "UPDATE sync_jobs SET status = $1, exit_code = $2, progress = $3, warnings = $4, skipped = $5, state = $6, \
-         finished_at = $7, updated_at = $7, lease_owner = NULL, lease_until = NULL WHERE id = $8 AND lease_owner = $9",
-    )
-    .bind(status)
-    .bind(exit_code)
-    .bind(serde_json::to_string(&job.progress)?)
-    .bind(serde_json::to_string(&job.warnings)?)
-    .bind(serde_json::to_string(&job.skipped)?)
-    .bind(cursor)
-    .bind(now)
-    .bind(&job.id)
-    .bind(&job.owner)
-    .execute(&state.db.pool)
-    .await?
-    .rows_affected();
-    if n == 0 {
+    if !sync_jobs::finish(&state.db, &job.id, &job.owner, status, exit_code, &job.progress, &cursor, now).await? {
         return Ok(());
     }
     let auth = authorizations::get(&state.db, &job.authorization_id).await?;
-    let app_id = auth.as_ref().map(|a| a.app_id.clone());
-    let types: BTreeMap<&String, &i64> = job.progress.iter().collect();
+    let counts: BTreeMap<&String, &i64> = job.progress.counts.iter().collect();
+    let mut tx = state.db.begin_write().await?;
     if let Some(a) = &auth {
-        // Non-health data only: ids, counts per type, skipped types and why, the exit code.
-        let skipped_types: Vec<&Value> = job.skipped.iter().filter_map(|s| s.get("type")).collect();
+        // Non-health data only: ids, counts per type, skipped types, the exit code.
+        let skipped_types: Vec<&str> = job.progress.skipped.iter().map(|s| s.resource_type.as_str()).collect();
         let (event, data) = match exit_code {
             Some(code) => (
-                "sync_failed",
+                WebhookEvent::SyncFailed,
                 json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
-                       "job_id": job.id, "exit_code": code, "counts": types}),
+                       "job_id": job.id, "exit_code": code, "counts": counts}),
             ),
             None => (
-                "sync_completed",
+                WebhookEvent::SyncCompleted,
                 json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
-                       "job_id": job.id, "status": status, "counts": types, "skipped_types": skipped_types}),
+                       "job_id": job.id, "status": status, "counts": counts, "skipped_types": skipped_types}),
             ),
         };
-        if let Err(e) = webhooks::enqueue(&state.db, now, &a.app_id, event, data).await {
-            tracing::error!(job = %job.id, error = %e, "queueing the sync webhook failed");
-        }
+        webhooks::enqueue(&mut tx, now, &a.app_id, event, data).await?;
     }
     audit::record(
-        &state.db,
+        &mut *tx,
         now,
         AuditEntry {
             actor: "system",
             action: if failure.is_some() { "sync.failed" } else { "sync.finished" },
-            app_id: app_id.as_deref(),
+            app_id: auth.as_ref().map(|a| a.app_id.as_str()),
             authorization_id: Some(&job.authorization_id),
             request_id: None,
-            detail: Some(json!({"job_id": job.id, "status": status, "exit_code": exit_code, "counts": types})),
+            detail: Some(json!({"job_id": job.id, "status": status, "exit_code": exit_code, "counts": counts})),
         },
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 

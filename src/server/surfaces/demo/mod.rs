@@ -1,7 +1,5 @@
 //! The demo integrator app at /demo, and local-mode bootstrap (demo app with test keys).
 //!
-//! Compiled only with `ssr`.
-//!
 //! The demo is written the way an integrator would write their own app, using only the public contract:
 //! its page loads `/link.js` and calls `FlexpaLink.create(...)` / `open()`; its backend (the `/demo/api/*`
 //! routes) exchanges the `public_token` with the secret key over HTTP (`POST /link/exchange`), keeps the
@@ -72,7 +70,8 @@ fn read_keys(state: &AppState) -> Option<DemoKeys> {
 fn write_keys(state: &AppState, keys: &DemoKeys) -> anyhow::Result<()> {
     let path = keys_path(state);
     std::fs::create_dir_all(&state.settings.data_dir)?;
-    // write_private refuses to overwrite, which is right for key files generally; here we replace it.
+    // write_private refuses to overwrite, which is right for key files generally; here we replace it (a file
+    // that is not there is fine; any other failure shows in write_private's error).
     let _ = std::fs::remove_file(&path);
     crypto::write_private(&path, &serde_json::to_string_pretty(keys)?)
 }

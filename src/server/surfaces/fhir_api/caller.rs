@@ -5,7 +5,6 @@
 
 use axum::http::HeaderMap;
 use serde_json::json;
-use sqlx::Row as _;
 
 use super::{error::FhirError, RETRY_AFTER_SECS};
 use crate::server::{
@@ -15,24 +14,10 @@ use crate::server::{
     state::AppState,
     store::{
         audit::{self, AuditEntry},
+        authorizations,
         resources::Scope,
     },
 };
-
-/// SQL condition on `authorizations a`: not revoked, expired or expunged.
-const LIVE_AUTHORIZATION: &str =
-    "a.revoked_at IS NULL AND a.expunged_at IS NULL AND a.state NOT IN ('REVOKED', 'EXPIRED')";
-
-/// `SELECT a.id FROM authorizations a …` of the live authorizations of app `$app` in mode `$mode` at `now`
-/// (the [`Scope::LiveOfApp`] subquery).
-fn live_ids_sql(app: &str, mode: &str, now: i64) -> String {
-    format!(
-        "SELECT a.id FROM authorizations a WHERE a.app_id = {app} AND a.mode = {mode} \
-         AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > {now}) \
-         AND NOT (a.usage = 'ONE_TIME' AND a.created_at + {ttl} <= {now})",
-        ttl = crate::server::services::payer::oauth::ONE_TIME_TTL_SECS,
-    )
-}
 
 /// The authenticated caller of one request.
 pub(super) struct Caller {
@@ -66,7 +51,7 @@ impl Caller {
         match &self.principal {
             Principal::Patient { authorization, .. } => Scope::Authorizations(vec![authorization.id.clone()]),
             Principal::App { app_id, mode, .. } => {
-                Scope::LiveOfApp { app_id: app_id.clone(), mode: *mode, now: self.now, live_ids: live_ids_sql }
+                Scope::LiveOfApp { app_id: app_id.clone(), mode: *mode, now: self.now }
             }
         }
     }
@@ -83,21 +68,7 @@ impl Caller {
                 }
             }
             Principal::App { app_id, mode, .. } => {
-                let ids: Vec<String> = sqlx::query(&format!(
-                    "SELECT a.id FROM authorizations a WHERE a.app_id = $1 AND a.mode = $2 AND a.patient_id = $3 \
-                     AND {LIVE_AUTHORIZATION} AND (a.expunge_at IS NULL OR a.expunge_at > $4) \
-                     AND NOT (a.usage = 'ONE_TIME' AND a.created_at + {ttl} <= $4) ORDER BY a.created_at, a.id",
-                    ttl = crate::server::services::payer::oauth::ONE_TIME_TTL_SECS
-                ))
-                .bind(app_id)
-                .bind(mode.as_str())
-                .bind(patient_id)
-                .bind(self.now)
-                .fetch_all(&state.db.pool)
-                .await?
-                .iter()
-                .filter_map(|r| r.try_get::<String, _>("id").ok())
-                .collect();
+                let ids = authorizations::live_ids_for_patient(&state.db, app_id, *mode, patient_id, self.now).await?;
                 if ids.is_empty() {
                     Err(FhirError::forbidden("that patient is not linked to this application"))
                 } else {
@@ -152,7 +123,7 @@ impl Caller {
             request_id: rid.as_deref(),
             detail: Some(json!({"interaction": interaction, "resource_types": types, "count": count})),
         };
-        if let Err(e) = audit::record(&state.db, state.clock.now(), entry).await {
+        if let Err(e) = audit::record(&state.db.pool, state.clock.now(), entry).await {
             tracing::error!(error = %format!("{e:#}"), "could not write an audit record");
         }
     }

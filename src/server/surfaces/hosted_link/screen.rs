@@ -1,17 +1,17 @@
 //! Server half of the hosted screens: builds the [`Screen`] a Leptos page renders, plan search, sync progress.
-//!
-//! Compiled only with `ssr`; called by the server functions in `app::link`.
+//! Called by the page handler and by the server functions in `app::link`.
 
 use anyhow::Context as _;
 
-use crate::server::store::link_sessions::{self, step, LinkSession};
 use crate::{
     app::link::model::{PlanView, Screen},
-    domain::{ExitCode, Mode},
+    domain::{LinkStep, Mode},
+    i18n,
     server::{
-        services::sync,
+        services::{link_flow, sync},
         state::AppState,
-        store::{apps, endpoints},
+        store::{apps, endpoints, link_sessions::LinkSession},
+        surfaces::hosted_link::{origins::frame_ancestors, respond::live_session},
     },
 };
 
@@ -38,20 +38,20 @@ pub async fn load(
     wait: Option<String>,
 ) -> anyhow::Result<Option<Loaded>> {
     let Some(mut s) = live_session(state, sid).await? else { return Ok(None) };
-    refresh_step(state, &mut s).await?;
+    link_flow::refresh_step(state, &mut s).await?;
     let app = apps::get(&state.db, &s.app_id).await?.context("link session of a missing app")?;
-    let mut step = s.step.clone();
+    let mut step = s.step;
     // frame.js asks for the payer panel right after opening the popup: the handoff may not have landed yet.
-    if wait.is_some() && matches!(step.as_str(), step::SEARCH | step::CONNECT) {
-        step = step::PAYER.into();
+    if wait.is_some() && matches!(step, LinkStep::Search | LinkStep::Connect) {
+        step = LinkStep::Payer;
     }
     let endpoint = match &s.endpoint_id {
         Some(id) => endpoints::get(&state.db, id).await?.map(plan_view),
         None => None,
     };
     let query = q.unwrap_or_default().chars().take(100).collect::<String>();
-    let results = if step == step::SEARCH { search_mode(state, s.mode, &query).await? } else { Vec::new() };
-    let progress = if step == step::SYNCING { progress_of(state, &s).await? } else { Vec::new() };
+    let results = if step == LinkStep::Search { search_mode(state, s.mode, &query).await? } else { Vec::new() };
+    let progress = if step == LinkStep::Syncing { progress_of(state, &s).await? } else { Vec::new() };
     let brand_color = app.brand_color.as_deref().and_then(valid_hex_color);
     let brand_ink = brand_color.as_deref().map(ink_for);
     let screen = Screen {
@@ -83,25 +83,6 @@ pub async fn load(
     Ok(Some(Loaded { screen, frame_ancestors: ancestors }))
 }
 
-/// The origins allowed to frame an app's hosted screens: its registered origins, plus in test mode this
-/// server itself (the built-in test page and demo) and the session's own host page when it is a loopback
-/// origin (accepted for test keys at the entry, see `origin_allowed`).
-pub fn frame_ancestors(state: &AppState, app: &apps::App, mode: Mode, host_origin: Option<&str>) -> String {
-    let mut list: Vec<String> = app.allowed_origins.iter().filter(|o| crate::server::surfaces::hosted_link::valid_origin(o)).cloned().collect();
-    let mut add = |o: &str| {
-        if !list.iter().any(|x| x == o) {
-            list.push(o.to_string());
-        }
-    };
-    if mode == Mode::Test {
-        add(&state.public_url);
-        if let Some(o) = host_origin.filter(|o| crate::server::surfaces::hosted_link::valid_origin(o) && crate::server::surfaces::hosted_link::is_loopback_origin(o)) {
-            add(o);
-        }
-    }
-    list.join(" ")
-}
-
 /// Plans matching `q` for session `sid`.
 ///
 /// # Errors
@@ -127,53 +108,15 @@ async fn search_mode(state: &AppState, mode: Mode, q: &str) -> anyhow::Result<Ve
 
 /// Records received so far, as the patient reads them (plain words in the session's language, see
 /// [`i18n::record_kinds`](crate::i18n::record_kinds)).
-async fn progress_of(state: &AppState, s: &LinkSession) -> anyhow::Result<Vec<(String, i64)>> {
+pub async fn progress_of(state: &AppState, s: &LinkSession) -> anyhow::Result<Vec<(String, i64)>> {
     let Some(authz) = &s.authorization_id else { return Ok(Vec::new()) };
     let by_type: Vec<(String, i64)> =
         sync::status(&state.db, authz).await?.map(|st| st.progress.into_iter().collect()).unwrap_or_default();
-    Ok(crate::i18n::record_kinds(&s.options.language, &by_type))
+    Ok(i18n::record_kinds(&s.options.language, &by_type))
 }
 
 fn plan_view(e: endpoints::Endpoint) -> PlanView {
     PlanView { id: e.id, name: e.name, aliases: e.aliases, logo_url: e.logo_url }
-}
-
-/// A session that exists and has not expired (finished sessions stay readable until expiry).
-///
-/// # Errors
-/// Database errors.
-pub async fn live_session(state: &AppState, sid: &str) -> anyhow::Result<Option<LinkSession>> {
-    Ok(link_sessions::get(&state.db, sid).await?.filter(|s| s.expires_at > state.clock.now()))
-}
-
-/// Moves a syncing session on when its sync job has finished: `complete`/`partial` → success,
-/// `failed` → error with the job's exit code (`SYNC_FAILED` by default).
-///
-/// # Errors
-/// Database errors.
-pub async fn refresh_step(state: &AppState, s: &mut LinkSession) -> anyhow::Result<()> {
-    if s.step != step::SYNCING {
-        return Ok(());
-    }
-    let Some(authz) = s.authorization_id.clone() else { return Ok(()) };
-    let Some(st) = sync::status(&state.db, &authz).await? else { return Ok(()) };
-    let now = state.clock.now();
-    match st.status.as_str() {
-        "complete" | "partial" => {
-            if link_sessions::advance(&state.db, now, &s.id, step::SYNCING, step::SUCCESS, None).await? {
-                s.step = step::SUCCESS.into();
-            }
-        }
-        "failed" => {
-            let code = st.exit_code.unwrap_or(ExitCode::SyncFailed);
-            if link_sessions::advance(&state.db, now, &s.id, step::SYNCING, step::ERROR, Some(code)).await? {
-                s.step = step::ERROR.into();
-                s.exit_code = Some(code);
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }
 
 /// `#rgb` / `#rrggbb` normalised to `#rrggbb`, or `None` for anything else (it ends up in CSS).

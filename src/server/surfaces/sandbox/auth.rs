@@ -3,7 +3,9 @@
 //!
 //! The authorization request travels between the pages as hidden form fields and is validated again at each
 //! step; the proof that the member signed in is a short-lived HMAC-signed value bound to the request and to the
-//! CSRF token (double-submit cookie `sbx_csrf`). Codes and refresh tokens live in memory, stored by hash.
+//! CSRF token (double-submit cookie `sbx_csrf`). Codes and refresh tokens live in the sandbox's tables
+//! ([`super::store`], by hash); access tokens are stateless values signed with the sandbox's key, which is
+//! in the database too, so everything issued here survives a restart and works on every instance.
 
 use std::collections::HashMap;
 
@@ -20,47 +22,15 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     data::{self, members},
-    pages, CodeEntry, Faults, Grant, PayerConfig, RefreshEntry, Sandbox, Shared, CLIENT_ID, PASSWORD,
-    SUPPORTED_RESOURCE_TYPES,
+    pages,
+    request::{decode_request, AuthorizeParams, ValidRequest},
+    store::{self, CodeEntry, Grant, RefreshEntry},
+    Faults, PayerConfig, Sandbox, Shared, Signer, CLIENT_ID, PASSWORD, SUPPORTED_RESOURCE_TYPES,
 };
 use crate::server::platform::crypto;
 
-/// Lifetime of an authorization code (RFC 6749 §4.1.2 recommends at most 10 minutes; short on purpose).
-pub const CODE_TTL_SECS: i64 = 60;
-/// Lifetime of a refresh token.
-pub const REFRESH_TTL_SECS: i64 = 90 * 86_400;
 /// How long a member stays signed in between the sign-in and consent pages.
 const LOGIN_TTL_SECS: i64 = 600;
-
-/// Query of `GET /authorize` (SMART App Launch 2.0 §"Obtain authorization code"). Every field is optional here
-/// so that a missing one produces the right error instead of an extractor rejection.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AuthorizeParams {
-    #[serde(default)]
-    pub response_type: Option<String>,
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub redirect_uri: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub state: Option<String>,
-    #[serde(default)]
-    pub aud: Option<String>,
-    #[serde(default)]
-    pub code_challenge: Option<String>,
-    #[serde(default)]
-    pub code_challenge_method: Option<String>,
-}
-
-/// A request that passed validation.
-pub(crate) struct ValidRequest {
-    pub redirect_uri: String,
-    pub state: String,
-    pub scope: String,
-    pub code_challenge: String,
-}
 
 /// Why an authorization request is refused.
 pub(crate) enum Rejection {
@@ -239,32 +209,34 @@ pub struct DecideForm {
     decision: String,
 }
 
-/// Encodes the authorization request for a hidden field.
-pub(crate) fn encode_request(p: &AuthorizeParams) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(p).unwrap_or_default())
-}
-
-fn decode_request(s: &str) -> Option<AuthorizeParams> {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()
-}
-
 fn csrf_ok(headers: &HeaderMap, form_value: &str) -> bool {
     pages::csrf_cookie(headers).is_some_and(|c| !c.is_empty() && crypto::ct_eq(c.as_bytes(), form_value.as_bytes()))
 }
 
 /// Proof of sign-in: `{member}.{exp}.{mac}` bound to the payer, the encoded request and the CSRF token.
-fn login_token(sandbox: &Sandbox, slug: &str, request: &str, csrf: &str, member: usize, exp: i64) -> String {
-    let mac = sandbox.mac("login", format!("{slug}\n{request}\n{csrf}\n{member}\n{exp}").as_bytes());
+fn login_token(signer: Signer<'_>, slug: &str, request: &str, csrf: &str, member: usize, exp: i64) -> String {
+    let mac = signer.mac("login", format!("{slug}\n{request}\n{csrf}\n{member}\n{exp}").as_bytes());
     format!("{member}.{exp}.{}", URL_SAFE_NO_PAD.encode(mac))
 }
 
-fn check_login(sandbox: &Sandbox, slug: &str, request: &str, csrf: &str, token: &str) -> Option<usize> {
+fn check_login(signer: Signer<'_>, now: i64, slug: &str, request: &str, csrf: &str, token: &str) -> Option<usize> {
     let mut parts = token.splitn(3, '.');
     let member: usize = parts.next()?.parse().ok()?;
     let exp: i64 = parts.next()?.parse().ok()?;
     let mac = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
-    let expected = sandbox.mac("login", format!("{slug}\n{request}\n{csrf}\n{member}\n{exp}").as_bytes());
-    (crypto::ct_eq(&mac, &expected) && exp > sandbox.now() && member < members().len()).then_some(member)
+    let expected = signer.mac("login", format!("{slug}\n{request}\n{csrf}\n{member}\n{exp}").as_bytes());
+    (crypto::ct_eq(&mac, &expected) && exp > now && member < members().len()).then_some(member)
+}
+
+/// The page shown when the sandbox's own database fails during a sign-in (the cause is logged, never shown).
+fn unavailable_page(sandbox: &Sandbox, payer: &PayerConfig, error: &anyhow::Error) -> Response {
+    tracing::error!(payer = payer.slug, error = %error, "sandbox sign-in failed");
+    pages::error_page(
+        sandbox,
+        Some(payer),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The health plan cannot sign you in right now. Close this window and try again later.",
+    )
 }
 
 /// Common checks of both form posts: payer, CSRF, and the request re-validated.
@@ -341,7 +313,11 @@ pub async fn sign_in(
         );
     }
     let granted = grant_scope(payer, &faults, &req.scope).unwrap_or_default();
-    let login = login_token(&sandbox, &slug, &form.request, &form.csrf, member, sandbox.now() + LOGIN_TTL_SECS);
+    let signer = match sandbox.signer().await {
+        Ok(s) => s,
+        Err(e) => return unavailable_page(&sandbox, payer, &e),
+    };
+    let login = login_token(signer, &slug, &form.request, &form.csrf, member, sandbox.now() + LOGIN_TTL_SECS);
     pages::consent_page(&sandbox, payer, &req, &form.request, &form.csrf, &login, member, &granted)
 }
 
@@ -357,7 +333,11 @@ pub async fn decide(
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let Some(member) = check_login(&sandbox, &slug, &form.request, &form.csrf, &form.login) else {
+    let signer = match sandbox.signer().await {
+        Ok(s) => s,
+        Err(e) => return unavailable_page(&sandbox, payer, &e),
+    };
+    let Some(member) = check_login(signer, sandbox.now(), &slug, &form.request, &form.csrf, &form.login) else {
         return pages::error_page(
             &sandbox,
             Some(payer),
@@ -378,18 +358,14 @@ pub async fn decide(
     };
     let code = crypto::random_token("sbx_ac_");
     let now = sandbox.now();
-    {
-        let mut codes = sandbox.codes.lock().unwrap_or_else(|e| e.into_inner());
-        codes.retain(|_, c| c.expires_at > now);
-        codes.insert(
-            crypto::hash_token(&code),
-            CodeEntry {
-                grant: Grant { payer: slug.clone(), member, scope, client_id: CLIENT_ID.to_string() },
-                redirect_uri: req.redirect_uri.clone(),
-                code_challenge: req.code_challenge.clone(),
-                expires_at: now + CODE_TTL_SECS,
-            },
-        );
+    let entry = CodeEntry {
+        grant: Grant { payer: slug.clone(), member, scope, client_id: CLIENT_ID.to_string() },
+        redirect_uri: req.redirect_uri.clone(),
+        code_challenge: req.code_challenge.clone(),
+        expires_at: now + payer.code_ttl,
+    };
+    if let Err(e) = store::insert_code(&sandbox.db, &code, &entry, now).await {
+        return unavailable_page(&sandbox, payer, &e);
     }
     if faults.callback_without_code {
         return redirect_to_client(&req.redirect_uri, &[], Some(&req.state));
@@ -445,65 +421,84 @@ pub(crate) struct AccessClaims {
     pub j: String,
 }
 
-fn issue_access_token(sandbox: &Sandbox, claims: &AccessClaims) -> String {
+fn issue_access_token(signer: Signer<'_>, claims: &AccessClaims) -> String {
     let body = serde_json::to_vec(claims).unwrap_or_default();
-    let mac = sandbox.mac("access", &body);
+    let mac = signer.mac("access", &body);
     format!("sbx_at.{}.{}", URL_SAFE_NO_PAD.encode(&body), URL_SAFE_NO_PAD.encode(mac))
 }
 
-/// Verifies an access token's signature and expiry. `Err` carries the RFC 6750 error description.
-pub(crate) fn verify_access_token(sandbox: &Sandbox, token: &str) -> Result<AccessClaims, &'static str> {
+/// Verifies an access token's signature and expiry at `now`. `Err` carries the RFC 6750 error description.
+pub(crate) fn verify_access_token(signer: Signer<'_>, now: i64, token: &str) -> Result<AccessClaims, &'static str> {
     let mut parts = token.split('.');
     let (Some("sbx_at"), Some(body), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err("malformed access token");
     };
     let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| "malformed access token")?;
     let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| "malformed access token")?;
-    if !crypto::ct_eq(&mac, &sandbox.mac("access", &body)) {
+    if !crypto::ct_eq(&mac, &signer.mac("access", &body)) {
         return Err("unknown access token");
     }
     let claims: AccessClaims = serde_json::from_slice(&body).map_err(|_| "malformed access token")?;
-    if claims.exp <= sandbox.now() {
+    if claims.exp <= now {
         return Err("access token expired");
     }
     Ok(claims)
 }
 
-/// Mints the token response (SMART App Launch 2.0 §"Response to access token request").
-fn token_response(sandbox: &Sandbox, payer: &PayerConfig, grant: Grant) -> Response {
+/// Mints the token response (SMART App Launch 2.0 §"Response to access token request") for an access token
+/// limited to `access_scope` (the grant's scope, or the narrower one a refresh asked for). A new
+/// `refresh_token` is issued (and stored, with the whole grant: RFC 6749 §6 keeps its scope identical) when
+/// `new_refresh_token` is set, the payer is refreshable and the grant holds `offline_access`.
+///
+/// # Errors
+/// The refresh token cannot be stored.
+async fn token_response(
+    sandbox: &Sandbox,
+    signer: Signer<'_>,
+    payer: &PayerConfig,
+    grant: Grant,
+    access_scope: String,
+    new_refresh_token: bool,
+) -> anyhow::Result<Response> {
     let faults = payer.faults.merged(&members()[grant.member].faults);
     let ttl = faults.access_token_ttl.unwrap_or(payer.access_token_ttl);
     let now = sandbox.now();
     let claims = AccessClaims {
         p: grant.payer.clone(),
         m: grant.member,
-        s: grant.scope.clone(),
+        s: access_scope.clone(),
         exp: now + ttl,
         j: crypto::random_id(12),
     };
-    let access_token = issue_access_token(sandbox, &claims);
+    let access_token = issue_access_token(signer, &claims);
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": ttl,
-        "scope": grant.scope.clone(),
+        "scope": access_scope,
         "patient": data::patient_id(sandbox.seed, grant.member),
     });
     if faults.no_patient_context {
         body.as_object_mut().map(|o| o.remove("patient"));
     }
-    if payer.refreshable && grant.scope.split_whitespace().any(|s| s == "offline_access") {
+    if new_refresh_token && payer.refreshable && grant.scope.split_whitespace().any(|s| s == "offline_access") {
         let refresh_token = crypto::random_token("sbx_rt_");
-        let mut store = sandbox.refresh.lock().unwrap_or_else(|e| e.into_inner());
-        store.retain(|_, r| r.expires_at > now);
-        store.insert(crypto::hash_token(&refresh_token), RefreshEntry { grant, expires_at: now + REFRESH_TTL_SECS });
+        let entry = RefreshEntry { grant, expires_at: now + payer.refresh_token_ttl };
+        store::insert_refresh_token(&sandbox.db, &refresh_token, &entry, now).await?;
         body["refresh_token"] = json!(refresh_token);
     }
-    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], Json(body)).into_response()
+    Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], Json(body)).into_response())
+}
+
+/// The token endpoint's answer when the sandbox's own database fails: 500 `server_error` (the cause is logged).
+fn token_endpoint_failure(payer: &PayerConfig, error: &anyhow::Error) -> Response {
+    tracing::error!(payer = payer.slug, error = %error, "sandbox token endpoint failed");
+    oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the health plan could not process the request")
 }
 
 /// `POST /sandbox/{payer}/token`: `authorization_code` (with `code_verifier`, RFC 7636 §4.6) and
-/// `refresh_token` (rotating: the presented refresh token stops working) grants; errors per RFC 6749 §5.2.
+/// `refresh_token` grants (rotating or not, per [`PayerConfig::rotates_refresh_tokens`]); errors per RFC 6749
+/// §5.2.
 pub async fn token(
     State(sandbox): State<Shared>,
     Path(slug): Path<String>,
@@ -519,7 +514,11 @@ pub async fn token(
         None => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required"),
     };
     let now = sandbox.now();
-    match form.get("grant_type").map(String::as_str) {
+    let signer = match sandbox.signer().await {
+        Ok(s) => s,
+        Err(e) => return token_endpoint_failure(payer, &e),
+    };
+    let (grant, access_scope, new_refresh_token) = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let (Some(code), Some(redirect_uri), Some(verifier)) =
                 (form.get("code"), form.get("redirect_uri"), form.get("code_verifier"))
@@ -531,10 +530,11 @@ pub async fn token(
                 );
             };
             // Removed before any check: a code is single use even when the exchange fails.
-            let entry = sandbox.codes.lock().unwrap_or_else(|e| e.into_inner()).remove(&crypto::hash_token(code));
-            let Some(entry) =
-                entry.filter(|e| e.expires_at > now && e.grant.payer == slug && e.grant.client_id == client)
-            else {
+            let entry = match store::take_code(&sandbox.db, code, now).await {
+                Ok(e) => e,
+                Err(e) => return token_endpoint_failure(payer, &e),
+            };
+            let Some(entry) = entry.filter(|e| e.grant.payer == slug && e.grant.client_id == client) else {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_grant",
@@ -565,24 +565,31 @@ pub async fn token(
             if let Some(error) = faults.token_error {
                 return oauth_error(StatusCode::BAD_REQUEST, error, "the health plan could not issue a token");
             }
-            token_response(&sandbox, payer, entry.grant)
+            let scope = entry.grant.scope.clone();
+            (entry.grant, scope, true)
         }
         Some("refresh_token") => {
             let Some(refresh_token) = form.get("refresh_token") else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
             };
-            let entry =
-                sandbox.refresh.lock().unwrap_or_else(|e| e.into_inner()).remove(&crypto::hash_token(refresh_token));
-            let Some(entry) =
-                entry.filter(|e| e.expires_at > now && e.grant.payer == slug && e.grant.client_id == client)
-            else {
+            let entry = if payer.rotates_refresh_tokens {
+                store::take_refresh_token(&sandbox.db, refresh_token, now).await
+            } else {
+                store::find_refresh_token(&sandbox.db, refresh_token, now).await
+            };
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => return token_endpoint_failure(payer, &e),
+            };
+            let Some(entry) = entry.filter(|e| e.grant.payer == slug && e.grant.client_id == client) else {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
                     "invalid_grant",
                     "the refresh token is invalid, expired or already used",
                 );
             };
-            let mut grant = entry.grant;
+            let grant = entry.grant;
+            let mut scope = grant.scope.clone();
             if let Some(requested) = form.get("scope") {
                 let held: Vec<&str> = grant.scope.split_whitespace().collect();
                 if !requested.split_whitespace().all(|s| held.contains(&s)) {
@@ -592,17 +599,22 @@ pub async fn token(
                         "the requested scope exceeds the original grant",
                     );
                 }
-                grant.scope = requested.split_whitespace().collect::<Vec<_>>().join(" ");
+                scope = requested.split_whitespace().collect::<Vec<_>>().join(" ");
             }
-            token_response(&sandbox, payer, grant)
+            (grant, scope, payer.rotates_refresh_tokens)
         }
-        Some(_) => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant_type must be authorization_code or refresh_token",
-        ),
-        None => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
-    }
+        Some(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            )
+        }
+        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
+    };
+    token_response(&sandbox, signer, payer, grant, access_scope, new_refresh_token)
+        .await
+        .unwrap_or_else(|e| token_endpoint_failure(payer, &e))
 }
 
 /// `GET {fhir_base}/.well-known/smart-configuration` (SMART App Launch 2.0 §"Conformance").

@@ -51,7 +51,7 @@ fn unauthorized(slug: &str, error: Option<&str>) -> Response {
 
 /// Authenticates a FHIR request and applies the request-level faults, in this order: token (401), request
 /// limit (401), rate limit (429), unreachable plan (403), 500s, scope (403).
-fn guard<'a>(
+async fn guard<'a>(
     sandbox: &'a Sandbox,
     slug: &str,
     headers: &HeaderMap,
@@ -67,7 +67,14 @@ fn guard<'a>(
     else {
         return Err(unauthorized(slug, None));
     };
-    let claims = match auth::verify_access_token(sandbox, token.trim()) {
+    let signer = match sandbox.signer().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(payer = slug, error = %e, "sandbox FHIR server cannot read its signing key");
+            return Err(outcome(StatusCode::INTERNAL_SERVER_ERROR, "exception", "internal server error"));
+        }
+    };
+    let claims = match auth::verify_access_token(signer, sandbox.now(), token.trim()) {
         Ok(c) if c.p == slug => c,
         Ok(_) => return Err(unauthorized(slug, Some("token issued for another server"))),
         Err(e) => return Err(unauthorized(slug, Some(e))),
@@ -122,7 +129,7 @@ pub async fn search(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let (payer, claims, faults) = match guard(&sandbox, &slug, &headers, &rtype) {
+    let (payer, claims, faults) = match guard(&sandbox, &slug, &headers, &rtype).await {
         Ok(g) => g,
         Err(resp) => return resp,
     };
@@ -230,7 +237,7 @@ pub async fn read(
     Path((slug, rtype, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (payer, claims, _faults) = match guard(&sandbox, &slug, &headers, &rtype) {
+    let (payer, claims, _faults) = match guard(&sandbox, &slug, &headers, &rtype).await {
         Ok(g) => g,
         Err(resp) => return resp,
     };

@@ -2,23 +2,44 @@
 //! deterministic synthetic members. Compiled only with `ssr`.
 //!
 //! The sandbox is a *remote* payer: our server talks to it over HTTP exactly as it talks to a real health plan,
-//! and it never touches our database. It keeps its own small state in memory (authorization codes, refresh
-//! tokens, per-token request counters); access tokens are stateless HMAC-signed values. That state is per
-//! process: restarting the sandbox invalidates every code and token it issued (it is a test payer).
+//! never by function call, and the sandbox never reads Link's tables.
+//!
+//! # State
+//! Like a real payer's, its authorization state outlives a process, so a restart (or another instance on the
+//! same database) honours everything issued before, and a sync interrupted by a restart resumes:
+//! - authorization codes (single use, [`CODE_TTL_SECS`]) and refresh tokens ([`REFRESH_TOKEN_TTL_SECS`], rotated
+//!   or not per [`PayerConfig::rotates_refresh_tokens`]) are rows of its own tables `sandbox_codes` and
+//!   `sandbox_refresh_tokens`, stored as SHA-256 hashes; expired rows are deleted whenever a row of the same
+//!   table is written, and never honoured before;
+//! - access tokens and sign-in proofs stay stateless values signed with HMAC-SHA256; the key is created once per
+//!   database (`sandbox_keys`, in the clear: it only guards synthetic data) and read at a process's first use;
+//! - the per-access-token request counters of the `rate.limited` and `short.token` faults stay in process
+//!   memory: a restart or another instance starts counting again, which only makes those faults fire a few
+//!   requests later (harmless, and no database write per FHIR request).
+//!
+//! Its SQL is all in `store.rs` (migration `0500_sandbox.sql`).
 //!
 //! It runs in two ways:
 //! - mounted in the main server ([`router`]) under `/sandbox/{payer}/…`, registered as test-mode endpoints by
-//!   [`register_endpoints`]; the only accepted `redirect_uri` is `{public_url}/link/callback`;
-//! - alone on its own port ([`spawn_standalone`], or `link-sdk sandbox`), for tests and benchmarks.
+//!   [`register_endpoints`]; the only accepted `redirect_uri` is `{public_url}/link/callback`. Its tables are
+//!   in the main server's database (SQLite or PostgreSQL), so `.ci/serve` can be restarted mid-sync;
+//! - alone on its own port ([`spawn_standalone`], or `link-sdk sandbox`), for tests and benchmarks, with a
+//!   database of its own: `link-sdk sandbox` uses the SQLite file `{data-dir}/sandbox.db`
+//!   ([`standalone_database_url`]) unless `--sandbox-database-url` names another. An in-memory SQLite is not
+//!   offered: through sqlx's `Any` driver every pooled connection would open its own empty memory database, so
+//!   tests give it a SQLite file in a temporary folder (or a fresh PostgreSQL database).
 //!
 //! # Payers
 //! Payers differ only by data ([`PayerConfig`], see [`default_payers`]), never by code branches:
 //!
 //! | payer (`{payer}`) | endpoint id | refreshable | payer-wide faults |
 //! |---|---|---|---|
-//! | `sandbox-health` — Sandbox Health Plan | [`REFRESHABLE_ENDPOINT_ID`] | yes (grants `offline_access`) | none |
+//! | `sandbox-health` — Sandbox Health Plan | [`REFRESHABLE_ENDPOINT_ID`] | yes (grants `offline_access`); refresh tokens rotate: each refresh answers a new one and spends the old | none |
 //! | `sandbox-basic` — Sandbox Basic Care | [`NON_REFRESHABLE_ENDPOINT_ID`] | no (never issues a `refresh_token`) | none |
-//! | `sandbox-faulty` — Sandbox Faulty Mutual | [`FAULTY_ENDPOINT_ID`] | yes | 60 s access tokens, relative `next` links, 429 (`Retry-After: 1`) on every 4th FHIR request of an access token |
+//! | `sandbox-faulty` — Sandbox Faulty Mutual | [`FAULTY_ENDPOINT_ID`] | yes; refresh tokens do not rotate: a refresh answers no `refresh_token` and the same one keeps working | 60 s access tokens, relative `next` links, 429 (`Retry-After: 1`) on every 4th FHIR request of an access token |
+//!
+//! Every payer's codes live [`CODE_TTL_SECS`] (60 s) and its refresh tokens [`REFRESH_TOKEN_TTL_SECS`] (90 days
+//! from their issue); access tokens an hour unless a fault says otherwise.
 //!
 //! # URLs (per payer)
 //! - FHIR base: `{base}/sandbox/{payer}/fhir` (also the required `aud`)
@@ -67,9 +88,10 @@
 //!   [`drive_consent`] (or POST the forms: `GET authorize` sets the `sbx_csrf` cookie and renders hidden
 //!   `request` and `csrf` fields; `POST {authorize}/sign-in` with `username`/`password` renders a hidden
 //!   `login`; `POST {authorize}/decide` with `decision=approve|deny` answers 303 to the `redirect_uri`).
-//! - Remote: [`spawn_standalone`] with `redirect_uris = [format!("{}/link/callback", app.base_url)]` and
-//!   `clock = Arc::new(app.clock.clone())`, then [`register_endpoints_at`] on the app's database with the
-//!   sandbox's base URL to point the directory entries at it.
+//! - Remote: [`spawn_standalone`] with `redirect_uris = [format!("{}/link/callback", app.base_url)]`,
+//!   `clock = Arc::new(app.clock.clone())` and a database of its own (`Db::connect` on a SQLite file in a
+//!   temporary folder), then [`register_endpoints_at`] on the app's database with the sandbox's base URL to
+//!   point the directory entries at it.
 //!
 //! Requests the sandbox rejects on its own: unknown `client_id` or `redirect_uri` (an error page, no redirect,
 //! RFC 6749 §4.1.2.1); missing `state`, missing or non-`S256` PKCE, wrong `aud` (`error=invalid_request`);
@@ -79,6 +101,8 @@ mod auth;
 mod data;
 mod fhir;
 mod pages;
+mod request;
+mod store;
 
 use std::{
     collections::HashMap,
@@ -90,12 +114,18 @@ use std::{
 use anyhow::Context as _;
 use axum::{routing::get, Router};
 use hmac::{Hmac, Mac as _};
-use rand::RngCore as _;
 use sha2::Sha256;
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, sync::OnceCell, task::JoinHandle};
 
 use crate::domain::Mode;
-use crate::server::{platform::clock::{SharedClock, SystemClock}, state::AppState, store::endpoints::{self, Endpoint}};
+use crate::server::{
+    platform::{
+        clock::{SharedClock, SystemClock},
+        db::Db,
+    },
+    state::AppState,
+    store::endpoints::{self, Endpoint},
+};
 
 pub use data::{members, Member};
 
@@ -196,11 +226,24 @@ pub struct PayerConfig {
     pub brand_color: &'static str,
     /// Whether `offline_access` is granted and a `refresh_token` issued.
     pub refreshable: bool,
+    /// Whether the `refresh_token` grant rotates: it answers a new `refresh_token` and the presented one stops
+    /// working (RFC 9700 §4.14.2). Otherwise the answer has no `refresh_token` and the same one keeps working
+    /// until it expires (RFC 6749 §6 lets a server do either).
+    pub rotates_refresh_tokens: bool,
     /// Default access token lifetime, seconds.
     pub access_token_ttl: i64,
+    /// Authorization code lifetime, seconds (RFC 6749 §4.1.2: at most 10 minutes recommended).
+    pub code_ttl: i64,
+    /// Refresh token lifetime from its issue, seconds.
+    pub refresh_token_ttl: i64,
     /// Payer-wide faults.
     pub faults: Faults,
 }
+
+/// Authorization code lifetime of the built-in payers, seconds (short on purpose: a client redeems at once).
+pub const CODE_TTL_SECS: i64 = 60;
+/// Refresh token lifetime of the built-in payers, seconds (90 days).
+pub const REFRESH_TOKEN_TTL_SECS: i64 = 90 * 86_400;
 
 /// The built-in payers: `sandbox-health`, `sandbox-basic`, `sandbox-faulty`.
 pub fn default_payers() -> Vec<PayerConfig> {
@@ -212,7 +255,10 @@ pub fn default_payers() -> Vec<PayerConfig> {
             aliases: &["Sandbox Health", "SHP", "Test Health Plan"],
             brand_color: "#0b5cad",
             refreshable: true,
+            rotates_refresh_tokens: true,
             access_token_ttl: 3600,
+            code_ttl: CODE_TTL_SECS,
+            refresh_token_ttl: REFRESH_TOKEN_TTL_SECS,
             faults: Faults::default(),
         },
         PayerConfig {
@@ -222,7 +268,10 @@ pub fn default_payers() -> Vec<PayerConfig> {
             aliases: &["Basic Care", "SBC"],
             brand_color: "#1f7a4d",
             refreshable: false,
+            rotates_refresh_tokens: false,
             access_token_ttl: 3600,
+            code_ttl: CODE_TTL_SECS,
+            refresh_token_ttl: REFRESH_TOKEN_TTL_SECS,
             faults: Faults::default(),
         },
         PayerConfig {
@@ -232,7 +281,10 @@ pub fn default_payers() -> Vec<PayerConfig> {
             aliases: &["Faulty Mutual", "SFM"],
             brand_color: "#a3361b",
             refreshable: true,
+            rotates_refresh_tokens: false,
             access_token_ttl: 3600,
+            code_ttl: CODE_TTL_SECS,
+            refresh_token_ttl: REFRESH_TOKEN_TTL_SECS,
             faults: Faults {
                 access_token_ttl: Some(60),
                 relative_next: true,
@@ -314,30 +366,8 @@ impl Default for SandboxConfig {
     }
 }
 
-/// A granted authorization, as carried by codes and refresh tokens.
-#[derive(Debug, Clone)]
-pub(crate) struct Grant {
-    pub payer: String,
-    pub member: usize,
-    pub scope: String,
-    pub client_id: String,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CodeEntry {
-    pub grant: Grant,
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub expires_at: i64,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct RefreshEntry {
-    pub grant: Grant,
-    pub expires_at: i64,
-}
-
-/// One running sandbox: configuration, signing key and in-memory authorization state.
+/// One running sandbox: configuration, its database, its signing key (loaded once) and the in-memory request
+/// counters of the request-level faults.
 pub(crate) struct Sandbox {
     pub base_url: String,
     pub redirect_uris: Vec<String>,
@@ -346,23 +376,36 @@ pub(crate) struct Sandbox {
     pub slow_token_delay: Duration,
     pub payers: Vec<PayerConfig>,
     pub secure_cookies: bool,
-    key: [u8; 32],
-    /// Authorization codes by SHA-256 hash.
-    pub codes: Mutex<HashMap<String, CodeEntry>>,
-    /// Refresh tokens by SHA-256 hash.
-    pub refresh: Mutex<HashMap<String, RefreshEntry>>,
-    /// FHIR requests seen per access token id (`jti`) and that token's expiry, for the 429 and
-    /// request-limit faults.
+    /// Where codes, refresh tokens and the signing key live ([`store`]).
+    pub db: Db,
+    /// The HMAC key of [`store::hmac_key`], read from the database on first use.
+    key: OnceCell<[u8; 32]>,
+    /// FHIR requests seen per access token id (`jti`) and that token's expiry, for the 429 and request-limit
+    /// faults. Per process on purpose: a restart (or another instance) starts counting again, which only makes
+    /// a fault fire a few requests later.
     pub requests: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+/// The sandbox's HMAC key, ready to sign and verify (no `Debug`: it is a secret).
+#[derive(Clone, Copy)]
+pub(crate) struct Signer<'a>(&'a [u8; 32]);
+
+impl Signer<'_> {
+    /// HMAC-SHA256 of `label`, a zero byte and `data`.
+    pub fn mac(&self, label: &str, data: &[u8]) -> Vec<u8> {
+        let mut m = <Hmac<Sha256>>::new_from_slice(self.0).expect("any key length");
+        m.update(label.as_bytes());
+        m.update(&[0]);
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
 }
 
 /// Shared handle on a running sandbox.
 pub(crate) type Shared = Arc<Sandbox>;
 
 impl Sandbox {
-    fn new(cfg: &SandboxConfig, base_url: String) -> Self {
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
+    fn new(cfg: &SandboxConfig, base_url: String, db: Db) -> Self {
         Sandbox {
             secure_cookies: base_url.starts_with("https://"),
             base_url,
@@ -371,9 +414,8 @@ impl Sandbox {
             clock: cfg.clock.clone(),
             slow_token_delay: cfg.slow_token_delay,
             payers: cfg.payers.clone(),
-            key,
-            codes: Mutex::new(HashMap::new()),
-            refresh: Mutex::new(HashMap::new()),
+            db,
+            key: OnceCell::new(),
             requests: Mutex::new(HashMap::new()),
         }
     }
@@ -386,13 +428,13 @@ impl Sandbox {
         fhir_base(&self.base_url, slug)
     }
 
-    /// HMAC-SHA256 under this instance's key.
-    pub fn mac(&self, label: &str, data: &[u8]) -> Vec<u8> {
-        let mut m = <Hmac<Sha256>>::new_from_slice(&self.key).expect("any key length");
-        m.update(label.as_bytes());
-        m.update(&[0]);
-        m.update(data);
-        m.finalize().into_bytes().to_vec()
+    /// The signing key (the same for every process on this database, so what one signed another verifies),
+    /// read from or created in the database on the first call of this process.
+    ///
+    /// # Errors
+    /// The database does not answer.
+    pub async fn signer(&self) -> anyhow::Result<Signer<'_>> {
+        self.key.get_or_try_init(|| store::hmac_key(&self.db, self.now())).await.map(Signer)
     }
 
     pub fn now(&self) -> i64 {
@@ -458,10 +500,10 @@ pub fn embedded_config(state: &AppState) -> SandboxConfig {
     }
 }
 
-/// Routes of the sandbox mounted in the main server under `/sandbox/{payer}/…`, with their own state
-/// (built here, once per server; it never reads our database).
+/// Routes of the sandbox mounted in the main server under `/sandbox/{payer}/…`, with their own state (built
+/// here, once per server). Its tables are in our database ([`store`]); it never reads ours.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let sandbox = Arc::new(Sandbox::new(&embedded_config(state), state.public_url.to_string()));
+    let sandbox = Arc::new(Sandbox::new(&embedded_config(state), state.public_url.to_string(), state.db.clone()));
     routes(sandbox)
 }
 
@@ -490,13 +532,19 @@ pub async fn register_endpoints_at(db: &crate::server::platform::db::Db, now: i6
     Ok(())
 }
 
-/// Starts a standalone sandbox on its own listener (`cfg.addr`, e.g. `127.0.0.1:0`) with its own state.
-/// Returns its base URL (no trailing slash; FHIR bases are `{base}/sandbox/{payer}/fhir`) and the server task;
-/// abort the task to stop it.
+/// The database of `link-sdk sandbox` when none is given: its own SQLite file, `{data_dir}/sandbox.db`
+/// (never the main server's `link.db`: the standalone sandbox is another party).
+pub fn standalone_database_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("sandbox.db").display())
+}
+
+/// Starts a standalone sandbox on its own listener (`cfg.addr`, e.g. `127.0.0.1:0`) with its state in `db`
+/// (see [`standalone_database_url`]; migrated by [`Db::connect`]). Returns its base URL (no trailing slash;
+/// FHIR bases are `{base}/sandbox/{payer}/fhir`) and the server task; abort the task to stop it.
 ///
 /// # Errors
-/// The address cannot be bound.
-pub async fn spawn_standalone(cfg: SandboxConfig) -> anyhow::Result<(String, JoinHandle<()>)> {
+/// The address cannot be bound, or the database does not answer (its signing key is read before serving).
+pub async fn spawn_standalone(cfg: SandboxConfig, db: Db) -> anyhow::Result<(String, JoinHandle<()>)> {
     let listener = TcpListener::bind(cfg.addr).await.with_context(|| format!("binding {}", cfg.addr))?;
     let local = listener.local_addr()?;
     let base_url = match &cfg.public_url {
@@ -504,7 +552,8 @@ pub async fn spawn_standalone(cfg: SandboxConfig) -> anyhow::Result<(String, Joi
         None if local.ip().is_unspecified() => format!("http://127.0.0.1:{}", local.port()),
         None => format!("http://{local}"),
     };
-    let sandbox = Arc::new(Sandbox::new(&cfg, base_url.clone()));
+    let sandbox = Arc::new(Sandbox::new(&cfg, base_url.clone(), db));
+    sandbox.signer().await?;
     let app = routes(sandbox).layer(tower_http::trace::TraceLayer::new_for_http());
     let handle = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

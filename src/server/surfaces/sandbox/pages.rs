@@ -13,8 +13,8 @@ use axum::{
 };
 
 use super::{
-    auth::{encode_request, AuthorizeParams, ValidRequest},
     data::members,
+    request::{encode_request, AuthorizeParams, ValidRequest},
     Faults, PayerConfig, Sandbox, Shared,
 };
 

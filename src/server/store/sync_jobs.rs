@@ -1,0 +1,283 @@
+//! The `sync_jobs` table: durable sync jobs, leased by one instance at a time. The only module that writes SQL
+//! on it.
+//!
+//! A job is `pending` → `syncing` → `complete`, `partial` or `failed` ([`SyncStatus`]). Its resumable cursor
+//! (opaque JSON owned by the sync service) and its progress are written after every page, so a restart or
+//! another instance continues where it stopped. Claims and every later write are conditional on the lease
+//! holder, so a job whose lease was taken over is never written by its old holder.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use sqlx::Row as _;
+
+use crate::{
+    domain::{ExitCode, SkippedType, SyncStatus},
+    server::platform::db::Db,
+};
+
+/// What a running job reports after each step (written with its cursor).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Resources stored so far, by resource type.
+    pub counts: BTreeMap<String, i64>,
+    /// Non-fatal problems (OperationOutcome warnings, unresolved references, links not followed).
+    pub warnings: Vec<String>,
+    /// Types skipped, with why.
+    pub skipped: Vec<SkippedType>,
+}
+
+/// The latest state of an authorization's sync.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobStatus {
+    /// Where the job is.
+    pub status: SyncStatus,
+    /// Resources stored so far, by resource type.
+    pub progress: BTreeMap<String, i64>,
+    /// Types skipped, with why.
+    pub skipped: Vec<SkippedType>,
+    /// Why it failed.
+    pub exit_code: Option<ExitCode>,
+    /// Non-fatal problems.
+    pub warnings: Vec<String>,
+}
+
+/// A job claimed by one holder.
+#[derive(Debug)]
+pub struct ClaimedRow {
+    /// Job id.
+    pub id: String,
+    /// The authorization it syncs.
+    pub authorization_id: String,
+    /// Claims so far, this one included.
+    pub attempt: i64,
+    /// The cursor as last saved (JSON, `{}` at first).
+    pub cursor: String,
+    /// Progress as last saved.
+    pub progress: Progress,
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(v)?)
+}
+
+fn progress_of(row: &sqlx::any::AnyRow) -> anyhow::Result<Progress> {
+    let text = |c: &str| row.try_get::<String, _>(c);
+    Ok(Progress {
+        counts: serde_json::from_str(&text("progress")?).unwrap_or_default(),
+        warnings: serde_json::from_str(&text("warnings")?).unwrap_or_default(),
+        skipped: serde_json::from_str(&text("skipped")?).unwrap_or_default(),
+    })
+}
+
+/// Queues a sync of an authorization, due at `now` (its endpoint recorded so claims can bound jobs per payer);
+/// returns the job id.
+///
+/// # Errors
+/// Database errors.
+pub async fn insert(db: &Db, authorization_id: &str, endpoint_id: &str, now: i64) -> anyhow::Result<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO sync_jobs (id, authorization_id, status, run_after, created_at, updated_at, endpoint_id) \
+         VALUES ($1, $2, $3, $4, $4, $4, $5)",
+    )
+    .bind(&id)
+    .bind(authorization_id)
+    .bind(SyncStatus::Pending.as_str())
+    .bind(now)
+    .bind(endpoint_id)
+    .execute(&db.pool)
+    .await?;
+    Ok(id)
+}
+
+/// The newest unfinished (`pending` or `syncing`) job of an authorization.
+///
+/// # Errors
+/// Database errors.
+pub async fn unfinished(db: &Db, authorization_id: &str) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT id FROM sync_jobs WHERE authorization_id = $1 AND status IN ($2, $3) ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(authorization_id)
+    .bind(SyncStatus::Pending.as_str())
+    .bind(SyncStatus::Syncing.as_str())
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|r| r.try_get("id")).transpose()?)
+}
+
+/// The latest job of an authorization (an unfinished one wins a tie on creation time).
+///
+/// # Errors
+/// Database errors, or a stored status this build does not know.
+pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<JobStatus>> {
+    let Some(row) = sqlx::query(
+        "SELECT status, progress, skipped, exit_code, warnings FROM sync_jobs WHERE authorization_id = $1 \
+         ORDER BY created_at DESC, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END, updated_at DESC LIMIT 1",
+    )
+    .bind(authorization_id)
+    .fetch_optional(&db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let status: String = row.try_get("status")?;
+    let exit_code: Option<String> = row.try_get("exit_code")?;
+    let p = progress_of(&row)?;
+    Ok(Some(JobStatus {
+        status: SyncStatus::parse(&status).context("sync_jobs.status")?,
+        progress: p.counts,
+        skipped: p.skipped,
+        exit_code: exit_code.as_deref().and_then(ExitCode::parse),
+        warnings: p.warnings,
+    }))
+}
+
+/// Claims one due job for `owner` until `lease_until`: pending, or syncing with an expired lease (its instance
+/// died) and `run_after` past, while its payer runs fewer than `per_payer_limit` jobs. One conditional
+/// `UPDATE … RETURNING` whose subquery uses `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent instances
+/// never claim the same job.
+///
+/// # Errors
+/// Database errors.
+pub async fn claim(
+    db: &Db,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    per_payer_limit: i64,
+) -> anyhow::Result<Option<ClaimedRow>> {
+    let sql = format!(
+        "UPDATE sync_jobs SET status = $5, lease_owner = $1, lease_until = $2, attempt = attempt + 1, \
+         started_at = COALESCE(started_at, $3), updated_at = $3 \
+         WHERE id = (SELECT j.id FROM sync_jobs j WHERE j.status IN ($6, $5) AND j.run_after <= $3 \
+           AND (j.lease_until IS NULL OR j.lease_until < $3) \
+           AND (j.endpoint_id IS NULL OR (SELECT COUNT(*) FROM sync_jobs k WHERE k.endpoint_id = j.endpoint_id \
+                AND k.status = $5 AND k.lease_until >= $3) < $4) \
+           ORDER BY j.run_after, j.created_at LIMIT 1 {}) \
+         AND (lease_until IS NULL OR lease_until < $3) \
+         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped",
+        db.skip_locked()
+    );
+    let row = sqlx::query(&sql)
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(per_payer_limit)
+        .bind(SyncStatus::Syncing.as_str())
+        .bind(SyncStatus::Pending.as_str())
+        .fetch_optional(&db.pool)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(ClaimedRow {
+        id: row.try_get("id")?,
+        authorization_id: row.try_get("authorization_id")?,
+        attempt: row.try_get("attempt")?,
+        cursor: row.try_get("state")?,
+        progress: progress_of(&row)?,
+    }))
+}
+
+/// Extends `owner`'s lease of a job to `until`. Returns false when another holder took it over.
+///
+/// # Errors
+/// Database errors.
+pub async fn renew_lease(db: &Db, id: &str, owner: &str, until: i64) -> anyhow::Result<bool> {
+    let n = sqlx::query("UPDATE sync_jobs SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+        .bind(until)
+        .bind(id)
+        .bind(owner)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
+/// Saves progress and the cursor while `owner` holds the job. Returns false when another holder took it over.
+///
+/// # Errors
+/// Database errors.
+pub async fn checkpoint(db: &Db, id: &str, owner: &str, p: &Progress, cursor: &str, now: i64) -> anyhow::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE sync_jobs SET progress = $1, warnings = $2, skipped = $3, state = $4, updated_at = $5 \
+         WHERE id = $6 AND lease_owner = $7",
+    )
+    .bind(json_text(&p.counts)?)
+    .bind(json_text(&p.warnings)?)
+    .bind(json_text(&p.skipped)?)
+    .bind(cursor)
+    .bind(now)
+    .bind(id)
+    .bind(owner)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Releases `owner`'s lease and makes the job due again at `run_after` (status stays `syncing`, the cursor is
+/// kept, and the claim does not count as an attempt).
+///
+/// # Errors
+/// Database errors.
+pub async fn pause(
+    db: &Db,
+    id: &str,
+    owner: &str,
+    p: &Progress,
+    cursor: &str,
+    run_after: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE sync_jobs SET run_after = $1, lease_owner = NULL, lease_until = NULL, attempt = attempt - 1, \
+         progress = $2, warnings = $3, skipped = $4, state = $5, updated_at = $6 WHERE id = $7 AND lease_owner = $8",
+    )
+    .bind(run_after)
+    .bind(json_text(&p.counts)?)
+    .bind(json_text(&p.warnings)?)
+    .bind(json_text(&p.skipped)?)
+    .bind(cursor)
+    .bind(now)
+    .bind(id)
+    .bind(owner)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Records the job's final status (and exit code when it failed) while `owner` holds it, releasing the lease.
+/// Returns false when another holder took it over (nothing written).
+///
+/// # Errors
+/// Database errors.
+#[allow(clippy::too_many_arguments)]
+pub async fn finish(
+    db: &Db,
+    id: &str,
+    owner: &str,
+    status: SyncStatus,
+    exit_code: Option<ExitCode>,
+    p: &Progress,
+    cursor: &str,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let n = sqlx::query(
+        "UPDATE sync_jobs SET status = $1, exit_code = $2, progress = $3, warnings = $4, skipped = $5, state = $6, \
+         finished_at = $7, updated_at = $7, lease_owner = NULL, lease_until = NULL WHERE id = $8 AND lease_owner = $9",
+    )
+    .bind(status.as_str())
+    .bind(exit_code.map(ExitCode::as_str))
+    .bind(json_text(&p.counts)?)
+    .bind(json_text(&p.warnings)?)
+    .bind(json_text(&p.skipped)?)
+    .bind(cursor)
+    .bind(now)
+    .bind(id)
+    .bind(owner)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}

@@ -1,0 +1,232 @@
+//! `GET /link?publishableKey&externalId&usage&origin&nonce&…`: the `create()` options as link.js (or the hosted
+//! flow's link) sends them. Validates them in order, creates the session and redirects to its first screen, or
+//! ends at once with an [`ExitCode`] (an exit page for the modal, `redirect_uri?error=…` for the hosted flow).
+
+use axum::{
+    extract::{Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    domain::{ExitCode, Mode, Usage},
+    i18n,
+    server::{
+        platform::crypto,
+        services::link_flow::redirect_with,
+        state::AppState,
+        store::{
+            apps::{self, App},
+            audit::{self, AuditEntry},
+            endpoints,
+            link_sessions::{self, NewSession, SessionOptions},
+        },
+        surfaces::hosted_link::{
+            origins::{origin_allowed, origin_hint, valid_origin},
+            pages::{exit_page, exit_page_with_hint, plain_page},
+            respond::{see_other, session_url, FlowResult},
+        },
+    },
+};
+
+/// Query of `GET /link` (the `create()` options as link.js sends them; the hosted flow uses the same names).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryParams {
+    publishable_key: Option<String>,
+    external_id: Option<String>,
+    usage: Option<String>,
+    endpoint: Option<String>,
+    origin: Option<String>,
+    nonce: Option<String>,
+    auto_exit: Option<String>,
+    skip_syncing: Option<String>,
+    skip_explainer: Option<String>,
+    requested_resources: Option<String>,
+    language: Option<String>,
+    #[serde(rename = "redirect_uri")]
+    redirect_uri: Option<String>,
+    state: Option<String>,
+}
+
+fn flag(v: &Option<String>, default: bool) -> bool {
+    match v.as_deref() {
+        Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        _ => default,
+    }
+}
+
+fn valid_external_id(id: &str) -> bool {
+    let t = id.trim();
+    !t.is_empty() && t.len() <= 255 && !t.chars().any(char::is_control)
+}
+
+fn valid_nonce(n: &str) -> bool {
+    (8..=128).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// FHIR resource type names from the comma-separated `requestedResources` (anything else is dropped).
+fn requested_resources(v: Option<&str>) -> Vec<String> {
+    v.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|r| {
+            !r.is_empty()
+                && r.len() < 64
+                && r.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && r.chars().all(|c| c.is_ascii_alphabetic())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// How a failure at the entry reaches whoever asked: the modal's host page through an exit page, or the hosted
+/// flow's registered `redirect_uri`.
+struct Ending<'a> {
+    lang: &'static str,
+    host_origin: Option<String>,
+    nonce: String,
+    redirect_uri: Option<&'a str>,
+    client_state: Option<String>,
+}
+
+impl Ending<'_> {
+    fn fail(&self, code: ExitCode) -> Response {
+        match self.redirect_uri {
+            Some(ru) => {
+                let mut params = vec![("error", code.as_str())];
+                if let Some(s) = &self.client_state {
+                    params.push(("state", s));
+                }
+                see_other(&redirect_with(ru, &params))
+            }
+            None => exit_page(self.lang, self.host_origin.as_deref(), &self.nonce, code),
+        }
+    }
+}
+
+/// A session's settings once every option checked out.
+struct Valid {
+    app: App,
+    mode: Mode,
+    external_id: String,
+    usage: Usage,
+    endpoint_id: Option<String>,
+    options: SessionOptions,
+}
+
+/// `GET /link`.
+pub async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<EntryParams>) -> FlowResult {
+    let lang = i18n::choose(p.language.as_deref(), headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let mut ending = Ending {
+        lang,
+        host_origin: p.origin.clone().filter(|o| valid_origin(o)),
+        nonce: p.nonce.clone().filter(|n| valid_nonce(n)).unwrap_or_else(|| crypto::random_id(16)),
+        redirect_uri: None,
+        client_state: p.state.clone().map(|s| s.chars().take(512).collect::<String>()),
+    };
+    let valid = match validate(&state, &p, &mut ending).await? {
+        Ok(v) => v,
+        Err(response) => return Ok(response),
+    };
+    let now = state.clock.now();
+    let hosted = ending.redirect_uri.is_some();
+    let mut tx = state.db.begin_write().await?;
+    let sid = link_sessions::create(
+        &mut *tx,
+        now,
+        NewSession {
+            app_id: &valid.app.id,
+            mode: valid.mode,
+            external_id: &valid.external_id,
+            usage: valid.usage,
+            options: valid.options,
+            endpoint_id: valid.endpoint_id.as_deref(),
+            host_origin: if hosted { None } else { ending.host_origin.as_deref() },
+            redirect_uri: ending.redirect_uri,
+            client_state: ending.client_state.as_deref(),
+            nonce: &ending.nonce,
+            code_challenge: None,
+        },
+    )
+    .await?;
+    for (action, detail) in [
+        ("link.opened", json!({"mode": valid.mode.as_str(), "usage": valid.usage.as_str(), "hosted": hosted})),
+        // Every session starts on the consent screen, which the redirect below shows.
+        ("consent.shown", json!({"usage": valid.usage.as_str()})),
+    ] {
+        let entry = AuditEntry { actor: "patient", action, app_id: Some(&valid.app.id), detail: Some(detail), ..Default::default() };
+        audit::record(&mut *tx, now, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(see_other(&session_url(&sid)))
+}
+
+/// Checks the options in the order integrators expect the exit codes: key, redirect target, origin, user,
+/// usage, endpoint. `Ok(Err(response))` ends the request with that response.
+async fn validate<'a>(
+    state: &AppState,
+    p: &'a EntryParams,
+    ending: &mut Ending<'a>,
+) -> anyhow::Result<Result<Valid, Response>> {
+    let pk = p.publishable_key.clone().unwrap_or_default();
+    if Mode::of_publishable_key(&pk).is_none() {
+        return Ok(Err(ending.fail(ExitCode::InvalidPublishableKey)));
+    }
+    let Some((app, mode)) = apps::by_publishable_key(&state.db, &pk).await? else {
+        return Ok(Err(ending.fail(ExitCode::InvalidPublishableKey)));
+    };
+    if let Some(ru) = &p.redirect_uri {
+        if !app.redirect_uris.iter().any(|r| r == ru) {
+            tracing::warn!(app_id = %app.id, "hosted link with an unregistered redirect_uri");
+            let page = plain_page(
+                ending.lang,
+                "The app could not start the connection.",
+                "This redirect address is not registered for the app.",
+            );
+            return Ok(Err((StatusCode::BAD_REQUEST, page).into_response()));
+        }
+        // From here on, failures go back to the app's registered redirect_uri.
+        ending.redirect_uri = Some(ru);
+    }
+    if let Some(origin) = &p.origin {
+        if ending.host_origin.is_none() || !origin_allowed(state, &app, mode, origin) {
+            // Origins are public (every request carries its page's); the log names the fix for the operator.
+            tracing::warn!(app_id = %app.id, origin = %origin.chars().take(200).collect::<String>().escape_debug(),
+                "link opened from an origin the app has not registered: `link-sdk apps update --app <id> --allowed-origin <origin>`");
+            if ending.redirect_uri.is_some() {
+                return Ok(Err(ending.fail(ExitCode::InvalidPublishableKey)));
+            }
+            let hint = ending.host_origin.as_deref().map(|o| origin_hint(o, mode));
+            let page = exit_page_with_hint(ending.lang, ending.host_origin.as_deref(), &ending.nonce, ExitCode::InvalidPublishableKey, hint);
+            return Ok(Err(page));
+        }
+    }
+    let external_id = p.external_id.clone().unwrap_or_default();
+    if !valid_external_id(&external_id) {
+        return Ok(Err(ending.fail(ExitCode::InvalidUser)));
+    }
+    let Some(usage) = p.usage.as_deref().and_then(Usage::parse) else {
+        return Ok(Err(ending.fail(ExitCode::InvalidUsage)));
+    };
+    let endpoint_id = match p.endpoint.as_deref().filter(|e| !e.is_empty()) {
+        None => None,
+        Some(e) if uuid::Uuid::parse_str(e).is_err() => return Ok(Err(ending.fail(ExitCode::InvalidEndpoint))),
+        Some(e) => match endpoints::get(&state.db, e).await? {
+            Some(ep) if ep.mode != mode => return Ok(Err(ending.fail(ExitCode::EndpointModeMismatch))),
+            Some(ep) => Some(ep.id),
+            None => return Ok(Err(ending.fail(ExitCode::InvalidEndpoint))),
+        },
+    };
+    let options = SessionOptions {
+        auto_exit: flag(&p.auto_exit, true),
+        skip_syncing: flag(&p.skip_syncing, false),
+        skip_explainer: flag(&p.skip_explainer, false),
+        requested_resources: requested_resources(p.requested_resources.as_deref()),
+        language: ending.lang.into(),
+    };
+    Ok(Ok(Valid { app, mode, external_id: external_id.trim().to_string(), usage, endpoint_id, options }))
+}

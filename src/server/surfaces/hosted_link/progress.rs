@@ -1,0 +1,63 @@
+//! Where a session is, for the modal and the hosted flow: `GET /link/s/{sid}/status` (JSON the modal polls,
+//! since a payer's Cross-Origin-Opener-Policy can sever `window.opener`) and `GET /link/s/{sid}/finish` (the
+//! end of the hosted `redirect_uri` flow).
+
+use axum::{
+    extract::{Path, State},
+    http::{header, HeaderValue, StatusCode},
+    response::IntoResponse,
+    Json,
+};
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+use crate::{
+    domain::{ExitCode, LinkStep},
+    server::{
+        services::link_flow,
+        state::AppState,
+        store::link_sessions,
+        surfaces::hosted_link::{
+            respond::{live_or_screen, live_session, see_other, session_url, FlowResult},
+            screen,
+        },
+    },
+};
+
+/// `GET /link/s/{sid}/status` → `{step, exitCode, publicToken, progress}` (`404 {"step": "expired"}` for an
+/// unknown or expired session).
+pub async fn status(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
+    let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
+    let Some(mut s) = live_session(&state, &sid).await? else {
+        return Ok((StatusCode::NOT_FOUND, no_store, Json(json!({"step": "expired"}))).into_response());
+    };
+    link_flow::refresh_step(&state, &mut s).await?;
+    let token = matches!(s.step, LinkStep::Syncing | LinkStep::Success | LinkStep::Done)
+        .then(|| link_sessions::public_token(&state.cipher, &s).map(|t| t.expose_secret().to_string()))
+        .flatten();
+    let progress: serde_json::Map<_, _> =
+        screen::progress_of(&state, &s).await?.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    let body = json!({
+        "step": s.step,
+        "exitCode": s.exit_code.map(ExitCode::as_str),
+        "publicToken": token,
+        "progress": progress,
+    });
+    Ok((no_store, Json(body)).into_response())
+}
+
+/// `GET /link/s/{sid}/finish`: the hosted flow's success, back to the app's `redirect_uri` with the
+/// `public_token` (or the redirect flow's `code`) and the app's `state`.
+pub async fn finish(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
+    let s = match live_or_screen(&state, &sid).await? {
+        Ok(s) => s,
+        Err(screen) => return Ok(screen),
+    };
+    if !matches!(s.step, LinkStep::Success | LinkStep::Done) {
+        return Ok(see_other(&session_url(&sid)));
+    }
+    match link_flow::finish_hosted(&state, &s).await? {
+        Some(url) => Ok(see_other(&url)),
+        None => Ok(see_other(&session_url(&sid))),
+    }
+}

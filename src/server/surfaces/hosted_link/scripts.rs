@@ -1,0 +1,40 @@
+//! The scripts the hosted flow serves: `/link.js` (the `FlexpaLink` global integrators load, and its
+//! TypeScript declarations) and `/link/frame.js` (the glue every hosted screen loads).
+
+use axum::{
+    http::{header, HeaderValue},
+    response::{IntoResponse, Response},
+};
+
+const LINK_JS: &str = include_str!("../../../../public/link.js");
+const LINK_DTS: &str = include_str!("../../../../public/link.d.ts");
+const FRAME_JS: &str = include_str!("frame.js");
+
+fn script(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+            // Loaded cross-origin by integrators' pages.
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+            (header::HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("cross-origin")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /link.js`, `/link/v1/link.js`.
+pub async fn link_js() -> Response {
+    script(LINK_JS, "text/javascript; charset=utf-8")
+}
+
+/// `GET /link.d.ts`, `/link/v1/link.d.ts`.
+pub async fn link_dts() -> Response {
+    script(LINK_DTS, "application/typescript; charset=utf-8")
+}
+
+/// `GET /link/frame.js`.
+pub async fn frame_js() -> Response {
+    script(FRAME_JS, "text/javascript; charset=utf-8")
+}

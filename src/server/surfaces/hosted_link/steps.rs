@@ -1,0 +1,163 @@
+//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,explainer,retry,exit,done}`): each moves the
+//! session on with one conditional update from the step it expects, then redirects to the session's screen (or,
+//! in the hosted flow, to the app's `redirect_uri` when the session ends).
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+    Form,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    domain::{ExitCode, LinkStep},
+    i18n::{ConsentText, CONSENT_TEXT_VERSION},
+    server::{
+        services::link_flow,
+        state::AppState,
+        store::{
+            apps,
+            audit::{self, AuditEntry},
+            consents::{self, NewConsent},
+            link_sessions::{self, LinkSession},
+        },
+        surfaces::hosted_link::respond::{live_or_screen, see_other, session_url, FlowResult},
+    },
+};
+
+/// The step after consent/explainer: search, or connect when the integrator fixed the endpoint.
+pub fn pick_step(s: &LinkSession) -> LinkStep {
+    if s.endpoint_fixed {
+        LinkStep::Connect
+    } else {
+        LinkStep::Search
+    }
+}
+
+/// Ends the session with `code` and answers where the patient goes: the app's `redirect_uri` (hosted flow) or
+/// the session's screen (which now shows the ending, and tells the host page).
+pub async fn end_with(state: &AppState, s: &LinkSession, code: ExitCode) -> FlowResult {
+    let to = link_flow::end(state, s, code).await?;
+    Ok(see_other(&to.unwrap_or_else(|| session_url(&s.id))))
+}
+
+/// The consent form: `choice` = `given` or `declined`, and the typed signature when the app asks for one.
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    choice: Option<String>,
+    signature: Option<String>,
+}
+
+/// `POST /link/s/{sid}/consent`: records the choice with the exact text shown; declining ends the session.
+pub async fn consent(State(state): State<AppState>, Path(sid): Path<String>, Form(f): Form<ConsentForm>) -> FlowResult {
+    let s = match live_or_screen(&state, &sid).await? {
+        Ok(s) => s,
+        Err(screen) => return Ok(screen),
+    };
+    if s.step != LinkStep::Consent {
+        return Ok(see_other(&session_url(&sid)));
+    }
+    let app = apps::get(&state.db, &s.app_id).await?.ok_or_else(|| anyhow::anyhow!("link session of a missing app"))?;
+    let given = f.choice.as_deref() == Some("given");
+    let signature = f
+        .signature
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| n.chars().take(200).collect::<String>());
+    if given && app.require_signature && signature.is_none() {
+        return Ok(see_other(&format!("{}?err=signature", session_url(&sid))));
+    }
+    let text = ConsentText::new(&s.options.language, &app.name, s.usage.as_str(), &s.options.requested_resources).plain();
+    let scope = link_flow::consent_scope(&s);
+    let now = state.clock.now();
+    let consent = NewConsent {
+        session: &s,
+        scope: &scope,
+        text: &text,
+        language: &s.options.language,
+        given,
+        signature_name: if given { signature.as_deref() } else { None },
+    };
+    consents::record(&state.db, now, consent).await?;
+    let entry = AuditEntry {
+        actor: "patient",
+        action: if given { "consent.given" } else { "consent.declined" },
+        app_id: Some(&s.app_id),
+        detail: Some(json!({"usage": s.usage.as_str(), "scope": scope, "text_version": CONSENT_TEXT_VERSION})),
+        ..Default::default()
+    };
+    audit::record(&state.db.pool, now, entry).await?;
+    if !given {
+        return end_with(&state, &s, ExitCode::PatientCancelled).await;
+    }
+    let next = if s.options.skip_explainer { pick_step(&s) } else { LinkStep::Explainer };
+    link_sessions::advance(&state.db, now, &sid, LinkStep::Consent, next, None).await?;
+    Ok(see_other(&session_url(&sid)))
+}
+
+/// `POST /link/s/{sid}/explainer`: on to search (or connect).
+pub async fn explainer(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
+    let s = match live_or_screen(&state, &sid).await? {
+        Ok(s) => s,
+        Err(screen) => return Ok(screen),
+    };
+    link_sessions::advance(&state.db, state.clock.now(), &sid, LinkStep::Explainer, pick_step(&s), None).await?;
+    Ok(see_other(&session_url(&sid)))
+}
+
+/// `POST /link/s/{sid}/retry`: back to search (or connect) after a recoverable error or an abandoned sign-in.
+pub async fn retry(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
+    let s = match live_or_screen(&state, &sid).await? {
+        Ok(s) => s,
+        Err(screen) => return Ok(screen),
+    };
+    if matches!(s.step, LinkStep::Error | LinkStep::Payer | LinkStep::Search | LinkStep::Connect) {
+        link_sessions::set_step(&state.db, state.clock.now(), &sid, pick_step(&s), None).await?;
+    }
+    Ok(see_other(&session_url(&sid)))
+}
+
+/// `POST /link/s/{sid}/exit`: the patient closes or cancels.
+pub async fn exit(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
+    let s = match live_or_screen(&state, &sid).await? {
+        Ok(s) => s,
+        Err(screen) => return Ok(screen),
+    };
+    match s.step {
+        LinkStep::Exited | LinkStep::Done => Ok(see_other(&session_url(&sid))),
+        // Closing the success screen is finishing it: the public token exists.
+        LinkStep::Success => {
+            if s.redirect_uri.is_some() {
+                return Ok(see_other(&format!("{}/finish", session_url(&sid))));
+            }
+            link_sessions::advance(&state.db, state.clock.now(), &sid, LinkStep::Success, LinkStep::Done, None).await?;
+            Ok(see_other(&session_url(&sid)))
+        }
+        // The error's own code, whatever the form says.
+        LinkStep::Error => end_with(&state, &s, s.exit_code.unwrap_or(ExitCode::PatientCancelled)).await,
+        LinkStep::Consent
+        | LinkStep::Explainer
+        | LinkStep::Search
+        | LinkStep::Connect
+        | LinkStep::Payer
+        | LinkStep::Authorized
+        | LinkStep::Syncing => end_with(&state, &s, ExitCode::PatientCancelled).await,
+    }
+}
+
+/// `POST /link/s/{sid}/done`: the modal has told the host page about success: forget the sealed public token.
+pub async fn done(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
+    let s = match live_or_screen(&state, &sid).await? {
+        Ok(s) => s,
+        Err(screen) => return Ok(screen),
+    };
+    let now = state.clock.now();
+    if matches!(s.step, LinkStep::Success | LinkStep::Done) {
+        link_sessions::advance(&state.db, now, &sid, LinkStep::Success, LinkStep::Done, None).await?;
+        link_sessions::clear_public_token(&state.db, now, &sid).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

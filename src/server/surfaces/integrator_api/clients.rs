@@ -1,0 +1,171 @@
+//! Request parsing and who is calling: POST bodies as forms or JSON, the integrator's secret key, client
+//! authentication (RFC 6749 §2.3.1), grants that must belong to the caller, and the audit record of a call.
+
+use std::collections::HashMap;
+
+use axum::{
+    body::Bytes,
+    http::{header, HeaderMap},
+};
+use serde_json::Value;
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+
+use crate::{
+    domain::Mode,
+    server::{
+        platform::{crypto, telemetry::request_id},
+        state::AppState,
+        store::{
+            apps::{self, App},
+            audit::{self, AuditEntry},
+            authorizations::{self, Authorization},
+            tokens::TokenRow,
+        },
+        surfaces::integrator_api::error::{ApiResult, OAuthError},
+    },
+};
+
+// Request parsing and client authentication
+// ---------------------------------------------------------------------------------------------------------
+
+/// Parameters of a POST body, as `application/x-www-form-urlencoded` or JSON (by `Content-Type`).
+/// A parameter repeated in a form is an `invalid_request` (RFC 6749 §3.2).
+pub fn parse_params(headers: &HeaderMap, body: &Bytes) -> ApiResult<HashMap<String, String>> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut out = HashMap::new();
+    if body.is_empty() {
+        return Ok(out);
+    }
+    if ct.starts_with("application/json") || (ct.is_empty() && body.first() == Some(&b'{')) {
+        let map: serde_json::Map<String, Value> =
+            serde_json::from_slice(body).map_err(|_| OAuthError::invalid_request("the body is not a JSON object"))?;
+        for (k, v) in map {
+            match v {
+                Value::String(s) => {
+                    out.insert(k, s);
+                }
+                Value::Number(n) => {
+                    out.insert(k, n.to_string());
+                }
+                Value::Bool(b) => {
+                    out.insert(k, b.to_string());
+                }
+                Value::Null => {}
+                _ => return Err(OAuthError::invalid_request(format!("parameter {k} must be a string"))),
+            }
+        }
+    } else {
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if out.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(OAuthError::invalid_request(format!("parameter {k} is repeated")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn required<'a>(params: &'a HashMap<String, String>, name: &str) -> ApiResult<&'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter {name}")))
+}
+
+/// `(publishableKey, secretKey)` from `Authorization: Basic` (RFC 6749 §2.3.1), if that header is Basic.
+pub fn basic_credentials(headers: &HeaderMap) -> ApiResult<Option<(String, String)>> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let v = v.to_str().map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?;
+    let Some(b64) = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")) else { return Ok(None) };
+    let raw = STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|r| String::from_utf8(r).ok())
+        .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+    let (user, pass) = raw.split_once(':').ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+    let dec = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.to_string());
+    Ok(Some((dec(user).unwrap_or_default(), dec(pass).unwrap_or_default())))
+}
+
+/// Authenticates an integrator backend by its secret key alone. 401 `invalid_client` when unknown.
+pub async fn app_by_secret(state: &AppState, sk: &str) -> ApiResult<(App, Mode)> {
+    apps::by_secret_key(&state.db, state.clock.now(), sk)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_client("unknown secret key"))
+}
+
+/// Authenticates a client by `publishableKey:secretKey` (HTTP Basic, or `client_id`/`client_secret` in the
+/// body): both keys must belong to the same app and mode.
+pub async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> ApiResult<(App, Mode)> {
+    let (pk, sk) = match basic_credentials(headers)? {
+        Some(c) => c,
+        None => match (params.get("client_id"), params.get("client_secret")) {
+            (Some(pk), Some(sk)) => (pk.clone(), sk.clone()),
+            _ => return Err(OAuthError::invalid_client("HTTP Basic publishableKey:secretKey is required")),
+        },
+    };
+    let by_pk = apps::by_publishable_key(&state.db, &pk).await?;
+    let by_sk = apps::by_secret_key(&state.db, state.clock.now(), &sk).await?;
+    match (by_pk, by_sk) {
+        (Some((a, m)), Some((b, n))) if crypto::ct_eq(a.id.as_bytes(), b.id.as_bytes()) && m == n => Ok((a, m)),
+        _ => Err(OAuthError::invalid_client("unknown or mismatched publishableKey and secretKey")),
+    }
+}
+
+
+pub async fn check_owner(state: &AppState, row: &TokenRow, app: &App, mode: Mode, what: &str) -> ApiResult<()> {
+    if !crypto::ct_eq(row.app_id.as_bytes(), app.id.as_bytes()) {
+        return Err(OAuthError::invalid_grant(format!("{what} was not issued to this application")));
+    }
+    if let Some(a) = authorizations::get(&state.db, row.authorization_id.as_deref().unwrap_or_default()).await? {
+        if a.mode != mode {
+            return Err(OAuthError::invalid_grant(format!("{what} belongs to the other mode (test/live) than this key")));
+        }
+    }
+    Ok(())
+}
+
+pub async fn load_authorization(state: &AppState, row: &TokenRow) -> ApiResult<Authorization> {
+    let id = row.authorization_id.as_deref().unwrap_or_default();
+    let a = authorizations::get(&state.db, id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the authorization no longer exists"))?;
+    if a.revoked_at.is_some() || a.state.is_ended() {
+        return Err(OAuthError::invalid_grant(format!("the authorization is {}", a.state.as_str().to_lowercase())));
+    }
+    Ok(a)
+}
+
+pub async fn audit_event(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: &str,
+    app_id: &str,
+    authorization_id: Option<&str>,
+    detail: Option<Value>,
+) {
+    let rid = request_id(headers);
+    let actor = format!("app:{app_id}");
+    if let Err(e) = audit::record(
+        &state.db.pool,
+        state.clock.now(),
+        AuditEntry {
+            actor: &actor,
+            action,
+            app_id: Some(app_id),
+            authorization_id,
+            request_id: rid.as_deref(),
+            detail,
+        },
+    )
+    .await
+    {
+        tracing::error!(error = %format!("{e:#}"), action, "could not write an audit record");
+    }
+}
+

@@ -1,0 +1,101 @@
+//! `POST /link/exchange` (the `public_token` for an access token) and `GET /link/introspect`.
+
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::HeaderMap,
+};
+use serde_json::json;
+
+use crate::server::{
+        services::access::{authenticate_bearer, Principal},
+        state::AppState,
+        store::{
+            authorizations, endpoints, link_sessions,
+            tokens::{self, ConsumeError, TokenKind},
+        },
+        surfaces::integrator_api::{
+            clients::{app_by_secret, audit_event, check_owner, load_authorization, parse_params, required},
+            error::{no_store, ApiResult, OAuthError},
+            grants::{endpoint_json, grant_response, patient_ref},
+        },
+    };
+
+// POST /link/exchange
+// ---------------------------------------------------------------------------------------------------------
+
+/// `POST /link/exchange` `{public_token, secret_key}` → `{access_token, token_type, expires_in (86400, or less
+/// when the data is expunged sooner: ONE_TIME), refresh_token?,
+/// refresh_expires_in?, patient, endpoint}`. The `public_token` is single use, 30 minutes, one app's.
+pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let params = parse_params(&headers, &body)?;
+    let public_token = required(&params, "public_token")?;
+    let secret_key = required(&params, "secret_key")?;
+    let (app, mode) = app_by_secret(&state, secret_key).await?;
+    let now = state.clock.now();
+    // Checked before consuming, so another app's (or the other mode's) key cannot burn a token that is not
+    // its own.
+    if let Some(row) = tokens::verify(&state.db, now, TokenKind::Public, public_token).await? {
+        check_owner(&state, &row, &app, mode, "public_token").await?;
+    }
+    let row = match tokens::consume(&state.db, now, TokenKind::Public, public_token).await? {
+        Ok(row) => row,
+        Err(ConsumeError::AlreadyUsed) => {
+            return Err(OAuthError::invalid_grant("public_token has already been exchanged"))
+        }
+        Err(ConsumeError::Expired) => return Err(OAuthError::invalid_grant("public_token has expired")),
+        Err(ConsumeError::Revoked) => return Err(OAuthError::invalid_grant("public_token has been revoked")),
+        Err(ConsumeError::Unknown) => return Err(OAuthError::invalid_grant("public_token is invalid")),
+    };
+    let authorization = load_authorization(&state, &row).await?;
+    if authorization.mode != mode {
+        return Err(OAuthError::invalid_grant("public_token belongs to the other mode (test/live) than this key"));
+    }
+    let response = grant_response(&state, &authorization, None).await?;
+    authorizations::mark_exchanged(&state.db, &authorization.id, now).await?;
+    // The modal no longer needs its sealed copy of the public_token.
+    link_sessions::clear_public_tokens_of_authorization(&state.db.pool, now, &authorization.id).await?;
+    audit_event(&state, &headers, "token.exchanged", &app.id, Some(&authorization.id), None).await;
+    Ok(no_store(response))
+}
+
+
+// GET /link/introspect
+// ---------------------------------------------------------------------------------------------------------
+
+/// `GET /link/introspect` (Bearer) → `{active, jti, iat, exp, patient, state, endpoint, user: {externalId}, sub,
+/// usage}` for a patient token; `{active, jti, iat, exp, sub (app id), token_type: "application"}` for an
+/// application token.
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let principal = authenticate_bearer(&state, &headers).await?;
+    match principal {
+        Principal::Patient { token, authorization } => {
+            let endpoint = endpoints::get(&state.db, &authorization.endpoint_id).await?;
+            let types = authorizations::resource_types(&state.db, &authorization.id).await?;
+            Ok(no_store(json!({
+                "active": true,
+                "jti": token.id,
+                "iat": token.created_at,
+                "exp": token.expires_at,
+                "patient": patient_ref(&authorization),
+                "state": authorization.state,
+                "endpoint": endpoint_json(endpoint.as_ref(), &authorization, &types),
+                "user": {"externalId": authorization.external_id},
+                "sub": authorization.id,
+                "usage": authorization.usage.as_str(),
+                "token_type": "patient",
+            })))
+        }
+        Principal::App { token, app_id, mode } => Ok(no_store(json!({
+            "active": true,
+            "jti": token.id,
+            "iat": token.created_at,
+            "exp": token.expires_at,
+            "sub": app_id,
+            "mode": mode.as_str(),
+            "token_type": "application",
+        }))),
+    }
+}
+

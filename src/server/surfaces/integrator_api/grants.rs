@@ -1,0 +1,96 @@
+//! The token responses of the API: the `endpoint` object and the `access_token` (+ `refresh_token`) grant
+//! issued for an authorization.
+
+use serde_json::{json, Value};
+
+use crate::{
+    domain::Usage,
+    server::{
+        state::AppState,
+        store::{
+            authorizations::{self, Authorization},
+            endpoints::{self, Endpoint},
+            tokens::{self, TokenKind, ACCESS_TOKEN_TTL_SECS},
+        },
+        surfaces::integrator_api::error::ApiResult,
+    },
+};
+
+
+/// The `endpoint` object of exchange/introspect/users: `{id, name, label[], refreshable, resources[]}`.
+pub fn endpoint_json(endpoint: Option<&Endpoint>, authorization: &Authorization, resource_types: &[String]) -> Value {
+    match endpoint {
+        Some(e) => {
+            let resources: Vec<String> =
+                if resource_types.is_empty() { e.resource_types.clone() } else { resource_types.to_vec() };
+            json!({
+                "id": e.id,
+                "name": e.name,
+                "label": e.aliases,
+                "refreshable": e.refreshable,
+                "resources": resources,
+            })
+        }
+        None => json!({"id": authorization.endpoint_id, "name": null, "label": [], "refreshable": false,
+                       "resources": resource_types}),
+    }
+}
+
+/// `Patient/{id}` of the authorization's payer patient, or `null` until the sync found it.
+pub fn patient_ref(a: &Authorization) -> Value {
+    a.patient_id.as_ref().map(|p| Value::String(format!("Patient/{p}"))).unwrap_or(Value::Null)
+}
+
+/// Issues an access token (and a refresh token for MULTIPLE on a refreshable endpoint) for `authorization`,
+/// and builds the exchange / token response.
+pub async fn grant_response(state: &AppState, authorization: &Authorization, family: Option<&str>) -> ApiResult<Value> {
+    let now = state.clock.now();
+    let endpoint = endpoints::get(&state.db, &authorization.endpoint_id).await?;
+    let types = authorizations::resource_types(&state.db, &authorization.id).await?;
+    let refreshable = endpoint.as_ref().is_some_and(|e| e.refreshable) && authorization.usage == Usage::Multiple;
+    // Never outlive the data: a ONE_TIME grant (or any scheduled expunge) ends the token with it.
+    let mut ttl = ACCESS_TOKEN_TTL_SECS;
+    if let Some(end) = authorization.data_ends_at() {
+        ttl = ttl.min(end - now);
+    }
+    let ttl = ttl.max(1);
+    let access = tokens::issue(
+        &state.db,
+        now,
+        TokenKind::Access,
+        &authorization.app_id,
+        Some(&authorization.id),
+        Some(ttl),
+        json!({}),
+    )
+    .await?;
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "patient": patient_ref(authorization),
+        "endpoint": endpoint_json(endpoint.as_ref(), authorization, &types),
+    });
+    if refreshable {
+        // The refresh token lives as long as the payer's grant: we cannot refresh past it.
+        let ttl = authorization.payer_refresh_expires_at.map(|e| (e - now).max(1));
+        let family = family.map(str::to_owned).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let refresh = tokens::issue(
+            &state.db,
+            now,
+            TokenKind::Refresh,
+            &authorization.app_id,
+            Some(&authorization.id),
+            ttl,
+            json!({"family": family}),
+        )
+        .await?;
+        body["refresh_token"] = Value::String(refresh);
+        body["refresh_expires_in"] = match ttl {
+            Some(t) => json!(t),
+            None => Value::Null,
+        };
+    }
+    Ok(body)
+}
+

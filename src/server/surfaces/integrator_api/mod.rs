@@ -1,0 +1,67 @@
+//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, connections URL, the redirect
+//! flow's authorization endpoint, and the test-mode `public_token` shortcut.
+//!
+//! - Errors are RFC 6749 §5.2 JSON (`{error, error_description}`, `Cache-Control: no-store`) through
+//!   [`error::OAuthError`]; a failed HTTP Basic client authentication is 401 with `WWW-Authenticate: Basic`;
+//!   Bearer-protected routes answer a missing or bad token with 401 and `WWW-Authenticate: Bearer` (RFC 6750 §3).
+//! - Internal errors are logged with the request's span (and so its request id) and answered `server_error`.
+
+pub mod auth;
+pub mod clients;
+pub mod error;
+pub mod exchange;
+pub mod grants;
+pub mod openapi;
+pub mod test_shortcut;
+pub mod token;
+pub mod users;
+
+use axum::{
+    http::StatusCode,
+    routing::{get, post},
+    Router,
+};
+
+use crate::server::state::AppState;
+
+/// Route paths, shared by the router and the OpenAPI document so the two cannot drift apart.
+pub mod paths {
+    /// `POST` exchange a `public_token`.
+    pub const EXCHANGE: &str = "/link/exchange";
+    /// `GET` introspect a Bearer token.
+    pub const INTROSPECT: &str = "/link/introspect";
+    /// `POST` OAuth 2.0 token endpoint.
+    pub const TOKEN: &str = "/link/token";
+    /// `POST` revoke a patient's authorizations.
+    pub const REVOKE: &str = "/link/revoke";
+    /// `GET` one user's authorizations.
+    pub const USERS: &str = "/link/users/{externalId}";
+    /// `GET` OAuth 2.0 authorization endpoint (redirect flow).
+    pub const AUTH: &str = "/link/auth";
+    /// `POST` a short-lived URL of the connections page for one user.
+    pub const CONNECTIONS_URL: &str = "/link/connections-url";
+    /// `POST` test-mode shortcut minting a `public_token` for a sandbox member.
+    pub const TEST_PUBLIC_TOKEN: &str = "/link/test/public_token";
+}
+
+
+/// Routes of this part, merged into the server's router.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(paths::EXCHANGE, post(exchange::exchange))
+        .route(paths::INTROSPECT, get(exchange::introspect))
+        .route(paths::TOKEN, post(token::token))
+        .route(paths::REVOKE, post(users::revoke))
+        .route(paths::USERS, get(users::users))
+        .route(paths::AUTH, get(auth::auth))
+        .route(paths::TEST_PUBLIC_TOKEN, post(test_shortcut::test_public_token))
+        .route(paths::CONNECTIONS_URL, post(users::connections_url))
+        // A wrong method gets the same RFC 6749 §5.2 JSON body as every other error here (axum keeps `Allow`).
+        .method_not_allowed_fallback(|| async {
+            error::OAuthError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "this endpoint does not accept this HTTP method (see /openapi.json)",
+            )
+        })
+}

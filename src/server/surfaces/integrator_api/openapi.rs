@@ -1,0 +1,111 @@
+//! The OpenAPI description of the integrator API's routes (assembled into `/openapi.json` by
+//! `surfaces::openapi`).
+
+use serde_json::{json, Value};
+
+use crate::server::{
+    store::tokens::{ACCESS_TOKEN_TTL_SECS, APP_TOKEN_TTL_SECS, PUBLIC_TOKEN_TTL_SECS},
+    surfaces::integrator_api::paths,
+};
+
+/// The OpenAPI 3.1 `paths` of the /link API, built from [`paths`] and the same constants the handlers use.
+pub fn paths() -> serde_json::Map<String, Value> {
+    let oauth_err = json!({"$ref": "#/components/responses/OAuthError"});
+    let unauth = json!({"$ref": "#/components/responses/Unauthorized"});
+    let mut p = serde_json::Map::new();
+    p.insert(paths::EXCHANGE.into(), json!({"post": {
+        "summary": "Exchange a public_token for a patient access token",
+        "description": format!("The public_token is single use and expires {PUBLIC_TOKEN_TTL_SECS} s after it was minted; only the app it was issued to may exchange it."),
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+            "required": ["public_token", "secret_key"],
+            "properties": {"public_token": {"type": "string"}, "secret_key": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "Access granted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
+                      "400": oauth_err, "401": oauth_err}}}));
+    p.insert(paths::INTROSPECT.into(), json!({"get": {
+        "summary": "Describe the Bearer token", "security": [{"bearer": []}],
+        "responses": {"200": {"description": "Token metadata", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Introspection"}}}},
+                      "401": unauth}}}));
+    p.insert(paths::TOKEN.into(), json!({"post": {
+        "summary": "OAuth 2.0 token endpoint: refresh_token, client_credentials, authorization_code",
+        "security": [{"basic": []}, {}],
+        "requestBody": {"required": true, "content": {
+            "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/TokenRequest"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/TokenRequest"}}}},
+        "responses": {"200": {"description": "Tokens", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
+                      "400": oauth_err, "401": oauth_err}}}));
+    p.insert(paths::REVOKE.into(), json!({"post": {
+        "summary": "Revoke every authorization of the token's patient, endpoint and app, and expunge the data",
+        "security": [{"bearer": []}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+            "required": ["secret_key"], "properties": {"secret_key": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "Revoked", "content": {"application/json": {"schema": {"type": "object",
+            "properties": {"count": {"type": "integer"}}}}}}, "401": unauth, "403": oauth_err}}}));
+    p.insert(paths::USERS.into(), json!({"get": {
+        "summary": "A user's authorizations with endpoint, usage, state and sync status",
+        "security": [{"secretKey": []}, {"basic": []}],
+        "parameters": [{"name": "externalId", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "Authorizations"}, "401": oauth_err}}}));
+    let auth_params: Vec<Value> = [
+        "response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state",
+        "flexpa_external_id", "flexpa_endpoint_id", "usage",
+    ]
+    .iter()
+    .map(|n| json!({"name": n, "in": "query", "required": !matches!(*n, "state" | "flexpa_endpoint_id" | "usage"),
+                    "schema": {"type": "string"}}))
+    .collect();
+    p.insert(paths::AUTH.into(), json!({"get": {
+        "summary": "OAuth 2.0 authorization endpoint running the Link flow (redirect flow, PKCE S256)",
+        "parameters": auth_params,
+        "responses": {"303": {"description": "To the hosted Link flow, or back to redirect_uri with error and state"},
+                      "400": {"description": "client_id or redirect_uri invalid"}}}}));
+    p.insert(paths::TEST_PUBLIC_TOKEN.into(), json!({"post": {
+        "summary": "Test mode: link a sandbox member without the UI and return a public_token",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+            "required": ["secret_key", "external_id"],
+            "properties": {"secret_key": {"type": "string"}, "external_id": {"type": "string"},
+                           "endpoint_id": {"type": "string"}, "member": {"type": "string"},
+                           "usage": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}}}}}},
+        "responses": {"200": {"description": "public_token"}, "400": oauth_err, "401": oauth_err}}}));
+    p
+}
+
+/// OpenAPI `components` shared by the /link paths.
+pub fn components() -> Value {
+    json!({
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "Patient access token (at_…) or application token (app_…)"},
+            "basic": {"type": "http", "scheme": "basic", "description": "publishableKey:secretKey"},
+            "secretKey": {"type": "http", "scheme": "bearer", "description": "Secret key (sk_…) as a Bearer credential"}
+        },
+        "responses": {
+            "OAuthError": {"description": "RFC 6749 §5.2 error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}},
+            "Unauthorized": {"description": "RFC 6750 §3 (WWW-Authenticate: Bearer)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}}
+        },
+        "schemas": {
+            "OAuthError": {"type": "object", "required": ["error"], "properties": {
+                "error": {"type": "string", "enum": ["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+                          "unsupported_grant_type", "invalid_token", "insufficient_scope", "server_error"]},
+                "error_description": {"type": "string"}}},
+            "TokenRequest": {"type": "object", "required": ["grant_type"], "properties": {
+                "grant_type": {"type": "string", "enum": ["refresh_token", "client_credentials", "authorization_code"]},
+                "refresh_token": {"type": "string"}, "code": {"type": "string"}, "code_verifier": {"type": "string"},
+                "redirect_uri": {"type": "string"}, "client_id": {"type": "string"}}},
+            "Endpoint": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                "label": {"type": "array", "items": {"type": "string"}}, "refreshable": {"type": "boolean"},
+                "resources": {"type": "array", "items": {"type": "string"}}}},
+            "TokenResponse": {"type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
+                "access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
+                "expires_in": {"type": "integer", "description": format!("seconds ({ACCESS_TOKEN_TTL_SECS} for patient tokens, {APP_TOKEN_TTL_SECS} for application tokens)")},
+                "refresh_token": {"type": "string", "description": "only for MULTIPLE on a refreshable endpoint"},
+                "refresh_expires_in": {"type": ["integer", "null"], "description": "seconds left on the payer's long-term grant; null when the payer did not say"},
+                "patient": {"type": ["string", "null"], "description": "Patient/<id>, the value behind $PATIENT_ID"},
+                "endpoint": {"$ref": "#/components/schemas/Endpoint"}}},
+            "Introspection": {"type": "object", "properties": {
+                "active": {"type": "boolean"}, "jti": {"type": "string"}, "iat": {"type": "integer"}, "exp": {"type": ["integer", "null"]},
+                "patient": {"type": ["string", "null"]}, "state": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},
+                "user": {"type": "object", "properties": {"externalId": {"type": "string"}}},
+                "sub": {"type": "string"}, "usage": {"type": "string"}}}
+        }
+    })
+}
+
