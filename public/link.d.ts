@@ -1,5 +1,14 @@
 // Type declarations of the Link SDK script (`<script src="https://your-link-server/link.js">`), which defines
 // the global `FlexpaLink`. Served at /link.d.ts and /link/v1/link.d.ts.
+//
+// The contract: every `open()` ends with exactly one call, `onSuccess(public_token)` or `onExit(error)`.
+// - `onSyncing(public_token)` comes first when the payer authorized. Your backend may exchange that token at once
+//   (to start polling `/fhir/*`, which answers 429 until the data is ready); doing so changes nothing the page
+//   sees: `onSuccess` still fires with the same token (already spent, so do not exchange it a second time).
+// - Closing the modal (its close button, Esc, or `exit()`) ends it according to where the patient is:
+//   before the payer authorized: `onExit({code: 'PATIENT_CANCELLED'})`; on an error screen: `onExit` with that
+//   error's code; after the payer authorized (syncing or success screen): `onSuccess(public_token)`, the token
+//   `onSyncing` delivered (the sync goes on on the server: the link exists and the token is valid).
 
 /** Why a Link session ended without success (`onExit`). */
 export type LinkExitCode =
@@ -50,13 +59,26 @@ export interface LinkCreateOptions {
   user: { externalId: string };
   /** `ONE_TIME`: data deleted after 24 hours. `MULTIPLE`: refreshed for as long as the plan allows. */
   usage: 'ONE_TIME' | 'MULTIPLE';
-  /** Called once with the `public_token` your backend exchanges at `POST /link/exchange`. */
+  /**
+   * Called once with the `public_token` your backend exchanges at `POST /link/exchange` (single use, 30 minutes):
+   * when the sync is done (and, with `autoExit: false`, the patient pressed Continue), or when the patient closes
+   * the modal after the payer authorized (the sync then goes on: `/fhir/*` answers 429 until the data is ready).
+   * It is the same token `onSyncing` delivered: if your backend exchanged it there, do not exchange it again.
+   */
   onSuccess: (publicToken: string) => void;
-  /** Called once when the payer authorized and the sync started. */
+  /**
+   * Called when the payer authorized and the sync started, with the `public_token` (once per token: a patient who
+   * retries another plan after a failed sync authorizes again and gets a new one). Exchanging it at once is fine:
+   * `onSuccess` still follows with the same token.
+   */
   onSyncing?: (publicToken: string) => void;
   /** Called once when the modal has loaded. */
   onLoad?: () => void;
-  /** Called exactly once on every ending other than success. */
+  /**
+   * Called exactly once on every ending other than success: the patient declined or closed the modal before the
+   * payer authorized (`PATIENT_CANCELLED`), closed an error screen (that error's code), the options were invalid,
+   * or the session timed out (`PATIENT_CANCELLED`). Never called after `onSuccess`, and vice versa.
+   */
   onExit?: (error?: LinkExitError) => void;
   /** Called at each step, for funnel analytics. */
   onEvent?: (name: LinkEventName, metadata: Record<string, unknown>) => void;
@@ -78,7 +100,10 @@ export interface LinkCreateOptions {
 export interface LinkHandle {
   /** Opens the modal. Call it from a user gesture (a click). */
   open(options?: { endpoint?: string }): void;
-  /** Closes the modal as if the patient cancelled (`onExit` with `PATIENT_CANCELLED`). */
+  /**
+   * Closes the modal at once, as the patient's close button would: `onExit({code: 'PATIENT_CANCELLED'})` before
+   * the payer authorized (an error screen's code on an error screen), `onSuccess(public_token)` after it.
+   */
   exit(): void;
 }
 

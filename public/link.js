@@ -35,44 +35,73 @@
       open: function (openOptions) {
         if (active) return;
         var endpoint = (openOptions && openOptions.endpoint) || o.endpoint || null;
-        var s = { n: nonce(), done: false, loaded: false, syncing: false };
+        // step/code: the screen the modal shows (from its `load` messages); token: the latest public_token.
+        var s = { n: nonce(), done: false, loaded: false, step: null, code: null, token: null };
         active = s;
         var emit = function (name, meta) { call(o.onEvent, name, meta || {}); };
         var wrap = null, frame = null, watchdog = null, inerted = [], overflow = '', before = d.activeElement;
-        function end(kind, value) {
+        // linger: keep the (hidden) frame a moment so it can tell our server how the modal was closed.
+        function end(kind, value, linger) {
           if (s.done) return;
           s.done = true;
           if (active === s) active = null;
           clearTimeout(watchdog);
           w.removeEventListener('message', onMessage);
           d.removeEventListener('keydown', onKey, true);
-          if (wrap && wrap.parentNode) wrap.parentNode.removeChild(wrap);
+          if (wrap && wrap.parentNode) {
+            var gone = wrap;
+            if (linger) {
+              gone.style.display = 'none';
+              setTimeout(function () { if (gone.parentNode) gone.parentNode.removeChild(gone); }, 1500);
+            } else gone.parentNode.removeChild(gone);
+          }
           inerted.forEach(function (el) { el.inert = false; });
           if (wrap) d.documentElement.style.overflow = overflow;
           if (before && before.focus) try { before.focus(); } catch (e) { /* gone */ }
           if (kind === 'success') { emit('SUCCESS', {}); call(o.onSuccess, value); }
           else { emit('EXIT', value); call(o.onExit, value); }
         }
+        // Closing from this page (Esc while focus is here, or exit()): the same ending the modal's own close
+        // button gives. After the payer authorized: onSuccess with the token onSyncing had; on an error screen:
+        // that error's code; before: PATIENT_CANCELLED. The modal records it on our server (frame.js).
+        function close() {
+          if (s.done) return;
+          if (s.loaded && frame && frame.contentWindow) {
+            try { frame.contentWindow.postMessage({ source: 'flexpa-link-host', nonce: s.n, type: 'close' }, base); } catch (e) { /* gone */ }
+          }
+          var authorized = s.step === 'syncing' || s.step === 'success' || s.step === 'done';
+          if (authorized && s.token) end('success', s.token, true);
+          else end('exit', { code: s.step === 'error' && s.code ? s.code : 'PATIENT_CANCELLED' }, true);
+        }
         function onMessage(e) {
           if (e.origin !== base || !frame || e.source !== frame.contentWindow) return;
           var m = e.data;
           if (!m || m.source !== 'flexpa-link' || m.nonce !== s.n || s.done) return;
           if (m.type === 'load') {
+            s.step = typeof m.step === 'string' ? m.step : null;
+            s.code = typeof m.code === 'string' && m.code ? m.code : null;
             if (!s.loaded) { s.loaded = true; clearTimeout(watchdog); call(o.onLoad); }
           } else if (m.type === 'event') {
             emit(String(m.name), m.metadata || {});
-          } else if (m.type === 'syncing' && typeof m.publicToken === 'string') {
-            if (!s.syncing) { s.syncing = true; emit('PAYER_AUTHORIZED', {}); emit('SYNC_STARTED', {}); call(o.onSyncing, m.publicToken); }
-          } else if (m.type === 'success' && typeof m.publicToken === 'string') {
-            end('success', m.publicToken);
+          } else if (m.type === 'syncing' && typeof m.publicToken === 'string' && m.publicToken) {
+            // Once per public_token (a patient who retries after a failed sync authorizes again: a new token).
+            if (m.publicToken !== s.token) {
+              s.token = m.publicToken;
+              emit('PAYER_AUTHORIZED', {}); emit('SYNC_STARTED', {}); call(o.onSyncing, m.publicToken);
+            }
+          } else if (m.type === 'success') {
+            // The modal may no longer hold the token (e.g. it reloaded after the patient closed it): the one
+            // onSyncing delivered is the same.
+            var t = typeof m.publicToken === 'string' && m.publicToken ? m.publicToken : s.token;
+            if (t) end('success', t);
           } else if (m.type === 'exit') {
             // A hint is for the integrator's developer (e.g. an origin to register), never for the patient.
             if (typeof m.hint === 'string' && m.hint && window.console) console.error('FlexpaLink: ' + m.hint.slice(0, 500));
             end('exit', { code: String(m.code || 'PATIENT_CANCELLED') });
           }
         }
-        function onKey(e) { if (e.key === 'Escape') end('exit', { code: 'PATIENT_CANCELLED' }); }
-        s.end = end;
+        function onKey(e) { if (e.key === 'Escape') close(); }
+        s.close = close;
         emit('OPEN', endpoint ? { endpointId: endpoint } : {});
         var bad = check(o, endpoint);
         if (bad) { end('exit', { code: bad }); return; }
@@ -114,8 +143,8 @@
           end('exit', { code: 'INVALID_PUBLISHABLE_KEY' });
         }, 20000);
       },
-      // Closes an open modal as if the patient cancelled.
-      exit: function () { if (active && active.end) active.end('exit', { code: 'PATIENT_CANCELLED' }); }
+      // Closes the open modal as the patient's close button would (see close() above).
+      exit: function () { if (active && active.close) active.close(); }
     };
     return handle;
   }

@@ -1,9 +1,24 @@
 //! Link SDK: a self-hostable consent application that connects a patient to their health plan.
 //!
-//! One crate, two builds:
-//! - `ssr` (the server binary): [`server`] holds everything server-only (settings, database, payer OAuth,
-//!   tokens, sync, FHIR API, the sandbox payer). No server secret type is compiled into the wasm.
-//! - `hydrate` (the wasm): [`hydrate`] and the islands of [`app`] (the only interactive parts of its screens).
+//! One crate, two builds: `ssr` (the server binary; [`server`] holds everything server-only, so no secret type
+//! reaches the wasm) and `hydrate` (the wasm: [`hydrate`] and the islands of [`app`]).
+//!
+//! # Where things live
+//! Dependencies point one way, down this list (`python3 ../shared/tools/rust_cycles.py src` shows no circle):
+//!
+//! | folder | role |
+//! |---|---|
+//! | `src/domain/` | values both builds share: `ExitCode`, `Usage`, `Mode`, `LinkStep`, the persisted state enums |
+//! | `src/i18n/` | patient-facing words (English, Spanish) and the consent text, both builds |
+//! | `src/server/platform/` | clock, crypto, database pool, HTTP security headers, TLS and proxies, logs, assets |
+//! | `src/server/settings.rs`, `state.rs` | the settings (flags and variables) and `AppState`, the handles every layer gets |
+//! | `src/server/store/` | one module per table: the only place its SQL is written |
+//! | `src/server/services/` | the product's rules: the link flow, the payer client (discovery, OAuth, refresh, FHIR reads), sync, lifecycle (expiry, refresh schedule, revocation), webhooks, bearer access |
+//! | `src/server/surfaces/` | HTTP, each with its own error form: hosted Link (HTML), integrator API (RFC 6749 JSON), FHIR API (OperationOutcome), OpenAPI, demo, sandbox payers |
+//! | `src/app/` | the Leptos screens (both builds; server functions are thin adapters to `surfaces`/`services`) |
+//! | `src/server/startup.rs`, `cli.rs`, `src/main.rs` | the router and workers, the command line, the binary |
+//! | `migrations/`, `public/`, `style/` | SQL per backend, `link.js` and static files, CSS |
+//! | `tests/it/`, `end2end/`, `examples/` | integration tests (one binary), Playwright, benchmarks |
 
 #![recursion_limit = "256"]
 

@@ -40,7 +40,23 @@ export class ConnectionsPage {
     await expect(this.heading).toBeVisible();
   }
 
+  /** The first step of a removal: it only asks for confirmation. */
   removeButton(plan: string): Locator {
-    return this.page.getByRole('button', { name: `Remove ${plan}` });
+    return this.page.getByRole('button', { name: `Remove ${plan}`, exact: true });
+  }
+
+  /** The confirmation step's question for `plan`. */
+  confirmation(plan: string): Locator {
+    return this.page.getByRole('group', { name: `Remove ${plan}?` });
+  }
+
+  /** The confirmation step's button that removes `plan`. */
+  confirmButton(plan: string): Locator {
+    return this.page.getByRole('button', { name: `Yes, remove ${plan}` });
+  }
+
+  /** The confirmation step's way out: nothing is removed. */
+  keepLink(): Locator {
+    return this.page.getByRole('link', { name: 'Keep it' });
   }
 }

@@ -35,13 +35,29 @@ for (const size of [{ name: 'phone', width: 360, height: 740 }, { name: 'desktop
   });
 }
 
-test('removing a plan (hydrated) updates the list in place', async ({ page, request }) => {
+test('removing a plan (hydrated) asks to confirm, then updates the list in place', async ({ page, request }) => {
   const url = await seed(request, 'hydrated-user');
   const c = new ConnectionsPage(page);
   await c.goto(url);
   await page.waitForLoadState('networkidle'); // hydrated
   await expect(c.cards).toHaveCount(2);
+  // Remove only asks; Keep it takes the question back (focus returns to Remove); nothing is removed.
   await c.removeButton('Sandbox Health Plan').click();
+  await expect(c.confirmation('Sandbox Health Plan')).toBeVisible();
+  await expect(page.getByText('Remove Sandbox Health Plan?')).toBeFocused();
+  expect(page.url()).not.toContain('confirm=');
+  await c.keepLink().click();
+  await expect(c.confirmation('Sandbox Health Plan')).toHaveCount(0);
+  await expect(c.removeButton('Sandbox Health Plan')).toBeFocused();
+  await expect(c.cards).toHaveCount(2);
+  await c.removeButton('Sandbox Health Plan').click();
+  for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
+    await page.setViewportSize(vp);
+    await page.screenshot({ path: `screenshots/connections-confirm-${vp.width}x${vp.height}.png`, fullPage: true });
+  }
+  const results = await new AxeBuilder({ page }).analyze();
+  expect(results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id)).toEqual([]);
+  await c.confirmButton('Sandbox Health Plan').click();
   await expect(c.status).toContainText('was removed');
   await expect(c.cards).toHaveCount(1);
   await expect(c.removeButton('Sandbox Health Plan')).toHaveCount(0);
@@ -60,6 +76,17 @@ test.describe('without JavaScript', () => {
     await c.goto(url);
     await expect(c.cards).toHaveCount(2);
     await c.removeButton('Sandbox Basic Care').click();
+    await expect(page).toHaveURL(/confirm=/);
+    await expect(c.confirmation('Sandbox Basic Care')).toBeVisible();
+    await expect(c.cards).toHaveCount(2);
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.screenshot({ path: 'screenshots/connections-confirm-no-js-360x740.png', fullPage: true });
+    // Keep it goes back without removing anything; Remove again, then confirm.
+    await c.keepLink().click();
+    await expect(c.confirmation('Sandbox Basic Care')).toHaveCount(0);
+    await expect(c.cards).toHaveCount(2);
+    await c.removeButton('Sandbox Basic Care').click();
+    await c.confirmButton('Sandbox Basic Care').click();
     await expect(page).toHaveURL(/removed=1/);
     await expect(c.status).toContainText('was removed');
     await expect(c.cards).toHaveCount(1);
@@ -84,7 +111,15 @@ test('in Spanish for a Spanish browser, removal included', async ({ browser, req
   await expect(page.getByTestId('connection')).toHaveCount(2);
   await expect(page.getByTestId('connection').first()).toContainText('Compartido');
   await page.waitForLoadState('networkidle'); // hydrated
-  await page.getByRole('button', { name: 'Quitar Sandbox Health Plan' }).click();
+  expect(await page.evaluate(() => document.documentElement.lang)).toBe('es');
+  await page.getByRole('button', { name: 'Quitar Sandbox Health Plan', exact: true }).click();
+  await expect(page.getByRole('group', { name: '¿Quitar Sandbox Health Plan?' })).toBeVisible();
+  for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
+    await page.setViewportSize(vp);
+    await page.screenshot({ path: `screenshots/connections-confirm-es-${vp.width}x${vp.height}.png`, fullPage: true });
+  }
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.getByRole('button', { name: 'Sí, quitar Sandbox Health Plan' }).click();
   await expect(page.getByRole('status')).toContainText('Se quitó Sandbox Health Plan');
   await expect(page.getByTestId('connection')).toHaveCount(1);
   await page.screenshot({ path: 'screenshots/connections-es-360x740.png', fullPage: true });

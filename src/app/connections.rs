@@ -7,8 +7,10 @@
 //! Access: the page needs a short-lived grant token minted by the integrator's backend with its secret key
 //! (`POST /link/connections-url`, see `server::services::lifecycle::connections`), never a publishable key + `externalId` (both are
 //! public, so they would let anyone manage another user's links). It renders fully on the server
-//! (`SsrMode::Async`), and "Remove" is a plain form POST, so it works without JavaScript; once hydrated the
-//! same form updates the list in place.
+//! (`SsrMode::Async`), and removal works without JavaScript in two steps: "Remove" is a GET form that shows the
+//! page again with that card asking for confirmation (`confirm=<authorization id>`), and only that step's
+//! "Yes, remove" form POSTs the removal (the server refuses a removal that does not say `confirmed=yes`). Once
+//! hydrated, the same two steps happen in place.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -54,8 +56,12 @@ pub struct ConnectionsView {
 const ERR_EXPIRED: &str = "expired";
 /// A removal that did not happen (not this user's, or already removed).
 const ERR_NOT_REMOVED: &str = "not_removed";
+/// A removal posted without its confirmation step.
+const ERR_NOT_CONFIRMED: &str = "not_confirmed";
 /// Anything else (logged on the server, never sent).
 const ERR_INTERNAL: &str = "internal";
+/// The value of the confirmation step's `confirmed` field.
+const CONFIRMED: &str = "yes";
 
 /// Lists the grant's user's active connections, worded in `lang` (`en` or `es`).
 ///
@@ -66,26 +72,28 @@ pub async fn list_connections(token: String, lang: String) -> Result<Connections
     ssr::list(token, lang).await
 }
 
-/// Removes one connection (revokes and expunges at once). Returns the plan's name for the confirmation.
-/// A plain form POST (no JavaScript) is answered with a redirect back to the page (keeping `lang`).
+/// Removes one connection (revokes and expunges at once) once the patient confirmed it (`confirmed=yes`, sent
+/// only by the confirmation step). Returns the plan's name for the message. A plain form POST (no JavaScript) is
+/// answered with a redirect back to the page (keeping `lang`); one without the confirmation goes to that step.
 ///
 /// # Errors
-/// A missing, unknown or expired token (`expired`), or an authorization that is not this user's
-/// (`not_removed`).
+/// A missing, unknown or expired token (`expired`), an authorization that is not this user's (`not_removed`), or
+/// no confirmation (`not_confirmed`, nothing removed).
 #[server(endpoint = "connections/remove")]
 pub async fn remove_connection(
     token: String,
     authorization_id: String,
     lang: Option<String>,
+    confirmed: Option<String>,
 ) -> Result<String, ServerFnError> {
-    ssr::remove(token, authorization_id, lang).await
+    ssr::remove(token, authorization_id, lang, confirmed.as_deref() == Some(CONFIRMED)).await
 }
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use leptos::prelude::*;
 
-    use super::{ConnectionItem, ConnectionsView, ERR_EXPIRED, ERR_INTERNAL, ERR_NOT_REMOVED};
+    use super::{ConnectionItem, ConnectionsView, ERR_EXPIRED, ERR_INTERNAL, ERR_NOT_CONFIRMED, ERR_NOT_REMOVED};
     use crate::i18n::{self, msgs};
     use crate::{
         domain::{AuthorizationState, Usage},
@@ -186,8 +194,17 @@ pub mod ssr {
         ))
     }
 
-    pub async fn remove(token: String, authorization_id: String, lang: Option<String>) -> Result<String, ServerFnError> {
-        let result = remove_inner(&token, &authorization_id, lang.as_deref().unwrap_or("en")).await;
+    pub async fn remove(
+        token: String,
+        authorization_id: String,
+        lang: Option<String>,
+        confirmed: bool,
+    ) -> Result<String, ServerFnError> {
+        let result = if confirmed {
+            remove_inner(&token, &authorization_id, lang.as_deref().unwrap_or("en")).await
+        } else {
+            Err(safe_error(ERR_NOT_CONFIRMED))
+        };
         // A form posted without JavaScript asks for HTML: send the browser back to the refreshed list (the
         // pages send no Referer, so the server-fn default of "back to the Referer" would land on `/`).
         let headers: axum::http::HeaderMap = leptos_axum::extract().await.unwrap_or_default();
@@ -201,7 +218,14 @@ pub mod ssr {
             if let Some(l) = lang.as_deref().filter(|l| matches!(*l, "en" | "es")) {
                 query.append_pair("language", l);
             }
-            let query = query.append_pair(if result.is_ok() { "removed" } else { "error" }, "1").finish();
+            let query = match &result {
+                Ok(_) => query.append_pair("removed", "1").finish(),
+                // The confirmation step this request skipped.
+                Err(ServerFnError::ServerError(code)) if code == ERR_NOT_CONFIRMED => {
+                    query.append_pair("confirm", &authorization_id).finish()
+                }
+                Err(_) => query.append_pair("error", "1").finish(),
+            };
             leptos_axum::redirect(&format!("/link/connections?{query}"));
         }
         result
@@ -254,8 +278,8 @@ pub struct PreloadedConnections {
 #[component]
 pub fn ConnectionsPage() -> impl IntoView {
     let query = use_query_map();
-    let (token, removed, failed) = query.with_untracked(|q| {
-        (q.get("token").unwrap_or_default(), q.get("removed").is_some(), q.get("error").is_some())
+    let (token, removed, failed, confirm) = query.with_untracked(|q| {
+        (q.get("token").unwrap_or_default(), q.get("removed").is_some(), q.get("error").is_some(), q.get("confirm"))
     });
     let PreloadedConnections { listed, lang } = use_context::<PreloadedConnections>().unwrap_or_else(|| {
         PreloadedConnections { listed: Err(ServerFnError::ServerError(ERR_INTERNAL.into())), lang: "en" }
@@ -264,21 +288,26 @@ pub fn ConnectionsPage() -> impl IntoView {
     ssr::apply_to_response(&listed);
     let m = msgs(lang);
     view! {
+        <crate::app::PageLang lang=lang/>
         <Title text=format!("{} · Link SDK", m.conn_title)/>
         <main class="page narrow connections" id="main" lang=lang>
-            {connections_body(listed.map(|(v, _)| v), token, lang, removed, failed)}
+            {connections_body(listed.map(|(v, _)| v), token, lang, Notice { removed, failed, confirm })}
         </main>
     }
 }
 
-/// What the page shows for a listing: the app, the intro and the [`ConnectionList`] island, or the error.
-fn connections_body(
-    listed: Result<ConnectionsView, ServerFnError>,
-    token: String,
-    lang: &'static str,
+/// What the page's query asks it to show besides the list.
+struct Notice {
+    /// A removal without JavaScript succeeded (`removed=1`).
     removed: bool,
+    /// A removal without JavaScript failed (`error=1`).
     failed: bool,
-) -> AnyView {
+    /// The authorization whose removal the patient is asked to confirm (`confirm=…`).
+    confirm: Option<String>,
+}
+
+/// What the page shows for a listing: the app, the intro and the [`ConnectionList`] island, or the error.
+fn connections_body(listed: Result<ConnectionsView, ServerFnError>, token: String, lang: &'static str, notice: Notice) -> AnyView {
     let m = msgs(lang);
     match listed {
         Ok(v) => {
@@ -292,7 +321,15 @@ fn connections_body(
                     </p>
                     <h1>{m.conn_title}</h1>
                     <p class="lede">{i18n::with_app(m.conn_lede, &app_name)}</p>
-                    <ConnectionList token=token lang=lang.to_string() items=v.items removed=removed failed=failed/>
+                    <ConnectionList
+                        token=token
+                        lang=lang.to_string()
+                        app_name=app_name.clone()
+                        items=v.items
+                        removed=notice.removed
+                        failed=notice.failed
+                        confirm=notice.confirm
+                    />
                 </div>
             }
             .into_any()
@@ -306,18 +343,31 @@ fn connections_body(
     }
 }
 
-/// The connections and their Remove forms (an island), worded in `lang`. Without JavaScript each form posts to
-/// the server function, which redirects back with `removed=1` or `error=1` (`removed`/`failed`); once hydrated
-/// the form calls it in place and the list is read again from the server.
+/// The connections and their Remove forms (an island), worded in `lang`. Removing takes two steps: each card's
+/// Remove (a GET form: without JavaScript the page comes back with `confirm` naming that card) shows a
+/// confirmation whose "Yes, remove" form posts to the server function, which redirects back with `removed=1` or
+/// `error=1` (`removed`/`failed`); once hydrated both steps happen in place and the list is read again from the
+/// server.
 #[island]
-fn ConnectionList(token: String, lang: String, items: Vec<ConnectionItem>, removed: bool, failed: bool) -> impl IntoView {
+fn ConnectionList(
+    token: String,
+    lang: String,
+    app_name: String,
+    items: Vec<ConnectionItem>,
+    removed: bool,
+    failed: bool,
+    confirm: Option<String>,
+) -> impl IntoView {
     let m = msgs(&lang);
     let remove = ServerAction::<RemoveConnection>::new();
     let list = RwSignal::new(items);
+    // The card asking for confirmation, if any.
+    let confirming = RwSignal::new(confirm);
     let list_token = token.clone();
     let list_lang = lang.clone();
     Effect::new(move |_| {
         if remove.version().get() > 0 {
+            confirming.set(None);
             let (token, lang) = (list_token.clone(), list_lang.clone());
             leptos::task::spawn_local(async move {
                 if let Ok(v) = list_connections(token, lang).await {
@@ -342,26 +392,128 @@ fn ConnectionList(token: String, lang: String, items: Vec<ConnectionItem>, remov
         })}
         <ul class="connection-list" aria-label=m.conn_list_label>
             {move || {
-                let (token, lang) = (token.clone(), lang.clone());
+                let (token, lang, app_name) = (token.clone(), lang.clone(), app_name.clone());
                 list.get()
                     .into_iter()
-                    .map(|item| view! { <ConnectionCard item=item token=token.clone() lang=lang.clone() action=remove/> })
+                    .map(|item| {
+                        let ctx = CardContext { token: token.clone(), lang: lang.clone(), app_name: app_name.clone(), action: remove, confirming };
+                        view! { <ConnectionCard item=item ctx=ctx/> }
+                    })
                     .collect_view()
             }}
         </ul>
     }
 }
 
-#[component]
-fn ConnectionCard(
-    item: ConnectionItem,
+/// What every card of the list shares.
+#[derive(Clone)]
+struct CardContext {
+    /// The page's grant token (the forms carry it).
     token: String,
+    /// `en` or `es`.
     lang: String,
+    /// The integrator app's name.
+    app_name: String,
+    /// The removal server function.
     action: ServerAction<RemoveConnection>,
-) -> impl IntoView {
-    let m = msgs(&lang);
+    /// The card asking for confirmation, if any.
+    confirming: RwSignal<Option<String>>,
+}
+
+/// `s` percent-encoded for a URL query (RFC 3986 unreserved characters kept).
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[component]
+fn ConnectionCard(item: ConnectionItem, ctx: CardContext) -> impl IntoView {
+    let m = msgs(&ctx.lang);
     let heading_id = format!("plan-{}", item.authorization_id);
-    let label = m.conn_remove.replace("{plan}", &item.plan_name);
+    let question_id = format!("confirm-{}", item.authorization_id);
+    let id = item.authorization_id.clone();
+    let confirming = ctx.confirming;
+    let asked = {
+        let id = id.clone();
+        move || confirming.with(|c| c.as_deref() == Some(id.as_str()))
+    };
+    // Focus follows the step: to the question when it appears, back to Remove when the patient keeps the plan.
+    let question_ref = NodeRef::<leptos::html::P>::new();
+    let remove_ref = NodeRef::<leptos::html::Button>::new();
+    let was_asked = StoredValue::new(asked());
+    Effect::new({
+        let asked = asked.clone();
+        move |_| {
+            let now = asked();
+            if now {
+                if let Some(q) = question_ref.get() {
+                    let _ = q.focus();
+                }
+            } else if was_asked.get_value() {
+                if let Some(b) = remove_ref.get() {
+                    let _ = b.focus();
+                }
+            }
+            was_asked.set_value(now);
+        }
+    });
+    let plan = item.plan_name.clone();
+    let page = format!("/link/connections?token={}&language={}", query_value(ctx.token.trim()), query_value(&ctx.lang));
+    let step = {
+        let (id, heading_id, question_id, plan, page, ctx) =
+            (id.clone(), heading_id.clone(), question_id.clone(), plan.clone(), page.clone(), ctx.clone());
+        move || {
+            if asked() {
+                let keep = move |ev: leptos::ev::MouseEvent| {
+                    ev.prevent_default();
+                    confirming.set(None);
+                };
+                let (token, lang, id) = (ctx.token.clone(), ctx.lang.clone(), id.clone());
+                let yes = m.conn_confirm_yes.replace("{plan}", &plan);
+                view! {
+                    <div class="connection-confirm" role="group" aria-labelledby=question_id.clone()>
+                        <p id=question_id.clone() class="connection-confirm-question" tabindex="-1" node_ref=question_ref>
+                            {m.conn_confirm_question.replace("{plan}", &plan)}
+                        </p>
+                        <p>{i18n::with_app(m.conn_confirm_detail, &ctx.app_name).replace("{plan}", &plan)}</p>
+                        <div class="connection-confirm-actions">
+                            <ActionForm action=ctx.action>
+                                <input type="hidden" name="token" value=token/>
+                                <input type="hidden" name="authorization_id" value=id/>
+                                <input type="hidden" name="lang" value=lang/>
+                                <input type="hidden" name="confirmed" value=CONFIRMED/>
+                                <button type="submit" class="button danger solid">{yes}</button>
+                            </ActionForm>
+                            <a class="button" href=format!("{page}#{heading_id}") on:click=keep>{m.conn_confirm_keep}</a>
+                        </div>
+                    </div>
+                }
+                .into_any()
+            } else {
+                let id_for_ask = id.clone();
+                let ask = move |ev: leptos::ev::SubmitEvent| {
+                    ev.prevent_default();
+                    confirming.set(Some(id_for_ask.clone()));
+                };
+                view! {
+                    // A GET form: without JavaScript it shows the page again with this card's confirmation.
+                    <form method="get" action=format!("/link/connections#{heading_id}") on:submit=ask>
+                        <input type="hidden" name="token" value=ctx.token.clone()/>
+                        <input type="hidden" name="language" value=ctx.lang.clone()/>
+                        <input type="hidden" name="confirm" value=id.clone()/>
+                        <button type="submit" class="button danger" node_ref=remove_ref>
+                            {m.conn_remove.replace("{plan}", &plan)}
+                        </button>
+                    </form>
+                }
+                .into_any()
+            }
+        }
+    };
     view! {
         <li class="card connection" aria-labelledby=heading_id.clone() data-testid="connection">
             <div class="connection-head">
@@ -377,12 +529,7 @@ fn ConnectionCard(
                 <dt>{m.conn_access}</dt>
                 <dd>{item.access.clone()}</dd>
             </dl>
-            <ActionForm action=action>
-                <input type="hidden" name="token" value=token/>
-                <input type="hidden" name="authorization_id" value=item.authorization_id.clone()/>
-                <input type="hidden" name="lang" value=lang.clone()/>
-                <button type="submit" class="button danger">{label}</button>
-            </ActionForm>
+            {step}
         </li>
     }
 }
@@ -393,6 +540,7 @@ fn error_text(e: &ServerFnError, m: &'static Msgs) -> &'static str {
     match e {
         ServerFnError::ServerError(code) if code == ERR_EXPIRED => m.conn_expired,
         ServerFnError::ServerError(code) if code == ERR_NOT_REMOVED => m.conn_not_removed,
+        ServerFnError::ServerError(code) if code == ERR_NOT_CONFIRMED => m.conn_confirm_first,
         ServerFnError::ServerError(_) => m.conn_internal,
         _ => m.conn_unreachable,
     }

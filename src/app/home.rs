@@ -52,6 +52,7 @@ pub fn HomePage() -> impl IntoView {
         base = state.public_url.to_string();
     }
     view! {
+        <super::PageLang lang="en"/>
         <Title text="Link SDK"/>
         <super::IslandAssets/>
         <main class="page" id="main">

@@ -28,12 +28,14 @@ pub use connections::ConnectionsPage;
 pub use home::HomePage;
 pub use link::LinkPage;
 
-/// The root component: meta context and the router of every hosted screen.
+/// The root component: meta context and the router of every hosted screen. Each page sets the document's
+/// language itself with [`PageLang`] (the root cannot know it: a Link screen or the connections page is in the
+/// session's or the patient's language).
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Html attr:lang="en" attr:dir="ltr"/>
+        <Html attr:dir="ltr"/>
         <Title text="Link SDK"/>
         <Router>
             <Routes fallback=NotFoundPage>
@@ -57,6 +59,7 @@ pub fn NotFoundPage() -> impl IntoView {
         }
     }
     view! {
+        <PageLang lang="en"/>
         <Title text="Page not found · Link SDK"/>
         <main class="page narrow" id="main">
             <h1>"Page not found"</h1>
@@ -64,6 +67,14 @@ pub fn NotFoundPage() -> impl IntoView {
             <p><a href="/">"Go to the start page"</a></p>
         </main>
     }
+}
+
+/// Sets `<html lang>` to the page's language (`en` or `es`), which screen readers use to pick their voice.
+/// Exactly one per page: leptos_meta concatenates the attributes of every `<Html>`, and a browser keeps the
+/// first of two `lang` attributes.
+#[component]
+pub fn PageLang(#[prop(into)] lang: String) -> impl IntoView {
+    view! { <Html attr:lang=lang/> }
 }
 
 /// Preload hints (`modulepreload` for the JS glue, `preload` for the wasm) in the page's `<head>`, for screens

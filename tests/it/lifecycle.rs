@@ -444,8 +444,31 @@ async fn the_patient_removes_a_link_on_the_connections_page_which_expunges_at_on
     assert!(html.contains("Your profile"), "what was shared");
     assert!(html.contains("Remove Test Health Plan"));
     assert!(!html.contains(&theirs.id), "another user's link is not listed");
-    let (action, fields) = form_of(&html);
+    // Removing takes a confirmation: the list's Remove is a GET form to the same page asking to confirm.
+    assert!(!html.contains("method=\"post\""), "no removal form before the patient confirms");
+    let (ask, ask_fields) = form_of(&html);
+    assert!(ask.starts_with("/link/connections#plan-"), "{ask}");
+    assert!(ask_fields.iter().any(|(n, v)| n == "confirm" && v == &mine.id));
+    let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&ask_fields).finish();
+    let html = app.client.get(format!("{}/link/connections?{query}", app.base_url)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Remove Test Health Plan?") && html.contains("Yes, remove Test Health Plan"), "{html}");
+    let (action, fields) = form_of(&html[html.find("method=\"post\"").map(|i| html[..i].rfind("<form").unwrap()).expect("the confirmation's form")..]);
     assert!(fields.iter().any(|(n, v)| n == "authorization_id" && v == &mine.id));
+    assert!(fields.iter().any(|(n, v)| n == "confirmed" && v == "yes"));
+
+    // A removal posted without the confirmation removes nothing and goes to the confirmation step.
+    let unconfirmed: Vec<(String, String)> = fields.iter().filter(|(n, _)| n != "confirmed").cloned().collect();
+    let res = app
+        .client
+        .post(format!("{}{}", app.base_url, action))
+        .header("accept", "text/html")
+        .form(&unconfirmed)
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.ends_with(&format!("confirm={}", mine.id)), "{location}");
+    assert_eq!(resources_of(&app, &mine.id).await, 2, "nothing removed");
 
     // Another user's authorization cannot be removed with this grant.
     let token = fields.iter().find(|(n, _)| n == "token").unwrap().1.clone();
@@ -453,7 +476,7 @@ async fn the_patient_removes_a_link_on_the_connections_page_which_expunges_at_on
         .client
         .post(format!("{}{}", app.base_url, action))
         .header("accept", "text/html")
-        .form(&[("token", token.as_str()), ("authorization_id", theirs.id.as_str())])
+        .form(&[("token", token.as_str()), ("authorization_id", theirs.id.as_str()), ("confirmed", "yes")])
         .send()
         .await
         .unwrap();

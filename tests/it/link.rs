@@ -13,6 +13,7 @@ struct Keys {
     app_id: String,
     test_pk: String,
     live_pk: String,
+    test_sk: String,
 }
 
 async fn new_app(app: &TestApp, require_signature: bool) -> Keys {
@@ -35,7 +36,12 @@ async fn new_app(app: &TestApp, require_signature: bool) -> Keys {
             .await
             .expect("update app");
     }
-    Keys { app_id: a.id, test_pk: keys.test_publishable, live_pk: keys.live_publishable }
+    Keys {
+        app_id: a.id,
+        test_pk: keys.test_publishable,
+        live_pk: keys.live_publishable,
+        test_sk: secrecy::ExposeSecret::expose_secret(&keys.test_secret).to_string(),
+    }
 }
 
 trait Now {
@@ -663,4 +669,228 @@ async fn link_auth_redirect_flow_ends_with_a_code_the_token_endpoint_exchanges()
     assert_eq!(token(verifier).await.unwrap().status(), 400);
     let r = app.client.get(format!("{}/link/introspect", app.base_url)).bearer_auth(&access).send().await.unwrap();
     assert_eq!(r.status(), 401, "a replayed code revokes what it granted");
+}
+
+/// Polls the session's `/status` until its step is no longer `syncing` (the background sync worker runs).
+async fn status_after_sync(app: &TestApp, sid: &str) -> serde_json::Value {
+    for _ in 0..400 {
+        let status: serde_json::Value = app.get(&format!("/link/s/{sid}/status")).await.json().await.unwrap();
+        if status["step"] != "syncing" {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the sync did not end");
+}
+
+/// A modal session signed in at the sandbox payer: returns its id and the `public_token` `/status` gives.
+async fn authorized_modal_session(app: &TestApp, keys: &Keys) -> (String, String) {
+    let sid = open(app, &entry_url(&keys.test_pk, "")).await;
+    to_search(app, &sid).await;
+    let u = handoff(app, &sid, sandbox::REFRESHABLE_ENDPOINT_ID).await;
+    let callback = sandbox_sign_in(app, &u, sandbox::MEMBER_TYPICAL).await;
+    app.client.get(&callback).send().await.unwrap();
+    let status: serde_json::Value = app.get(&format!("/link/s/{sid}/status")).await.json().await.unwrap();
+    let token = status["publicToken"].as_str().expect("public token while syncing").to_string();
+    (sid, token)
+}
+
+/// The integrator's backend exchanges the `public_token` as soon as `onSyncing` delivers it: the modal still
+/// sees the same token (so `onSuccess` fires with it once the sync is done), and closing the success screen
+/// still ends in success.
+#[tokio::test]
+async fn exchanging_in_on_syncing_does_not_change_what_the_modal_sees() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let secret = keys.test_sk.clone();
+    let (sid, token) = authorized_modal_session(&app, &keys).await;
+    let r = app
+        .client
+        .post(format!("{}/link/exchange", app.base_url))
+        .json(&serde_json::json!({"public_token": token, "secret_key": secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let status = status_after_sync(&app, &sid).await;
+    assert_eq!(status["step"], "success", "{status}");
+    assert_eq!(status["publicToken"].as_str(), Some(token.as_str()), "the modal still has the token for onSuccess");
+    // Closing the success screen (×, Esc) is finishing it: done, and the done screen still has the token.
+    let r = post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+    assert_eq!(location(&r), format!("/link/s/{sid}"));
+    assert_eq!(step_of(&app, &sid).await, ("done".into(), None));
+    let status: serde_json::Value = app.get(&format!("/link/s/{sid}/status")).await.json().await.unwrap();
+    assert_eq!(status["publicToken"].as_str(), Some(token.as_str()));
+    // Once the modal has told the page (`/done`), the sealed copy is gone.
+    app.client.post(format!("{}/link/s/{sid}/done", app.base_url)).send().await.unwrap();
+    let status: serde_json::Value = app.get(&format!("/link/s/{sid}/status")).await.json().await.unwrap();
+    assert!(status["publicToken"].is_null(), "{status}");
+}
+
+/// What closing means on each screen: before the payer authorized, `PATIENT_CANCELLED`; on an error screen, its
+/// code; after the payer authorized, success (even while the sync still runs); an ended session stays ended.
+#[tokio::test]
+async fn closing_ends_each_step_with_one_defined_ending() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    for before in ["consent", "search", "payer"] {
+        let sid = open(&app, &entry_url(&keys.test_pk, "")).await;
+        if before != "consent" {
+            to_search(&app, &sid).await;
+        }
+        if before == "payer" {
+            handoff(&app, &sid, sandbox::REFRESHABLE_ENDPOINT_ID).await;
+        }
+        assert_eq!(step_of(&app, &sid).await.0, before);
+        let r = post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+        assert_eq!(location(&r), format!("/link/s/{sid}"));
+        assert_eq!(step_of(&app, &sid).await, ("exited".into(), Some("PATIENT_CANCELLED".into())), "{before}");
+        // Closing again changes nothing.
+        post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+        assert_eq!(step_of(&app, &sid).await, ("exited".into(), Some("PATIENT_CANCELLED".into())));
+        let html = app.get(&format!("/link/s/{sid}")).await.text().await.unwrap();
+        assert!(html.contains("id=\"link-close-form\""), "the modal can always be closed");
+    }
+    // An error screen ends with its own code, whatever the form says.
+    let sid = open(&app, &entry_url(&keys.test_pk, "")).await;
+    to_search(&app, &sid).await;
+    let u = handoff(&app, &sid, sandbox::REFRESHABLE_ENDPOINT_ID).await;
+    app.get(&format!("/link/callback?error=access_denied&state={}", enc(&param(&u, "state").unwrap()))).await;
+    post_form(&app, &format!("/link/s/{sid}/exit"), &[("code", "PATIENT_CANCELLED")]).await;
+    assert_eq!(step_of(&app, &sid).await, ("exited".into(), Some("PAYER_ACCESS_DENIED".into())));
+    // After the payer authorized, closing at once (the sync still running) is success.
+    let (sid, token) = authorized_modal_session(&app, &keys).await;
+    post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+    assert_eq!(step_of(&app, &sid).await, ("done".into(), None));
+    let status: serde_json::Value = app.get(&format!("/link/s/{sid}/status")).await.json().await.unwrap();
+    assert_eq!(status["publicToken"].as_str(), Some(token.as_str()));
+    let html = app.get(&format!("/link/s/{sid}")).await.text().await.unwrap();
+    assert!(html.contains("data-step=\"done\""));
+}
+
+/// The hosted flow's pages let their forms end at the registered `redirect_uri` and nowhere else (CSP
+/// `form-action`), so declining, closing, an error's Exit and a timed-out session all go back to the app with
+/// `error` and `state`; an app scheme is allowed by its scheme alone (what Chromium honours).
+#[tokio::test]
+async fn every_hosted_ending_reaches_the_redirect_uri_and_the_csp_allows_exactly_it() {
+    let app = spawn_app().await;
+    let app_scheme = "myapp://link-done";
+    let (_, keys) = apps::create(
+        &app.state.db,
+        app.clock_now(),
+        NewApp {
+            name: "Mobile App".into(),
+            redirect_uris: vec![REDIRECT.into(), app_scheme.into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let start = |redirect: &str, state: &str| {
+        format!(
+            "/link?publishableKey={}&externalId=u&usage=ONE_TIME&redirect_uri={}&state={state}",
+            keys.test_publishable,
+            enc(redirect)
+        )
+    };
+    for (redirect, source) in [(REDIRECT, REDIRECT), (app_scheme, "myapp:")] {
+        let back = |code: &str, state: &str| format!("{redirect}?error={code}&state={state}");
+        // Declining consent.
+        let sid = open(&app, &start(redirect, "s1")).await;
+        let page = app.get(&format!("/link/s/{sid}")).await;
+        let policy = csp(&page);
+        assert!(policy.contains(&format!("form-action 'self' {source};")), "{policy}");
+        assert!(page.headers().get("x-link-form-action").is_none(), "internal header must not leak");
+        let r = post_form(&app, &format!("/link/s/{sid}/consent"), &[("choice", "declined")]).await;
+        assert_eq!(location(&r), back("PATIENT_CANCELLED", "s1"));
+        // The close button on a later screen.
+        let sid = open(&app, &start(redirect, "s2")).await;
+        to_search(&app, &sid).await;
+        let r = post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+        assert_eq!(location(&r), back("PATIENT_CANCELLED", "s2"));
+        // A payer error's Exit (or ×) carries the error's code.
+        let sid = open(&app, &start(redirect, "s3")).await;
+        to_search(&app, &sid).await;
+        let u = handoff(&app, &sid, sandbox::REFRESHABLE_ENDPOINT_ID).await;
+        let r = app.get(&format!("/link/callback?error=access_denied&state={}", enc(&param(&u, "state").unwrap()))).await;
+        assert_eq!(location(&r), format!("/link/s/{sid}"), "the hosted flow shows its error screen");
+        let r = post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+        assert_eq!(location(&r), back("PAYER_ACCESS_DENIED", "s3"));
+        // A session that timed out offers to go back; going back ends it once.
+        let sid = open(&app, &start(redirect, "s4")).await;
+        app.clock.advance(link_sessions::SESSION_TTL_SECS + 1);
+        let page = app.get(&format!("/link/s/{sid}")).await;
+        assert_eq!(page.status(), 404);
+        assert!(csp(&page).contains(&format!("form-action 'self' {source};")));
+        let html = page.text().await.unwrap();
+        assert!(html.contains("This link has expired") && html.contains("Return to Mobile App"), "{html}");
+        let r = post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+        assert_eq!(location(&r), back("PATIENT_CANCELLED", "s4"));
+        let r = post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+        assert_eq!(location(&r), format!("/link/s/{sid}"), "an ended session goes back only once");
+    }
+    // The modal's pages allow no other form target.
+    let modal = new_app(&app, false).await;
+    let sid = open(&app, &entry_url(&modal.test_pk, "")).await;
+    assert!(csp(&app.get(&format!("/link/s/{sid}")).await).contains("form-action 'self';"));
+}
+
+/// Closing a hosted flow after the payer authorized returns the `public_token` (success), like the modal.
+#[tokio::test]
+async fn closing_a_hosted_flow_after_authorization_returns_the_public_token() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let r = app
+        .get(&format!("/link?publishableKey={}&externalId=u&usage=ONE_TIME&redirect_uri={}&state=st-7", keys.test_pk, enc(REDIRECT)))
+        .await;
+    let sid = location(&r).trim_start_matches("/link/s/").to_string();
+    to_search(&app, &sid).await;
+    let u = handoff(&app, &sid, sandbox::REFRESHABLE_ENDPOINT_ID).await;
+    let callback = sandbox_sign_in(&app, &u, sandbox::MEMBER_TYPICAL).await;
+    app.client.get(&callback).send().await.unwrap();
+    let r = post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+    let to = url::Url::parse(&location(&r)).unwrap();
+    assert!(to.as_str().starts_with(REDIRECT), "{to}");
+    assert!(param(&to, "public_token").is_some_and(|t| t.starts_with("public-token-")));
+    assert_eq!(param(&to, "state").as_deref(), Some("st-7"));
+    assert_eq!(step_of(&app, &sid).await.0, "done");
+    // Coming back to the page: nothing left to do, no button that loops.
+    let html = app.get(&format!("/link/s/{sid}")).await.text().await.unwrap();
+    assert!(html.contains("You can close this window and go back to Acme Health."), "{html}");
+    assert!(!html.contains("/finish") && !html.contains("link-close-form"));
+}
+
+/// `<html lang>` follows the page's language: Link screens (by session), the expired screen (by
+/// Accept-Language), and the connections page; exactly one `lang` on the element.
+#[tokio::test]
+async fn pages_carry_their_language_on_the_html_element() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let html_tag = |html: &str| html[html.find("<html").unwrap()..].split('>').next().unwrap().to_string();
+    let sid = open(&app, &entry_url(&keys.test_pk, "&language=es")).await;
+    let tag = html_tag(&app.get(&format!("/link/s/{sid}")).await.text().await.unwrap());
+    assert!(tag.contains("lang=\"es\"") && tag.matches("lang=").count() == 1, "{tag}");
+    let sid = open(&app, &entry_url(&keys.test_pk, "&language=en")).await;
+    let tag = html_tag(&app.get(&format!("/link/s/{sid}")).await.text().await.unwrap());
+    assert!(tag.contains("lang=\"en\"") && tag.matches("lang=").count() == 1, "{tag}");
+    let r = app.client.get(format!("{}/link/s/ls_unknown", app.base_url)).header("accept-language", "es-MX,es;q=0.9").send().await.unwrap();
+    let tag = html_tag(&r.text().await.unwrap());
+    assert!(tag.contains("lang=\"es\"") && tag.matches("lang=").count() == 1, "{tag}");
+    let r = app.client.get(format!("{}/link/connections?token=ct_nope&language=es", app.base_url)).send().await.unwrap();
+    let tag = html_tag(&r.text().await.unwrap());
+    assert!(tag.contains("lang=\"es\""), "{tag}");
+    for path in ["/", "/no-such-page"] {
+        let tag = html_tag(&app.get(path).await.text().await.unwrap());
+        assert!(tag.contains("lang=\"en\"") && tag.matches("lang=").count() == 1, "{path}: {tag}");
+    }
+}
+
+#[tokio::test]
+async fn the_favicon_is_served_at_its_conventional_path() {
+    let app = spawn_app().await;
+    let r = app.get("/favicon.ico").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/x-icon");
+    let body = r.bytes().await.unwrap();
+    assert_eq!(&body[..4], &[0, 0, 1, 0], "an ICO file");
 }

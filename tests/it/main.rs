@@ -17,6 +17,7 @@ mod foundation;
 mod lifecycle;
 mod link;
 mod link_api;
+mod openapi_routes;
 mod operators;
 mod payer_oauth;
 mod sandbox;

@@ -14,7 +14,7 @@ use leptos_meta::Title;
 
 pub mod model;
 
-pub use model::{PlanView, Screen};
+pub use model::{PlanView, Screen, ScreenPolicy};
 
 use crate::{
     domain::LinkStep,
@@ -41,25 +41,30 @@ pub async fn sync_progress(sid: String) -> Result<Vec<(String, i64)>, ServerFnEr
     })
 }
 
-/// The screen of the requested session, loaded by the server before rendering (`None`: unknown or expired),
-/// with the `frame-ancestors` its response must carry. Provided as context by the `/link/s/{sid}` handler.
+/// The screen of the requested session, loaded by the server before rendering (`None`: unknown session), with
+/// the policy its response must carry. Provided as context by the `/link/s/{sid}` handler.
 #[derive(Debug, Clone)]
-pub struct PreloadedScreen(pub Option<(Screen, String)>);
+pub struct PreloadedScreen(pub Option<(Screen, ScreenPolicy)>);
 
 /// `/link/s/:sid`: the current screen of a Link session, from the [`PreloadedScreen`] its handler loaded, so the
-/// page renders without waiting on anything. Without one (never the case: the handler always provides it) it
-/// shows the expired screen.
+/// page renders without waiting on anything. Without one (an unknown session) it shows the expired screen.
 #[component]
 pub fn LinkPage() -> impl IntoView {
     match use_context::<PreloadedScreen>().and_then(|PreloadedScreen(found)| found) {
-        Some((s, _frame_ancestors)) => {
-            // The security-headers middleware turns this into the CSP's frame-ancestors.
+        Some((s, _policy)) => {
+            // The security-headers middleware turns these into the CSP's frame-ancestors and form-action.
             #[cfg(feature = "ssr")]
-            if let (Some(resp), Ok(v)) = (
-                use_context::<leptos_axum::ResponseOptions>(),
-                axum::http::HeaderValue::from_str(&_frame_ancestors),
-            ) {
-                resp.insert_header(crate::server::platform::http::FRAME_ANCESTORS_HEADER, v);
+            if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+                use crate::server::platform::http::{FORM_ACTION_HEADER, FRAME_ANCESTORS_HEADER};
+                if let Ok(v) = axum::http::HeaderValue::from_str(&_policy.frame_ancestors) {
+                    resp.insert_header(FRAME_ANCESTORS_HEADER, v);
+                }
+                if let Ok(v) = axum::http::HeaderValue::from_str(&_policy.form_targets) {
+                    resp.insert_header(FORM_ACTION_HEADER, v);
+                }
+                if s.expired {
+                    resp.set_status(axum::http::StatusCode::NOT_FOUND);
+                }
             }
             view! { <LinkFrame s=s/> }.into_any()
         }
@@ -75,9 +80,12 @@ fn LinkFrame(s: Screen) -> impl IntoView {
     let close_action = format!("/link/s/{}/exit", s.sid);
     let logo = s.logo_url.clone().map(|src| view! { <img class="link-logo" src=src alt="" width="32" height="32"/> });
     let initial = s.app_name.chars().next().unwrap_or('?').to_uppercase().to_string();
-    let closable = !s.step.is_ended();
+    // In the modal every screen can be closed (frame.js and link.js turn it into exactly one onSuccess or
+    // onExit); a hosted flow that already went back to the app has nothing left to close.
+    let closable = !(s.hosted && s.step.is_ended());
     let body = step_view(&s, m);
     view! {
+        <crate::app::PageLang lang=s.lang.clone()/>
         <Title text=title/>
         <div class="link-modal" lang=s.lang.clone()>
             <div
@@ -87,7 +95,7 @@ fn LinkFrame(s: Screen) -> impl IntoView {
                 aria-labelledby="link-title"
                 id="link-root"
                 data-link-session=s.sid.clone()
-                data-step=s.step.as_str()
+                data-step=if s.expired { "expired" } else { s.step.as_str() }
                 data-nonce=s.nonce.clone()
                 data-host-origin=s.host_origin.clone().unwrap_or_default()
                 data-hosted=s.hosted.to_string()
@@ -123,6 +131,9 @@ fn LinkFrame(s: Screen) -> impl IntoView {
 }
 
 fn step_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    if s.expired {
+        return expired_view(s, m);
+    }
     match s.step {
         LinkStep::Consent => consent_view(s, m),
         LinkStep::Explainer => explainer_view(s, m),
@@ -406,13 +417,17 @@ fn SyncProgress(sid: String, lang: String, progress: Vec<(String, i64)>) -> impl
 
 fn success_view(s: &Screen, m: &'static Msgs) -> AnyView {
     let finish = format!("/link/s/{}/finish", s.sid);
-    let auto = s.auto_exit || s.step == LinkStep::Done;
+    // A hosted flow that already went back to the app (the patient came back here) has nothing left to do.
+    let returned = s.hosted && s.step == LinkStep::Done;
+    let auto = (s.auto_exit || s.step == LinkStep::Done) && !returned;
     view! {
         <div class="link-success-mark" aria-hidden="true">"✓"</div>
         <h1 id="link-title" tabindex="-1">{m.success_title}</h1>
         <p>{with_app(m.success_intro, &s.app_name)}</p>
         {auto.then(|| view! { <p role="status" class="hint">{with_app(m.success_closing, &s.app_name)}</p> })}
-        {if s.hosted {
+        {if returned {
+            view! { <p class="hint">{with_app(m.success_returned, &s.app_name)}</p> }.into_any()
+        } else if s.hosted {
             view! { <a class="button primary block" href=finish rel="external" data-finish="">{m.continue_}</a> }.into_any()
         } else if !auto {
             view! { <button type="button" class="button primary block" data-action="success">{m.continue_}</button> }.into_any()
@@ -438,7 +453,6 @@ fn error_view(s: &Screen, m: &'static Msgs) -> AnyView {
                 </button>
             </form>
             <form method="post" action=exit>
-                <input type="hidden" name="code" value=code/>
                 <button type="submit" class="button block">{m.exit}</button>
             </form>
         </div>
@@ -454,7 +468,23 @@ fn exited_view(_s: &Screen, m: &'static Msgs) -> AnyView {
     .into_any()
 }
 
-/// Unknown or expired session.
+/// A known session that timed out before it ended. The modal's frame.js ends it for the host page at once
+/// (`onExit`); a hosted flow offers to go back to the app, which ends it there with `PATIENT_CANCELLED`.
+fn expired_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    let exit = format!("/link/s/{}/exit", s.sid);
+    view! {
+        <h1 id="link-title" tabindex="-1">{m.expired_title}</h1>
+        <p>{m.expired_intro}</p>
+        {s.hosted.then(|| view! {
+            <form method="post" action=exit class="link-actions">
+                <button type="submit" class="button primary block">{with_app(m.return_to_app, &s.app_name)}</button>
+            </form>
+        })}
+    }
+    .into_any()
+}
+
+/// Unknown session.
 #[component]
 fn ExpiredScreen() -> impl IntoView {
     // The session (and its language) is unknown: the language comes from the browser's Accept-Language.
@@ -475,6 +505,7 @@ fn ExpiredScreen() -> impl IntoView {
     }
     let m = msgs(lang);
     view! {
+        <crate::app::PageLang lang=lang/>
         <Title text=m.expired_title/>
         <main class="page narrow" id="main" lang=lang>
             <div class="card" id="link-root" data-step="expired">

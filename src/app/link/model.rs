@@ -23,8 +23,10 @@ pub struct PlanView {
 pub struct Screen {
     /// Session id (the bearer value in the URL).
     pub sid: String,
-    /// Step to render.
+    /// Step to render (its last step when the session timed out: see `expired`).
     pub step: LinkStep,
+    /// The session timed out before it ended: the screen says so (and a hosted flow can still go back to its app).
+    pub expired: bool,
     /// `en` or `es`.
     pub lang: String,
     /// The app's name.
@@ -67,4 +69,14 @@ pub struct Screen {
     pub form_error: Option<String>,
     /// The payer popup state to show on the payer screen (`blocked`).
     pub wait: Option<String>,
+}
+
+/// What a screen's response must carry besides the page: its CSP `frame-ancestors` and the extra
+/// `form-action` target (built on the server, plain strings in both builds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScreenPolicy {
+    /// Space-separated exact origins allowed to frame the page.
+    pub frame_ancestors: String,
+    /// The CSP source of a hosted flow's `redirect_uri` (empty for the modal): its forms end with a 303 there.
+    pub form_targets: String,
 }

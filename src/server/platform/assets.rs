@@ -1,5 +1,7 @@
 //! Static assets: the hashed wasm, JS and CSS under `/pkg` (long-cached, served pre-compressed as br or
-//! gzip), and the files of `public/` at the site root. Compiled only with `ssr`.
+//! gzip), and the files of `public/` at the site root. `/favicon.ico` is built into the binary, so browsers that
+//! ask for it (every top-level page without a `<link rel="icon">`, e.g. an integrator's) never get a 404, built
+//! site or not. Compiled only with `ssr`.
 //!
 //! `.ci/build-site` writes `{site_root}/pkg/manifest.json`: `{"js": "link_sdk.<hash>.js",
 //! "wasm": "link_sdk.<hash>.wasm", "css": "main.<hash>.css"}`. Without it, the unhashed names that
@@ -11,6 +13,7 @@ use std::{path::Path, sync::OnceLock};
 
 use axum::{
     http::{header, HeaderValue},
+    routing::get,
     Router,
 };
 use serde::Deserialize;
@@ -64,7 +67,10 @@ pub fn manifest() -> &'static Manifest {
     MANIFEST.get_or_init(Manifest::default)
 }
 
-/// Routes for `/pkg/*` (immutable, one year) and for public files at the root (five minutes).
+/// `public/favicon.ico`: the favicon (16, 32 and 48 px PNGs in an ICO container) drawn from `public/favicon.svg`.
+const FAVICON_ICO: &[u8] = include_bytes!("../../../public/favicon.ico");
+
+/// Routes for `/pkg/*` (immutable, one year), for public files at the root (five minutes) and `/favicon.ico`.
 pub fn router<S: Clone + Send + Sync + 'static>(site_root: &Path) -> Router<S> {
     let pkg = ServeDir::new(site_root.join("pkg")).precompressed_br().precompressed_gzip();
     let public = ServeDir::new(site_root).precompressed_br().precompressed_gzip();
@@ -81,7 +87,18 @@ pub fn router<S: Clone + Send + Sync + 'static>(site_root: &Path) -> Router<S> {
         let svc = tower::ServiceBuilder::new().layer(short.clone()).service(public.clone());
         router = router.route_service(&format!("/{file}"), svc);
     }
-    router
+    router.route(
+        "/favicon.ico",
+        get(|| async {
+            (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static("image/x-icon")),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400")),
+                ],
+                FAVICON_ICO,
+            )
+        }),
+    )
 }
 
 #[cfg(test)]

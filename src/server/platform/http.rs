@@ -21,15 +21,64 @@ pub struct CspNonce(pub String);
 /// origins). The security-headers middleware consumes it and never sends it to the client.
 pub const FRAME_ANCESTORS_HEADER: HeaderName = HeaderName::from_static("x-link-frame-ancestors");
 
+/// Response header a handler sets to let the page's forms end at one more target besides this server: the
+/// CSP source of a hosted flow's registered `redirect_uri` (see [`csp_source_for_target`]). Chromium and
+/// WebKit apply `form-action` to every redirect that follows a form submission, so without it the 303 that
+/// ends a hosted flow (decline, close, exit) would be blocked. Consumed by the middleware, never sent.
+pub const FORM_ACTION_HEADER: HeaderName = HeaderName::from_static("x-link-form-action");
+
+/// Schemes a registered `redirect_uri` may never use: navigating to them runs script or reads local or
+/// in-browser data instead of handing the result to the app.
+const UNSAFE_NAVIGATION_SCHEMES: [&str; 7] = ["javascript", "vbscript", "data", "blob", "file", "filesystem", "about"];
+
+/// Whether a URL scheme (lower case, without `:`) is one a redirect must never go to.
+pub fn is_unsafe_navigation_scheme(scheme: &str) -> bool {
+    UNSAFE_NAVIGATION_SCHEMES.iter().any(|s| scheme.eq_ignore_ascii_case(s))
+}
+
+/// The narrowest CSP source expression (CSP3 §2.3.1) that browsers honour for navigating to `target`:
+/// - `http(s)`: `scheme://host[:port]/path` (no query: a source never has one; after a redirect, browsers
+///   compare the origin only, CSP3 §6.7.2.8, so a redirect inside the target's origin still passes);
+/// - any other scheme (an app's `myapp://…` or `com.example.app:/…`): the scheme alone, `myapp:`. Chromium
+///   matches no host-source against a non-network URL (`myapp://link-done` does not allow
+///   `myapp://link-done?error=…`) and refuses a path after a bare scheme, so nothing narrower works.
+///
+/// `None` for an unparsable URL, an unsafe scheme ([`is_unsafe_navigation_scheme`]) or a part that cannot be
+/// written safely inside a CSP header.
+pub fn csp_source_for_target(target: &str) -> Option<String> {
+    let u = url::Url::parse(target).ok()?;
+    let scheme = u.scheme();
+    let scheme_ok = scheme.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && scheme.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok || is_unsafe_navigation_scheme(scheme) {
+        return None;
+    }
+    if !matches!(scheme, "http" | "https") {
+        return Some(format!("{scheme}:"));
+    }
+    let host = u.host_str()?;
+    if !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':')) {
+        return None;
+    }
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    // `;` and `,` separate directives and policies: a path-part carries them percent-encoded (CSP3 §2.3.1).
+    let path = u.path().replace(';', "%3B").replace(',', "%2C");
+    if path.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control() || matches!(c, '\'' | '"')) {
+        return None;
+    }
+    Some(format!("{scheme}://{host}{port}{path}"))
+}
+
 /// Builds the Content-Security-Policy of an HTML page: scripts only from us or with this request's nonce,
-/// wasm allowed, no plugins, no `<base>` games, forms only to us, and framing only by `frame_ancestors`
-/// (`'none'` when empty).
-pub fn content_security_policy(nonce: &str, frame_ancestors: &str) -> String {
+/// wasm allowed, no plugins, no `<base>` games, forms only to us (and to `form_targets`, space-separated CSP
+/// sources, e.g. a hosted flow's `redirect_uri`), and framing only by `frame_ancestors` (`'none'` when empty).
+pub fn content_security_policy(nonce: &str, frame_ancestors: &str, form_targets: &str) -> String {
     let ancestors = if frame_ancestors.trim().is_empty() { "'none'" } else { frame_ancestors };
+    let forms = if form_targets.trim().is_empty() { String::new() } else { format!(" {}", form_targets.trim()) };
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
          img-src 'self' data: https:; connect-src 'self'; font-src 'self'; object-src 'none'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}"
+         base-uri 'none'; form-action 'self'{forms}; frame-ancestors {ancestors}"
     )
 }
 
@@ -45,13 +94,19 @@ pub async fn security_headers(mut request: Request, next: Next) -> Response {
         .remove(FRAME_ANCESTORS_HEADER)
         .and_then(|v| v.to_str().ok().map(str::to_owned))
         .unwrap_or_default();
+    // A source list only: anything that could end the directive is dropped.
+    let form_targets = headers
+        .remove(FORM_ACTION_HEADER)
+        .and_then(|v| v.to_str().ok().map(str::to_owned))
+        .filter(|v| !v.contains([';', ',', '\'']))
+        .unwrap_or_default();
     let is_html = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html"));
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         let csp = if is_html {
-            content_security_policy(&nonce, &ancestors)
+            content_security_policy(&nonce, &ancestors, &form_targets)
         } else {
             "default-src 'none'; frame-ancestors 'none'".to_string()
         };
@@ -99,10 +154,24 @@ mod tests {
 
     #[test]
     fn csp_defaults_to_no_framing() {
-        let csp = content_security_policy("abc", "");
+        let csp = content_security_policy("abc", "", "");
         assert!(csp.contains("frame-ancestors 'none'"));
         assert!(csp.contains("'nonce-abc'"));
-        let csp = content_security_policy("abc", "https://app.example");
+        assert!(csp.contains("form-action 'self';"));
+        let csp = content_security_policy("abc", "https://app.example", "myapp:");
         assert!(csp.ends_with("frame-ancestors https://app.example"));
+        assert!(csp.contains("form-action 'self' myapp:;"));
+    }
+
+    #[test]
+    fn redirect_targets_become_narrow_csp_sources() {
+        assert_eq!(csp_source_for_target("https://app.example/link/done?x=1").as_deref(), Some("https://app.example/link/done"));
+        assert_eq!(csp_source_for_target("http://127.0.0.1:5173/cb").as_deref(), Some("http://127.0.0.1:5173/cb"));
+        assert_eq!(csp_source_for_target("https://[::1]:8443/a;b,c").as_deref(), Some("https://[::1]:8443/a%3Bb%2Cc"));
+        assert_eq!(csp_source_for_target("myapp://link-done").as_deref(), Some("myapp:"));
+        assert_eq!(csp_source_for_target("com.example.app:/oauth2redirect").as_deref(), Some("com.example.app:"));
+        for bad in ["javascript:alert(1)", "data:text/html,x", "blob:https://a.example/x", "file:///etc/passwd", "not a url"] {
+            assert_eq!(csp_source_for_target(bad), None, "{bad}");
+        }
     }
 }

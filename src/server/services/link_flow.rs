@@ -294,9 +294,10 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-/// The URL that ends a hosted (`redirect_uri`) session with success: `{redirect_uri}?public_token=…&state=…`, or
-/// for a redirect-flow session its authorization code. Also destroys the session's sealed `public_token` copy and
-/// marks the session `done`. `None` when the session has no token to give (not authorized, already finished).
+/// The URL that ends a hosted (`redirect_uri`) session whose payer authorized (syncing or success) with
+/// success: `{redirect_uri}?public_token=…&state=…`, or for a redirect-flow session its authorization code. Also
+/// destroys the session's sealed `public_token` copy (it is not kept once handed over) and marks the session
+/// `done`. `None` when the session has no token to give (not authorized, already finished).
 ///
 /// # Errors
 /// Database errors.
@@ -304,7 +305,7 @@ pub async fn finish_hosted(state: &AppState, s: &LinkSession) -> anyhow::Result<
     let Some(redirect_uri) = &s.redirect_uri else { return Ok(None) };
     let Some(token) = link_sessions::public_token(&state.cipher, s) else { return Ok(None) };
     let now = state.clock.now();
-    link_sessions::advance(&state.db, now, &s.id, LinkStep::Success, LinkStep::Done, None).await?;
+    link_sessions::advance(&state.db, now, &s.id, s.step, LinkStep::Done, None).await?;
     link_sessions::clear_public_token(&state.db, now, &s.id).await?;
     // Started by `GET /link/auth` (OAuth 2.0 redirect flow, PKCE): the client gets a single-use `code` for
     // `POST /link/token` instead of the `public_token`, which is never shown.

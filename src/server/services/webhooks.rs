@@ -11,9 +11,11 @@
 //!   [`verify_signature`], written to be copied as is — and then de-duplicate on `event_id` (a signed body can
 //!   be replayed inside the window, and a delivery can be repeated when its 2xx was lost).
 //!   Also sent, for convenience only (not signed): `Link-Event-Id`, `Link-Event`.
-//! - Any 2xx is success. Anything else (or no answer within 10 s) is retried with exponential backoff
-//!   (30 s doubling, capped at 6 h, with jitter) up to [`MAX_ATTEMPTS`] times (about a day), then the
-//!   delivery is marked dead (`dead_at`) and kept for the operator.
+//! - Any 2xx is success. Anything else (or no answer within 10 s) is retried with exponential backoff and
+//!   equal jitter ([`backoff_secs`]: after the n-th failure, between half and all of 30 s · 2^(n-1), capped at
+//!   6 h, so the first retry comes 15–30 s later), up to [`MAX_ATTEMPTS`] attempts in all (the last one 7–15 h
+//!   after the first), then the delivery is marked dead (`dead_at`) and kept for the operator.
+//! - The HMAC key is the whole signing secret string, `whsec_` prefix included (its UTF-8 bytes).
 //!
 //! # Durability
 //! Rows of `webhook_deliveries` are written in the same database as everything else; a delivery worker on any

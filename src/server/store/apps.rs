@@ -147,6 +147,11 @@ fn validate(origins: &[String], redirects: &[String], brand_color: Option<&str>)
     for r in redirects {
         let u = url::Url::parse(r).with_context(|| format!("redirect URI {r:?} is not a URL"))?;
         anyhow::ensure!(u.fragment().is_none(), "redirect URI {r:?} must not have a fragment");
+        anyhow::ensure!(
+            !crate::server::platform::http::is_unsafe_navigation_scheme(u.scheme()),
+            "redirect URI {r:?} must be an https URL or an app's own scheme, not {}:",
+            u.scheme()
+        );
     }
     if let Some(c) = brand_color {
         let hex = c.strip_prefix('#').unwrap_or("");

@@ -4,12 +4,23 @@
 use sqlx::Row as _;
 
 use crate::{
+    domain::spelling::spelled_enum,
     i18n::CONSENT_TEXT_VERSION,
     server::{
         platform::{crypto, db::Db},
         store::link_sessions::LinkSession,
     },
 };
+
+spelled_enum! {
+    /// The patient's answer on the consent screen (`consents.choice`).
+    pub enum ConsentChoice {
+        /// Agreed to share.
+        Given = "given",
+        /// Declined.
+        Declined = "declined",
+    }
+}
 
 /// A consent choice to record.
 pub struct NewConsent<'a> {
@@ -21,8 +32,8 @@ pub struct NewConsent<'a> {
     pub text: &'a str,
     /// Its language (`en`, `es`).
     pub language: &'a str,
-    /// Agreed (`true`) or declined.
-    pub given: bool,
+    /// Agreed or declined.
+    pub choice: ConsentChoice,
     /// The typed e-signature, when the app requires one.
     pub signature_name: Option<&'a str>,
 }
@@ -49,7 +60,7 @@ pub async fn record(db: &Db, now: i64, c: NewConsent<'_>) -> anyhow::Result<Stri
     .bind(crypto::hash_token(c.text))
     .bind(c.text)
     .bind(c.language)
-    .bind(if c.given { "given" } else { "declined" })
+    .bind(c.choice.as_str())
     .bind(c.signature_name)
     .bind(now)
     .execute(&db.pool)
@@ -62,8 +73,9 @@ pub async fn record(db: &Db, now: i64, c: NewConsent<'_>) -> anyhow::Result<Stri
 /// # Errors
 /// Database errors.
 pub async fn given_in_session(db: &Db, session_id: &str) -> anyhow::Result<bool> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM consents WHERE link_session_id = $1 AND choice = 'given'")
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM consents WHERE link_session_id = $1 AND choice = $2")
         .bind(session_id)
+        .bind(ConsentChoice::Given.as_str())
         .fetch_one(&db.pool)
         .await?;
     let n: i64 = row.try_get("n")?;
@@ -79,11 +91,12 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query(
-        "UPDATE consents SET authorization_id = $1 WHERE link_session_id = $2 AND choice = 'given' \
+        "UPDATE consents SET authorization_id = $1 WHERE link_session_id = $2 AND choice = $3 \
          AND authorization_id IS NULL",
     )
     .bind(authorization_id)
     .bind(session_id)
+    .bind(ConsentChoice::Given.as_str())
     .execute(ex)
     .await?;
     Ok(())

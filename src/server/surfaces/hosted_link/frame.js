@@ -20,9 +20,10 @@
   if (!root) return;
   var d = root.dataset;
   if (d.step === 'expired') {
-    // The session timed out: end it for the host page with what the last screen of this frame remembered.
+    // The session timed out: end it for the host page, with the session's own nonce and host when this screen
+    // knows the session, else with what the last screen of this frame remembered.
     try {
-      var ctx = JSON.parse(sessionStorage.getItem('link-ctx') || 'null');
+      var ctx = d.nonce && d.hostOrigin ? { nonce: d.nonce, host: d.hostOrigin } : JSON.parse(sessionStorage.getItem('link-ctx') || 'null');
       if (ctx && ctx.host && window.parent !== window) {
         window.parent.postMessage({ source: 'flexpa-link', nonce: ctx.nonce, type: 'exit', code: 'PATIENT_CANCELLED' }, ctx.host);
       }
@@ -46,7 +47,19 @@
     window.parent.postMessage(msg, host);
   }
   function ev(name, meta) { post({ type: 'event', name: name, metadata: meta || {} }); }
-  function reload(q) { location.replace(base + (q || '')); }
+  // Once this page navigates away (a form the patient sent, or a reload or finish of our own), it starts no other
+  // navigation: a reload racing the close button's POST would drop the redirect that answers it, and with it
+  // the hosted flow's return to the app.
+  var leaving = false;
+  function leave() {
+    if (leaving) return false;
+    leaving = true;
+    clearInterval(timer);
+    return true;
+  }
+  function reload(q) { if (leave()) location.replace(base + (q || '')); }
+  // Back to a page kept in the back/forward cache: its step may be stale; ask the server again.
+  window.addEventListener('pageshow', function (e) { if (e.persisted) location.reload(); });
   function status() {
     return fetch(base + '/status', { cache: 'no-store', credentials: 'omit' }).then(function (r) { return r.json(); });
   }
@@ -54,7 +67,8 @@
   function submit(f) { if (f.requestSubmit) f.requestSubmit(); else f.submit(); }
 
   try { if (host) sessionStorage.setItem('link-ctx', JSON.stringify({ nonce: nonce, host: host })); } catch (e) { /* blocked */ }
-  post({ type: 'load', step: step });
+  // The host page keeps the current step (and an error's code) to close the modal the same way from its side.
+  post({ type: 'load', step: step, code: step === 'error' ? (d.exitCode || undefined) : undefined });
   var title = document.getElementById('link-title');
   if (title && title.focus) title.focus({ preventScroll: true });
 
@@ -75,6 +89,7 @@
 
   document.addEventListener('submit', function (e) {
     var s = e.submitter, f = e.target;
+    if (!leave()) { e.preventDefault(); return; }
     if (s && s.getAttribute('data-event')) ev(s.getAttribute('data-event'));
     if (f.getAttribute('data-event') === 'SEARCH') ev('SEARCH', { queryLength: (f.q && f.q.value || '').length });
     if (f.hasAttribute('data-wait-cancel') || f.id === 'link-close-form') closePopup();
@@ -133,6 +148,16 @@
     if (t.closest('[data-action="success"]')) { e.preventDefault(); succeed(); }
   });
 
+  // link.js closed the modal from the host page (Esc there, or exit()): record the same ending on the server
+  // (a beacon outlives this frame, which link.js removes a moment later).
+  window.addEventListener('message', function (e) {
+    if (!framed || e.source !== window.parent || e.origin !== host) return;
+    var m = e.data;
+    if (!m || m.source !== 'flexpa-link-host' || m.nonce !== nonce || m.type !== 'close') return;
+    closePopup();
+    if (navigator.sendBeacon) navigator.sendBeacon(base + '/exit', new URLSearchParams());
+  });
+
   window.addEventListener('message', function (e) {
     if (e.origin !== location.origin || !popup || e.source !== popup) return;
     var m = e.data;
@@ -153,22 +178,30 @@
   function watch(ms) { if (!timer) timer = setInterval(poll, ms); }
 
   function succeed() {
-    if (hosted) { location.assign(base + '/finish'); return; }
+    if (hosted) { if (leave()) location.assign(base + '/finish'); return; }
     post({ type: 'success', publicToken: token });
     if (navigator.sendBeacon) navigator.sendBeacon(base + '/done');
   }
 
   if (step === 'payer' || step === 'authorized') watch(1500);
-  if (step === 'syncing' || step === 'success' || step === 'done') {
+  if (step === 'done' && !hosted) {
+    // The patient closed the modal after the payer authorized, or it already said success: tell the host page
+    // now, with the token if the server still has it (link.js also kept the one onSyncing delivered).
+    status().catch(function () { return {}; }).then(function (s) {
+      token = s.publicToken || null;
+      if (token) post({ type: 'syncing', publicToken: token });
+      succeed();
+    });
+  } else if (step === 'syncing' || step === 'success') {
     status().then(function (s) {
       token = s.publicToken || null;
       if (token) post({ type: 'syncing', publicToken: token });
-      if (s.step !== step && !(step === 'success' && s.step === 'done')) { reload(''); return; }
+      if (s.step !== step) { reload(''); return; }
       if (step === 'syncing') {
         timer = setInterval(function () {
           status().then(function (n) { if (n.step !== 'syncing') { clearInterval(timer); reload(''); } }).catch(function () {});
         }, 1500);
-      } else if ((d.autoExit === 'true' && step === 'success') || (step === 'done' && !hosted)) {
+      } else if (d.autoExit === 'true') {
         setTimeout(succeed, hosted ? 1200 : 600);
       }
     }).catch(function () {});

@@ -11,13 +11,24 @@
 //! - `GET /link/s/{sid}` and `GET /link/connections` ([`page`]); `GET /link/test-page` ([`pages`], sandbox only).
 //!
 //! Messages: the hosted screen posts `{source: 'flexpa-link', nonce, type: load|event|syncing|success|exit}` to
-//! the host page's exact origin (recorded at `open()`); the popup's last page posts `{source: 'link-popup', nonce,
-//! result}` to our own origin. Receivers check origin, source window and nonce.
+//! the host page's exact origin (recorded at `open()`; `load` carries the screen's step and an error's code, so
+//! link.js can close the modal from its side the same way); link.js posts `{source: 'flexpa-link-host', nonce,
+//! type: 'close'}` to the screen (our origin) when the host page closes it, and the screen records that ending
+//! with a beacon to `/exit`; the popup's last page posts `{source: 'link-popup', nonce, result}` to our own
+//! origin. Receivers check origin, source window and nonce. Completion is also polled (`/status`) because a
+//! payer's Cross-Origin-Opener-Policy can sever `window.opener`.
+//!
+//! Endings (the contract in `public/link.d.ts`): each session ends once, as `onSuccess` or `onExit` in the modal,
+//! or as a redirect to the registered `redirect_uri` in the hosted flow; what closing means on each step is in
+//! [`steps::exit`]. The sealed `public_token` stays with the session until the modal has told the host page
+//! (`/done`), the hosted flow has handed it over (`/finish`) or the session ends otherwise, whether or not it was
+//! exchanged.
 //!
 //! Exit codes by where they arise: at `open()` (`INVALID_PUBLISHABLE_KEY`, `INVALID_USER`, `INVALID_USAGE`,
 //! `INVALID_ENDPOINT`, `ENDPOINT_MODE_MISMATCH`); at the hand-off (discovery: `PAYER_TIMEOUT`,
 //! `PAYER_SERVER_ERROR`, `ENDPOINT_CONFIGURATION_ERROR`); at the callback (the `error` parameter, `state`, the code
-//! exchange); during sync (`SYNC_FAILED`, `PLAN_NOT_REACHABLE`); and `PATIENT_CANCELLED` for every patient ending.
+//! exchange); during sync (`SYNC_FAILED`, `PLAN_NOT_REACHABLE`); and `PATIENT_CANCELLED` for every patient ending
+//! before the payer authorized (closing after it is a success).
 
 pub mod entry;
 pub mod origins;
@@ -35,7 +46,7 @@ use axum::{
     Router,
 };
 
-use crate::server::state::AppState;
+use crate::server::{state::AppState, surfaces::integrator_api};
 
 /// Routes of the hosted flow, merged into the server's router (the Leptos routes of [`page`] are mounted by
 /// `startup` with the rest of the app).
@@ -46,7 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/link.d.ts", get(scripts::link_dts))
         .route("/link/v1/link.d.ts", get(scripts::link_dts))
         .route("/link/frame.js", get(scripts::frame_js))
-        .route("/link", get(entry::entry))
+        .route(integrator_api::paths::HOSTED_ENTRY, get(entry::entry))
         .route("/link/callback", get(payer::callback))
         .route("/link/test-page", get(pages::test_page))
         .route("/link/s/{sid}/consent", post(steps::consent))

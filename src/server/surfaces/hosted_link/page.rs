@@ -58,7 +58,7 @@ pub async fn link_screen_page(
     req: Request,
 ) -> Result<Response, FlowError> {
     let found = screen::load(&state, &sid, p.q, p.err, p.wait).await?;
-    let preloaded = PreloadedScreen(found.map(|l| (l.screen, l.frame_ancestors)));
+    let preloaded = PreloadedScreen(found.map(|l| (l.screen, l.policy)));
     Ok(render_with(state, preloaded, req).await)
 }
 

@@ -99,7 +99,8 @@ pub fn popup_page(lang: &str, nonce: Option<&str>, result: Result<(), ExitCode>)
 }
 
 /// A bare integrator page for end-to-end tests and manual trials: loads `/link.js`, opens Link with the options
-/// given in its query string and logs every callback into `#log` and `window.__linkLog`. Served only when the
+/// given in its query string and logs every callback into `#log` and `window.__linkLog`; `onSyncing` also calls
+/// `window.__onSyncing(token)` when a test defined it. Served only when the
 /// sandbox payers are mounted (never with real payers only).
 pub async fn test_page(State(state): State<AppState>, Extension(nonce): Extension<CspNonce>) -> Response {
     if !state.settings.sandbox {
@@ -118,7 +119,11 @@ const opts = {
   user: q.has('externalId') ? { externalId: q.get('externalId') } : undefined,
   usage: q.get('usage') || 'ONE_TIME',
   onSuccess: (t) => note('onSuccess', t),
-  onSyncing: (t) => note('onSyncing', t),
+  // A test may define window.__onSyncing (e.g. Playwright's exposeFunction) to act as an integrator's backend.
+  onSyncing: async (t) => {
+    note('onSyncing', t);
+    if (window.__onSyncing) note('onSyncing handled', await window.__onSyncing(t));
+  },
   onLoad: () => note('onLoad'),
   onExit: (e) => note('onExit', e),
   onEvent: (n, m) => note('onEvent', { name: n, metadata: m }),

@@ -4,13 +4,17 @@
 use anyhow::Context as _;
 
 use crate::{
-    app::link::model::{PlanView, Screen},
+    app::link::model::{PlanView, Screen, ScreenPolicy},
     domain::{LinkStep, Mode},
     i18n,
     server::{
+        platform::http::csp_source_for_target,
         services::{link_flow, sync},
         state::AppState,
-        store::{apps, endpoints, link_sessions::LinkSession},
+        store::{
+            apps, endpoints,
+            link_sessions::{self, LinkSession},
+        },
         surfaces::hosted_link::{origins::frame_ancestors, respond::live_session},
     },
 };
@@ -18,15 +22,16 @@ use crate::{
 /// Most plans listed at once.
 const SEARCH_LIMIT: i64 = 50;
 
-/// A screen and the `frame-ancestors` its response must carry.
+/// A screen and the CSP its response must carry.
 pub struct Loaded {
     /// What to render.
     pub screen: Screen,
-    /// Space-separated exact origins allowed to frame it.
-    pub frame_ancestors: String,
+    /// `frame-ancestors` and the extra `form-action` target of its page.
+    pub policy: ScreenPolicy,
 }
 
-/// Builds the screen of session `sid`; `None` when it is unknown or expired.
+/// Builds the screen of session `sid`; `None` when it is unknown. A session that timed out shows that it expired
+/// (unless it had already ended: then its last screen), so a hosted one can still go back to its app.
 ///
 /// # Errors
 /// Database errors, or a session whose app is gone.
@@ -37,8 +42,11 @@ pub async fn load(
     err: Option<String>,
     wait: Option<String>,
 ) -> anyhow::Result<Option<Loaded>> {
-    let Some(mut s) = live_session(state, sid).await? else { return Ok(None) };
-    link_flow::refresh_step(state, &mut s).await?;
+    let Some(mut s) = link_sessions::get(&state.db, sid).await? else { return Ok(None) };
+    let expired = s.expires_at <= state.clock.now() && !s.step.is_ended();
+    if !expired {
+        link_flow::refresh_step(state, &mut s).await?;
+    }
     let app = apps::get(&state.db, &s.app_id).await?.context("link session of a missing app")?;
     let mut step = s.step;
     // frame.js asks for the payer panel right after opening the popup: the handoff may not have landed yet.
@@ -57,6 +65,7 @@ pub async fn load(
     let screen = Screen {
         sid: s.id.clone(),
         step,
+        expired,
         lang: s.options.language.clone(),
         app_name: app.name.clone(),
         logo_url: app.logo_url.clone().filter(|u| u.starts_with("https://") || u.starts_with('/')),
@@ -79,8 +88,11 @@ pub async fn load(
         form_error: err.filter(|e| e == "signature"),
         wait: wait.filter(|w| w == "blocked"),
     };
-    let ancestors = frame_ancestors(state, &app, s.mode, s.host_origin.as_deref());
-    Ok(Some(Loaded { screen, frame_ancestors: ancestors }))
+    let policy = ScreenPolicy {
+        frame_ancestors: frame_ancestors(state, &app, s.mode, s.host_origin.as_deref()),
+        form_targets: s.redirect_uri.as_deref().and_then(csp_source_for_target).unwrap_or_default(),
+    };
+    Ok(Some(Loaded { screen, policy }))
 }
 
 /// Plans matching `q` for session `sid`.

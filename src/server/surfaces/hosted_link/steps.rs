@@ -20,7 +20,7 @@ use crate::{
         store::{
             apps,
             audit::{self, AuditEntry},
-            consents::{self, NewConsent},
+            consents::{self, ConsentChoice, NewConsent},
             link_sessions::{self, LinkSession},
         },
         surfaces::hosted_link::respond::{live_or_screen, see_other, session_url, FlowResult},
@@ -78,7 +78,7 @@ pub async fn consent(State(state): State<AppState>, Path(sid): Path<String>, For
         scope: &scope,
         text: &text,
         language: &s.options.language,
-        given,
+        choice: if given { ConsentChoice::Given } else { ConsentChoice::Declined },
         signature_name: if given { signature.as_deref() } else { None },
     };
     consents::record(&state.db, now, consent).await?;
@@ -120,31 +120,47 @@ pub async fn retry(State(state): State<AppState>, Path(sid): Path<String>) -> Fl
     Ok(see_other(&session_url(&sid)))
 }
 
-/// `POST /link/s/{sid}/exit`: the patient closes or cancels.
+/// `POST /link/s/{sid}/exit`: the close button (×), Esc, the error screen's Exit, the expired screen's Return,
+/// and link.js closing the modal (a beacon from frame.js). What closing means, per step (the contract in
+/// `public/link.d.ts`):
+/// - before the payer authorized: `PATIENT_CANCELLED`;
+/// - on the error screen: that error's code;
+/// - after the payer authorized (syncing, success): success, with the `public_token` `onSyncing` delivered (the
+///   sync goes on; the integrator's backend sees 429 until the data is ready);
+/// - a session that timed out before it ended: `PATIENT_CANCELLED`;
+/// - an ended session: its ending again (the screen repeats it to the host page; a hosted flow already went back
+///   to the app).
+///
+/// The hosted flow ends with a 303 to its `redirect_uri` (its screens' CSP allows that target, see
+/// `ScreenPolicy`); the modal's screen then tells the host page.
 pub async fn exit(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
-    let s = match live_or_screen(&state, &sid).await? {
-        Ok(s) => s,
-        Err(screen) => return Ok(screen),
-    };
+    let Some(s) = link_sessions::get(&state.db, &sid).await? else { return Ok(see_other(&session_url(&sid))) };
+    if s.expires_at <= state.clock.now() {
+        if s.step.is_ended() {
+            return Ok(see_other(&session_url(&sid)));
+        }
+        return end_with(&state, &s, ExitCode::PatientCancelled).await;
+    }
     match s.step {
         LinkStep::Exited | LinkStep::Done => Ok(see_other(&session_url(&sid))),
-        // Closing the success screen is finishing it: the public token exists.
-        LinkStep::Success => {
-            if s.redirect_uri.is_some() {
-                return Ok(see_other(&format!("{}/finish", session_url(&sid))));
+        LinkStep::Syncing | LinkStep::Success => match &s.redirect_uri {
+            Some(_) => match link_flow::finish_hosted(&state, &s).await? {
+                Some(url) => Ok(see_other(&url)),
+                None => Ok(see_other(&session_url(&sid))),
+            },
+            None => {
+                link_sessions::advance(&state.db, state.clock.now(), &sid, s.step, LinkStep::Done, None).await?;
+                Ok(see_other(&session_url(&sid)))
             }
-            link_sessions::advance(&state.db, state.clock.now(), &sid, LinkStep::Success, LinkStep::Done, None).await?;
-            Ok(see_other(&session_url(&sid)))
-        }
-        // The error's own code, whatever the form says.
+        },
+        // The error's own code.
         LinkStep::Error => end_with(&state, &s, s.exit_code.unwrap_or(ExitCode::PatientCancelled)).await,
         LinkStep::Consent
         | LinkStep::Explainer
         | LinkStep::Search
         | LinkStep::Connect
         | LinkStep::Payer
-        | LinkStep::Authorized
-        | LinkStep::Syncing => end_with(&state, &s, ExitCode::PatientCancelled).await,
+        | LinkStep::Authorized => end_with(&state, &s, ExitCode::PatientCancelled).await,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::server::{
         services::access::{authenticate_bearer, Principal},
         state::AppState,
         store::{
-            authorizations, endpoints, link_sessions,
+            authorizations, endpoints,
             tokens::{self, ConsumeError, TokenKind},
         },
         surfaces::integrator_api::{
@@ -27,7 +27,8 @@ use crate::server::{
 
 /// `POST /link/exchange` `{public_token, secret_key}` → `{access_token, token_type, expires_in (86400, or less
 /// when the data is expunged sooner: ONE_TIME), refresh_token?,
-/// refresh_expires_in?, patient, endpoint}`. The `public_token` is single use, 30 minutes, one app's.
+/// refresh_expires_in?, patient, endpoint}`. The `public_token` is single use, 30 minutes, one app's. It may be
+/// exchanged as soon as `onSyncing` delivers it; the Link modal still ends with `onSuccess` and the same token.
 pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let params = parse_params(&headers, &body)?;
     let public_token = required(&params, "public_token")?;
@@ -54,8 +55,8 @@ pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: B
     }
     let response = grant_response(&state, &authorization, None).await?;
     authorizations::mark_exchanged(&state.db, &authorization.id, now).await?;
-    // The modal no longer needs its sealed copy of the public_token.
-    link_sessions::clear_public_tokens_of_authorization(&state.db.pool, now, &authorization.id).await?;
+    // The Link session keeps its sealed copy of this (now spent) token until the modal has told the page:
+    // exchanging early, e.g. in `onSyncing`, must not change what the page sees (`onSuccess` still fires with it).
     audit_event(&state, &headers, "token.exchanged", &app.id, Some(&authorization.id), None).await;
     Ok(no_store(response))
 }

@@ -38,6 +38,9 @@ pub mod paths {
     pub const USERS: &str = "/link/users/{externalId}";
     /// `GET` OAuth 2.0 authorization endpoint (redirect flow).
     pub const AUTH: &str = "/link/auth";
+    /// `GET` the start of a Link session in a browser: the hosted (`redirect_uri`) flow, or the modal's frame
+    /// (routed by `surfaces::hosted_link`).
+    pub const HOSTED_ENTRY: &str = "/link";
     /// `POST` a short-lived URL of the connections page for one user.
     pub const CONNECTIONS_URL: &str = "/link/connections-url";
     /// `POST` test-mode shortcut minting a `public_token` for a sandbox member.

@@ -58,6 +58,50 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "parameters": auth_params,
         "responses": {"303": {"description": "To the hosted Link flow, or back to redirect_uri with error and state"},
                       "400": {"description": "client_id or redirect_uri invalid"}}}}));
+    let entry_params: Vec<Value> = [
+        ("publishableKey", true, "pk_test_… or pk_live_…"),
+        ("externalId", true, "your id for this patient"),
+        ("usage", true, "ONE_TIME or MULTIPLE"),
+        ("redirect_uri", false, "the hosted flow: an exact registered redirect URI of the app, where every ending goes"),
+        ("state", false, "returned unchanged with the result (at most 512 characters)"),
+        ("endpoint", false, "an endpoint UUID: skips the plan search"),
+        ("skipExplainer", false, "true or false"),
+        ("skipSyncing", false, "true or false"),
+        ("requestedResources", false, "comma-separated FHIR resource types"),
+        ("language", false, "en or es (default: Accept-Language)"),
+    ]
+    .iter()
+    .map(|(n, required, d)| json!({"name": n, "in": "query", "required": required, "schema": {"type": "string"}, "description": d}))
+    .collect();
+    p.insert(paths::HOSTED_ENTRY.into(), json!({"get": {
+        "summary": "Start Link in a browser: the hosted (mobile) flow with a redirect_uri (link.js opens the same URL in its modal)",
+        "description": "Open it in the system browser (ASWebAuthenticationSession, SFSafariViewController, Custom Tabs), never \
+            from a backend. Every ending comes back to redirect_uri with state: public_token on success, error=<exit code> \
+            otherwise (see docs/mobile.md).",
+        "parameters": entry_params,
+        "responses": {"303": {"description": "To the first Link screen, or to redirect_uri with error and state (invalid options)"},
+                      "200": {"description": "A page ending Link with INVALID_PUBLISHABLE_KEY (an unknown key: no redirect_uri can be trusted)"},
+                      "400": {"description": "redirect_uri is not registered for the app (never redirected to)"}}}}));
+    let grant_ttl = crate::server::services::lifecycle::connections::CONNECTIONS_GRANT_TTL_SECS;
+    p.insert(paths::CONNECTIONS_URL.into(), json!({"post": {
+        "summary": "A short-lived URL of one user's connections page, where the patient sees and removes their links",
+        "description": format!("Call it from your backend for the user signed in to your app, and open the URL in your page \
+            (an iframe when your origin is an allowed origin of the app), a new tab or a web view. The URL is valid \
+            {grant_ttl} s, for that user and the key's mode only; treat it like a password. The secret key goes in \
+            `Authorization: Bearer sk_…` or as `secret_key` in the body."),
+        "security": [{"secretKey": []}, {}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+            "required": ["externalId"],
+            "properties": {"externalId": {"type": "string", "minLength": 1, "maxLength": 256,
+                                          "description": "your user's id, as given to FlexpaLink.create (external_id also accepted)"},
+                           "secret_key": {"type": "string", "description": "when not sent as a Bearer credential"}}}}}},
+        "responses": {
+            "200": {"description": "The page's URL", "content": {"application/json": {"schema": {"type": "object",
+                "required": ["url", "expires_in", "expires_at"],
+                "properties": {"url": {"type": "string", "format": "uri", "description": "/link/connections?token=ct_…"},
+                               "expires_in": {"type": "integer", "description": "seconds"},
+                               "expires_at": {"type": "integer", "description": "Unix seconds"}}}}}},
+            "400": oauth_err, "401": unauth}}}));
     p.insert(paths::TEST_PUBLIC_TOKEN.into(), json!({"post": {
         "summary": "Test mode: link a sandbox member without the UI and return a public_token",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
