@@ -12,6 +12,7 @@ mod common;
 
 mod config_agreement;
 mod fhir_api;
+mod fhir_golden;
 mod foundation;
 mod lifecycle;
 mod link;

@@ -458,13 +458,7 @@ pub fn patient_from_id_token(id_token: &str) -> Option<String> {
     let payload = id_token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    patient_from_reference(claims.get("fhirUser")?.as_str()?)
-}
-
-fn patient_from_reference(r: &str) -> Option<String> {
-    let mut parts = r.trim_end_matches('/').rsplit('/');
-    let id = parts.next()?;
-    (parts.next()? == "Patient" && !id.is_empty()).then(|| id.to_string())
+    crate::server::fhir::reference::fhir_user_patient(claims.get("fhirUser")?.as_str()?).map(str::to_owned)
 }
 
 fn patient_from_value(v: &Value) -> Option<String> {

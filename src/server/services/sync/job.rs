@@ -21,6 +21,7 @@ use url::Url;
 use crate::{
     domain::{ExitCode, SkippedType, SyncStatus},
     server::{
+        fhir::{self, index::references},
         platform::crypto,
         services::{
             payer::fhir_client::{FetchError, Payer},
@@ -388,7 +389,7 @@ fn parse_page(body: &[u8]) -> Result<Page, String> {
             }
             continue;
         }
-        resources::references(&v, &mut page.refs);
+        references(&v, &mut page.refs);
         if let Some(i) = resources::index(raw.get(), &v) {
             page.resources.push(i);
         } else {
@@ -428,7 +429,7 @@ fn add_refs(payer: &Payer, job: &mut Claimed, refs: &[String], depth: u32) {
 /// `Type/id` of a reference to a resource on this payer; `None` for contained (`#id`), `urn:`, other
 /// origins, conditional or malformed references.
 pub fn normalize_reference(payer: &Payer, reference: &str) -> Option<String> {
-    if reference.starts_with('#') || reference.starts_with("urn:") || reference.contains('?') {
+    if fhir::reference::kind(reference) != fhir::reference::Kind::Literal {
         return None;
     }
     let relative = if reference.contains("://") {
@@ -440,14 +441,7 @@ pub fn normalize_reference(payer: &Payer, reference: &str) -> Option<String> {
     } else {
         reference.trim_start_matches('/').to_string()
     };
-    let parts: Vec<&str> = relative.split('#').next()?.split('/').collect();
-    let (ty, id) = match parts.as_slice() {
-        [ty, id] | [ty, id, "_history", _] => (*ty, *id),
-        _ => return None,
-    };
-    let type_ok = ty.len() <= 64 && ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && ty.chars().all(|c| c.is_ascii_alphabetic());
-    let id_ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    (type_ok && id_ok).then(|| format!("{ty}/{id}"))
+    fhir::reference::relative_target(&relative)
 }
 
 async fn find_patient(state: &AppState, payer: &Payer, job: &mut Claimed) -> Result<String, Stop> {
@@ -583,7 +577,7 @@ fn read_one(_state: &AppState, job: &mut Claimed, body: &[u8], what: &str) -> Re
         return Ok(None);
     }
     let mut refs = Vec::new();
-    resources::references(&v, &mut refs);
+    references(&v, &mut refs);
     let item = resources::index(raw.get(), &v).ok_or_else(|| "the payer's answer is not a FHIR resource".to_string())?;
     Ok(Some((item, refs)))
 }

@@ -632,10 +632,10 @@ fn bundle_index(bundle: &Value) -> HashMap<String, &Value> {
 }
 
 /// `Type/id` named by a literal reference (relative, absolute or versioned), as the FHIR API reads one
-/// ([`split_reference`](crate::server::surfaces::fhir_api::split_reference)); a trailing `/` is ignored. `None` for
+/// ([`served_target`](crate::server::fhir::reference::served_target)); a trailing `/` is ignored. `None` for
 /// contained (`#id`), logical (`urn:…`), conditional (`Type?…`) or malformed references.
 fn reference_key(reference: &str) -> Option<String> {
-    crate::server::surfaces::fhir_api::split_reference(reference.trim_end_matches('/')).map(|(t, id)| format!("{t}/{id}"))
+    crate::server::fhir::reference::served_target(reference.trim_end_matches('/')).map(|(t, id)| format!("{t}/{id}"))
 }
 
 /// The resource a reference made from `holder` points to: one of `holder.contained` for `#id`, else one of
