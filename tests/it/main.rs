@@ -18,6 +18,7 @@ mod link;
 mod link_api;
 mod operators;
 mod payer_oauth;
+mod site_reload;
 mod sandbox;
 mod sync;
 mod webhooks;
