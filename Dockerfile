@@ -63,7 +63,8 @@ ENV LINK_ENV=production \
     LINK_DATA_DIR=/var/lib/link-sdk \
     LINK_LEPTOS_CONFIG=/srv/link-sdk/Leptos.toml \
     LEPTOS_SITE_ROOT=/srv/link-sdk/site \
-    LINK_LOG_FORMAT=json
+    LINK_LOG_FORMAT=json \
+    LEPTOS_ENV=PROD
 VOLUME /var/lib/link-sdk
 EXPOSE 3000
 ENTRYPOINT ["link-sdk"]

@@ -7,9 +7,11 @@
 //! when present. Without a built site the pages still render (server-side only, unstyled, islands static),
 //! which is what plain `cargo test` sees.
 //!
-//! The site may be built after the server started (`.ci/serve` serves first and builds the site beside it): a
-//! watcher thread looks at `pkg/` every [`WATCH_INTERVAL`] and, when it changed, reads the manifest again and logs
-//! the switch; pages rendered after that reference the new files. [`manifest`] itself never touches the disk.
+//! In local mode the site may be built after the server started (`.ci/serve` serves first and builds the site
+//! beside it): a watcher thread looks at `pkg/` every [`WATCH_INTERVAL`] and, when it changed, reads the manifest
+//! again and logs the switch; pages rendered after that reference the new files. In production the manifest is
+//! read once at start: a rolling upgrade copies the next release's `pkg/` into the site root of instances that
+//! must keep serving their own (see docs/deployment.md). [`manifest`] itself never touches the disk.
 
 use std::{
     path::{Path, PathBuf},
@@ -56,7 +58,7 @@ struct Site {
 /// `.ci/build-site` replaces the folder, and `cargo leptos build` adds files to it; either changes this.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PkgStamp {
-    dir: Option<SystemTime>,
+    dir: SystemTime,
     file: Option<(SystemTime, u64)>,
 }
 
@@ -64,9 +66,6 @@ impl Site {
     fn new(root: &Path) -> Self {
         let seen = PkgStamp::of(root);
         let manifest = read_manifest(root);
-        if !manifest.hydrates() {
-            tracing::warn!(site_root = %root.display(), "no built site yet: pages render without CSS and islands stay static until .ci/build-site writes pkg/manifest.json");
-        }
         Site { root: root.to_path_buf(), current: RwLock::new(Arc::new(manifest)), seen: RwLock::new(seen) }
     }
 
@@ -102,21 +101,29 @@ impl PkgStamp {
         let pkg = site_root.join("pkg");
         let dir = std::fs::metadata(&pkg).and_then(|m| m.modified()).ok()?;
         let file = std::fs::metadata(pkg.join("manifest.json")).and_then(|m| Ok((m.modified()?, m.len()))).ok();
-        Some(PkgStamp { dir: Some(dir), file })
+        Some(PkgStamp { dir, file })
     }
 }
 
 static SITE: OnceLock<Site> = OnceLock::new();
 
-/// Reads the site's manifest ([`read_manifest`]) and starts the watcher that picks up a later build of the site.
-/// Once per process: later calls (more servers in one test binary) keep the first site root.
-pub fn load_manifest(site_root: &Path) -> Arc<Manifest> {
+/// Reads the site's manifest ([`read_manifest`]) and, with `watch`, starts the watcher that picks up a later build
+/// of the site. Once per process: later calls (more servers in one test binary) keep the first site root.
+pub fn load_manifest(site_root: &Path, watch: bool) -> Arc<Manifest> {
     let mut first = false;
     let site = SITE.get_or_init(|| {
         first = true;
         Site::new(site_root)
     });
-    if first {
+    if first && !site.current().hydrates() {
+        let root = site_root.display();
+        if watch {
+            tracing::warn!(site_root = %root, "no built site yet: pages render without CSS and islands stay static until .ci/build-site writes pkg/manifest.json");
+        } else {
+            tracing::warn!(site_root = %root, "no built site: pages render without CSS and islands stay static (build it with .ci/build-site, then restart)");
+        }
+    }
+    if first && watch {
         let spawned = std::thread::Builder::new().name("asset-manifest".into()).spawn(move || loop {
             std::thread::sleep(WATCH_INTERVAL);
             site.refresh();
