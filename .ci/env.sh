@@ -52,6 +52,24 @@ timing_summary() {
       "$([[ $status == ok ]] || echo "  $status")" >&2
   done
 }
+# Downloads the crates of Cargo.lock (host and wasm32) in the background with whatever cargo is on PATH, so that
+# on a fresh machine (rustup's cargo, before apt installs Debian's) the downloads overlap the apt step; a no-op of
+# a second when they are there. Best effort: the builds download whatever is still missing. `wait_prefetch` joins.
+prefetch_crates() {
+  _prefetch_pid=""
+  command -v cargo >/dev/null 2>&1 || return 0
+  (
+    phase "crates: cargo fetch"
+    host="$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')"
+    if cargo fetch --quiet ${host:+--target "$host"} --target wasm32-unknown-unknown >/dev/null 2>&1; then
+      phase_done
+    else
+      phase_done "failed (the builds download instead)"
+    fi
+  ) &
+  _prefetch_pid=$!
+}
+wait_prefetch() { [[ -z "${_prefetch_pid:-}" ]] || wait "$_prefetch_pid" || true; }
 # True in the script that created $CI_TIMINGS (it prints the summary and removes the file).
 timing_owner() { [[ "${CI_TIMINGS_OWNER:-}" == "$$" ]]; }
 
