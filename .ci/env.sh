@@ -52,11 +52,12 @@ timing_summary() {
       "$([[ $status == ok ]] || echo "  $status")" >&2
   done
 }
-# Downloads the crates of Cargo.lock (host and wasm32) in the background with whatever cargo is on PATH, so that
-# on a fresh machine (rustup's cargo, before apt installs Debian's) the downloads overlap the apt step; a no-op of
-# a second when they are there. Best effort: the builds download whatever is still missing. `wait_prefetch` joins.
+# On a fresh machine (Debian's cargo not installed yet), downloads the crates of Cargo.lock (host and wasm32) in
+# the background with whatever cargo is on PATH (rustup's), so that the downloads overlap the apt step. Best
+# effort: the builds download whatever is still missing. `wait_prefetch` joins.
 prefetch_crates() {
   _prefetch_pid=""
+  ! dpkg -s cargo-web >/dev/null 2>&1 || return 0
   command -v cargo >/dev/null 2>&1 || return 0
   (
     phase "crates: cargo fetch"
