@@ -20,6 +20,7 @@ mod link_api;
 mod openapi_routes;
 mod operators;
 mod payer_oauth;
+mod site_reload;
 mod sandbox;
 mod sandbox_state;
 mod sync;
