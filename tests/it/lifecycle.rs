@@ -130,7 +130,7 @@ async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token
     let payer_access = format!("payer-access-{}", uuid::Uuid::new_v4().simple());
     let payer_refresh = format!("payer-refresh-{}", uuid::Uuid::new_v4().simple());
     let id = authorizations::create(
-        &mut *app.state.db.pool.acquire().await.unwrap(),
+        &mut app.state.db.pool.acquire().await.unwrap(),
         &app.state.cipher,
         now,
         NewAuthorization {

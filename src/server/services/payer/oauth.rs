@@ -165,7 +165,7 @@ fn lenient_seconds(v: &Value) -> Option<i64> {
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    (f.is_finite() && f >= 0.0 && f < 1e12).then(|| f.round() as i64)
+    (0.0..1e12).contains(&f).then(|| f.round() as i64)
 }
 
 /// Normalises a successful token response the way payers in the field send it, so that the `oauth2` crate reads
@@ -405,6 +405,7 @@ fn grant_of(token: SmartTokenResponse, now: i64, requested_scope: Option<&str>) 
 ///
 /// # Errors
 /// See [`TokenFailure`]; an unusable token URL is `Invalid`.
+#[allow(clippy::too_many_arguments)] // each is one part of the RFC 6749 §4.1.3 request
 pub async fn exchange_code(
     http: &reqwest::Client,
     endpoint: &Endpoint,
