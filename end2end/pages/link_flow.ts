@@ -43,15 +43,19 @@ export function importEndpoints(endpoints: object[]) {
 }
 
 /**
- * Starts a second server (own port and data folder) with extra flags, e.g. a short `--payer-timeout-secs`.
+ * Starts a second server (own port and data folder) with extra flags, e.g. a short `--payer-timeout-secs`, and
+ * the built site of target/site unless `opts.siteRoot` names another folder.
  * It binds port 0 and the URL is read from its banner ("Link SDK is running at http://…"), so no port is guessed;
  * `stop()` ends it and removes its data folder.
  */
-export async function startServer(extra: string[]): Promise<{ base: string; dataDir: string; stop: () => void }> {
+export async function startServer(
+  extra: string[],
+  opts: { siteRoot?: string } = {},
+): Promise<{ base: string; dataDir: string; stop: () => void }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'link-e2e-extra-'));
   const root = join(__dirname, '..', '..');
   const proc: ChildProcess = spawn(bin, [
-    '--addr', '127.0.0.1:0', '--data-dir', dataDir, '--site-root', join(root, 'target', 'site'),
+    '--addr', '127.0.0.1:0', '--data-dir', dataDir, '--site-root', opts.siteRoot ?? join(root, 'target', 'site'),
     '--leptos-config', join(root, 'Leptos.toml'), ...extra,
   ], { stdio: ['ignore', 'pipe', 'ignore'] });
   const stop = () => {

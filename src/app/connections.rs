@@ -430,95 +430,129 @@ fn query_value(s: &str) -> String {
         .collect()
 }
 
+/// Names of one card's parts: its heading, its question, the page it reloads without JavaScript.
+#[derive(Clone)]
+struct CardIds {
+    /// The authorization the card shows.
+    id: String,
+    /// Id of the card's heading.
+    heading: String,
+    /// Id of the confirmation question.
+    question: String,
+    /// The plan's name.
+    plan: String,
+    /// The connections page of this grant and language.
+    page: String,
+}
+
+/// Moves focus with the removal step: to the question when it appears, back to Remove when the patient keeps
+/// the plan.
+fn follow_focus(
+    asked: impl Fn() -> bool + Clone + Send + Sync + 'static,
+    question_ref: NodeRef<leptos::html::P>,
+    remove_ref: NodeRef<leptos::html::Button>,
+) {
+    let was_asked = StoredValue::new(asked());
+    Effect::new(move |_| {
+        let now = asked();
+        if now {
+            if let Some(q) = question_ref.get() {
+                let _ = q.focus();
+            }
+        } else if was_asked.get_value() {
+            if let Some(b) = remove_ref.get() {
+                let _ = b.focus();
+            }
+        }
+        was_asked.set_value(now);
+    });
+}
+
+/// The confirmation step: "Remove plan?", what happens, and Yes, remove / Keep it.
+fn confirm_view(ids: CardIds, ctx: CardContext, question_ref: NodeRef<leptos::html::P>) -> AnyView {
+    let m = msgs(&ctx.lang);
+    let confirming = ctx.confirming;
+    let keep = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        confirming.set(None);
+    };
+    let yes = m.conn_confirm_yes.replace("{plan}", &ids.plan);
+    view! {
+        <div class="connection-confirm" role="group" aria-labelledby=ids.question.clone()>
+            <p id=ids.question.clone() class="connection-confirm-question" tabindex="-1" node_ref=question_ref>
+                {m.conn_confirm_question.replace("{plan}", &ids.plan)}
+            </p>
+            <p>{i18n::with_app(m.conn_confirm_detail, &ctx.app_name).replace("{plan}", &ids.plan)}</p>
+            <div class="connection-confirm-actions">
+                <ActionForm action=ctx.action>
+                    <input type="hidden" name="token" value=ctx.token.clone()/>
+                    <input type="hidden" name="authorization_id" value=ids.id.clone()/>
+                    <input type="hidden" name="lang" value=ctx.lang.clone()/>
+                    <input type="hidden" name="confirmed" value=CONFIRMED/>
+                    <button type="submit" class="button danger solid">{yes}</button>
+                </ActionForm>
+                <a class="button" href=format!("{}#{}", ids.page, ids.heading) on:click=keep>{m.conn_confirm_keep}</a>
+            </div>
+        </div>
+    }
+    .into_any()
+}
+
+/// The Remove button: a GET form that, without JavaScript, shows the page again with this card's confirmation.
+fn ask_view(ids: CardIds, ctx: CardContext, remove_ref: NodeRef<leptos::html::Button>) -> AnyView {
+    let m = msgs(&ctx.lang);
+    let confirming = ctx.confirming;
+    let id_for_ask = ids.id.clone();
+    let ask = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        confirming.set(Some(id_for_ask.clone()));
+    };
+    view! {
+        <form method="get" action=format!("/link/connections#{}", ids.heading) on:submit=ask>
+            <input type="hidden" name="token" value=ctx.token.clone()/>
+            <input type="hidden" name="language" value=ctx.lang.clone()/>
+            <input type="hidden" name="confirm" value=ids.id.clone()/>
+            <button type="submit" class="button danger" node_ref=remove_ref>
+                {m.conn_remove.replace("{plan}", &ids.plan)}
+            </button>
+        </form>
+    }
+    .into_any()
+}
+
 #[component]
 fn ConnectionCard(item: ConnectionItem, ctx: CardContext) -> impl IntoView {
     let m = msgs(&ctx.lang);
-    let heading_id = format!("plan-{}", item.authorization_id);
-    let question_id = format!("confirm-{}", item.authorization_id);
-    let id = item.authorization_id.clone();
+    let ids = CardIds {
+        id: item.authorization_id.clone(),
+        heading: format!("plan-{}", item.authorization_id),
+        question: format!("confirm-{}", item.authorization_id),
+        plan: item.plan_name.clone(),
+        page: format!("/link/connections?token={}&language={}", query_value(ctx.token.trim()), query_value(&ctx.lang)),
+    };
     let confirming = ctx.confirming;
     let asked = {
-        let id = id.clone();
+        let id = ids.id.clone();
         move || confirming.with(|c| c.as_deref() == Some(id.as_str()))
     };
-    // Focus follows the step: to the question when it appears, back to Remove when the patient keeps the plan.
     let question_ref = NodeRef::<leptos::html::P>::new();
     let remove_ref = NodeRef::<leptos::html::Button>::new();
-    let was_asked = StoredValue::new(asked());
-    Effect::new({
-        let asked = asked.clone();
-        move |_| {
-            let now = asked();
-            if now {
-                if let Some(q) = question_ref.get() {
-                    let _ = q.focus();
-                }
-            } else if was_asked.get_value() {
-                if let Some(b) = remove_ref.get() {
-                    let _ = b.focus();
-                }
-            }
-            was_asked.set_value(now);
-        }
-    });
-    let plan = item.plan_name.clone();
-    let page = format!("/link/connections?token={}&language={}", query_value(ctx.token.trim()), query_value(&ctx.lang));
+    follow_focus(asked.clone(), question_ref, remove_ref);
     let step = {
-        let (id, heading_id, question_id, plan, page, ctx) =
-            (id.clone(), heading_id.clone(), question_id.clone(), plan.clone(), page.clone(), ctx.clone());
+        let (ids, ctx) = (ids.clone(), ctx.clone());
         move || {
             if asked() {
-                let keep = move |ev: leptos::ev::MouseEvent| {
-                    ev.prevent_default();
-                    confirming.set(None);
-                };
-                let (token, lang, id) = (ctx.token.clone(), ctx.lang.clone(), id.clone());
-                let yes = m.conn_confirm_yes.replace("{plan}", &plan);
-                view! {
-                    <div class="connection-confirm" role="group" aria-labelledby=question_id.clone()>
-                        <p id=question_id.clone() class="connection-confirm-question" tabindex="-1" node_ref=question_ref>
-                            {m.conn_confirm_question.replace("{plan}", &plan)}
-                        </p>
-                        <p>{i18n::with_app(m.conn_confirm_detail, &ctx.app_name).replace("{plan}", &plan)}</p>
-                        <div class="connection-confirm-actions">
-                            <ActionForm action=ctx.action>
-                                <input type="hidden" name="token" value=token/>
-                                <input type="hidden" name="authorization_id" value=id/>
-                                <input type="hidden" name="lang" value=lang/>
-                                <input type="hidden" name="confirmed" value=CONFIRMED/>
-                                <button type="submit" class="button danger solid">{yes}</button>
-                            </ActionForm>
-                            <a class="button" href=format!("{page}#{heading_id}") on:click=keep>{m.conn_confirm_keep}</a>
-                        </div>
-                    </div>
-                }
-                .into_any()
+                confirm_view(ids.clone(), ctx.clone(), question_ref)
             } else {
-                let id_for_ask = id.clone();
-                let ask = move |ev: leptos::ev::SubmitEvent| {
-                    ev.prevent_default();
-                    confirming.set(Some(id_for_ask.clone()));
-                };
-                view! {
-                    // A GET form: without JavaScript it shows the page again with this card's confirmation.
-                    <form method="get" action=format!("/link/connections#{heading_id}") on:submit=ask>
-                        <input type="hidden" name="token" value=ctx.token.clone()/>
-                        <input type="hidden" name="language" value=ctx.lang.clone()/>
-                        <input type="hidden" name="confirm" value=id.clone()/>
-                        <button type="submit" class="button danger" node_ref=remove_ref>
-                            {m.conn_remove.replace("{plan}", &plan)}
-                        </button>
-                    </form>
-                }
-                .into_any()
+                ask_view(ids.clone(), ctx.clone(), remove_ref)
             }
         }
     };
     view! {
-        <li class="card connection" aria-labelledby=heading_id.clone() data-testid="connection">
+        <li class="card connection" aria-labelledby=ids.heading.clone() data-testid="connection">
             <div class="connection-head">
                 {item.plan_logo.clone().map(|src| view! { <img src=src alt="" width="40" height="40"/> })}
-                <h2 id=heading_id.clone()>{item.plan_name.clone()}</h2>
+                <h2 id=ids.heading.clone()>{item.plan_name.clone()}</h2>
                 {item.needs_reconnect.then(|| view! { <span class="badge test">{m.conn_needs_reconnect}</span> })}
             </div>
             <dl class="facts">

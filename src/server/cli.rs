@@ -5,7 +5,7 @@
 //! works on a fresh data folder before the server ever started. Output is human-readable by default and
 //! JSON with `--json` (for scripts). Secret keys are printed once, when created or rotated, and never again.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::{Path, PathBuf}};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -308,176 +308,208 @@ pub async fn apps(settings: Settings, cmd: AppsCommand) -> anyhow::Result<()> {
     let db = connect(&settings).await?;
     let now = SystemClock.now();
     match cmd {
-        AppsCommand::Create(c) => {
-            let (app, keys) = apps::create(
-                &db,
-                now,
-                NewApp {
-                    name: c.name,
-                    allowed_origins: c.allowed_origins,
-                    redirect_uris: c.redirect_uris,
-                    webhook_url: c.webhook_url,
-                    logo_url: c.logo_url,
-                    brand_color: c.brand_color,
-                },
-            )
-            .await?;
-            audit::record(
-                &db.pool,
-                now,
-                audit::AuditEntry { actor: "operator", action: "app.created", app_id: Some(&app.id), ..Default::default() },
-            )
-            .await?;
-            let webhook_secret = if app.webhook_url.is_some() {
-                let state = cli_state(&settings, db.clone())?;
-                Some(crate::server::services::webhooks::ensure_signing_secret(&state, &app.id).await?)
-            } else {
-                None
-            };
-            if c.json {
-                let listed = apps::keys(&db, &app.id).await?;
-                let mut v = app_json(&app, &listed);
-                v["secret_keys"] = json!({
-                    "test": keys.test_secret.expose_secret(),
-                    "live": keys.live_secret.expose_secret(),
-                });
-                v["publishable_keys"] = json!({"test": keys.test_publishable, "live": keys.live_publishable});
-                if let Some(w) = &webhook_secret {
-                    v["webhook_secret"] = json!(w.expose_secret());
-                }
-                println!("{v}");
-            } else {
-                print_app(&app);
-                println!();
-                println!("  Test mode (sandbox payers):");
-                println!("    publishable key: {}", keys.test_publishable);
-                println!("    secret key:      {}", keys.test_secret.expose_secret());
-                println!("  Live mode (real payers):");
-                println!("    publishable key: {}", keys.live_publishable);
-                println!("    secret key:      {}", keys.live_secret.expose_secret());
-                if let Some(w) = &webhook_secret {
-                    println!("  Webhook signing secret (verifies the Link-Signature header):");
-                    println!("    {}", w.expose_secret());
-                }
-                println!();
-                println!("  Store the secret keys now: they are kept only as hashes and cannot be shown again.");
-            }
-        }
-        AppsCommand::List { json } => {
-            let all = apps::list(&db).await?;
-            let mut out = Vec::new();
-            for app in &all {
-                out.push((app, apps::keys(&db, &app.id).await?));
-            }
-            if json {
-                let v: Vec<_> = out.iter().map(|(a, k)| app_json(a, k)).collect();
-                println!("{}", serde_json::Value::Array(v));
-            } else if out.is_empty() {
-                println!("No apps yet. Create one with: link-sdk apps create --name \"My app\" --allowed-origin https://app.example");
-            } else {
-                for (app, keys) in out {
-                    print_app(app);
-                    for k in keys {
-                        let grace = k
-                            .previous_valid_until
-                            .filter(|t| *t > now)
-                            .map(|t| format!("  (previous secret valid for {} more s)", t - now))
-                            .unwrap_or_default();
-                        println!("  {} publishable key: {}{grace}", k.mode.as_str(), k.publishable_key);
-                    }
-                    println!();
-                }
-            }
-        }
+        AppsCommand::Create(c) => create_app(&settings, &db, now, c).await,
+        AppsCommand::List { json } => list_apps(&db, now, json).await,
         AppsCommand::RotateSecret { app, mode, grace_secs, json } => {
-            anyhow::ensure!(grace_secs >= 0, "--grace-secs must be 0 or more");
-            let secret = apps::rotate_secret(&db, now, &app, mode, grace_secs).await?;
-            audit::record(
-                &db.pool,
-                now,
-                audit::AuditEntry {
-                    actor: "operator",
-                    action: "app.secret_rotated",
-                    app_id: Some(&app),
-                    detail: Some(json!({"mode": mode.as_str(), "grace_secs": grace_secs})),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            if json {
-                println!(
-                    "{}",
-                    json!({"app": app, "mode": mode.as_str(), "secret_key": secret.expose_secret(),
-                           "previous_valid_until": if grace_secs > 0 { Some(now + grace_secs) } else { None }})
-                );
-            } else {
-                println!("New {} secret key for {app}: {}", mode.as_str(), secret.expose_secret());
-                if grace_secs > 0 {
-                    println!("The previous secret key keeps working for {grace_secs} s.");
-                } else {
-                    println!("The previous secret key no longer works.");
-                }
-                println!("Store it now: it cannot be shown again.");
-            }
+            rotate_secret(&db, now, &app, mode, grace_secs, json).await
         }
         AppsCommand::WebhookSecret { app, rotate, json } => {
-            anyhow::ensure!(apps::get(&db, &app).await?.is_some(), "no app {app}");
-            let state = cli_state(&settings, db.clone())?;
-            let secret = if rotate {
-                let s = crate::server::services::webhooks::rotate_signing_secret(&state, &app).await?;
-                audit::record(
-                    &db.pool,
-                    now,
-                    audit::AuditEntry {
-                        actor: "operator",
-                        action: "app.webhook_secret_rotated",
-                        app_id: Some(&app),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                s
-            } else {
-                crate::server::services::webhooks::ensure_signing_secret(&state, &app).await?
-            };
-            if json {
-                println!("{}", json!({"app": app, "webhook_secret": secret.expose_secret()}));
-            } else {
-                println!("Webhook signing secret of {app}: {}", secret.expose_secret());
-            }
+            webhook_secret(&settings, &db, now, &app, rotate, json).await
         }
-        AppsCommand::Update(u) => {
-            let change = AppUpdate {
-                name: u.name,
-                allowed_origins: if u.clear_allowed_origins {
-                    Some(Vec::new())
-                } else {
-                    Some(u.allowed_origins).filter(|v| !v.is_empty())
-                },
-                redirect_uris: if u.clear_redirect_uris {
-                    Some(Vec::new())
-                } else {
-                    Some(u.redirect_uris).filter(|v| !v.is_empty())
-                },
-                webhook_url: u.webhook_url,
-                logo_url: u.logo_url,
-                brand_color: u.brand_color,
-                require_signature: u.require_signature,
-            };
-            let app = apps::update(&db, now, &u.app, change).await?;
-            audit::record(
-                &db.pool,
-                now,
-                audit::AuditEntry { actor: "operator", action: "app.updated", app_id: Some(&app.id), ..Default::default() },
-            )
-            .await?;
-            if u.json {
-                let keys = apps::keys(&db, &app.id).await?;
-                println!("{}", app_json(&app, &keys));
-            } else {
-                print_app(&app);
-            }
+        AppsCommand::Update(u) => update_app(&db, now, u).await,
+    }
+}
+
+/// `apps create`: creates the app, records it in the audit trail and prints its keys (the only time the secret
+/// keys are shown).
+async fn create_app(settings: &Settings, db: &Db, now: i64, c: CreateApp) -> anyhow::Result<()> {
+    let (app, keys) = apps::create(
+        db,
+        now,
+        NewApp {
+            name: c.name,
+            allowed_origins: c.allowed_origins,
+            redirect_uris: c.redirect_uris,
+            webhook_url: c.webhook_url,
+            logo_url: c.logo_url,
+            brand_color: c.brand_color,
+        },
+    )
+    .await?;
+    audit::record(
+        &db.pool,
+        now,
+        audit::AuditEntry { actor: "operator", action: "app.created", app_id: Some(&app.id), ..Default::default() },
+    )
+    .await?;
+    let webhook_secret = if app.webhook_url.is_some() {
+        let state = cli_state(settings, db.clone())?;
+        Some(crate::server::services::webhooks::ensure_signing_secret(&state, &app.id).await?)
+    } else {
+        None
+    };
+    if c.json {
+        let listed = apps::keys(db, &app.id).await?;
+        let mut v = app_json(&app, &listed);
+        v["secret_keys"] = json!({
+            "test": keys.test_secret.expose_secret(),
+            "live": keys.live_secret.expose_secret(),
+        });
+        v["publishable_keys"] = json!({"test": keys.test_publishable, "live": keys.live_publishable});
+        if let Some(w) = &webhook_secret {
+            v["webhook_secret"] = json!(w.expose_secret());
         }
+        println!("{v}");
+    } else {
+        print_app(&app);
+        println!();
+        println!("  Test mode (sandbox payers):");
+        println!("    publishable key: {}", keys.test_publishable);
+        println!("    secret key:      {}", keys.test_secret.expose_secret());
+        println!("  Live mode (real payers):");
+        println!("    publishable key: {}", keys.live_publishable);
+        println!("    secret key:      {}", keys.live_secret.expose_secret());
+        if let Some(w) = &webhook_secret {
+            println!("  Webhook signing secret (verifies the Link-Signature header):");
+            println!("    {}", w.expose_secret());
+        }
+        println!();
+        println!("  Store the secret keys now: they are kept only as hashes and cannot be shown again.");
+    }
+    Ok(())
+}
+
+/// `apps list`: every app with its publishable keys (and how long a rotated secret key stays valid).
+async fn list_apps(db: &Db, now: i64, json: bool) -> anyhow::Result<()> {
+    let all = apps::list(db).await?;
+    let mut out = Vec::new();
+    for app in &all {
+        out.push((app, apps::keys(db, &app.id).await?));
+    }
+    if json {
+        let v: Vec<_> = out.iter().map(|(a, k)| app_json(a, k)).collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else if out.is_empty() {
+        println!("No apps yet. Create one with: link-sdk apps create --name \"My app\" --allowed-origin https://app.example");
+    } else {
+        for (app, keys) in out {
+            print_app(app);
+            for k in keys {
+                let grace = k
+                    .previous_valid_until
+                    .filter(|t| *t > now)
+                    .map(|t| format!("  (previous secret valid for {} more s)", t - now))
+                    .unwrap_or_default();
+                println!("  {} publishable key: {}{grace}", k.mode.as_str(), k.publishable_key);
+            }
+            println!();
+        }
+    }
+    Ok(())
+}
+
+/// `apps rotate-secret`: a new secret key for one mode, the old one valid for `grace_secs` more seconds.
+async fn rotate_secret(db: &Db, now: i64, app: &str, mode: Mode, grace_secs: i64, json: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(grace_secs >= 0, "--grace-secs must be 0 or more");
+    let secret = apps::rotate_secret(db, now, app, mode, grace_secs).await?;
+    audit::record(
+        &db.pool,
+        now,
+        audit::AuditEntry {
+            actor: "operator",
+            action: "app.secret_rotated",
+            app_id: Some(app),
+            detail: Some(json!({"mode": mode.as_str(), "grace_secs": grace_secs})),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if json {
+        println!(
+            "{}",
+            json!({"app": app, "mode": mode.as_str(), "secret_key": secret.expose_secret(),
+                   "previous_valid_until": if grace_secs > 0 { Some(now + grace_secs) } else { None }})
+        );
+    } else {
+        println!("New {} secret key for {app}: {}", mode.as_str(), secret.expose_secret());
+        if grace_secs > 0 {
+            println!("The previous secret key keeps working for {grace_secs} s.");
+        } else {
+            println!("The previous secret key no longer works.");
+        }
+        println!("Store it now: it cannot be shown again.");
+    }
+    Ok(())
+}
+
+/// `apps webhook-secret`: prints the app's webhook signing secret (created on first use; replaced first when
+/// `rotate` is set).
+async fn webhook_secret(
+    settings: &Settings,
+    db: &Db,
+    now: i64,
+    app: &str,
+    rotate: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(apps::get(db, app).await?.is_some(), "no app {app}");
+    let state = cli_state(settings, db.clone())?;
+    let secret = if rotate {
+        let s = crate::server::services::webhooks::rotate_signing_secret(&state, app).await?;
+        audit::record(
+            &db.pool,
+            now,
+            audit::AuditEntry {
+                actor: "operator",
+                action: "app.webhook_secret_rotated",
+                app_id: Some(app),
+                ..Default::default()
+            },
+        )
+        .await?;
+        s
+    } else {
+        crate::server::services::webhooks::ensure_signing_secret(&state, app).await?
+    };
+    if json {
+        println!("{}", json!({"app": app, "webhook_secret": secret.expose_secret()}));
+    } else {
+        println!("Webhook signing secret of {app}: {}", secret.expose_secret());
+    }
+    Ok(())
+}
+
+/// `apps update`: changes the options given, records it in the audit trail and prints the app.
+async fn update_app(db: &Db, now: i64, u: UpdateApp) -> anyhow::Result<()> {
+    let change = AppUpdate {
+        name: u.name,
+        allowed_origins: if u.clear_allowed_origins {
+            Some(Vec::new())
+        } else {
+            Some(u.allowed_origins).filter(|v| !v.is_empty())
+        },
+        redirect_uris: if u.clear_redirect_uris {
+            Some(Vec::new())
+        } else {
+            Some(u.redirect_uris).filter(|v| !v.is_empty())
+        },
+        webhook_url: u.webhook_url,
+        logo_url: u.logo_url,
+        brand_color: u.brand_color,
+        require_signature: u.require_signature,
+    };
+    let app = apps::update(db, now, &u.app, change).await?;
+    audit::record(
+        &db.pool,
+        now,
+        audit::AuditEntry { actor: "operator", action: "app.updated", app_id: Some(&app.id), ..Default::default() },
+    )
+    .await?;
+    if u.json {
+        let keys = apps::keys(db, &app.id).await?;
+        println!("{}", app_json(&app, &keys));
+    } else {
+        print_app(&app);
     }
     Ok(())
 }
@@ -519,62 +551,69 @@ pub fn parse_endpoints_file(text: &str) -> anyhow::Result<Vec<Endpoint>> {
 /// Database errors or invalid arguments.
 pub async fn endpoints(settings: Settings, cmd: EndpointsCommand) -> anyhow::Result<()> {
     match cmd {
-        EndpointsCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let entries = parse_endpoints_file(&text)?;
-            let db = connect(&settings).await?;
-            let now = SystemClock.now();
-            let mut created = 0;
-            let mut updated = 0;
-            for e in &entries {
-                if endpoints::get(&db, &e.id).await?.is_some() {
-                    updated += 1;
-                } else {
-                    created += 1;
-                }
-                endpoints::upsert(&db, now, e).await?;
-                if let Some(r) = &e.client_secret_ref {
-                    if e.client_secret().is_none() {
-                        eprintln!("warning: {} ({}): environment variable {r} is not set here; set it for the server", e.name, e.id);
-                    }
-                }
-            }
-            audit::record(
-                &db.pool,
-                now,
-                audit::AuditEntry {
-                    actor: "operator",
-                    action: "endpoints.imported",
-                    detail: Some(json!({"created": created, "updated": updated})),
-                    ..Default::default()
-                },
-            )
-            .await?;
-            println!("Imported {} endpoint(s): {created} created, {updated} updated.", entries.len());
+        EndpointsCommand::Import { file } => import_endpoints(&settings, &file).await,
+        EndpointsCommand::List { mode, json } => list_endpoints(&settings, mode, json).await,
+    }
+}
+
+/// `endpoints import`: inserts or updates every entry of the file, then records the counts in the audit trail.
+async fn import_endpoints(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let entries = parse_endpoints_file(&text)?;
+    let db = connect(settings).await?;
+    let now = SystemClock.now();
+    let mut created = 0;
+    let mut updated = 0;
+    for e in &entries {
+        if endpoints::get(&db, &e.id).await?.is_some() {
+            updated += 1;
+        } else {
+            created += 1;
         }
-        EndpointsCommand::List { mode, json } => {
-            let db = connect(&settings).await?;
-            let all: Vec<Endpoint> =
-                endpoints::list(&db).await?.into_iter().filter(|e| mode.is_none_or(|m| e.mode == m)).collect();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
-            } else if all.is_empty() {
-                println!("No endpoints. Import some with: link-sdk endpoints import docs/endpoints.example.json");
-            } else {
-                for e in all {
-                    println!(
-                        "{}  {:4}  {}{}\n      {}  client_id={}{}{}",
-                        e.id,
-                        e.mode.as_str(),
-                        e.name,
-                        if e.aliases.is_empty() { String::new() } else { format!(" (aka {})", e.aliases.join(", ")) },
-                        e.fhir_base_url,
-                        e.client_id,
-                        e.client_secret_ref.as_deref().map(|r| format!(" secret=${r}")).unwrap_or_default(),
-                        if e.refreshable { " refreshable" } else { "" },
-                    );
-                }
+        endpoints::upsert(&db, now, e).await?;
+        if let Some(r) = &e.client_secret_ref {
+            if e.client_secret().is_none() {
+                eprintln!("warning: {} ({}): environment variable {r} is not set here; set it for the server", e.name, e.id);
             }
+        }
+    }
+    audit::record(
+        &db.pool,
+        now,
+        audit::AuditEntry {
+            actor: "operator",
+            action: "endpoints.imported",
+            detail: Some(json!({"created": created, "updated": updated})),
+            ..Default::default()
+        },
+    )
+    .await?;
+    println!("Imported {} endpoint(s): {created} created, {updated} updated.", entries.len());
+    Ok(())
+}
+
+/// `endpoints list`: the directory (of one mode when given), as a table or as JSON in the import format.
+async fn list_endpoints(settings: &Settings, mode: Option<Mode>, json: bool) -> anyhow::Result<()> {
+    let db = connect(settings).await?;
+    let all: Vec<Endpoint> =
+        endpoints::list(&db).await?.into_iter().filter(|e| mode.is_none_or(|m| e.mode == m)).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else if all.is_empty() {
+        println!("No endpoints. Import some with: link-sdk endpoints import docs/endpoints.example.json");
+    } else {
+        for e in all {
+            println!(
+                "{}  {:4}  {}{}\n      {}  client_id={}{}{}",
+                e.id,
+                e.mode.as_str(),
+                e.name,
+                if e.aliases.is_empty() { String::new() } else { format!(" (aka {})", e.aliases.join(", ")) },
+                e.fhir_base_url,
+                e.client_id,
+                e.client_secret_ref.as_deref().map(|r| format!(" secret=${r}")).unwrap_or_default(),
+                if e.refreshable { " refreshable" } else { "" },
+            );
         }
     }
     Ok(())

@@ -2,8 +2,9 @@
 //! database handles) can reach the wasm build.
 //!
 //! Layers, each importing only the ones before it:
-//! [`platform`] → [`settings`] → [`state`] → [`store`] → [`services`] → [`surfaces`] → [`startup`], [`cli`].
+//! [`platform`], [`fhir`] → [`settings`] → [`state`] → [`store`] → [`services`] → [`surfaces`] → [`startup`], [`cli`].
 
+pub mod fhir;
 pub mod platform;
 pub mod settings;
 pub mod state;

@@ -62,7 +62,7 @@ impl Application {
             leptos_options.site_root = root.display().to_string().into();
         }
         let site_root = PathBuf::from(leptos_options.site_root.as_ref());
-        assets::load_manifest(&site_root);
+        assets::load_manifest(&site_root, settings.run_mode == RunMode::Local);
 
         let cipher = Arc::new(load_cipher(&settings)?);
         let tls = crate::server::platform::tls::server_config(&settings)?;

@@ -102,7 +102,7 @@ pub async fn create_authorization(
     usage: Usage,
 ) -> String {
     authorizations::create(
-        &mut *app.state.db.pool.acquire().await.unwrap(),
+        &mut app.state.db.pool.acquire().await.unwrap(),
         &app.state.cipher,
         app.clock_now(),
         NewAuthorization {

@@ -130,7 +130,7 @@ async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token
     let payer_access = format!("payer-access-{}", uuid::Uuid::new_v4().simple());
     let payer_refresh = format!("payer-refresh-{}", uuid::Uuid::new_v4().simple());
     let id = authorizations::create(
-        &mut *app.state.db.pool.acquire().await.unwrap(),
+        &mut app.state.db.pool.acquire().await.unwrap(),
         &app.state.cipher,
         now,
         NewAuthorization {
@@ -951,3 +951,39 @@ async fn a_refresh_refused_with_403_invalid_grant_needs_reauth_once_from_the_swe
     refused_once(f.app_id.clone(), by_sync.id.clone()).await;
 }
 
+
+/// Token responses as payers in the field send them (RFC 6749 §5.1 bent: `expires_in` as a string or a float or
+/// missing, `token_type` in lower case or missing, comma-separated `scope`) all refresh the grant; the stored
+/// expiry and scope are normalised and a missing `expires_in` is taken as an hour.
+#[tokio::test]
+async fn token_responses_in_every_field_form_refresh_the_grant() {
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let payer = FakePayer::default();
+    *payer.script.lock().unwrap() = vec![
+        Some(json!({"access_token": "payer-a1", "refresh_token": "payer-r1", "token_type": "bearer", "expires_in": "1800"})),
+        Some(json!({"access_token": "payer-a2", "token_type": "Bearer", "expires_in": 599.7,
+                    "scope": "patient/*.read,offline_access"})),
+        Some(json!({"access_token": "payer-a3"})),
+    ];
+    let token_url = start_payer(payer.clone()).await;
+    // Tokens far from their expiry, so that only this test asks for the refreshes (not the background sweep).
+    let l = link(&app, &f, "user-field", Usage::Multiple, &token_url, 3600).await;
+    let expect = |access: &'static str, refresh: &'static str, expires_in: i64, scope: &'static str| {
+        let app = &app;
+        let id = l.id.clone();
+        async move {
+            assert_eq!(sweep::refresh_payer_token(&app.state, &id).await.unwrap(), RefreshOutcome::Refreshed);
+            let creds = authorizations::payer_credentials(&app.state.db, &app.state.cipher, &id).await.unwrap().unwrap();
+            assert_eq!(creds.access_token.unwrap().expose_secret(), access);
+            assert_eq!(creds.refresh_token.unwrap().expose_secret(), refresh);
+            let a = authorizations::get(&app.state.db, &id).await.unwrap().unwrap();
+            assert_eq!(a.payer_token_expires_at, Some(app.clock.now() + expires_in));
+            assert_eq!(a.payer_scope.as_deref(), Some(scope));
+        }
+    };
+    let granted = "launch/patient patient/*.read offline_access";
+    expect("payer-a1", "payer-r1", 1800, granted).await;
+    expect("payer-a2", "payer-r1", 600, "patient/*.read offline_access").await;
+    expect("payer-a3", "payer-r1", 3600, "patient/*.read offline_access").await;
+}

@@ -12,6 +12,7 @@ mod common;
 
 mod config_agreement;
 mod fhir_api;
+mod fhir_golden;
 mod foundation;
 mod lifecycle;
 mod link;
@@ -19,6 +20,7 @@ mod link_api;
 mod openapi_routes;
 mod operators;
 mod payer_oauth;
+mod site_reload;
 mod sandbox;
 mod sandbox_state;
 mod sync;

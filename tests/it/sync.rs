@@ -514,7 +514,7 @@ async fn authorize_directly(app: &TestApp, payer: &TestPayer, l: &Linked, usage:
     let now = app.clock.now_secs();
     let (at, rt) = payer.issue();
     let id = authorizations::create(
-        &mut *app.state.db.pool.acquire().await.unwrap(),
+        &mut app.state.db.pool.acquire().await.unwrap(),
         &app.state.cipher,
         now,
         authorizations::NewAuthorization {

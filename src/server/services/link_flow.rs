@@ -275,6 +275,7 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
         &request.redirect_uri,
         code,
         &request.code_verifier,
+        &request.scope,
         now,
     )
     .await

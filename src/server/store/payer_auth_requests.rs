@@ -83,6 +83,8 @@ pub struct AuthRequest {
     pub redirect_uri: String,
     /// The payer's token endpoint.
     pub token_url: String,
+    /// The `scope` asked for (space-separated).
+    pub scope: String,
 }
 
 impl std::fmt::Debug for AuthRequest {
@@ -137,6 +139,7 @@ fn opened(cipher: &Cipher, row: &AnyRow) -> anyhow::Result<AuthRequest> {
         endpoint_id: row.try_get("endpoint_id")?,
         redirect_uri: row.try_get("redirect_uri")?,
         token_url: row.try_get("token_url")?,
+        scope: row.try_get("scope")?,
         code_verifier,
         id,
     })
@@ -152,7 +155,7 @@ pub async fn consume(db: &Db, cipher: &Cipher, now: i64, state: &str) -> anyhow:
     let row = sqlx::query(
         "UPDATE payer_auth_requests SET used_at = $1 WHERE state_hash = $2 AND used_at IS NULL AND expires_at > $1 \
          AND link_session_id IN (SELECT id FROM link_sessions WHERE expires_at > $1 AND step = $3) \
-         RETURNING id, link_session_id, endpoint_id, code_verifier_enc, key_id, redirect_uri, token_url",
+         RETURNING id, link_session_id, endpoint_id, code_verifier_enc, key_id, redirect_uri, token_url, scope",
     )
     .bind(now)
     .bind(crypto::hash_token(state))

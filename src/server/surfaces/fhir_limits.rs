@@ -14,7 +14,8 @@ use crate::server::{
     platform::crypto,
     services::access::bearer_token,
     state::AppState,
-    surfaces::fhir_api::{operation_outcome, FHIR_JSON},
+    fhir::outcome::operation_outcome,
+    surfaces::fhir_api::FHIR_JSON,
 };
 
 /// Middleware: counts the request against its token's budget.

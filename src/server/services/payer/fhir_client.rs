@@ -209,8 +209,7 @@ impl Payer {
         if !self.same_origin(url) {
             return Err(FetchError::ForeignOrigin);
         }
-        let mut refreshes = 0u32;
-        let mut retries = 0u32;
+        let mut attempts = Attempts::default();
         loop {
             let (token, generation) = self.current_token().await?;
             let sent = self
@@ -225,11 +224,7 @@ impl Payer {
                 Ok(r) => r,
                 Err(e) if e.is_timeout() => return Err(FetchError::Timeout),
                 Err(_) => {
-                    if retries >= MAX_RETRIES {
-                        return Err(FetchError::ServerError { status: 0 });
-                    }
-                    retries += 1;
-                    backoff(retries).await;
+                    attempts.back_off(0).await?;
                     continue;
                 }
             };
@@ -245,75 +240,107 @@ impl Payer {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, self.state.clock.now()));
             match status {
                 200..=299 => {
-                    let body = match resp.bytes().await {
-                        Ok(b) => b,
-                        Err(e) if e.is_timeout() => return Err(FetchError::Timeout),
-                        Err(_) => {
-                            if retries >= MAX_RETRIES {
-                                return Err(FetchError::ServerError { status });
-                            }
-                            retries += 1;
-                            backoff(retries).await;
-                            continue;
-                        }
-                    };
-                    let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-                    if !(is_fhir_json(&content_type) || content_type.is_empty()) || !looks_json {
-                        return Err(FetchError::BadBody { status, content_type: short(&content_type) });
+                    if let Some(body) = read_fhir_json(resp, status, &content_type, &mut attempts).await? {
+                        return Ok(body);
                     }
-                    return Ok(body);
                 }
-                401 => {
-                    if !self.has_refresh_token || refreshes >= MAX_REFRESHES_PER_REQUEST {
-                        return Err(FetchError::Unauthorized);
-                    }
-                    if generation > 0 && self.successes(generation) == 0 {
-                        // Concurrent reads may not have recorded their success yet: look again shortly.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        if self.successes(generation) == 0 && self.token.read().await.generation == generation {
-                            return Err(FetchError::Unauthorized);
-                        }
-                    }
-                    refreshes += 1;
-                    self.refresh(generation).await?;
-                }
-                429 | 503 => {
-                    let wait = match retry_after {
-                        Some(w) => w.min(RETRY_AFTER_CAP_SECS),
-                        None if status == 429 => 1,
-                        None => {
-                            if retries >= MAX_RETRIES {
-                                return Err(FetchError::ServerError { status });
-                            }
-                            retries += 1;
-                            backoff(retries).await;
-                            continue;
-                        }
-                    };
-                    if wait > INLINE_WAIT_MAX_SECS || retries >= MAX_RETRIES {
-                        return Err(FetchError::RetryLater { at: self.state.clock.now() + wait.max(1) });
-                    }
-                    retries += 1;
-                    tokio::time::sleep(Duration::from_secs(wait as u64)).await;
-                }
-                500..=599 => {
-                    if retries >= MAX_RETRIES {
-                        return Err(FetchError::ServerError { status });
-                    }
-                    retries += 1;
-                    backoff(retries).await;
-                }
+                401 => self.refresh_after_401(generation, &mut attempts).await?,
+                429 | 503 => self.wait_as_asked(&resp, status, &mut attempts).await?,
+                500..=599 => attempts.back_off(status).await?,
                 _ => return Err(FetchError::Status { status, content_type: short(&content_type) }),
             }
         }
     }
+
+    /// A 401: refreshes the token (then the request is sent again), unless there is no refresh token, the
+    /// request has used up its refreshes, or the token was fresh from a refresh and never worked (the 401
+    /// survives the refresh: [`FetchError::Unauthorized`]).
+    async fn refresh_after_401(&self, generation: u64, attempts: &mut Attempts) -> Result<(), FetchError> {
+        if !self.has_refresh_token || attempts.refreshes >= MAX_REFRESHES_PER_REQUEST {
+            return Err(FetchError::Unauthorized);
+        }
+        if generation > 0 && self.successes(generation) == 0 {
+            // Concurrent reads may not have recorded their success yet: look again shortly.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if self.successes(generation) == 0 && self.token.read().await.generation == generation {
+                return Err(FetchError::Unauthorized);
+            }
+        }
+        attempts.refreshes += 1;
+        self.refresh(generation).await
+    }
+
+    /// A 429 or 503: waits as `Retry-After` asks (capped at [`RETRY_AFTER_CAP_SECS`]; a 429 without it waits
+    /// 1 s, a 503 without it backs off like a 5xx), in place when short, else [`FetchError::RetryLater`]. Then
+    /// the request is sent again.
+    async fn wait_as_asked(
+        &self,
+        resp: &reqwest::Response,
+        status: u16,
+        attempts: &mut Attempts,
+    ) -> Result<(), FetchError> {
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, self.state.clock.now()));
+        let wait = match retry_after {
+            Some(w) => w.min(RETRY_AFTER_CAP_SECS),
+            None if status == 429 => 1,
+            None => return attempts.back_off(status).await,
+        };
+        if wait > INLINE_WAIT_MAX_SECS || attempts.retries >= MAX_RETRIES {
+            return Err(FetchError::RetryLater { at: self.state.clock.now() + wait.max(1) });
+        }
+        attempts.retries += 1;
+        tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+        Ok(())
+    }
+}
+
+/// What one [`Payer::get`] has spent of its refreshes and retries.
+#[derive(Default)]
+struct Attempts {
+    refreshes: u32,
+    retries: u32,
+}
+
+impl Attempts {
+    /// Backs off before the next try (see [`backoff`]), or gives up with [`FetchError::ServerError`] carrying
+    /// `status` (0: the payer was not reached) when [`MAX_RETRIES`] are spent.
+    async fn back_off(&mut self, status: u16) -> Result<(), FetchError> {
+        if self.retries >= MAX_RETRIES {
+            return Err(FetchError::ServerError { status });
+        }
+        self.retries += 1;
+        backoff(self.retries).await;
+        Ok(())
+    }
+}
+
+/// The body of a 2xx, which must be FHIR JSON ([`FetchError::BadBody`] otherwise). `Ok(None)` when reading it
+/// failed short of a timeout and a retry is left: the request is to be sent again.
+async fn read_fhir_json(
+    resp: reqwest::Response,
+    status: u16,
+    content_type: &str,
+    attempts: &mut Attempts,
+) -> Result<Option<Bytes>, FetchError> {
+    let body = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) if e.is_timeout() => return Err(FetchError::Timeout),
+        Err(_) => {
+            attempts.back_off(status).await?;
+            return Ok(None);
+        }
+    };
+    let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !(is_fhir_json(content_type) || content_type.is_empty()) || !looks_json {
+        return Err(FetchError::BadBody { status, content_type: short(content_type) });
+    }
+    Ok(Some(body))
 }
 
 fn short(content_type: &str) -> String {

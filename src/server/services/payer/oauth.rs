@@ -107,23 +107,120 @@ struct TransportError(#[source] reqwest::Error);
 type HttpFuture = Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, TransportError>> + Send>>;
 
 /// An `oauth2` HTTP client over `http` (no redirects, our timeouts) that remembers the last HTTP status,
-/// because the crate's errors drop it and 5xx must be told apart from an `error` body.
-fn oauth_http(http: reqwest::Client, status: Arc<AtomicU16>) -> impl Fn(oauth2::HttpRequest) -> HttpFuture {
+/// because the crate's errors drop it and 5xx must be told apart from an `error` body, and that normalises a
+/// successful token response the way real payers bend RFC 6749 §5.1 ([`normalise_token_response`]), logging each
+/// kind of deviation once per endpoint.
+fn oauth_http(
+    http: reqwest::Client,
+    status: Arc<AtomicU16>,
+    endpoint_id: String,
+) -> impl Fn(oauth2::HttpRequest) -> HttpFuture {
     move |req: oauth2::HttpRequest| {
         let http = http.clone();
         let status = status.clone();
+        let endpoint_id = endpoint_id.clone();
         Box::pin(async move {
             let req = reqwest::Request::try_from(req).map_err(TransportError)?;
             let resp = http.execute(req).await.map_err(TransportError)?;
             status.store(resp.status().as_u16(), Ordering::SeqCst);
             let mut builder = oauth2::http::Response::builder().status(resp.status().as_u16());
+            let success = resp.status().is_success();
             for (name, value) in resp.headers() {
                 builder = builder.header(name.as_str(), value.as_bytes());
             }
             let body = resp.bytes().await.map_err(TransportError)?.to_vec();
+            if success {
+                if let Some((normalised, notes)) = normalise_token_response(&body) {
+                    for note in notes {
+                        warn_once(&endpoint_id, note);
+                    }
+                    // The body is JSON now, whatever the payer labelled it (the crate insists on the label).
+                    let mut resp = builder.body(normalised).expect("status and headers came from a valid response");
+                    resp.headers_mut().insert(
+                        oauth2::http::header::CONTENT_TYPE,
+                        oauth2::http::HeaderValue::from_static("application/json"),
+                    );
+                    return Ok(resp);
+                }
+            }
             Ok(builder.body(body).expect("status and headers came from a valid response"))
         }) as HttpFuture
     }
+}
+
+/// Logs a deviation of an endpoint's token responses the first time this process sees it.
+fn warn_once(endpoint_id: &str, note: &'static str) {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<(String, &'static str)>>> = std::sync::Mutex::new(None);
+    let first = SEEN
+        .lock()
+        .map(|mut seen| seen.get_or_insert_with(Default::default).insert((endpoint_id.to_string(), note)))
+        .unwrap_or(true);
+    if first {
+        tracing::warn!(endpoint = %endpoint_id.escape_debug(), deviation = note, "payer token response normalised");
+    }
+}
+
+/// Seconds from an `expires_in`-like value: a number (a float is rounded), a numeric string, or nothing usable.
+fn lenient_seconds(v: &Value) -> Option<i64> {
+    let f = match v {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (0.0..1e12).contains(&f).then(|| f.round() as i64)
+}
+
+/// Normalises a successful token response the way payers in the field send it, so that the `oauth2` crate reads
+/// what RFC 6749 §5.1 describes. Returns the JSON to parse and what was changed (for the log), or `None` when
+/// the body is not a JSON object with an `access_token` (then the crate's own error applies):
+/// - `expires_in` / `refresh_expires_in` as a numeric string or a float → whole seconds; unusable → dropped
+///   (then [`DEFAULT_EXPIRES_IN_SECS`] applies);
+/// - `token_type` missing → `Bearer` (its case is already free);
+/// - `scope` comma-separated → space-separated; an empty `scope` → dropped (then the requested one applies).
+pub fn normalise_token_response(body: &[u8]) -> Option<(Vec<u8>, Vec<&'static str>)> {
+    let mut v: Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object_mut()?;
+    obj.get("access_token")?.as_str()?;
+    let mut notes = Vec::new();
+    for field in ["expires_in", "refresh_expires_in"] {
+        match obj.get(field) {
+            None | Some(Value::Null) => {
+                obj.remove(field);
+                if field == "expires_in" {
+                    notes.push("expires_in missing");
+                }
+            }
+            Some(Value::Number(n)) if n.is_u64() => {}
+            Some(other) => match lenient_seconds(other) {
+                Some(secs) => {
+                    obj.insert(field.into(), Value::from(secs));
+                    notes.push(if field == "expires_in" { "expires_in not an integer" } else { "refresh_expires_in not an integer" });
+                }
+                None => {
+                    obj.remove(field);
+                    notes.push(if field == "expires_in" { "expires_in unusable" } else { "refresh_expires_in unusable" });
+                }
+            },
+        }
+    }
+    if !obj.get("token_type").is_some_and(Value::is_string) {
+        obj.insert("token_type".into(), Value::from("Bearer"));
+        notes.push("token_type missing");
+    }
+    match obj.get("scope") {
+        Some(Value::String(s)) if s.contains(',') => {
+            let spaced = s.split([',', ' ']).filter(|x| !x.is_empty()).collect::<Vec<_>>().join(" ");
+            obj.insert("scope".into(), Value::from(spaced));
+            notes.push("scope comma-separated");
+        }
+        Some(Value::String(s)) if !s.trim().is_empty() => {}
+        None => {}
+        Some(_) => {
+            obj.remove("scope");
+            notes.push("scope empty or not a string");
+        }
+    }
+    Some((serde_json::to_vec(&v).ok()?, notes))
 }
 
 /// Why a token request failed.
@@ -281,7 +378,7 @@ pub struct TokenGrant {
     pub patient_id: Option<String>,
 }
 
-fn grant_of(token: SmartTokenResponse, now: i64) -> TokenGrant {
+fn grant_of(token: SmartTokenResponse, now: i64, requested_scope: Option<&str>) -> TokenGrant {
     let extra = token.extra_fields();
     let patient_id = extra
         .patient
@@ -295,17 +392,23 @@ fn grant_of(token: SmartTokenResponse, now: i64) -> TokenGrant {
             refresh_token: token.refresh_token().map(|r| SecretString::from(r.secret().clone())),
             expires_at: Some(now + expires_in),
             refresh_expires_at: extra.refresh_expires_in.map(|s| now + s),
-            scope: token.scopes().map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),
+            // RFC 6749 §5.1: a response without `scope` granted what was requested.
+            scope: token
+                .scopes()
+                .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+                .or_else(|| requested_scope.map(str::to_string)),
         },
         patient_id,
     }
 }
 
 /// Exchanges an authorization code at the payer's token endpoint (RFC 6749 §4.1.3) with the PKCE
-/// `code_verifier` and the same `redirect_uri`.
+/// `code_verifier` and the same `redirect_uri`. `requested_scope` is what the authorize request asked for (the
+/// grant when the response names no `scope`).
 ///
 /// # Errors
 /// See [`TokenFailure`]; an unusable token URL is `Invalid`.
+#[allow(clippy::too_many_arguments)] // each is one part of the RFC 6749 §4.1.3 request
 pub async fn exchange_code(
     http: &reqwest::Client,
     endpoint: &Endpoint,
@@ -313,6 +416,7 @@ pub async fn exchange_code(
     redirect_uri: &str,
     code: &str,
     code_verifier: &SecretString,
+    requested_scope: &str,
     now: i64,
 ) -> Result<TokenGrant, TokenFailure> {
     let status = Arc::new(AtomicU16::new(0));
@@ -322,10 +426,10 @@ pub async fn exchange_code(
     let token = c
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .set_pkce_verifier(PkceCodeVerifier::new(code_verifier.expose_secret().to_string()))
-        .request_async(&oauth_http(http.clone(), status.clone()))
+        .request_async(&oauth_http(http.clone(), status.clone(), endpoint.id.clone()))
         .await
         .map_err(|e| classify(e, status.load(Ordering::SeqCst)))?;
-    Ok(grant_of(token, now))
+    Ok(grant_of(token, now, Some(requested_scope)))
 }
 
 /// Refreshes at the payer's token endpoint (RFC 6749 §6).
@@ -343,10 +447,11 @@ pub async fn refresh_grant(
     let c = client(endpoint, token_url).map_err(|e| TokenFailure::Invalid(format!("unusable URL: {e}")))?;
     let token = c
         .exchange_refresh_token(&RefreshToken::new(refresh_token.expose_secret().to_string()))
-        .request_async(&oauth_http(http.clone(), status.clone()))
+        .request_async(&oauth_http(http.clone(), status.clone(), endpoint.id.clone()))
         .await
         .map_err(|e| classify(e, status.load(Ordering::SeqCst)))?;
-    Ok(grant_of(token, now))
+    // No `scope` in a refresh response: the grant keeps the scope it had (the store keeps the known one).
+    Ok(grant_of(token, now, None))
 }
 
 /// The payer `Patient` id from an OpenID Connect `id_token`'s `fhirUser` claim (`…/Patient/{id}`).
@@ -357,13 +462,7 @@ pub fn patient_from_id_token(id_token: &str) -> Option<String> {
     let payload = id_token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    patient_from_reference(claims.get("fhirUser")?.as_str()?)
-}
-
-fn patient_from_reference(r: &str) -> Option<String> {
-    let mut parts = r.trim_end_matches('/').rsplit('/');
-    let id = parts.next()?;
-    (parts.next()? == "Patient" && !id.is_empty()).then(|| id.to_string())
+    crate::server::fhir::reference::fhir_user_patient(claims.get("fhirUser")?.as_str()?).map(str::to_owned)
 }
 
 fn patient_from_value(v: &Value) -> Option<String> {
@@ -408,6 +507,28 @@ mod tests {
         assert_eq!(patient_from_id_token(&format!("e30.{claims}.sig")).as_deref(), Some("abc-1"));
         let claims = URL_SAFE_NO_PAD.encode(br#"{"fhirUser":"Practitioner/1"}"#);
         assert_eq!(patient_from_id_token(&format!("e30.{claims}.sig")), None);
+    }
+
+    #[test]
+    fn token_responses_from_the_field_are_normalised() {
+        let norm = |v: Value| {
+            let (bytes, notes) = normalise_token_response(v.to_string().as_bytes()).expect("a token response");
+            (serde_json::from_slice::<Value>(&bytes).unwrap(), notes)
+        };
+        let (v, notes) = norm(serde_json::json!({"access_token": "a", "token_type": "bearer", "expires_in": "3600"}));
+        assert_eq!((v["expires_in"].clone(), v["token_type"].clone()), (Value::from(3600), Value::from("bearer")));
+        assert_eq!(notes, ["expires_in not an integer"]);
+        let (v, _) = norm(serde_json::json!({"access_token": "a", "token_type": "Bearer", "expires_in": 299.6}));
+        assert_eq!(v["expires_in"], 300);
+        let (v, notes) = norm(serde_json::json!({"access_token": "a", "expires_in": "soon", "scope": "a,b, c"}));
+        assert!(v.get("expires_in").is_none());
+        assert_eq!((v["token_type"].clone(), v["scope"].clone()), (Value::from("Bearer"), Value::from("a b c")));
+        assert_eq!(notes, ["expires_in unusable", "token_type missing", "scope comma-separated"]);
+        let (v, notes) = norm(serde_json::json!({"access_token": "a", "token_type": "Bearer", "scope": "", "extra": 1}));
+        assert!(v.get("scope").is_none() && v["extra"] == 1);
+        assert_eq!(notes, ["expires_in missing", "scope empty or not a string"]);
+        assert!(normalise_token_response(b"<html>").is_none());
+        assert!(normalise_token_response(br#"{"error":"invalid_grant"}"#).is_none());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use url::Url;
 use crate::{
     domain::{ExitCode, SkippedType, SyncStatus},
     server::{
+        fhir::{self, index::references},
         platform::crypto,
         services::{
             payer::fhir_client::{FetchError, Payer},
@@ -388,7 +389,7 @@ fn parse_page(body: &[u8]) -> Result<Page, String> {
             }
             continue;
         }
-        resources::references(&v, &mut page.refs);
+        references(&v, &mut page.refs);
         if let Some(i) = resources::index(raw.get(), &v) {
             page.resources.push(i);
         } else {
@@ -428,7 +429,7 @@ fn add_refs(payer: &Payer, job: &mut Claimed, refs: &[String], depth: u32) {
 /// `Type/id` of a reference to a resource on this payer; `None` for contained (`#id`), `urn:`, other
 /// origins, conditional or malformed references.
 pub fn normalize_reference(payer: &Payer, reference: &str) -> Option<String> {
-    if reference.starts_with('#') || reference.starts_with("urn:") || reference.contains('?') {
+    if fhir::reference::kind(reference) != fhir::reference::Kind::Literal {
         return None;
     }
     let relative = if reference.contains("://") {
@@ -440,14 +441,7 @@ pub fn normalize_reference(payer: &Payer, reference: &str) -> Option<String> {
     } else {
         reference.trim_start_matches('/').to_string()
     };
-    let parts: Vec<&str> = relative.split('#').next()?.split('/').collect();
-    let (ty, id) = match parts.as_slice() {
-        [ty, id] | [ty, id, "_history", _] => (*ty, *id),
-        _ => return None,
-    };
-    let type_ok = ty.len() <= 64 && ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && ty.chars().all(|c| c.is_ascii_alphabetic());
-    let id_ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    (type_ok && id_ok).then(|| format!("{ty}/{id}"))
+    fhir::reference::relative_target(&relative)
 }
 
 async fn find_patient(state: &AppState, payer: &Payer, job: &mut Claimed) -> Result<String, Stop> {
@@ -474,57 +468,14 @@ async fn find_patient(state: &AppState, payer: &Payer, job: &mut Claimed) -> Res
 
 async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str, patient_id: &str, lost: &AtomicBool) -> Result<(), TypeStop> {
     if ty == "Patient" {
-        let url = payer.url(&format!("Patient/{}", urlencode(patient_id)))?;
-        let body = payer.get(&url).await.map_err(type_error)?;
-        let stored = read_one(state, job, &body, "Patient").map_err(|r| TypeStop::Skip(r, None))?;
-        if let Some((item, refs)) = stored {
-            resources::upsert(state, &job.authorization_id, state.clock.now(), std::slice::from_ref(&item)).await?;
-            *job.progress.counts.entry("Patient".into()).or_default() += 1;
-            add_refs(payer, job, &refs, 1);
-        }
-        return Ok(());
+        return sync_patient(state, payer, job, patient_id).await;
     }
-    let (mut url, mut count) = match &job.cursor.current {
-        Some(c) if c.ty == ty => (Url::parse(&c.url).map_err(|e| TypeStop::Stop(Stop::Internal(e.into())))?, c.count),
-        _ => (payer.url(&format!("{ty}?patient={}&_count={PAGE_COUNT}", urlencode(patient_id)))?, PAGE_COUNT),
-    };
-    let mut seen = HashSet::new();
-    let mut pages = 0u32;
-    let mut halvings = 0;
-    // The next page, fetched while the current one is stored (the payer works while we write).
-    let mut prefetched: Option<Result<bytes::Bytes, FetchError>> = None;
+    let mut walk = PageWalk::start(payer, job, ty, patient_id)?;
     loop {
-        if !seen.insert(url.to_string()) {
-            warn(job, format!("{ty}: a repeated next link was not followed"));
+        if !walk.enter(job) {
             break;
         }
-        pages += 1;
-        if pages > PAGE_CAP {
-            warn(job, format!("{ty}: stopped after {PAGE_CAP} pages"));
-            break;
-        }
-        job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: url.to_string(), count });
-        let fetched = match prefetched.take() {
-            Some(r) => r,
-            None => payer.get(&url).await,
-        };
-        let body = match fetched {
-            Ok(b) => b,
-            Err(FetchError::Timeout) if count > 1 && halvings < 4 => {
-                count = (count / 2).max(1);
-                halvings += 1;
-                seen.remove(url.as_str());
-                pages -= 1;
-                url = with_count(&url, count);
-                continue;
-            }
-            Err(e) => {
-                if matches!(e, FetchError::RetryLater { .. }) {
-                    checkpoint(state, job).await?;
-                }
-                return Err(type_error(e));
-            }
-        };
+        let Some(body) = walk.fetch(state, payer, job).await? else { continue };
         let page = parse_page(&body).map_err(|r| TypeStop::Skip(r, Some(200)))?;
         drop(body);
         for w in &page.warnings {
@@ -533,43 +484,137 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
         if let Some(e) = page.error {
             return Err(TypeStop::Skip(e, Some(200)));
         }
-        let next = match &page.next {
-            None => None,
-            Some(n) => match url.join(n) {
-                Ok(next) if payer.same_origin(&next) => Some(next),
-                Ok(_) => {
-                    warn(job, format!("{ty}: a next link to another origin was not followed"));
-                    None
-                }
-                Err(_) => {
-                    warn(job, format!("{ty}: an invalid next link was not followed"));
-                    None
-                }
-            },
-        };
-        let now = state.clock.now();
-        let store = resources::upsert(state, &job.authorization_id, now, &page.resources);
-        match &next {
-            Some(n) if !seen.contains(n.as_str()) && pages < PAGE_CAP && !state.shutdown.is_cancelled() => {
-                let (stored, fetched) = tokio::join!(store, payer.get(n));
-                stored?;
-                prefetched = Some(fetched);
-            }
-            _ => {
-                store.await?;
-            }
-        }
+        let next = next_link(payer, job, ty, &walk.url, page.next.as_deref());
+        walk.store(state, payer, job, &page.resources, next.as_ref()).await?;
         for r in &page.resources {
             *job.progress.counts.entry(r.resource_type.clone()).or_default() += 1;
         }
         add_refs(payer, job, &page.refs, 1);
         let Some(next) = next else { break };
-        job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: next.to_string(), count });
+        job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: next.to_string(), count: walk.count });
         checkpoint(state, job).await?;
         check(state, lost)?;
-        url = next;
+        walk.url = next;
     }
     Ok(())
+}
+
+/// The Patient "type": a read of the patient's own resource (`GET Patient/{id}`), not a search.
+async fn sync_patient(state: &AppState, payer: &Payer, job: &mut Claimed, patient_id: &str) -> Result<(), TypeStop> {
+    let url = payer.url(&format!("Patient/{}", urlencode(patient_id)))?;
+    let body = payer.get(&url).await.map_err(type_error)?;
+    let stored = read_one(state, job, &body, "Patient").map_err(|r| TypeStop::Skip(r, None))?;
+    if let Some((item, refs)) = stored {
+        resources::upsert(state, &job.authorization_id, state.clock.now(), std::slice::from_ref(&item)).await?;
+        *job.progress.counts.entry("Patient".into()).or_default() += 1;
+        add_refs(payer, job, &refs, 1);
+    }
+    Ok(())
+}
+
+/// The walk through the search pages of one type: the page at hand and what the walk has seen so far.
+struct PageWalk<'a> {
+    ty: &'a str,
+    url: Url,
+    /// `_count` of the pages asked for (halved after a timeout).
+    count: u32,
+    /// Page URLs entered; a `next` link back to one of them ends the walk.
+    seen: HashSet<String>,
+    pages: u32,
+    halvings: u32,
+    /// The next page, fetched while the current one is stored (the payer works while we write).
+    prefetched: Option<Result<bytes::Bytes, FetchError>>,
+}
+
+impl<'a> PageWalk<'a> {
+    /// From the job's cursor when it stopped inside this type, else from the type's first page.
+    fn start(payer: &Payer, job: &Claimed, ty: &'a str, patient_id: &str) -> Result<Self, TypeStop> {
+        let (url, count) = match &job.cursor.current {
+            Some(c) if c.ty == ty => (Url::parse(&c.url).map_err(|e| TypeStop::Stop(Stop::Internal(e.into())))?, c.count),
+            _ => (payer.url(&format!("{ty}?patient={}&_count={PAGE_COUNT}", urlencode(patient_id)))?, PAGE_COUNT),
+        };
+        Ok(PageWalk { ty, url, count, seen: HashSet::new(), pages: 0, halvings: 0, prefetched: None })
+    }
+
+    /// Enters the page at `url` and makes it the job's cursor; `false` (with a warning) when the walk ends
+    /// instead: a repeated `next` link, or [`PAGE_CAP`] pages.
+    fn enter(&mut self, job: &mut Claimed) -> bool {
+        let ty = self.ty;
+        if !self.seen.insert(self.url.to_string()) {
+            warn(job, format!("{ty}: a repeated next link was not followed"));
+            return false;
+        }
+        self.pages += 1;
+        if self.pages > PAGE_CAP {
+            warn(job, format!("{ty}: stopped after {PAGE_CAP} pages"));
+            return false;
+        }
+        job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: self.url.to_string(), count: self.count });
+        true
+    }
+
+    /// The body of the page entered (prefetched, or fetched now). `Ok(None)` after a timeout that halved
+    /// `_count` (at most four times): the page is to be entered again, smaller. A `RetryLater` checkpoints the
+    /// job first, so it resumes at this page.
+    async fn fetch(&mut self, state: &AppState, payer: &Payer, job: &mut Claimed) -> Result<Option<bytes::Bytes>, TypeStop> {
+        let fetched = match self.prefetched.take() {
+            Some(r) => r,
+            None => payer.get(&self.url).await,
+        };
+        match fetched {
+            Ok(b) => Ok(Some(b)),
+            Err(FetchError::Timeout) if self.count > 1 && self.halvings < 4 => {
+                self.count = (self.count / 2).max(1);
+                self.halvings += 1;
+                self.seen.remove(self.url.as_str());
+                self.pages -= 1;
+                self.url = with_count(&self.url, self.count);
+                Ok(None)
+            }
+            Err(e) => {
+                if matches!(e, FetchError::RetryLater { .. }) {
+                    checkpoint(state, job).await?;
+                }
+                Err(type_error(e))
+            }
+        }
+    }
+
+    /// Stores the page's resources; meanwhile fetches `next` when the walk will go on to it (not seen yet,
+    /// under the page cap, no shutdown).
+    async fn store(&mut self, state: &AppState, payer: &Payer, job: &Claimed, found: &[resources::Indexed], next: Option<&Url>) -> Result<(), TypeStop> {
+        let now = state.clock.now();
+        let store = resources::upsert(state, &job.authorization_id, now, found);
+        match next {
+            Some(n) if !self.seen.contains(n.as_str()) && self.pages < PAGE_CAP && !state.shutdown.is_cancelled() => {
+                let (stored, fetched) = tokio::join!(store, payer.get(n));
+                stored?;
+                self.prefetched = Some(fetched);
+            }
+            _ => {
+                store.await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The page's `next` link resolved against `url`, if it stays on the payer's origin (else a warning).
+fn next_link(payer: &Payer, job: &mut Claimed, ty: &str, url: &Url, next: Option<&str>) -> Option<Url> {
+    match next {
+        None => None,
+        Some(n) => match url.join(n) {
+            Ok(next) if payer.same_origin(&next) => Some(next),
+            Ok(_) => {
+                warn(job, format!("{ty}: a next link to another origin was not followed"));
+                None
+            }
+            Err(_) => {
+                warn(job, format!("{ty}: an invalid next link was not followed"));
+                None
+            }
+        },
+    }
 }
 
 /// A single resource read (`GET Type/id`): the resource and its references, `None` for an OperationOutcome
@@ -583,7 +628,7 @@ fn read_one(_state: &AppState, job: &mut Claimed, body: &[u8], what: &str) -> Re
         return Ok(None);
     }
     let mut refs = Vec::new();
-    resources::references(&v, &mut refs);
+    references(&v, &mut refs);
     let item = resources::index(raw.get(), &v).ok_or_else(|| "the payer's answer is not a FHIR resource".to_string())?;
     Ok(Some((item, refs)))
 }

@@ -88,57 +88,10 @@ pub async fn bootstrap_local(state: &AppState) -> anyhow::Result<Vec<String>> {
     let now = state.clock.now();
     let origin = state.public_url.to_string();
     let redirect = format!("{origin}/demo/callback");
-    let mut keys = None;
-    if let Some(k) = read_keys(state) {
-        // The file is only trusted if the database agrees (the database may have been reset or replaced).
-        if let Some((app, Mode::Test)) = apps::by_secret_key(&state.db, now, &k.secret_key).await? {
-            if app.id == k.app_id {
-                keys = Some(k);
-            }
-        }
-    }
-    let keys = match keys {
+    let keys = match trusted_keys(state, now).await? {
         Some(k) => k,
         None => {
-            // The file was lost but the app may exist: rotate its test secret rather than add a second demo app.
-            let existing = apps::list(&state.db)
-                .await?
-                .into_iter()
-                .find(|a| a.name == DEMO_APP_NAME && a.redirect_uris.iter().any(|r| r.ends_with("/demo/callback")));
-            let k = match existing {
-                Some(app) => {
-                    use secrecy::ExposeSecret as _;
-                    let sk = apps::rotate_secret(&state.db, now, &app.id, Mode::Test, 0).await?;
-                    let pk = apps::keys(&state.db, &app.id)
-                        .await?
-                        .into_iter()
-                        .find(|k| k.mode == Mode::Test)
-                        .context("demo app has no test key")?
-                        .publishable_key;
-                    DemoKeys { app_id: app.id, publishable_key: pk, secret_key: sk.expose_secret().to_string() }
-                }
-                None => {
-                    use secrecy::ExposeSecret as _;
-                    let (app, created) = apps::create(
-                        &state.db,
-                        now,
-                        NewApp {
-                            name: DEMO_APP_NAME.into(),
-                            allowed_origins: vec![origin.clone()],
-                            redirect_uris: vec![redirect.clone()],
-                            webhook_url: None,
-                            logo_url: None,
-                            brand_color: Some("#3b5bdb".into()),
-                        },
-                    )
-                    .await?;
-                    DemoKeys {
-                        app_id: app.id,
-                        publishable_key: created.test_publishable,
-                        secret_key: created.test_secret.expose_secret().to_string(),
-                    }
-                }
-            };
+            let k = recover_or_create_app(state, now, &origin, &redirect).await?;
             write_keys(state, &k).context("writing the demo app's keys")?;
             k
         }
@@ -154,6 +107,69 @@ pub async fn bootstrap_local(state: &AppState) -> anyhow::Result<Vec<String>> {
         },
     )
     .await?;
+    Ok(banner(state, &keys))
+}
+
+/// The keys of [`DEMO_KEYS_FILE`] when its secret key still authenticates the same app in test mode.
+async fn trusted_keys(state: &AppState, now: i64) -> anyhow::Result<Option<DemoKeys>> {
+    let mut keys = None;
+    if let Some(k) = read_keys(state) {
+        // The file is only trusted if the database agrees (the database may have been reset or replaced).
+        if let Some((app, Mode::Test)) = apps::by_secret_key(&state.db, now, &k.secret_key).await? {
+            if app.id == k.app_id {
+                keys = Some(k);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// New keys for the demo app when the file cannot be trusted: a new test secret of the existing demo app, or a
+/// new demo app allowing `origin` and `redirect`.
+async fn recover_or_create_app(state: &AppState, now: i64, origin: &str, redirect: &str) -> anyhow::Result<DemoKeys> {
+    use secrecy::ExposeSecret as _;
+    // The file was lost but the app may exist: rotate its test secret rather than add a second demo app.
+    let existing = apps::list(&state.db)
+        .await?
+        .into_iter()
+        .find(|a| a.name == DEMO_APP_NAME && a.redirect_uris.iter().any(|r| r.ends_with("/demo/callback")));
+    let k = match existing {
+        Some(app) => {
+            let sk = apps::rotate_secret(&state.db, now, &app.id, Mode::Test, 0).await?;
+            let pk = apps::keys(&state.db, &app.id)
+                .await?
+                .into_iter()
+                .find(|k| k.mode == Mode::Test)
+                .context("demo app has no test key")?
+                .publishable_key;
+            DemoKeys { app_id: app.id, publishable_key: pk, secret_key: sk.expose_secret().to_string() }
+        }
+        None => {
+            let (app, created) = apps::create(
+                &state.db,
+                now,
+                NewApp {
+                    name: DEMO_APP_NAME.into(),
+                    allowed_origins: vec![origin.to_string()],
+                    redirect_uris: vec![redirect.to_string()],
+                    webhook_url: None,
+                    logo_url: None,
+                    brand_color: Some("#3b5bdb".into()),
+                },
+            )
+            .await?;
+            DemoKeys {
+                app_id: app.id,
+                publishable_key: created.test_publishable,
+                secret_key: created.test_secret.expose_secret().to_string(),
+            }
+        }
+    };
+    Ok(k)
+}
+
+/// The start-up banner's lines about the demo app.
+fn banner(state: &AppState, keys: &DemoKeys) -> Vec<String> {
     // The secret key is shown to a person at a terminal only; when stdout is captured (CI logs, a service
     // manager's journal) it would land in log storage, so the banner points at the file instead.
     let secret_line = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -161,11 +177,11 @@ pub async fn bootstrap_local(state: &AppState) -> anyhow::Result<Vec<String>> {
     } else {
         "  secret key:      in that file (printed only to a terminal)".to_string()
     };
-    Ok(vec![
+    vec![
         format!("Demo app (test mode), keys kept in {}:", keys_path(state).display()),
         format!("  publishable key: {}", keys.publishable_key),
         secret_line,
-    ])
+    ]
 }
 
 /// Routes of this part, merged into the server's router.
@@ -270,13 +286,36 @@ async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query
     let existing = read_session(&state, &headers);
     let session = existing.clone().unwrap_or_else(new_session);
     let keys = effective_keys(&state, &session);
-    let notice = q
-        .exit
-        .as_deref()
+    let view = page_view(&session, keys.as_ref(), q.exit.as_deref());
+    let mut res = Html(render_page(&view, &state.public_url)).into_response();
+    if existing.is_none() {
+        res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &session));
+    }
+    res
+}
+
+/// What the demo page shows: the visitor, the app the demo acts with, the notice of the last Link exit. Plain
+/// text that [`render_page`] escapes, except `app_line`.
+struct PageView {
+    /// The publishable key the page opens Link with (empty when the demo has no keys).
+    pk: String,
+    mode_badge: &'static str,
+    /// HTML (the app id in it is escaped).
+    app_line: String,
+    external_id: String,
+    notice: String,
+    connect_disabled: &'static str,
+    reset: &'static str,
+    open_own: &'static str,
+}
+
+/// The page's content for `session`, acting with `keys`; `exit` is the `onExit` code the page came back with.
+fn page_view(session: &DemoSession, keys: Option<&DemoKeys>, exit: Option<&str>) -> PageView {
+    let notice = exit
         .filter(|c| c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
         .map(|c| format!("Link closed: {c}"))
         .unwrap_or_default();
-    let (pk, mode_badge, app_line) = match &keys {
+    let (pk, mode_badge, app_line) = match keys {
         Some(k) => (
             k.publishable_key.clone(),
             if k.publishable_key.starts_with("pk_live_") { "live mode" } else { "test mode" },
@@ -298,7 +337,22 @@ async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query
     } else {
         ""
     };
-    let html = format!(
+    PageView {
+        pk,
+        mode_badge,
+        app_line,
+        external_id: session.external_id.clone(),
+        notice,
+        connect_disabled,
+        reset,
+        open_own: if keys.is_none() || session.own_keys.is_some() { " open" } else { "" },
+    }
+}
+
+/// The demo page's HTML; `origin` is the server's public URL (named as the origin an own app must allow).
+fn render_page(view: &PageView, origin: &str) -> String {
+    let PageView { pk, mode_badge, app_line, external_id, notice, connect_disabled, reset, open_own } = view;
+    format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
@@ -345,17 +399,11 @@ async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query
 </body>
 </html>
 "#,
-        pk = esc(&pk),
-        uid = esc(&session.external_id),
-        notice = esc(&notice),
-        origin = esc(&state.public_url),
-        open_own = if keys.is_none() || session.own_keys.is_some() { " open" } else { "" },
-    );
-    let mut res = Html(html).into_response();
-    if existing.is_none() {
-        res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &session));
-    }
-    res
+        pk = esc(pk),
+        uid = esc(external_id),
+        notice = esc(notice),
+        origin = esc(origin),
+    )
 }
 
 #[derive(Deserialize)]
@@ -632,10 +680,10 @@ fn bundle_index(bundle: &Value) -> HashMap<String, &Value> {
 }
 
 /// `Type/id` named by a literal reference (relative, absolute or versioned), as the FHIR API reads one
-/// ([`split_reference`](crate::server::surfaces::fhir_api::split_reference)); a trailing `/` is ignored. `None` for
+/// ([`served_target`](crate::server::fhir::reference::served_target)); a trailing `/` is ignored. `None` for
 /// contained (`#id`), logical (`urn:…`), conditional (`Type?…`) or malformed references.
 fn reference_key(reference: &str) -> Option<String> {
-    crate::server::surfaces::fhir_api::split_reference(reference.trim_end_matches('/')).map(|(t, id)| format!("{t}/{id}"))
+    crate::server::fhir::reference::served_target(reference.trim_end_matches('/')).map(|(t, id)| format!("{t}/{id}"))
 }
 
 /// The resource a reference made from `holder` points to: one of `holder.contained` for `#id`, else one of

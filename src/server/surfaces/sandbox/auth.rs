@@ -518,91 +518,10 @@ pub async fn token(
         Ok(s) => s,
         Err(e) => return token_endpoint_failure(payer, &e),
     };
-    let (grant, access_scope, new_refresh_token) = match form.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => {
-            let (Some(code), Some(redirect_uri), Some(verifier)) =
-                (form.get("code"), form.get("redirect_uri"), form.get("code_verifier"))
-            else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "code, redirect_uri and code_verifier are required",
-                );
-            };
-            // Removed before any check: a code is single use even when the exchange fails.
-            let entry = match store::take_code(&sandbox.db, code, now).await {
-                Ok(e) => e,
-                Err(e) => return token_endpoint_failure(payer, &e),
-            };
-            let Some(entry) = entry.filter(|e| e.grant.payer == slug && e.grant.client_id == client) else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "the authorization code is invalid, expired or already used",
-                );
-            };
-            if entry.redirect_uri != *redirect_uri {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "redirect_uri does not match the authorization request",
-                );
-            }
-            let valid_verifier = (43..=128).contains(&verifier.len())
-                && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-            if !valid_verifier || !crypto::ct_eq(computed.as_bytes(), entry.code_challenge.as_bytes()) {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "code_verifier does not match the code_challenge",
-                );
-            }
-            let faults = payer.faults.merged(&members()[entry.grant.member].faults);
-            if faults.slow_token {
-                tokio::time::sleep(sandbox.slow_token_delay).await;
-            }
-            if let Some(error) = faults.token_error {
-                return oauth_error(StatusCode::BAD_REQUEST, error, "the health plan could not issue a token");
-            }
-            let scope = entry.grant.scope.clone();
-            (entry.grant, scope, true)
-        }
-        Some("refresh_token") => {
-            let Some(refresh_token) = form.get("refresh_token") else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required");
-            };
-            let entry = if payer.rotates_refresh_tokens {
-                store::take_refresh_token(&sandbox.db, refresh_token, now).await
-            } else {
-                store::find_refresh_token(&sandbox.db, refresh_token, now).await
-            };
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => return token_endpoint_failure(payer, &e),
-            };
-            let Some(entry) = entry.filter(|e| e.grant.payer == slug && e.grant.client_id == client) else {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    "the refresh token is invalid, expired or already used",
-                );
-            };
-            let grant = entry.grant;
-            let mut scope = grant.scope.clone();
-            if let Some(requested) = form.get("scope") {
-                let held: Vec<&str> = grant.scope.split_whitespace().collect();
-                if !requested.split_whitespace().all(|s| held.contains(&s)) {
-                    return oauth_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_scope",
-                        "the requested scope exceeds the original grant",
-                    );
-                }
-                scope = requested.split_whitespace().collect::<Vec<_>>().join(" ");
-            }
-            (grant, scope, payer.rotates_refresh_tokens)
-        }
+    let request = TokenRequest { sandbox: &sandbox, payer, slug: &slug, client: &client, form: &form, now };
+    let granted = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => authorization_code_grant(&request).await,
+        Some("refresh_token") => refresh_token_grant(&request).await,
         Some(_) => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -612,9 +531,132 @@ pub async fn token(
         }
         None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
     };
+    let (grant, access_scope, new_refresh_token) = match granted {
+        Ok(g) => g,
+        Err(resp) => return resp,
+    };
     token_response(&sandbox, signer, payer, grant, access_scope, new_refresh_token)
         .await
         .unwrap_or_else(|e| token_endpoint_failure(payer, &e))
+}
+
+/// A token request from the registered client to one payer, as the grant steps see it.
+struct TokenRequest<'a> {
+    sandbox: &'a Sandbox,
+    payer: &'a PayerConfig,
+    slug: &'a str,
+    client: &'a str,
+    form: &'a HashMap<String, String>,
+    now: i64,
+}
+
+impl TokenRequest<'_> {
+    /// Whether `grant` was issued by this payer to this client.
+    fn issued_here(&self, grant: &Grant) -> bool {
+        grant.payer == self.slug && grant.client_id == self.client
+    }
+}
+
+/// What a valid grant lets the token endpoint issue: the grant, the access token's scope, and whether a new
+/// `refresh_token` goes with it. `Err` is the endpoint's answer (RFC 6749 §5.2, or 500 when the database fails).
+type Granted = Result<(Grant, String, bool), Response>;
+
+/// The `authorization_code` grant (RFC 6749 §4.1.3, RFC 7636 §4.6): the code is taken (single use), then its
+/// client, `redirect_uri` and `code_verifier` are checked; the member's token faults apply last.
+async fn authorization_code_grant(req: &TokenRequest<'_>) -> Granted {
+    let (sandbox, payer, form) = (req.sandbox, req.payer, req.form);
+    let (Some(code), Some(redirect_uri), Some(verifier)) =
+        (form.get("code"), form.get("redirect_uri"), form.get("code_verifier"))
+    else {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "code, redirect_uri and code_verifier are required",
+        ));
+    };
+    // Removed before any check: a code is single use even when the exchange fails.
+    let entry = match store::take_code(&sandbox.db, code, req.now).await {
+        Ok(e) => e,
+        Err(e) => return Err(token_endpoint_failure(payer, &e)),
+    };
+    let Some(entry) = entry.filter(|e| req.issued_here(&e.grant)) else {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the authorization code is invalid, expired or already used",
+        ));
+    };
+    if entry.redirect_uri != *redirect_uri {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    if !verifier_matches(verifier, &entry.code_challenge) {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    let faults = payer.faults.merged(&members()[entry.grant.member].faults);
+    if faults.slow_token {
+        tokio::time::sleep(sandbox.slow_token_delay).await;
+    }
+    if let Some(error) = faults.token_error {
+        return Err(oauth_error(StatusCode::BAD_REQUEST, error, "the health plan could not issue a token"));
+    }
+    let scope = entry.grant.scope.clone();
+    Ok((entry.grant, scope, true))
+}
+
+/// Whether `verifier` is a well-formed `code_verifier` (RFC 7636 §4.1) whose S256 transform is `challenge`
+/// (compared in constant time).
+fn verifier_matches(verifier: &str, challenge: &str) -> bool {
+    let valid_verifier = (43..=128).contains(&verifier.len())
+        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    valid_verifier && crypto::ct_eq(computed.as_bytes(), challenge.as_bytes())
+}
+
+/// The `refresh_token` grant (RFC 6749 §6): the token is taken when the payer rotates refresh tokens, else
+/// only looked up; a `scope` may narrow the access token's scope, never widen it.
+async fn refresh_token_grant(req: &TokenRequest<'_>) -> Granted {
+    let (sandbox, payer, form) = (req.sandbox, req.payer, req.form);
+    let Some(refresh_token) = form.get("refresh_token") else {
+        return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "refresh_token is required"));
+    };
+    let entry = if payer.rotates_refresh_tokens {
+        store::take_refresh_token(&sandbox.db, refresh_token, req.now).await
+    } else {
+        store::find_refresh_token(&sandbox.db, refresh_token, req.now).await
+    };
+    let entry = match entry {
+        Ok(e) => e,
+        Err(e) => return Err(token_endpoint_failure(payer, &e)),
+    };
+    let Some(entry) = entry.filter(|e| req.issued_here(&e.grant)) else {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the refresh token is invalid, expired or already used",
+        ));
+    };
+    let grant = entry.grant;
+    let mut scope = grant.scope.clone();
+    if let Some(requested) = form.get("scope") {
+        let held: Vec<&str> = grant.scope.split_whitespace().collect();
+        if !requested.split_whitespace().all(|s| held.contains(&s)) {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                "the requested scope exceeds the original grant",
+            ));
+        }
+        scope = requested.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    Ok((grant, scope, payer.rotates_refresh_tokens))
 }
 
 /// `GET {fhir_base}/.well-known/smart-configuration` (SMART App Launch 2.0 §"Conformance").

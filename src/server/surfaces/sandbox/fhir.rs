@@ -141,93 +141,148 @@ pub async fn search(
         };
     }
     let own = data::patient_id(sandbox.seed, claims.m);
+    let params = match parse_search_params(query.as_deref(), &own) {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let search = Search { sandbox: &sandbox, payer, slug: &slug, rtype: &rtype, member: claims.m, own, faults, params };
+    let (indices, total) = match search.select() {
+        Ok(page) => page,
+        Err(resp) => return resp,
+    };
+    fhir_response(StatusCode::OK, &search.bundle(&indices, total))
+}
+
+/// The search parameters the sandbox understands.
+struct SearchParams {
+    /// `_count`, clamped to 1..=[`MAX_COUNT`].
+    count: usize,
+    /// `_getpagesoffset`.
+    offset: usize,
+    /// `_id`.
+    id_filter: Option<String>,
+}
+
+/// Reads the query of a search; `patient` (`subject`, `beneficiary`) must name `own`, the token's patient
+/// (403 otherwise), and malformed `_count`/`_getpagesoffset` are a 400 OperationOutcome.
+fn parse_search_params(query: Option<&str>, own: &str) -> Result<SearchParams, Response> {
     let mut count = DEFAULT_COUNT;
     let mut offset = 0usize;
     let mut id_filter: Option<String> = None;
-    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "patient" | "subject" | "beneficiary" => {
                 let p = v.strip_prefix("Patient/").unwrap_or(v.as_ref());
                 if p != own {
-                    return forbidden_other_patient();
+                    return Err(forbidden_other_patient());
                 }
             }
             "_id" => id_filter = Some(v.into_owned()),
             "_count" => match v.parse::<usize>() {
                 Ok(c) => count = c.clamp(1, MAX_COUNT),
-                Err(_) => return outcome(StatusCode::BAD_REQUEST, "invalid", "_count must be a positive integer"),
+                Err(_) => return Err(outcome(StatusCode::BAD_REQUEST, "invalid", "_count must be a positive integer")),
             },
             "_getpagesoffset" => match v.parse::<usize>() {
                 Ok(o) => offset = o,
                 Err(_) => {
-                    return outcome(
+                    return Err(outcome(
                         StatusCode::BAD_REQUEST,
                         "invalid",
                         "_getpagesoffset must be a non-negative integer",
-                    )
+                    ))
                 }
             },
             _ => {}
         }
     }
-    let ctx = Ctx { seed: sandbox.seed, payer };
-    let n = claims.m;
-    // `_id` narrows to one resource of the member; another patient's id reveals nothing but an empty page,
-    // except for Patient where it is a compartment question.
-    let indices: Vec<usize> = match &id_filter {
-        Some(id) if rtype == "Patient" && *id != own => return forbidden_other_patient(),
-        Some(id) => match data::parse_id(sandbox.seed, &rtype, id) {
-            Some((m, idx)) if m == n => vec![idx],
-            _ => vec![],
-        },
-        // Fault `no.patient`: without an `_id` the payer cannot tell whose Patient resource is meant.
-        None if rtype == "Patient" && faults.no_patient_context => vec![],
-        None => {
-            let total = data::count(n, &rtype);
-            (offset.min(total)..(offset + count).min(total)).collect()
-        }
-    };
-    let total = if id_filter.is_some() || (rtype == "Patient" && faults.no_patient_context) {
-        indices.len()
-    } else {
-        data::count(n, &rtype)
-    };
-    let fhir_base = sandbox.fhir_base(&slug);
-    let entries: Vec<Value> = indices
-        .iter()
-        .map(|&idx| {
-            let resource = data::generate(&ctx, n, &rtype, idx);
-            json!({
-                "fullUrl": format!("{fhir_base}/{rtype}/{}", resource["id"].as_str().unwrap_or("")),
-                "resource": resource,
-                "search": {"mode": "match"}
-            })
-        })
-        .collect();
-    let page_url = |off: usize, relative: bool| {
-        let path = format!("{rtype}?patient={own}&_count={count}&_getpagesoffset={off}");
-        if relative {
-            let base_path = url::Url::parse(&fhir_base).map(|u| u.path().to_string()).unwrap_or_default();
-            format!("{}/{path}", base_path.trim_end_matches('/'))
+    Ok(SearchParams { count, offset, id_filter })
+}
+
+/// A search the guard let through, with its parameters read.
+struct Search<'a> {
+    sandbox: &'a Sandbox,
+    payer: &'a PayerConfig,
+    slug: &'a str,
+    rtype: &'a str,
+    /// The member the access token was issued for.
+    member: usize,
+    /// That member's Patient id.
+    own: String,
+    faults: Faults,
+    params: SearchParams,
+}
+
+impl Search<'_> {
+    /// The indices of the member's resources on the page asked for, and the searchset's `total`.
+    fn select(&self) -> Result<(Vec<usize>, usize), Response> {
+        let (sandbox, rtype, n, own) = (self.sandbox, self.rtype, self.member, &self.own);
+        let (faults, id_filter) = (&self.faults, &self.params.id_filter);
+        let (count, offset) = (self.params.count, self.params.offset);
+        // `_id` narrows to one resource of the member; another patient's id reveals nothing but an empty page,
+        // except for Patient where it is a compartment question.
+        let indices: Vec<usize> = match id_filter {
+            Some(id) if rtype == "Patient" && id != own => return Err(forbidden_other_patient()),
+            Some(id) => match data::parse_id(sandbox.seed, rtype, id) {
+                Some((m, idx)) if m == n => vec![idx],
+                _ => vec![],
+            },
+            // Fault `no.patient`: without an `_id` the payer cannot tell whose Patient resource is meant.
+            None if rtype == "Patient" && faults.no_patient_context => vec![],
+            None => {
+                let total = data::count(n, rtype);
+                (offset.min(total)..(offset + count).min(total)).collect()
+            }
+        };
+        let total = if id_filter.is_some() || (rtype == "Patient" && faults.no_patient_context) {
+            indices.len()
         } else {
-            format!("{fhir_base}/{path}")
-        }
-    };
-    let mut links = vec![json!({"relation": "self", "url": page_url(offset, false)})];
-    if id_filter.is_none() && offset + count < total {
-        links.push(json!({"relation": "next", "url": page_url(offset + count, faults.relative_next)}));
+            data::count(n, rtype)
+        };
+        Ok((indices, total))
     }
-    let bundle = json!({
-        "resourceType": "Bundle",
-        "id": crate::server::platform::crypto::random_id(12),
-        "meta": {"lastUpdated": time::OffsetDateTime::from_unix_timestamp(sandbox.now()).ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default()},
-        "type": "searchset",
-        "total": total,
-        "link": links,
-        "entry": entries,
-    });
-    fhir_response(StatusCode::OK, &bundle)
+
+    /// The searchset Bundle of the resources at `indices`, with its `self` link and, when more pages follow, a
+    /// `next` link (relative under the `relative_next` fault).
+    fn bundle(&self, indices: &[usize], total: usize) -> Value {
+        let (sandbox, rtype, n, own) = (self.sandbox, self.rtype, self.member, &self.own);
+        let (count, offset) = (self.params.count, self.params.offset);
+        let ctx = Ctx { seed: sandbox.seed, payer: self.payer };
+        let fhir_base = sandbox.fhir_base(self.slug);
+        let entries: Vec<Value> = indices
+            .iter()
+            .map(|&idx| {
+                let resource = data::generate(&ctx, n, rtype, idx);
+                json!({
+                    "fullUrl": format!("{fhir_base}/{rtype}/{}", resource["id"].as_str().unwrap_or("")),
+                    "resource": resource,
+                    "search": {"mode": "match"}
+                })
+            })
+            .collect();
+        let page_url = |off: usize, relative: bool| {
+            let path = format!("{rtype}?patient={own}&_count={count}&_getpagesoffset={off}");
+            if relative {
+                let base_path = url::Url::parse(&fhir_base).map(|u| u.path().to_string()).unwrap_or_default();
+                format!("{}/{path}", base_path.trim_end_matches('/'))
+            } else {
+                format!("{fhir_base}/{path}")
+            }
+        };
+        let mut links = vec![json!({"relation": "self", "url": page_url(offset, false)})];
+        if self.params.id_filter.is_none() && offset + count < total {
+            links.push(json!({"relation": "next", "url": page_url(offset + count, self.faults.relative_next)}));
+        }
+        json!({
+            "resourceType": "Bundle",
+            "id": crate::server::platform::crypto::random_id(12),
+            "meta": {"lastUpdated": time::OffsetDateTime::from_unix_timestamp(sandbox.now()).ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default()},
+            "type": "searchset",
+            "total": total,
+            "link": links,
+            "entry": entries,
+        })
+    }
 }
 
 /// `GET {fhir_base}/{type}/{id}`: a member's resource (403 when it belongs to another patient) or a shared

@@ -1,0 +1,177 @@
+//! Who is asking and which rows they may read: the Bearer token's principal, the [`Scope`] of authorizations
+//! it reaches (a patient token: its own authorization; an application token: every live authorization of its
+//! app and mode, or those of one patient), the sync gate (429/422) on a patient's data, the audit record of
+//! every read, and the parameter checks the handlers share.
+
+use axum::http::HeaderMap;
+use serde_json::json;
+
+use super::{error::FhirError, RETRY_AFTER_SECS};
+use crate::server::{
+    fhir::{reference, search},
+    platform::telemetry::request_id,
+    services::access::{self, Principal},
+    state::AppState,
+    store::{
+        audit::{self, AuditEntry},
+        authorizations,
+        resources::Scope,
+    },
+};
+
+/// The authenticated caller of one request.
+pub(super) struct Caller {
+    principal: Principal,
+    /// The token's patient id (patient tokens only).
+    patient: Option<String>,
+    /// The request's time (Unix s).
+    now: i64,
+}
+
+/// Authenticates the request's Bearer token.
+pub(super) async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, FhirError> {
+    let principal = access::authenticate_bearer(state, headers).await?;
+    let patient = match &principal {
+        Principal::Patient { authorization, .. } => authorization.patient_id.clone(),
+        Principal::App { .. } => None,
+    };
+    Ok(Caller { principal, patient, now: state.clock.now() })
+}
+
+impl Caller {
+    fn audit_authorization(&self) -> Option<&str> {
+        match &self.principal {
+            Principal::Patient { authorization, .. } => Some(&authorization.id),
+            Principal::App { .. } => None,
+        }
+    }
+
+    /// Everything the token may read.
+    pub(super) fn base_scope(&self) -> Scope {
+        match &self.principal {
+            Principal::Patient { authorization, .. } => Scope::Authorizations(vec![authorization.id.clone()]),
+            Principal::App { app_id, mode, .. } => {
+                Scope::LiveOfApp { app_id: app_id.clone(), mode: *mode, now: self.now }
+            }
+        }
+    }
+
+    /// The scope for one patient id: 403 when it is not the token's patient (patient token) or not linked to
+    /// the app (application token).
+    pub(super) async fn scope_for_patient(&self, state: &AppState, patient_id: &str) -> Result<Scope, FhirError> {
+        match &self.principal {
+            Principal::Patient { authorization, .. } => {
+                if authorization.patient_id.as_deref() == Some(patient_id) {
+                    Ok(Scope::Authorizations(vec![authorization.id.clone()]))
+                } else {
+                    Err(FhirError::forbidden("this token does not grant access to that patient"))
+                }
+            }
+            Principal::App { app_id, mode, .. } => {
+                let ids = authorizations::live_ids_for_patient(&state.db, app_id, *mode, patient_id, self.now).await?;
+                if ids.is_empty() {
+                    Err(FhirError::forbidden("that patient is not linked to this application"))
+                } else {
+                    Ok(Scope::Authorizations(ids))
+                }
+            }
+        }
+    }
+
+    /// The scope of `GET /fhir/{type}/{id}`: a Patient is read only as one of the caller's patients (a patient
+    /// token with a known patient, or an application token); anything else within the token's reach.
+    pub(super) async fn read_scope(&self, state: &AppState, rtype: &str, id: &str) -> Result<Scope, FhirError> {
+        let narrowed = match &self.principal {
+            Principal::Patient { authorization, .. } => authorization.patient_id.is_some(),
+            Principal::App { .. } => true,
+        };
+        if rtype == "Patient" && narrowed {
+            self.scope_for_patient(state, id).await
+        } else {
+            Ok(self.base_scope())
+        }
+    }
+
+    /// Replaces `$PATIENT_ID` (raw or percent-encoded) by the token's patient id.
+    pub(super) fn substitute(&self, s: &str) -> Result<String, FhirError> {
+        if !s.contains("$PATIENT_ID") && !s.contains("%24PATIENT_ID") {
+            return Ok(s.to_string());
+        }
+        let Some(p) = &self.patient else {
+            return Err(FhirError::bad_param("$PATIENT_ID needs a patient access token with a known patient"));
+        };
+        Ok(s.replace("%24PATIENT_ID", p).replace("$PATIENT_ID", p))
+    }
+
+    /// The query string's parameters, in order, after `$PATIENT_ID` substitution.
+    pub(super) fn query_params(&self, raw: Option<&str>) -> Result<Vec<(String, String)>, FhirError> {
+        let raw = self.substitute(raw.unwrap_or(""))?;
+        Ok(url::form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+
+    /// Records a `fhir.read` audit event (interaction, types, count; never health data) with the request id.
+    /// A failure to record is logged.
+    pub(super) async fn audit_read(&self, state: &AppState, headers: &HeaderMap, interaction: &str, types: &[&str], count: usize) {
+        let app_id = self.principal.app_id().to_string();
+        let actor = format!("app:{app_id}");
+        let rid = request_id(headers);
+        let entry = AuditEntry {
+            actor: &actor,
+            action: "fhir.read",
+            app_id: Some(&app_id),
+            authorization_id: self.audit_authorization(),
+            request_id: rid.as_deref(),
+            detail: Some(json!({"interaction": interaction, "resource_types": types, "count": count})),
+        };
+        if let Err(e) = audit::record(&state.db.pool, state.clock.now(), entry).await {
+            tracing::error!(error = %format!("{e:#}"), "could not write an audit record");
+        }
+    }
+}
+
+/// 429 while a sync of these authorizations runs; 422 when the latest one failed. An application-wide scope
+/// is never gated.
+pub(super) async fn gate_on_sync(state: &AppState, scope: &Scope) -> Result<(), FhirError> {
+    let Scope::Authorizations(ids) = scope else { return Ok(()) };
+    for id in ids {
+        if let Some(st) = crate::server::services::sync::status(&state.db, id).await? {
+            match st.status.as_str() {
+                "pending" | "syncing" => return Err(FhirError::sync_running(RETRY_AFTER_SECS)),
+                "failed" => return Err(FhirError::sync_failed(st.exit_code.map(|c| c.as_str()).unwrap_or("SYNC_FAILED"))),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 404 `not-supported` unless the API serves `rtype`.
+pub(super) fn check_type(rtype: &str) -> Result<(), FhirError> {
+    if search::RESOURCE_TYPES.contains(&rtype) {
+        Ok(())
+    } else {
+        Err(FhirError::unsupported_type(rtype))
+    }
+}
+
+/// 400 unless `id` is a FHIR R4 id.
+pub(super) fn check_id(id: &str) -> Result<(), FhirError> {
+    if reference::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(FhirError::bad_param("the id is not a valid FHIR id"))
+    }
+}
+
+/// `_count`: an integer from 0 to `max`.
+pub(super) fn parse_count(v: &str, max: usize) -> Result<usize, FhirError> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| FhirError::bad_param(format!("_count must be an integer from 0 to {max}")))
+}
+
+/// `_offset`: a non-negative integer.
+pub(super) fn parse_offset(v: &str) -> Result<usize, FhirError> {
+    v.parse::<usize>().map_err(|_| FhirError::bad_param("_offset must be a non-negative integer"))
+}
