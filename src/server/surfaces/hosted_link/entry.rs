@@ -113,7 +113,12 @@ impl Ending<'_> {
                 }
                 see_other(&redirect_with(ru, &params))
             }
-            None => exit_page(self.lang, self.host_origin.as_deref(), &self.nonce, code),
+            // Bad input: 400, with the page that tells the modal's host page the code.
+            None => {
+                let mut page = exit_page(self.lang, self.host_origin.as_deref(), &self.nonce, code);
+                *page.status_mut() = StatusCode::BAD_REQUEST;
+                page
+            }
         }
     }
 }
@@ -256,7 +261,8 @@ async fn validate<'a>(
                 return Ok(Err(ending.fail(ExitCode::InvalidPublishableKey)));
             }
             let hint = ending.host_origin.as_deref().map(|o| origin_hint(o, mode));
-            let page = exit_page_with_hint(ending.lang, ending.host_origin.as_deref(), &ending.nonce, ExitCode::InvalidPublishableKey, hint);
+            let mut page = exit_page_with_hint(ending.lang, ending.host_origin.as_deref(), &ending.nonce, ExitCode::InvalidPublishableKey, hint);
+            *page.status_mut() = StatusCode::FORBIDDEN;
             return Ok(Err(page));
         }
     }

@@ -23,7 +23,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "description": format!("The public_token is single use and expires {PUBLIC_TOKEN_TTL_SECS} s after it was minted; only the app it was issued to may exchange it. Rate limited per client address and per app (429 with Retry-After)."),
         "requestBody": form_or_json(json!({"type": "object",
             "required": ["public_token", "secret_key"],
-            "properties": {"public_token": {"type": "string"}, "secret_key": {"type": "string"}}})),
+            "properties": {"public_token": {"type": "string", "minLength": 1}, "secret_key": {"type": "string", "minLength": 1}}})),
         "responses": {"200": {"description": "Access granted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
                       "400": oauth_err, "401": oauth_err, "429": limited}}}));
     p.insert(paths::INTROSPECT.into(), json!({"get": {
@@ -44,7 +44,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "description": "Revokes the access token's own authorization and the same user's (externalId) other authorizations of this app and mode that link the same payer patient at the same endpoint. Another user of the app is never affected, even one who linked the same payer patient.",
         "security": [{"bearer": []}],
         "requestBody": form_or_json(json!({"type": "object",
-            "required": ["secret_key"], "properties": {"secret_key": {"type": "string"}}})),
+            "required": ["secret_key"], "properties": {"secret_key": {"type": "string", "minLength": 1}}})),
         "responses": {"200": {"description": "Revoked", "content": {"application/json": {"schema": {"type": "object",
             "properties": {"count": {"type": "integer"}}}}}}, "400": oauth_err, "401": unauth, "403": oauth_err}}}));
     p.insert(paths::USERS.into(), json!({"get": {
@@ -59,8 +59,17 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "flexpa_external_id", "flexpa_endpoint_id", "usage",
     ]
     .iter()
-    .map(|n| json!({"name": n, "in": "query", "required": !matches!(*n, "state" | "flexpa_endpoint_id" | "usage"),
-                    "schema": {"type": "string"}}))
+    .map(|n| {
+        let schema = match *n {
+            "response_type" => json!({"type": "string", "enum": ["code"]}),
+            "code_challenge_method" => json!({"type": "string", "enum": ["S256"]}),
+            "usage" => json!({"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}),
+            "code_challenge" => json!({"type": "string", "minLength": 43, "maxLength": 43, "pattern": "^[A-Za-z0-9_-]{43}$"}),
+            "flexpa_endpoint_id" => json!({"type": "string", "format": "uuid"}),
+            _ => json!({"type": "string", "minLength": 1}),
+        };
+        json!({"name": n, "in": "query", "required": !matches!(*n, "state" | "flexpa_endpoint_id" | "usage"), "schema": schema})
+    })
     .collect();
     p.insert(paths::AUTH.into(), json!({"get": {
         "summary": "OAuth 2.0 authorization endpoint running the Link flow (redirect flow, PKCE S256)",
@@ -85,7 +94,16 @@ pub fn paths() -> serde_json::Map<String, Value> {
         ("language", false, "en or es (default: Accept-Language)"),
     ]
     .iter()
-    .map(|(n, required, d)| json!({"name": n, "in": "query", "required": required, "schema": {"type": "string"}, "description": d}))
+    .map(|(n, required, d)| {
+        let schema = match *n {
+            "usage" => json!({"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}),
+            "endpoint" => json!({"type": "string", "format": "uuid"}),
+            "autoExit" | "skipExplainer" | "skipSyncing" => json!({"type": "string", "enum": ["true", "false"]}),
+            "language" => json!({"type": "string", "enum": ["en", "es"]}),
+            _ => json!({"type": "string", "minLength": 1}),
+        };
+        json!({"name": n, "in": "query", "required": required, "schema": schema, "description": d})
+    })
     .collect();
     p.insert(paths::HOSTED_ENTRY.into(), json!({"get": {
         "summary": "Start Link in a browser: the hosted (mobile) flow with a redirect_uri (link.js opens the same URL in its modal)",
@@ -95,8 +113,8 @@ pub fn paths() -> serde_json::Map<String, Value> {
             later step from another browser is refused. A request with neither origin nor redirect_uri is refused.",
         "parameters": entry_params,
         "responses": {"303": {"description": "To the first Link screen (setting the session's binder cookie), or to redirect_uri with error and state (invalid options)"},
-                      "200": html("A page ending Link with an exit code (invalid options in the modal: no redirect_uri can be trusted)"),
-                      "400": html("redirect_uri is not registered for the app (never redirected to), or neither origin nor redirect_uri was given"),
+                      "400": html("A page ending Link with an exit code (invalid options in the modal), or: redirect_uri is not registered for the app (never redirected to), or neither origin nor redirect_uri was given"),
+                      "403": html("A page ending Link with INVALID_PUBLISHABLE_KEY: the page's origin is not an allowed origin of the app"),
                       "429": {"description": "Too many sessions started from this client address: a page ending Link with RATE_LIMITED",
                               "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
                               "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
@@ -124,8 +142,8 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "summary": "Test mode: link a sandbox member without the UI and return a public_token",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
             "required": ["secret_key", "external_id"],
-            "properties": {"secret_key": {"type": "string"}, "external_id": {"type": "string"},
-                           "endpoint_id": {"type": "string"}, "member": {"type": "string"},
+            "properties": {"secret_key": {"type": "string", "minLength": 1}, "external_id": {"type": "string", "minLength": 1},
+                           "endpoint_id": {"type": "string", "format": "uuid"}, "member": {"type": "string", "minLength": 1},
                            "usage": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}}}}}},
         "responses": {"200": {"description": "public_token", "content": {"application/json": {"schema": {"type": "object",
             "properties": {"public_token": {"type": "string"}, "authorization_id": {"type": "string"}}}}}},
@@ -157,8 +175,8 @@ pub fn components() -> Value {
                 "error_description": {"type": "string"}}},
             "TokenRequest": {"type": "object", "required": ["grant_type"], "properties": {
                 "grant_type": {"type": "string", "enum": ["refresh_token", "client_credentials", "authorization_code"]},
-                "refresh_token": {"type": "string"}, "code": {"type": "string"}, "code_verifier": {"type": "string"},
-                "redirect_uri": {"type": "string"}, "client_id": {"type": "string"}, "client_secret": {"type": "string"}}},
+                "refresh_token": {"type": "string", "minLength": 1}, "code": {"type": "string", "minLength": 1}, "code_verifier": {"type": "string", "minLength": 43, "maxLength": 128},
+                "redirect_uri": {"type": "string", "minLength": 1}, "client_id": {"type": "string", "minLength": 1}, "client_secret": {"type": "string", "minLength": 1}}},
             "Endpoint": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"},
                 "label": {"type": "array", "items": {"type": "string"}}, "refreshable": {"type": "boolean"},
                 "resources": {"type": "array", "items": {"type": "string"}}}},
