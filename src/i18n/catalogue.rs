@@ -81,6 +81,8 @@ pub struct Msgs {
     pub exited_intro: &'static str,
     pub expired_title: &'static str,
     pub expired_intro: &'static str,
+    /// A Link address whose parameters cannot be read (malformed or repeated): the patient starts again.
+    pub invalid_link_title: &'static str,
     /// The button that takes a timed-out hosted flow back to the app (`{app}`).
     pub return_to_app: &'static str,
     // Connections page (`/link/connections`)
@@ -188,6 +190,7 @@ pub static EN: Msgs = Msgs {
     exited_intro: "Nothing was shared.",
     expired_title: "This link has expired",
     expired_intro: "Start again from the app you came from.",
+    invalid_link_title: "This link is not valid",
     return_to_app: "Return to {app}",
     conn_title: "Your connected health plans",
     conn_lede: "You shared data from these health plans with {app}. Removing one stops the sharing and deletes the copy we hold, right away.",
@@ -288,6 +291,7 @@ pub static ES: Msgs = Msgs {
     exited_intro: "No se compartió nada.",
     expired_title: "Este enlace ha vencido",
     expired_intro: "Empiece de nuevo desde la aplicación de la que vino.",
+    invalid_link_title: "Este enlace no es válido",
     return_to_app: "Volver a {app}",
     conn_title: "Sus planes de salud conectados",
     conn_lede: "Usted compartió datos de estos planes de salud con {app}. Si quita uno, se deja de compartir y la copia que guardamos se borra de inmediato.",

@@ -441,6 +441,27 @@ async fn malformed_session_ids_are_404_never_500() {
     }
 }
 
+/// A Link address whose query cannot be read (a repeated or malformed parameter) is a 400 page for the patient
+/// in their language, never the deserializer's plain text.
+#[tokio::test]
+async fn unreadable_link_queries_are_400_pages() {
+    let app = spawn_app().await;
+    let (pk, _) = new_app(&app).await;
+    for path in [
+        format!("/link?publishableKey={pk}&externalId=u&usage=ONE_TIME&usage=MULTIPLE&origin=http://localhost"),
+        format!("/link?publishableKey={pk}&publishableKey={pk}&externalId=u"),
+        "/link/connections?token=a&token=b".to_string(),
+        "/link/s/ls_x?q=a&q=b".to_string(),
+    ] {
+        let r = app.client.get(format!("{}{path}", app.base_url)).header("accept-language", "es").send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        let html = r.text().await.unwrap();
+        assert!(html.contains("Este enlace no es válido") && html.contains("lang=\"es\""), "{path}: {html}");
+        assert!(!html.contains("deserialize"), "{path}");
+    }
+}
+
 /// Security headers: COOP `same-origin` on pages that open no window, `same-origin-allow-popups` on the pages
 /// that open Link (whose payer window keeps its opener), `Permissions-Policy` everywhere, no HSTS over plain HTTP.
 #[tokio::test]

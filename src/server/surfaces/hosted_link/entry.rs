@@ -8,7 +8,7 @@
 //! fragment (see `surfaces::binding`).
 
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Extension,
@@ -35,7 +35,7 @@ use crate::{
             hosted_link::{
                 origins::{origin_allowed, origin_hint, valid_origin},
                 pages::{ending_page, exit_page, exit_page_with_hint, plain_page},
-                respond::{see_other, session_url, FlowResult},
+                respond::{see_other, session_url, FlowResult, PageQuery},
             },
         },
     },
@@ -138,7 +138,7 @@ pub async fn entry(
     State(state): State<AppState>,
     client: Option<Extension<ClientIp>>,
     headers: HeaderMap,
-    Query(p): Query<EntryParams>,
+    PageQuery(p): PageQuery<EntryParams>,
 ) -> FlowResult {
     let lang = i18n::choose(p.language.as_deref(), headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let mut ending = Ending {

@@ -36,7 +36,7 @@ use crate::{
             binding::{self, form_field, BIND_FIELD},
             hosted_link::{
                 pages::{esc, html_page, other_browser_page, popup_page},
-                respond::{bound_or_refused, live_session, see_other, session_url, FlowResult, Sid},
+                respond::{bound_or_refused, live_session, see_other, session_url, FlowResult, PageQuery, Sid},
             },
         },
     },
@@ -72,7 +72,7 @@ pub async fn handoff(
     State(state): State<AppState>,
     Sid(sid): Sid,
     headers: HeaderMap,
-    Query(q): Query<HandoffQuery>,
+    PageQuery(q): PageQuery<HandoffQuery>,
 ) -> FlowResult {
     let s = match bound_or_refused(&state, &sid, &headers, None).await? {
         Ok(s) => s,

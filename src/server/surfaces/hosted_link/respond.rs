@@ -2,7 +2,7 @@
 //! for the patient, the cause only in the log), redirects between steps, and the live session a step acts on.
 
 use axum::{
-    extract::{FromRequestParts, Path},
+    extract::{FromRequestParts, Path, Query},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -31,6 +31,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Sid {
             _ => {
                 let m = crate::i18n::msgs("en");
                 Err((StatusCode::NOT_FOUND, plain_page("en", m.expired_title, m.expired_intro)).into_response())
+            }
+        }
+    }
+}
+
+/// The query of a hosted-flow page, deserialized into `T`. A query that does not fit `T` (a repeated or
+/// malformed parameter) is answered 400 with a plain "this link is not valid" page in the browser's language,
+/// never with the deserializer's text.
+#[derive(Debug)]
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(PageQuery(q)),
+            Err(rejection) => {
+                tracing::info!(error = %rejection.body_text().escape_debug(), "link page: unreadable query");
+                let lang = crate::i18n::choose(None, parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+                let m = crate::i18n::msgs(lang);
+                Err((StatusCode::BAD_REQUEST, plain_page(lang, m.invalid_link_title, m.expired_intro)).into_response())
             }
         }
     }
