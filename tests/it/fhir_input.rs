@@ -244,6 +244,14 @@ async fn malformed_input_is_answered_in_fhir_form_never_a_500() {
             assert!(v["resourceType"] == expected || (status == 200 && v["resourceType"] == "Patient"), "{status} {v} for {shown}");
         }
     }
+    // Lists of more values than the API binds in one statement are refused, not sent to the database (a URI
+    // of up to 64 KiB could otherwise list ~32,000 ids, past SQLite's limit of bound parameters).
+    let ids = vec!["x1"; 1_001].join(",");
+    let types = vec!["Patient"; 1_001].join(",");
+    for p in [format!("/fhir/ExplanationOfBenefit?_id={ids}"), format!("/fhir/Patient/$PATIENT_ID/$everything?_type={types}")] {
+        let o = outcome(get_bearer(&app, &p, &t).await, 400).await;
+        assert!(o["issue"][0]["diagnostics"].as_str().unwrap().contains("at most 1000 values"), "{o}");
+    }
     // Repeating a parameter with the same value is not an error, and the server still answers.
     bundle(get_bearer(&app, "/fhir/ExplanationOfBenefit?patient=$PATIENT_ID&patient=$PATIENT_ID", &t).await).await;
     bundle(get_bearer(&app, "/fhir/metadata", &t).await).await;

@@ -9,7 +9,7 @@ use axum::{
 };
 use serde_json::json;
 
-use super::{error::FhirError, MAX_OFFSET, RETRY_AFTER_SECS};
+use super::{error::FhirError, MAX_LIST_VALUES, MAX_OFFSET, RETRY_AFTER_SECS};
 use crate::server::{
     fhir::{reference, search},
     platform::telemetry::request_id,
@@ -213,6 +213,15 @@ pub(super) fn parse_endpoint(v: &str) -> Result<String, FhirError> {
     } else {
         Err(FhirError::bad_param("endpoint must be an endpoint id"))
     }
+}
+
+/// A comma-separated list parameter's values: at most [`MAX_LIST_VALUES`], otherwise 400 `invalid`.
+pub(super) fn split_list<'a>(name: &str, v: &'a str) -> Result<Vec<&'a str>, FhirError> {
+    let list: Vec<&str> = v.split(',').collect();
+    if list.len() > MAX_LIST_VALUES {
+        return Err(FhirError::bad_param(format!("{name} lists at most {MAX_LIST_VALUES} values")));
+    }
+    Ok(list)
 }
 
 /// `_count`: an integer from 0 to `max`; otherwise 400 `invalid`.

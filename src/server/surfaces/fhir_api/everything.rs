@@ -9,7 +9,7 @@ use axum::{
 
 use super::{
     bundle::{bundle, Entry, Page, SearchMode},
-    caller::{caller, check_id, gate_on_sync, parse_count, parse_endpoint, parse_offset, path_params},
+    caller::{caller, check_id, gate_on_sync, parse_count, parse_endpoint, parse_offset, path_params, split_list},
     error::{fhir_response, FhirError},
     FhirResult, DEFAULT_EVERYTHING_COUNT, MAX_EVERYTHING_COUNT,
 };
@@ -86,7 +86,7 @@ impl EverythingRequest {
 
 /// `_type=A,B`: types this API serves.
 fn parse_types(v: &str) -> Result<Vec<String>, FhirError> {
-    let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+    let list: Vec<String> = split_list("_type", v)?.into_iter().map(|s| s.trim().to_string()).collect();
     if let Some(t) = list.iter().find(|t| !search::RESOURCE_TYPES.contains(&t.as_str())) {
         return Err(FhirError::bad_param(format!("_type: {t} is not a supported resource type")));
     }

@@ -44,6 +44,9 @@ pub const MAX_EVERYTHING_COUNT: usize = 5000;
 /// not a way to read data (narrow the search with `patient`, `_lastUpdated` or a date instead); the bound keeps
 /// `_offset + _count` and the SQL `OFFSET` (a signed 64-bit integer in SQLite and PostgreSQL) far from overflow.
 pub const MAX_OFFSET: usize = 100_000_000;
+/// Most values one `_id` or `_type` parameter may list (each is a bound SQL parameter; SQLite allows 32,766 in a
+/// statement, PostgreSQL 65,535).
+pub const MAX_LIST_VALUES: usize = 1000;
 /// `Retry-After` (seconds) while the patient's sync runs.
 pub const RETRY_AFTER_SECS: u64 = 5;
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{
     bundle::{bundle, Entry, Page, SearchMode},
-    caller::{caller, check_id, check_type, gate_on_sync, parse_count, parse_endpoint, parse_offset, path_params},
+    caller::{caller, check_id, check_type, gate_on_sync, parse_count, parse_endpoint, parse_offset, path_params, split_list},
     error::{fhir_response, FhirError},
     FhirResult, DEFAULT_COUNT, MAX_COUNT,
 };
@@ -120,7 +120,7 @@ impl SearchRequest {
 
     /// `_id=a,b`: these ids; a repeated `_id` keeps the ids in both.
     fn add_ids(&mut self, v: &str) -> Result<(), FhirError> {
-        let list: Vec<String> = v.split(',').map(str::to_owned).collect();
+        let list: Vec<String> = split_list("_id", v)?.into_iter().map(str::to_owned).collect();
         for i in &list {
             check_id(i)?;
         }
