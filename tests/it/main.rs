@@ -13,6 +13,7 @@ mod common;
 mod config_agreement;
 mod fhir_api;
 mod fhir_golden;
+mod fhir_input;
 mod foundation;
 mod lifecycle;
 mod link;

@@ -27,6 +27,9 @@ const NOT_IN_OPENAPI: &[(&str, &str)] = &[
     ("/demo*", "the demo integrator app, written as an integrator would write theirs"),
     ("/sandbox/*", "the built-in sandbox payers: a payer's SMART and FHIR API, not this server's"),
     ("/{*__private__axum_fallback}", "axum's fallback (unknown paths get the not-found page)"),
+    ("/fhir", "the FHIR API's root: no interaction, a 404 OperationOutcome (the API is described at /fhir/metadata)"),
+    ("/fhir/", "the FHIR API's root: no interaction, a 404 OperationOutcome (the API is described at /fhir/metadata)"),
+    ("/fhir/{*__private__axum_fallback}", "the FHIR API's fallback (unknown /fhir paths get a 404 OperationOutcome)"),
 ];
 
 /// Every path the router holds, read from its `Debug` output (axum keeps no other list of its routes).

@@ -338,24 +338,32 @@ impl DateValue {
     }
 }
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    // Howard Hinnant's algorithm: days since 1970-01-01 of a proleptic Gregorian date.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// `s` as a number when it is exactly `width` ASCII digits.
+fn digits(s: &str, width: usize) -> Option<i64> {
+    (s.len() == width && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
 }
 
-fn num(s: &str) -> Option<i64> {
-    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+/// Unix seconds at the start of a calendar day; `None` unless the day exists (month 1–12, the month's days,
+/// 29 February only in leap years), as the `time` crate's proleptic Gregorian calendar says.
+fn day_start(y: i64, m: i64, d: i64) -> Option<i64> {
+    let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
+}
+
+/// The days in a month (`None` unless month is 1–12).
+fn month_days(y: i64, m: i64) -> Option<i64> {
+    let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+    Some(i64::from(month.length(i32::try_from(y).ok()?)))
 }
 
 /// Parses a FHIR `date`, `dateTime` or `instant` into the range its precision denotes
-/// (`2020` → the year, `2020-03` → the month, `2020-03-04` → the day, a time → that second).
-/// A time without offset is taken as UTC.
+/// (`2020` → the year, `2020-03` → the month, `2020-03-04` → the day, a time → that second, or that minute when
+/// it has no seconds). A time without offset is taken as UTC.
+///
+/// `None` unless it is `YYYY[-MM[-DD[Thh:mm[:ss[.f…]][Z|±hh:mm]]]]` with a day that exists in the calendar,
+/// `hh` 00–23, `mm` 00–59, `ss` 00–60 (FHIR's leap second, taken as 59) and an offset within ±14:00 (FHIR R4
+/// §2.24.0.1 `dateTime`).
 pub fn parse_fhir_date(s: &str) -> Option<Range> {
     let s = s.trim();
     let (date, time) = match s.split_once('T') {
@@ -363,42 +371,57 @@ pub fn parse_fhir_date(s: &str) -> Option<Range> {
         None => (s, None),
     };
     let parts: Vec<&str> = date.split('-').collect();
-    let y = num(parts.first()?).filter(|_| parts[0].len() == 4)?;
-    let month = parts.get(1).map(|m| num(m).filter(|m| (1..=12).contains(m))).unwrap_or(Some(0))?;
-    let day = parts.get(2).map(|d| num(d).filter(|d| (1..=31).contains(d))).unwrap_or(Some(0))?;
     if parts.len() > 3 {
         return None;
     }
-    let day0 = |y, m, d| days_from_civil(y, m, d) * 86_400;
+    let y = digits(parts.first()?, 4)?;
+    // Month and day, when present, are 01–12 and 01–31 (whether the day exists is checked by `day_start`); 0:
+    // absent.
+    let month = parts.get(1).map(|m| digits(m, 2).filter(|m| (1..=12).contains(m))).unwrap_or(Some(0))?;
+    let day = parts.get(2).map(|d| digits(d, 2).filter(|d| (1..=31).contains(d))).unwrap_or(Some(0))?;
     match (month, day, time) {
-        (0, _, None) => Some((day0(y, 1, 1), day0(y + 1, 1, 1))),
-        (m, 0, None) => {
-            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-            Some((day0(y, m, 1), day0(ny, nm, 1)))
-        }
-        (m, d, None) => Some((day0(y, m, d), day0(y, m, d) + 86_400)),
+        (0, _, None) => Some((day_start(y, 1, 1)?, day_start(y, 12, 31)? + 86_400)),
+        (m, 0, None) => Some((day_start(y, m, 1)?, day_start(y, m, month_days(y, m)?)? + 86_400)),
+        (m, d, None) => Some((day_start(y, m, d)?, day_start(y, m, d)? + 86_400)),
         (m, d, Some(t)) if m > 0 && d > 0 => {
             // hh:mm[:ss[.fff]](Z|±hh:mm)
             let (clock, offset) = if let Some(c) = t.strip_suffix('Z') {
                 (c, 0)
-            } else if let Some(i) = t.rfind(['+', '-']).filter(|i| *i >= 5) {
+            } else if let Some(i) = t
+                .rfind(['+', '-'])
+                // An unencoded `+` in a query string decodes to a space: after fractional seconds it is read as `+`.
+                .or_else(|| t.rfind(' ').filter(|i| t[..*i].contains('.')))
+                .filter(|i| *i >= 5)
+            {
                 let (c, o) = t.split_at(i);
                 let sign = if o.starts_with('-') { -1 } else { 1 };
                 let (oh, om) = o[1..].split_once(':')?;
-                (c, sign * (num(oh)? * 3600 + num(om)? * 60))
+                let (oh, om) = (digits(oh, 2)?, digits(om, 2)?);
+                if oh > 14 || om > 59 || (oh == 14 && om > 0) {
+                    return None;
+                }
+                (c, sign * (oh * 3600 + om * 60))
             } else {
                 (t, 0)
             };
-            let mut f = clock.split(':');
-            let h = num(f.next()?)?;
-            let mi = num(f.next()?)?;
-            let sec = match f.next() {
-                Some(x) => num(x.split('.').next()?)?,
+            let fields: Vec<&str> = clock.split(':').collect();
+            let (h, mi) = (digits(fields.first()?, 2)?, digits(fields.get(1)?, 2)?);
+            let sec = match fields.get(2) {
+                Some(x) => {
+                    let (whole, fraction) = x.split_once('.').unwrap_or((x, "0"));
+                    if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+                        return None;
+                    }
+                    digits(whole, 2)?
+                }
                 None => 0,
             };
-            let at = day0(y, m, d) + h * 3600 + mi * 60 + sec - offset;
+            if fields.len() > 3 || h > 23 || mi > 59 || sec > 60 {
+                return None;
+            }
+            let at = day_start(y, m, d)? + h * 3600 + mi * 60 + sec.min(59) - offset;
             // A time without seconds denotes that minute; with seconds, that second.
-            let width = if clock.matches(':').count() >= 2 { 1 } else { 60 };
+            let width = if fields.len() == 3 { 1 } else { 60 };
             Some((at, at + width))
         }
         _ => None,
@@ -537,6 +560,16 @@ mod tests {
         assert_eq!(parse_fhir_date("2020-01-01T00:00:00.000+00:00").unwrap().0, 1_577_836_800);
         assert!(parse_fhir_date("20-1-1").is_none());
         assert!(parse_fhir_date("2020-13").is_none());
+        assert_eq!(parse_fhir_date("2024-02").map(|r| r.1 - r.0), Some(29 * 86_400));
+        assert_eq!(parse_fhir_date("9999").map(|r| r.1 - r.0), Some(365 * 86_400));
+        assert_eq!(parse_fhir_date("2016-12-31T23:59:60Z").map(|r| r.1 - r.0), Some(1));
+        assert_eq!(parse_fhir_date("2020-01-01T02:00:00.0 02:00"), parse_fhir_date("2020-01-01T00:00:00Z"));
+        for bad in ["2020-01-01T25:61:61Z", "2020-01-01T23:59:59+99:99", "2020-01-01T10:00:00+14:30", "2020-13-01",
+            "2020-00", "2020-01-32", "2021-02-29", "2020-02-30", "2020-01-01T24:00:00Z", "2020-01-01T10:00:00.Z",
+            "2020-01-01T10:00:00:00Z", "2020-1-1", "2020-01-01T9999999999999999:00Z", "garbage", "", "2020-01-01T"]
+        {
+            assert!(parse_fhir_date(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

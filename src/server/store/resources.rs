@@ -263,7 +263,9 @@ impl Filter {
     async fn page(&self, db: &Db, cipher: &Cipher, order: &str, count: usize, offset: usize) -> anyhow::Result<Page> {
         let counted = self.fetch_all(db, &format!("SELECT COUNT(*) AS n FROM resources r WHERE {}", self.sql())).await?;
         let total: i64 = counted.first().map(|r| r.try_get("n")).transpose()?.unwrap_or(0);
-        let sql = format!("SELECT {COLUMNS} FROM resources r WHERE {} {order} LIMIT {count} OFFSET {offset}", self.sql());
+        // SQLite and PostgreSQL take LIMIT and OFFSET as signed 64-bit integers.
+        let (limit, skip) = (i64::try_from(count)?, i64::try_from(offset)?);
+        let sql = format!("SELECT {COLUMNS} FROM resources r WHERE {} {order} LIMIT {limit} OFFSET {skip}", self.sql());
         let rows = self.fetch_all(db, &sql).await?.iter().map(|r| stored(cipher, r)).collect::<anyhow::Result<_>>()?;
         Ok(Page { total: usize::try_from(total).unwrap_or(0), rows })
     }

@@ -63,8 +63,8 @@ fn link_url(p: &Page<'_>, offset: usize) -> String {
 fn links(p: &Page<'_>) -> Vec<Value> {
     let mut links = vec![json!({"relation": "self", "url": link_url(p, p.offset)})];
     links.push(json!({"relation": "first", "url": link_url(p, 0)}));
-    if p.count > 0 && p.offset + p.count < p.total {
-        links.push(json!({"relation": "next", "url": link_url(p, p.offset + p.count)}));
+    if let Some(next) = p.offset.checked_add(p.count).filter(|n| p.count > 0 && *n < p.total) {
+        links.push(json!({"relation": "next", "url": link_url(p, next)}));
     }
     if p.offset > 0 {
         links.push(json!({"relation": "previous", "url": link_url(p, p.offset.saturating_sub(p.count.max(1)))}));

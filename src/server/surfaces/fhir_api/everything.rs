@@ -1,14 +1,15 @@
 //! `GET /fhir/Patient/{id}/$everything` (FHIR R4 §Patient-everything): every resource of one patient's
-//! authorizations, the Patient first, with `_type`, `_since`, `_count` and `_offset`.
+//! authorizations, the Patient first, with `_type`, `_since`, `_count`, `_offset` and `endpoint` (the endpoint
+//! the patient id is at, see `Caller::scope_for_patient`).
 
 use axum::{
-    extract::{Path, RawQuery, State},
+    extract::{rejection::PathRejection, Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
 };
 
 use super::{
     bundle::{bundle, Entry, Page, SearchMode},
-    caller::{caller, check_id, gate_on_sync, parse_count, parse_offset},
+    caller::{caller, check_id, gate_on_sync, parse_count, parse_endpoint, parse_offset, path_params, split_list},
     error::{fhir_response, FhirError},
     FhirResult, DEFAULT_EVERYTHING_COUNT, MAX_EVERYTHING_COUNT,
 };
@@ -17,10 +18,11 @@ use crate::server::{fhir::search, state::AppState, store::resources};
 pub(super) async fn everything(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((id, operation)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> FhirResult {
     let c = caller(&state, &headers).await?;
+    let (id, operation) = path_params(path)?;
     if operation != "$everything" {
         return Err(FhirError::not_found(format!("operation {operation} is not supported")));
     }
@@ -28,7 +30,7 @@ pub(super) async fn everything(
     check_id(&id)?;
     let params = c.query_params(raw.as_deref())?;
     let req = EverythingRequest::parse(&params)?;
-    let scope = c.scope_for_patient(&state, &id).await?;
+    let scope = c.scope_for_patient(&state, &id, req.endpoint.as_deref()).await?;
     gate_on_sync(&state, &scope).await?;
     let query = resources::Everything {
         scope: &scope,
@@ -55,6 +57,8 @@ struct EverythingRequest {
     types: Option<Vec<String>>,
     /// `_since` (Unix s).
     since: Option<i64>,
+    /// `endpoint`: the endpoint the patient id is qualified with.
+    endpoint: Option<String>,
     count: usize,
     offset: usize,
 }
@@ -62,13 +66,14 @@ struct EverythingRequest {
 impl EverythingRequest {
     /// Parses the query parameters in order; the first bad one (or one `$everything` does not take) is the error.
     fn parse(params: &[(String, String)]) -> Result<Self, FhirError> {
-        let mut r = EverythingRequest { types: None, since: None, count: DEFAULT_EVERYTHING_COUNT, offset: 0 };
+        let mut r = EverythingRequest { types: None, since: None, endpoint: None, count: DEFAULT_EVERYTHING_COUNT, offset: 0 };
         for (k, v) in params {
             match k.as_str() {
                 "_format" | "_pretty" => {}
                 "_count" => r.count = parse_count(v, MAX_EVERYTHING_COUNT)?,
                 "_offset" => r.offset = parse_offset(v)?,
                 "_type" => r.types = Some(parse_types(v)?),
+                "endpoint" => r.endpoint = Some(parse_endpoint(v)?),
                 "_since" => {
                     r.since = Some(search::parse_fhir_date(v).ok_or_else(|| FhirError::bad_param("_since must be a FHIR instant"))?.0)
                 }
@@ -81,7 +86,7 @@ impl EverythingRequest {
 
 /// `_type=A,B`: types this API serves.
 fn parse_types(v: &str) -> Result<Vec<String>, FhirError> {
-    let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+    let list: Vec<String> = split_list("_type", v)?.into_iter().map(|s| s.trim().to_string()).collect();
     if let Some(t) = list.iter().find(|t| !search::RESOURCE_TYPES.contains(&t.as_str())) {
         return Err(FhirError::bad_param(format!("_type: {t} is not a supported resource type")));
     }

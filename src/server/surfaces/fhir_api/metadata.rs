@@ -9,7 +9,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use super::{error::fhir_response, FHIR_JSON};
+use super::{error::fhir_response, FHIR_JSON, MAX_COUNT, MAX_EVERYTHING_COUNT, MAX_OFFSET};
 use crate::server::{
     fhir::search::{self, ParamKind},
     state::AppState,
@@ -124,12 +124,15 @@ pub fn openapi_paths() -> serde_json::Map<String, Value> {
     };
     paths.insert("/fhir/metadata".into(), json!({"get": {"summary": "CapabilityStatement", "responses": {"200": fhir_resp("CapabilityStatement"), "429": throttled}}}));
     for t in search::RESOURCE_TYPES {
-        let mut params: Vec<Value> = ["_id", "_lastUpdated", "_count", "_offset", "_include"]
+        let mut params: Vec<Value> = ["_id", "_lastUpdated", "_include"]
             .iter()
             .map(|n| json!({"name": n, "in": "query", "schema": {"type": "string"}}))
             .collect();
+        params.push(count_param(MAX_COUNT));
+        params.push(offset_param());
         if search::patient_paths(t).is_some() || *t == "Patient" {
             params.push(json!({"name": "patient", "in": "query", "schema": {"type": "string"}, "description": "Patient/<id>, <id> or $PATIENT_ID"}));
+            params.push(endpoint_param());
         }
         for p in search::params_for(t) {
             let d = match p.kind {
@@ -146,7 +149,7 @@ pub fn openapi_paths() -> serde_json::Map<String, Value> {
         paths.insert(
             format!("/fhir/{t}/{{id}}"),
             json!({"get": {"summary": format!("Read {t}"), "security": [{"bearer": []}],
-                           "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                           "parameters": if *t == "Patient" { json!([id_param(), endpoint_param()]) } else { json!([id_param()]) },
                            "responses": with(fhir_resp(t))}}),
         );
     }
@@ -154,14 +157,40 @@ pub fn openapi_paths() -> serde_json::Map<String, Value> {
         "/fhir/Patient/{id}/$everything".into(),
         json!({"get": {"summary": "Everything about the patient", "security": [{"bearer": []}],
             "parameters": [
-                {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                id_param(),
                 {"name": "_type", "in": "query", "schema": {"type": "string"}},
                 {"name": "_since", "in": "query", "schema": {"type": "string"}},
-                {"name": "_count", "in": "query", "schema": {"type": "integer"}},
-                {"name": "_offset", "in": "query", "schema": {"type": "integer"}}],
+                count_param(MAX_EVERYTHING_COUNT),
+                offset_param(),
+                endpoint_param()],
             "responses": with(fhir_resp("searchset Bundle"))}}),
     );
     paths
+}
+
+/// The `{id}` path parameter.
+fn id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+/// `_count`: 0 to `max`.
+fn count_param(max: usize) -> Value {
+    json!({"name": "_count", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": max},
+           "description": format!("page size, 0 to {max}")})
+}
+
+/// `_offset`: 0 to [`MAX_OFFSET`].
+fn offset_param() -> Value {
+    json!({"name": "_offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+           "description": format!("matches skipped before the page, 0 to {MAX_OFFSET} (narrow the search to go deeper)")})
+}
+
+/// `endpoint`: the endpoint a patient id is at.
+fn endpoint_param() -> Value {
+    json!({"name": "endpoint", "in": "query", "schema": {"type": "string"},
+           "description": "the endpoint id (endpoint.id of /link/exchange or /link/users) of the patient: payers assign \
+                           patient ids independently, so an application token must name it when the app has the same \
+                           patient id linked at more than one endpoint (400 multiple-matches otherwise)"})
 }
 
 #[cfg(test)]

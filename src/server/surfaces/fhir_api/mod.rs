@@ -19,7 +19,11 @@ mod metadata;
 mod read;
 mod search;
 
-use axum::{response::Response, routing::get, Router};
+use axum::{
+    response::Response,
+    routing::{any, get},
+    Router,
+};
 
 pub use error::FhirError;
 pub use metadata::{capability_statement, openapi_paths};
@@ -36,18 +40,34 @@ pub const DEFAULT_EVERYTHING_COUNT: usize = 1000;
 pub const MAX_COUNT: usize = 1000;
 /// Largest accepted `_count` of `$everything` (a large member's whole record in one response).
 pub const MAX_EVERYTHING_COUNT: usize = 5000;
+/// Largest accepted `_offset` of a search or `$everything` (10^8 matches skipped). Paging deeper than this is
+/// not a way to read data (narrow the search with `patient`, `_lastUpdated` or a date instead); the bound keeps
+/// `_offset + _count` and the SQL `OFFSET` (a signed 64-bit integer in SQLite and PostgreSQL) far from overflow.
+pub const MAX_OFFSET: usize = 100_000_000;
+/// Most values one `_id` or `_type` parameter may list (each is a bound SQL parameter; SQLite allows 32,766 in a
+/// statement, PostgreSQL 65,535).
+pub const MAX_LIST_VALUES: usize = 1000;
 /// `Retry-After` (seconds) while the patient's sync runs.
 pub const RETRY_AFTER_SECS: u64 = 5;
 
 type FhirResult = Result<Response, FhirError>;
 
-/// Routes of this part, merged into the server's router.
+/// A path under /fhir that names no interaction, whatever the method: 404 `not-found` (the API's error form,
+/// never the site's HTML page).
+async fn unknown_path() -> FhirError {
+    FhirError::not_found("no FHIR interaction is served at this path")
+}
+
+/// Routes of this part (all under /fhir), merged into the server's router.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/fhir/metadata", get(metadata::metadata))
-        .route("/fhir/{rtype}", get(search::search_type))
-        .route("/fhir/{rtype}/{id}", get(read::read))
-        .route("/fhir/Patient/{id}/{operation}", get(everything::everything))
+    let api = Router::new()
+        .route("/metadata", get(metadata::metadata))
+        .route("/{rtype}", get(search::search_type))
+        .route("/{rtype}/{id}", get(read::read))
+        .route("/Patient/{id}/{operation}", get(everything::everything))
         // This API is read-only: any other method is an OperationOutcome (`not-supported`), with `Allow`.
         .method_not_allowed_fallback(|| async { FhirError::read_only() })
+        .fallback(unknown_path);
+    // `/fhir` and `/fhir/{*rest}` reach the nested fallback; `/fhir/` (an empty tail) needs its own route.
+    Router::new().nest("/fhir", api).route("/fhir/", any(unknown_path))
 }

@@ -1,18 +1,20 @@
 //! `GET /fhir/{type}?…`: search one type (FHIR R4 §3.1.1) with `_id`, `_lastUpdated`, `patient` and the
 //! type's token and date parameters, `_count`/`_offset` paging, and `_include` of referenced resources (each
 //! included once, never one that already matched). Parameters are AND-ed; the first bad one is a 400.
+//! `endpoint=<endpoint id>` qualifies the `patient` id with the endpoint it is at (payer ids collide across
+//! payers, see `Caller::scope_for_patient`).
 
 use std::collections::BTreeSet;
 
 use axum::{
-    extract::{Path, RawQuery, State},
+    extract::{rejection::PathRejection, Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
 };
 use serde_json::Value;
 
 use super::{
     bundle::{bundle, Entry, Page, SearchMode},
-    caller::{caller, check_id, check_type, gate_on_sync, parse_count, parse_offset},
+    caller::{caller, check_id, check_type, gate_on_sync, parse_count, parse_endpoint, parse_offset, path_params, split_list},
     error::{fhir_response, FhirError},
     FhirResult, DEFAULT_COUNT, MAX_COUNT,
 };
@@ -29,15 +31,16 @@ use crate::server::{
 pub(super) async fn search_type(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(rtype): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> FhirResult {
     let c = caller(&state, &headers).await?;
+    let rtype = path_params(path)?;
     check_type(&rtype)?;
     let params = c.query_params(raw.as_deref())?;
     let req = SearchRequest::parse(&rtype, &params)?;
     let scope = match &req.patient {
-        Some(p) => c.scope_for_patient(&state, p).await?,
+        Some(p) => c.scope_for_patient(&state, p, req.endpoint.as_deref()).await?,
         None => c.base_scope(),
     };
     gate_on_sync(&state, &scope).await?;
@@ -78,6 +81,8 @@ struct SearchRequest {
     ids: Option<Vec<String>>,
     /// `patient` / `subject` / `beneficiary`, as a bare id.
     patient: Option<String>,
+    /// `endpoint`: the endpoint the patient id is at (only with a patient).
+    endpoint: Option<String>,
     count: usize,
     offset: usize,
     includes: Vec<Include>,
@@ -86,7 +91,7 @@ struct SearchRequest {
 impl SearchRequest {
     /// Parses the query parameters of a search of `rtype`, in order; the first bad one is the error.
     fn parse(rtype: &str, params: &[(String, String)]) -> Result<Self, FhirError> {
-        let mut r = SearchRequest { criteria: Vec::new(), ids: None, patient: None, count: DEFAULT_COUNT, offset: 0, includes: Vec::new() };
+        let mut r = SearchRequest { criteria: Vec::new(), ids: None, patient: None, endpoint: None, count: DEFAULT_COUNT, offset: 0, includes: Vec::new() };
         for (k, v) in params {
             let (name, modifier) = match k.split_once(':') {
                 Some((n, m)) => (n, Some(m)),
@@ -98,6 +103,7 @@ impl SearchRequest {
                 "_offset" => r.offset = parse_offset(v)?,
                 "_id" => r.add_ids(v)?,
                 "_include" => r.includes.push(parse_include(rtype, v)?),
+                "endpoint" => r.endpoint = Some(parse_endpoint(v)?),
                 "patient" | "beneficiary" | "subject"
                     if search::patient_paths(rtype).is_some() || (rtype == "Patient" && name == "patient") =>
                 {
@@ -106,12 +112,15 @@ impl SearchRequest {
                 _ => r.criteria.push(parse_criterion(rtype, name, modifier, v)?),
             }
         }
+        if r.endpoint.is_some() && r.patient.is_none() {
+            return Err(FhirError::bad_param("endpoint qualifies a patient id: use it with patient"));
+        }
         Ok(r)
     }
 
     /// `_id=a,b`: these ids; a repeated `_id` keeps the ids in both.
     fn add_ids(&mut self, v: &str) -> Result<(), FhirError> {
-        let list: Vec<String> = v.split(',').map(str::to_owned).collect();
+        let list: Vec<String> = split_list("_id", v)?.into_iter().map(str::to_owned).collect();
         for i in &list {
             check_id(i)?;
         }
