@@ -389,8 +389,9 @@ pub fn parse_fhir_date(s: &str) -> Option<Range> {
                 (c, 0)
             } else if let Some(i) = t
                 .rfind(['+', '-'])
-                // An unencoded `+` in a query string decodes to a space: after fractional seconds it is read as `+`.
-                .or_else(|| t.rfind(' ').filter(|i| t[..*i].contains('.')))
+                // An unencoded `+` in a query string decodes to a space (clients send `+02:00` as is): a space where
+                // the offset's sign goes is read as `+`.
+                .or_else(|| t.rfind(' '))
                 .filter(|i| *i >= 5)
             {
                 let (c, o) = t.split_at(i);
@@ -558,6 +559,9 @@ mod tests {
         let t = parse_fhir_date("2020-03-04T01:00:00+01:00").unwrap();
         assert_eq!(t.0, 1_583_280_000);
         assert_eq!(parse_fhir_date("2020-01-01T00:00:00.000+00:00").unwrap().0, 1_577_836_800);
+        // An unencoded `+` arrives as a space, with or without fractional seconds.
+        assert_eq!(parse_fhir_date("2020-01-01T02:00:00 02:00").unwrap().0, 1_577_836_800);
+        assert_eq!(parse_fhir_date("2020-01-01T02:00:00.5 02:00").unwrap().0, 1_577_836_800);
         assert!(parse_fhir_date("20-1-1").is_none());
         assert!(parse_fhir_date("2020-13").is_none());
         assert_eq!(parse_fhir_date("2024-02").map(|r| r.1 - r.0), Some(29 * 86_400));
