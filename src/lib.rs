@@ -10,12 +10,13 @@
 //! |---|---|
 //! | `src/domain/` | values both builds share: `ExitCode`, `Usage`, `Mode`, `LinkStep`, the persisted state enums |
 //! | `src/i18n/` | patient-facing words (English, Spanish) and the consent text, both builds |
+//! | `src/server/fhir/` | FHIR R4 as data: references, search parameters and their index values, OperationOutcome |
 //! | `src/server/platform/` | clock, crypto, database pool, HTTP security headers, TLS and proxies, logs, assets |
 //! | `src/server/settings.rs`, `state.rs` | the settings (flags and variables) and `AppState`, the handles every layer gets |
 //! | `src/server/store/` | one module per table: the only place its SQL is written |
 //! | `src/server/services/` | the product's rules: the link flow, the payer client (discovery, OAuth, refresh, FHIR reads), sync, lifecycle (expiry, refresh schedule, revocation), webhooks, bearer access |
-//! | `src/server/surfaces/` | HTTP, each with its own error form: hosted Link (HTML), integrator API (RFC 6749 JSON), FHIR API (OperationOutcome), OpenAPI, demo, sandbox payers |
-//! | `src/app/` | the Leptos screens (both builds; server functions are thin adapters to `surfaces`/`services`) |
+//! | `src/app/` | the Leptos screens (both builds; server functions are thin adapters to `services`) |
+//! | `src/server/surfaces/` | HTTP, each with its own error form: hosted Link (HTML), integrator API (RFC 6749 JSON), FHIR API (OperationOutcome), OpenAPI, demo, sandbox payers, health checks |
 //! | `src/server/startup.rs`, `cli.rs`, `src/main.rs` | the router and workers, the command line, the binary |
 //! | `migrations/`, `public/`, `style/` | SQL per backend, `link.js` and static files, CSS |
 //! | `tests/it/`, `end2end/`, `examples/` | integration tests (one binary), Playwright, benchmarks |

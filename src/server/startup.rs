@@ -198,7 +198,7 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         http::COOP_ALLOW_POPUPS,
     ));
     let mut router = Router::new()
-        .merge(http::health_router())
+        .merge(crate::server::surfaces::health::router())
         .merge(assets::router(site_root))
         .merge(crate::server::surfaces::hosted_link::router())
         .merge(crate::server::surfaces::integrator_api::router())
@@ -224,7 +224,10 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))
         .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRandomRequestId))
         .layer(middleware::from_fn(http::strip_request_id))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::server::platform::tls::client_address))
+        .layer(middleware::from_fn_with_state(
+            crate::server::platform::tls::TrustedProxies(Arc::new(state.settings.trusted_proxies.clone())),
+            crate::server::platform::tls::client_address,
+        ))
         .with_state(state)
 }
 

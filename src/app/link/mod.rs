@@ -25,17 +25,18 @@ use crate::{
 #[server]
 pub async fn search_plans(sid: String, q: String) -> Result<Vec<PlanView>, ServerFnError> {
     let state = expect_context::<crate::server::state::AppState>();
-    crate::server::surfaces::hosted_link::screen::search(&state, &sid, &q).await.map_err(|e| {
+    let plans = crate::server::services::link_flow::plans_for_session(&state, &sid, &q).await.map_err(|e| {
         tracing::error!(error = %e, "searching plans");
         ServerFnError::new("Search is not available right now.")
-    })
+    })?;
+    Ok(plans.into_iter().map(PlanView::from).collect())
 }
 
 /// Records received so far, (kind in plain words, count), for the syncing screen.
 #[server]
 pub async fn sync_progress(sid: String) -> Result<Vec<(String, i64)>, ServerFnError> {
     let state = expect_context::<crate::server::state::AppState>();
-    crate::server::surfaces::hosted_link::screen::progress(&state, &sid).await.map_err(|e| {
+    crate::server::services::link_flow::sync_progress_of_session(&state, &sid).await.map_err(|e| {
         tracing::error!(error = %e, "reading sync progress");
         ServerFnError::new("Progress is not available right now.")
     })

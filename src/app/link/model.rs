@@ -18,6 +18,13 @@ pub struct PlanView {
     pub logo_url: Option<String>,
 }
 
+#[cfg(feature = "ssr")]
+impl From<crate::server::store::endpoints::Endpoint> for PlanView {
+    fn from(e: crate::server::store::endpoints::Endpoint) -> Self {
+        PlanView { id: e.id, name: e.name, aliases: e.aliases, logo_url: e.logo_url }
+    }
+}
+
 /// Everything one screen needs. Never carries a token or health data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Screen {

@@ -1,18 +1,12 @@
 //! Cross-cutting HTTP pieces: security headers (CSP with a per-request nonce and `frame-ancestors`,
-//! `Cross-Origin-Opener-Policy`, `Permissions-Policy`, HSTS values), `/healthz` and `/readyz`. Compiled only with
-//! `ssr`.
+//! `Cross-Origin-Opener-Policy`, `Permissions-Policy`, HSTS values). Compiled only with `ssr`.
 
 use axum::{
-    extract::{Request, State},
-    http::{header, HeaderName, HeaderValue, StatusCode},
+    extract::Request,
+    http::{header, HeaderName, HeaderValue},
     middleware::Next,
-    response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    response::Response,
 };
-use serde_json::json;
-
-use crate::server::state::AppState;
 
 /// The CSP nonce of the current request (16 random bytes, base64url), in the request's extensions.
 #[derive(Debug, Clone)]
@@ -150,23 +144,6 @@ pub async fn security_headers(mut request: Request, next: Next) -> Response {
 pub async fn strip_request_id(mut request: Request, next: Next) -> Response {
     request.headers_mut().remove(crate::server::platform::telemetry::REQUEST_ID_HEADER);
     next.run(request).await
-}
-
-/// `/healthz` (the process is up) and `/readyz` (the database answers).
-pub fn health_router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
-}
-
-async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    if state.db.ping().await {
-        Json(json!({"status": "ready"})).into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unreachable"}))).into_response()
-    }
 }
 
 #[cfg(test)]

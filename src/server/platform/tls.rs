@@ -33,7 +33,7 @@ use tokio::{
 };
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
 
-use crate::server::{settings::Settings, state::AppState};
+use crate::server::settings::Settings;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -210,9 +210,13 @@ pub fn resolve_client(proxies: &[ipnet::IpNet], peer: IpAddr, forwarded_for: &[&
     client
 }
 
+/// The networks whose forwarding headers are believed (`--trusted-proxy`), the state of [`client_address`].
+#[derive(Debug, Clone)]
+pub struct TrustedProxies(pub Arc<Vec<ipnet::IpNet>>);
+
 /// Middleware: records [`ClientIp`] and removes forwarding headers unless the TCP peer is a trusted proxy.
-pub async fn client_address(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let proxies = &state.settings.trusted_proxies;
+pub async fn client_address(State(TrustedProxies(proxies)): State<TrustedProxies>, mut request: Request, next: Next) -> Response {
+    let proxies = proxies.as_slice();
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let trusted = peer.is_some_and(|ip| is_trusted(proxies, ip));
     if let Some(peer) = peer {

@@ -524,3 +524,60 @@ pub async fn refresh_step(state: &AppState, s: &mut LinkSession) -> anyhow::Resu
     }
     Ok(())
 }
+
+/// Most plans a search lists at once.
+const PLAN_SEARCH_LIMIT: i64 = 50;
+/// Longest plan query looked up (characters); the rest is ignored.
+const PLAN_QUERY_MAX_CHARS: usize = 100;
+
+/// A session that exists and has not expired (finished sessions stay readable until expiry).
+///
+/// # Errors
+/// Database errors.
+pub async fn live_session(state: &AppState, sid: &str) -> anyhow::Result<Option<LinkSession>> {
+    Ok(link_sessions::get(&state.db, sid).await?.filter(|s| s.expires_at > state.clock.now()))
+}
+
+/// `q` as a plan search looks it up: its first [`PLAN_QUERY_MAX_CHARS`] characters.
+pub fn plan_query(q: &str) -> String {
+    q.chars().take(PLAN_QUERY_MAX_CHARS).collect()
+}
+
+/// Plans of `mode` matching `q` (name and aliases), at most [`PLAN_SEARCH_LIMIT`].
+///
+/// # Errors
+/// Database errors.
+pub async fn plans_matching(state: &AppState, mode: crate::domain::Mode, q: &str) -> anyhow::Result<Vec<Endpoint>> {
+    Ok(endpoints::search(&state.db, mode, &plan_query(q), PLAN_SEARCH_LIMIT).await?)
+}
+
+/// Plans matching `q` for live session `sid` (its mode); an unknown or expired session gives an empty list.
+///
+/// # Errors
+/// Database errors.
+pub async fn plans_for_session(state: &AppState, sid: &str, q: &str) -> anyhow::Result<Vec<Endpoint>> {
+    let Some(s) = live_session(state, sid).await? else { return Ok(Vec::new()) };
+    plans_matching(state, s.mode, q).await
+}
+
+/// Records received so far by session `s`'s sync, as the patient reads them: (kind in plain words in the
+/// session's language, count), see [`i18n::record_kinds`](crate::i18n::record_kinds). Empty before the payer
+/// authorized.
+///
+/// # Errors
+/// Database errors.
+pub async fn sync_progress(state: &AppState, s: &LinkSession) -> anyhow::Result<Vec<(String, i64)>> {
+    let Some(authz) = &s.authorization_id else { return Ok(Vec::new()) };
+    let by_type: Vec<(String, i64)> =
+        sync::status(&state.db, authz).await?.map(|st| st.progress.into_iter().collect()).unwrap_or_default();
+    Ok(crate::i18n::record_kinds(&s.options.language, &by_type))
+}
+
+/// [`sync_progress`] of live session `sid`; an unknown or expired session gives an empty list.
+///
+/// # Errors
+/// Database errors.
+pub async fn sync_progress_of_session(state: &AppState, sid: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    let Some(s) = live_session(state, sid).await? else { return Ok(Vec::new()) };
+    sync_progress(state, &s).await
+}

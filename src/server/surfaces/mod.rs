@@ -1,11 +1,12 @@
 //! HTTP surfaces, each with its own routes and error form: the hosted Link flow (HTML for patients), the
-//! integrator API (`/link/*`, RFC 6749 JSON), the FHIR API (`/fhir/*`, OperationOutcome), the demo app and the
-//! built-in sandbox payers.
+//! integrator API (`/link/*`, RFC 6749 JSON), the FHIR API (`/fhir/*`, OperationOutcome), the demo app, the
+//! built-in sandbox payers and the health checks.
 
 pub mod binding;
 pub mod demo;
 pub mod fhir_api;
 pub mod fhir_limits;
+pub mod health;
 pub mod hosted_link;
 pub mod integrator_api;
 pub mod openapi;

@@ -36,7 +36,7 @@ use crate::{
             binding::{self, form_field, BIND_FIELD},
             hosted_link::{
                 pages::{esc, html_page, other_browser_page, popup_page},
-                respond::{bound_or_refused, live_session, see_other, session_url, FlowResult, PageQuery, Sid},
+                respond::{bound_or_refused, see_other, session_url, FlowResult, PageQuery, Sid},
             },
         },
     },
@@ -195,7 +195,7 @@ pub async fn callback(
             other_browser_page(lang.as_deref().unwrap_or("en"), None, "")
         }
         // Shown on the session only while it still waits for this payer (an ended or expired one stays as it is).
-        Err((Some(sid), code)) => match live_session(&state, &sid).await? {
+        Err((Some(sid), code)) => match link_flow::live_session(&state, &sid).await? {
             Some(s) if s.step == LinkStep::Payer => fail_in_popup(&state, &s, code).await?,
             Some(s) => popup_page(&s.options.language, None, Err(code)),
             None => popup_page("en", None, Err(code)),
@@ -213,7 +213,7 @@ pub async fn callback(
 async fn unknown_state(state: &AppState, binders: &[&str], code: ExitCode) -> FlowResult {
     for b in binders.iter().filter(|b| !b.is_empty() && b.len() <= 128) {
         if let Some(sid) = payer_auth_requests::session_of_binder(&state.db, b).await? {
-            if let Some(s) = live_session(state, &sid).await? {
+            if let Some(s) = link_flow::live_session(state, &sid).await? {
                 if s.step == LinkStep::Payer {
                     return fail_in_popup(state, &s, code).await;
                 }

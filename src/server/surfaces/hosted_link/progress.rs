@@ -21,10 +21,7 @@ use crate::{
         store::link_sessions,
         surfaces::{
             binding,
-            hosted_link::{
-                respond::{bound_or_refused, live_session, see_other, session_url, FlowResult, Sid},
-                screen,
-            },
+            hosted_link::respond::{bound_or_refused, see_other, session_url, FlowResult, Sid},
         },
     },
 };
@@ -34,7 +31,7 @@ use crate::{
 /// "exitCode": "BROWSER_MISMATCH", "publicToken": null}` without the binding.
 pub async fn status(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap) -> FlowResult {
     let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
-    let Some(mut s) = live_session(&state, &sid).await? else {
+    let Some(mut s) = link_flow::live_session(&state, &sid).await? else {
         return Ok((StatusCode::NOT_FOUND, no_store, Json(json!({"step": "expired"}))).into_response());
     };
     if !link_flow::is_bound(&s, binding::presented(&state, &headers, &sid, None)) {
@@ -46,7 +43,7 @@ pub async fn status(State(state): State<AppState>, Sid(sid): Sid, headers: Heade
         .then(|| link_sessions::public_token(&state.cipher, &s).map(|t| t.expose_secret().to_string()))
         .flatten();
     let progress: serde_json::Map<_, _> =
-        screen::progress_of(&state, &s).await?.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        link_flow::sync_progress(&state, &s).await?.into_iter().map(|(k, v)| (k, json!(v))).collect();
     let body = json!({
         "step": s.step,
         "exitCode": s.exit_code.map(ExitCode::as_str),

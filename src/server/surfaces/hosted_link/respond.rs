@@ -92,13 +92,6 @@ pub fn session_url(sid: &str) -> String {
     format!("/link/s/{sid}")
 }
 
-/// A session that exists and has not expired (finished sessions stay readable until expiry).
-///
-/// # Errors
-/// Database errors.
-pub async fn live_session(state: &AppState, sid: &str) -> anyhow::Result<Option<LinkSession>> {
-    Ok(link_sessions::get(&state.db, sid).await?.filter(|s| s.expires_at > state.clock.now()))
-}
 
 /// The live session `sid` a step acts on, or the response to send instead (its screen, which shows that it
 /// expired).
@@ -106,7 +99,7 @@ pub async fn live_session(state: &AppState, sid: &str) -> anyhow::Result<Option<
 /// # Errors
 /// Database errors.
 pub async fn live_or_screen(state: &AppState, sid: &str) -> Result<Result<LinkSession, Response>, FlowError> {
-    Ok(live_session(state, sid).await?.ok_or_else(|| see_other(&session_url(sid))))
+    Ok(link_flow::live_session(state, sid).await?.ok_or_else(|| see_other(&session_url(sid))))
 }
 
 /// The live session `sid` a step acts on when the request comes from the browser it is bound to (its binder

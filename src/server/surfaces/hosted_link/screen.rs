@@ -1,26 +1,19 @@
-//! Server half of the hosted screens: builds the [`Screen`] a Leptos page renders, plan search, sync progress.
-//! Called by the page handler and by the server functions in `app::link`.
+//! Server half of the hosted screens: builds the [`Screen`] a Leptos page renders (plan search and sync progress
+//! come from `services::link_flow`, which the server functions in `app::link` call too).
 
 use anyhow::Context as _;
 
 use crate::{
     app::link::model::{PlanView, Screen, ScreenPolicy},
     domain::{LinkStep, Mode},
-    i18n,
     server::{
         platform::http::csp_source_for_target,
-        services::{link_flow, sync},
+        services::link_flow,
         state::AppState,
-        store::{
-            apps, endpoints,
-            link_sessions::{self, LinkSession},
-        },
-        surfaces::hosted_link::{origins::frame_ancestors, respond::live_session},
+        store::{apps, endpoints, link_sessions},
+        surfaces::hosted_link::origins::frame_ancestors,
     },
 };
-
-/// Most plans listed at once.
-const SEARCH_LIMIT: i64 = 50;
 
 /// A screen and the CSP its response must carry.
 pub struct Loaded {
@@ -54,12 +47,16 @@ pub async fn load(
         step = LinkStep::Payer;
     }
     let endpoint = match &s.endpoint_id {
-        Some(id) => endpoints::get(&state.db, id).await?.map(plan_view),
+        Some(id) => endpoints::get(&state.db, id).await?.map(PlanView::from),
         None => None,
     };
-    let query = q.unwrap_or_default().chars().take(100).collect::<String>();
-    let results = if step == LinkStep::Search { search_mode(state, s.mode, &query).await? } else { Vec::new() };
-    let progress = if step == LinkStep::Syncing { progress_of(state, &s).await? } else { Vec::new() };
+    let query = link_flow::plan_query(&q.unwrap_or_default());
+    let results = if step == LinkStep::Search {
+        link_flow::plans_matching(state, s.mode, &query).await?.into_iter().map(PlanView::from).collect()
+    } else {
+        Vec::new()
+    };
+    let progress = if step == LinkStep::Syncing { link_flow::sync_progress(state, &s).await? } else { Vec::new() };
     let brand_color = app.brand_color.as_deref().and_then(valid_hex_color);
     let brand_ink = brand_color.as_deref().map(ink_for);
     let screen = Screen {
@@ -93,42 +90,6 @@ pub async fn load(
         form_targets: s.redirect_uri.as_deref().and_then(csp_source_for_target).unwrap_or_default(),
     };
     Ok(Some(Loaded { screen, policy }))
-}
-
-/// Plans matching `q` for session `sid`.
-///
-/// # Errors
-/// Database errors; an unknown session gives an empty list.
-pub async fn search(state: &AppState, sid: &str, q: &str) -> anyhow::Result<Vec<PlanView>> {
-    let Some(s) = live_session(state, sid).await? else { return Ok(Vec::new()) };
-    let q: String = q.chars().take(100).collect();
-    search_mode(state, s.mode, &q).await
-}
-
-/// Records received so far for session `sid`: (kind in plain words, count), see `progress_of`.
-///
-/// # Errors
-/// Database errors.
-pub async fn progress(state: &AppState, sid: &str) -> anyhow::Result<Vec<(String, i64)>> {
-    let Some(s) = live_session(state, sid).await? else { return Ok(Vec::new()) };
-    progress_of(state, &s).await
-}
-
-async fn search_mode(state: &AppState, mode: Mode, q: &str) -> anyhow::Result<Vec<PlanView>> {
-    Ok(endpoints::search(&state.db, mode, q, SEARCH_LIMIT).await?.into_iter().map(plan_view).collect())
-}
-
-/// Records received so far, as the patient reads them (plain words in the session's language, see
-/// [`i18n::record_kinds`](crate::i18n::record_kinds)).
-pub async fn progress_of(state: &AppState, s: &LinkSession) -> anyhow::Result<Vec<(String, i64)>> {
-    let Some(authz) = &s.authorization_id else { return Ok(Vec::new()) };
-    let by_type: Vec<(String, i64)> =
-        sync::status(&state.db, authz).await?.map(|st| st.progress.into_iter().collect()).unwrap_or_default();
-    Ok(i18n::record_kinds(&s.options.language, &by_type))
-}
-
-fn plan_view(e: endpoints::Endpoint) -> PlanView {
-    PlanView { id: e.id, name: e.name, aliases: e.aliases, logo_url: e.logo_url }
 }
 
 /// `#rgb` / `#rrggbb` normalised to `#rrggbb`, or `None` for anything else (it ends up in CSS).
