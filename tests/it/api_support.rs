@@ -145,6 +145,17 @@ fn read_fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 
+/// The `id` of the resource in fixture file `name` (a read), or of the `n`-th entry of a search Bundle's fixture:
+/// tests name fixture resources through this, never by copying their ids.
+pub fn fixture_id(name: &str, entry: Option<usize>) -> String {
+    let v = read_fixture(name);
+    let r = match entry {
+        Some(n) => &v["entry"][n]["resource"],
+        None => &v,
+    };
+    r["id"].as_str().unwrap_or_else(|| panic!("{name}: no id")).to_string()
+}
+
 /// The payer resources of the fixture member: Patient, 4 Coverage, 13 ExplanationOfBenefit (18 in all).
 pub fn fixture_resources() -> Vec<Value> {
     let mut out = vec![read_fixture("patient_read_v2.json")];

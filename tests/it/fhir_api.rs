@@ -56,8 +56,9 @@ async fn read_returns_the_payer_json_and_errors_are_operation_outcomes() {
     assert_eq!(p, fixture("Patient", patient()));
     let p2 = ok_json(get_bearer(&app, &format!("/fhir/Patient/{}", patient()), &t).await).await;
     assert_eq!(p, p2);
-    let e = ok_json(get_bearer(&app, "/fhir/ExplanationOfBenefit/carrier-22639159481", &t).await).await;
-    assert_eq!(e, fixture("ExplanationOfBenefit", "carrier-22639159481"));
+    let carrier = fixture_id("eob_read_carrier_v2.json", None);
+    let e = ok_json(get_bearer(&app, &format!("/fhir/ExplanationOfBenefit/{carrier}"), &t).await).await;
+    assert_eq!(e, fixture("ExplanationOfBenefit", &carrier));
     // 404, 403 (another patient), 401 (with WWW-Authenticate), 400 (bad id), unsupported type.
     outcome(get_bearer(&app, "/fhir/ExplanationOfBenefit/nope", &t).await, 404).await;
     outcome(get_bearer(&app, "/fhir/Patient/someone-else", &t).await, 403).await;
@@ -110,7 +111,8 @@ async fn search_parameters() {
     assert_eq!(ok_json(s("_lastUpdated=lt2020-06-01").await).await["total"], 5);
     assert_eq!(ok_json(s("_lastUpdated=eq2021-02-17").await).await["total"], 1);
     // _id.
-    let one = ok_json(s("_id=pde-930361669,inpatient-4436342082").await).await;
+    let (pde, inpatient) = (fixture_id("eob_search_v2.json", Some(9)), fixture_id("eob_read_in_pt_v2.json", None));
+    let one = ok_json(s(&format!("_id={pde},{inpatient}")).await).await;
     assert_eq!(one["total"], 2);
     // Other types.
     let cov = ok_json(get_bearer(&app, "/fhir/Coverage?patient=$PATIENT_ID&status=active", &t).await).await;
@@ -245,7 +247,7 @@ async fn two_users_with_the_same_payer_records_never_see_each_other() {
     // A family member linked under another externalId, whose payer returned the same records plus one more.
     let b_auth = create_authorization(&app, &l.keys, &l.endpoint, "user-2", patient(), Usage::OneTime).await;
     let mut b_data = fixture_resources();
-    let mut extra = fixture("ExplanationOfBenefit", "carrier-22639159481");
+    let mut extra = fixture("ExplanationOfBenefit", &fixture_id("eob_read_carrier_v2.json", None));
     extra["id"] = json!("only-b");
     b_data.push(extra);
     store_resources(&app, &b_auth, &b_data).await;

@@ -7,8 +7,9 @@
 //! bytes and a readable skeleton (total, links, entries), and compared with `tests/it/golden/fhir_api.json`.
 //!
 //! Normalised before hashing, and only these: the server's base URL (a random port) and the Bundle's own `id`
-//! (a random UUID) and `meta.lastUpdated` (the time of the request). Resource bytes are hashed, never stored, so
-//! no fixture data is copied into the repository.
+//! (a random UUID) and `meta.lastUpdated` (the time of the request). Resource bytes are hashed, never stored, and
+//! the fixture's ids and identifier values are written as aliases (`{fx:N}`, see [`Aliases`]) in the requests, the
+//! keys and the skeletons, so no fixture data is copied into the repository.
 //!
 //! The same golden file holds for SQLite and PostgreSQL, and with resources encrypted at rest. To record it
 //! again after an intended change of the API's answers: `FHIR_GOLDEN=write cargo test --test it fhir_golden::`.
@@ -74,12 +75,51 @@ struct Ids {
     other_authorization: String,
 }
 
+/// The fixture's resource ids and identifier values (those of 8 characters or more), read from the shared
+/// fixtures at run time and numbered in sorted order: `{fx:N}` stands for the N-th.
+struct Aliases(Vec<String>);
+
+impl Aliases {
+    fn load() -> Self {
+        let mut values = std::collections::BTreeSet::new();
+        for r in fixture_resources() {
+            values.insert(r["id"].as_str().unwrap().to_string());
+            for i in r["identifier"].as_array().into_iter().flatten() {
+                if let Some(v) = i["value"].as_str().filter(|v| v.len() >= 8) {
+                    values.insert(v.to_string());
+                }
+            }
+        }
+        Aliases(values.into_iter().collect())
+    }
+
+    /// `s` with each `{fx:N}` replaced by the value it stands for.
+    fn real(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for (n, v) in self.0.iter().enumerate().rev() {
+            out = out.replace(&format!("{{fx:{n}}}"), v);
+        }
+        out
+    }
+
+    /// `s` with each fixture value replaced by its alias, the longest values first (one may contain another).
+    fn alias(&self, s: &str) -> String {
+        let mut order: Vec<usize> = (0..self.0.len()).collect();
+        order.sort_by_key(|&n| std::cmp::Reverse(self.0[n].len()));
+        let mut out = s.to_string();
+        for n in order {
+            out = out.replace(&self.0[n], &format!("{{fx:{n}}}"));
+        }
+        out
+    }
+}
+
 /// Sets up the data set on a fresh server; returns the tokens and ids.
-async fn data_set(app: &crate::common::TestApp) -> (Tokens, Ids) {
+async fn data_set(app: &crate::common::TestApp, aliases: &Aliases) -> (Tokens, Ids) {
     let l = linked(app, Usage::OneTime, true).await;
     let b_auth = create_authorization(app, &l.keys, &l.endpoint, "user-2", patient(), Usage::OneTime).await;
     let mut b_data = fixture_resources();
-    let mut extra = b_data.iter().find(|r| r["id"] == "carrier-22639159481").unwrap().clone();
+    let mut extra = b_data.iter().find(|r| r["id"] == aliases.real("{fx:25}").as_str()).unwrap().clone();
     extra["id"] = json!("only-b");
     b_data.push(extra);
     store_resources(app, &b_auth, &b_data).await;
@@ -332,7 +372,7 @@ const FIXTURE_SEARCHES: &[&str] = &[
     "ExplanationOfBenefit?type:not=PDE",
     "ExplanationOfBenefit?type=PDE,71",
     "ExplanationOfBenefit?status=active",
-    "ExplanationOfBenefit?identifier=https://bluebutton.cms.gov/resources/variables/pde_id|-3269834580",
+    "ExplanationOfBenefit?identifier=https://bluebutton.cms.gov/resources/variables/pde_id|{fx:1}",
     "ExplanationOfBenefit?service-date=ge2015-03-01",
     "ExplanationOfBenefit?service-date=lt2015-03-01",
     "ExplanationOfBenefit?service-date=2015-04",
@@ -340,7 +380,7 @@ const FIXTURE_SEARCHES: &[&str] = &[
     "ExplanationOfBenefit?_lastUpdated=gt2020-06-01",
     "ExplanationOfBenefit?_lastUpdated=lt2020-06-01",
     "ExplanationOfBenefit?_lastUpdated=eq2021-02-17",
-    "ExplanationOfBenefit?_id=pde-930361669,inpatient-4436342082",
+    "ExplanationOfBenefit?_id={fx:41},{fx:26}",
     "ExplanationOfBenefit?patient=$PATIENT_ID&_count=5",
     "ExplanationOfBenefit?patient=$PATIENT_ID&_count=5&_offset=5",
     "ExplanationOfBenefit?patient=$PATIENT_ID&_count=5&_offset=10",
@@ -395,10 +435,10 @@ const FIXTURE_OTHERS: &[&str] = &[
     "Patient/$PATIENT_ID",
     "Patient/{fixture}",
     "Patient/%24PATIENT_ID",
-    "ExplanationOfBenefit/carrier-22639159481",
-    "ExplanationOfBenefit/inpatient-4436342082",
+    "ExplanationOfBenefit/{fx:25}",
+    "ExplanationOfBenefit/{fx:26}",
     "ExplanationOfBenefit/only-b",
-    "Coverage/part-a--20140000008325",
+    "Coverage/{fx:28}",
     "ExplanationOfBenefit/nope",
     "Patient/someone-else",
     "Patient/bad%20id",
@@ -407,8 +447,8 @@ const FIXTURE_OTHERS: &[&str] = &[
 ];
 
 /// `(who, method, path after /fhir/)` of every request, in order.
-fn requests(ids: &Ids) -> Vec<(Who, &'static str, String)> {
-    let fill = |s: &str| s.replace("{fixture}", &ids.fixture_patient).replace("{sandbox}", &ids.sandbox_patient);
+fn requests(ids: &Ids, aliases: &Aliases) -> Vec<(Who, &'static str, String)> {
+    let fill = |s: &str| aliases.real(&s.replace("{fixture}", &ids.fixture_patient).replace("{sandbox}", &ids.sandbox_patient));
     let mut out = Vec::new();
     for (t, q) in SANDBOX_SEARCHES {
         let path = if q.is_empty() { t.to_string() } else { format!("{t}?{q}") };
@@ -478,8 +518,8 @@ fn requests(ids: &Ids) -> Vec<(Who, &'static str, String)> {
 const SYNC_GATED: &[&str] = &["Patient/$PATIENT_ID", "ExplanationOfBenefit?patient=$PATIENT_ID", "Patient/$PATIENT_ID/$everything"];
 
 /// Status, FHIR headers, body digest and skeleton of one answer, with the base URL and the Bundle's own id and
-/// `meta.lastUpdated` normalised.
-async fn record(r: reqwest::Response, base_url: &str) -> Value {
+/// `meta.lastUpdated` normalised in the digest, and fixture values written as aliases in the skeleton.
+async fn record(r: reqwest::Response, base_url: &str, aliases: &Aliases) -> Value {
     let status = r.status().as_u16();
     let mut headers = BTreeMap::new();
     for h in ["content-type", "cache-control", "etag", "retry-after", "www-authenticate", "allow"] {
@@ -523,15 +563,16 @@ async fn record(r: reqwest::Response, base_url: &str) -> Value {
         None => json!(null),
     };
     let digest = hex::encode(Sha256::digest(norm.as_bytes()));
+    let skeleton: Value = serde_json::from_str(&aliases.alias(&skeleton.to_string())).unwrap();
     json!({"status": status, "headers": headers, "sha256": digest, "skeleton": skeleton})
 }
 
-async fn send(app: &crate::common::TestApp, tokens: &Tokens, who: Who, method: &str, path: &str) -> Value {
+async fn send(app: &crate::common::TestApp, tokens: &Tokens, aliases: &Aliases, who: Who, method: &str, path: &str) -> Value {
     let mut rb = app.client.request(method.parse().unwrap(), format!("{}/fhir/{path}", app.base_url));
     if let Some(t) = tokens.of(who) {
         rb = rb.bearer_auth(t);
     }
-    record(rb.send().await.unwrap(), &app.base_url).await
+    record(rb.send().await.unwrap(), &app.base_url, aliases).await
 }
 
 /// Every request's answer, keyed by `who method path`.
@@ -540,11 +581,12 @@ async fn answers(encrypt_resources: bool) -> BTreeMap<String, Value> {
     settings.sync_workers = 0;
     settings.encrypt_resources = encrypt_resources;
     let app = crate::common::spawn_app_with(settings, dir, url).await;
-    let (tokens, ids) = data_set(&app).await;
+    let aliases = Aliases::load();
+    let (tokens, ids) = data_set(&app, &aliases).await;
     let mut out = BTreeMap::new();
-    for (who, method, path) in requests(&ids) {
-        let key = format!("{who:?} {method} /fhir/{}", path.replace(&ids.sandbox_patient, "{sandbox}"));
-        let v = send(&app, &tokens, who, method, &path).await;
+    for (who, method, path) in requests(&ids, &aliases) {
+        let key = aliases.alias(&format!("{who:?} {method} /fhir/{}", path.replace(&ids.sandbox_patient, "{sandbox}")));
+        let v = send(&app, &tokens, &aliases, who, method, &path).await;
         assert!(out.insert(key.clone(), v).is_none(), "{key} twice");
     }
     // The sync gate: pending (429), failed (422), complete (200).
@@ -558,7 +600,7 @@ async fn answers(encrypt_resources: bool) -> BTreeMap<String, Value> {
             sqlx::query(sql).bind(&job).execute(&app.state.db.pool).await.unwrap();
         }
         for p in SYNC_GATED {
-            out.insert(format!("Other GET /fhir/{p} ({phase} sync)"), send(&app, &tokens, Who::Other, "GET", p).await);
+            out.insert(format!("Other GET /fhir/{p} ({phase} sync)"), send(&app, &tokens, &aliases, Who::Other, "GET", p).await);
         }
     }
     out
