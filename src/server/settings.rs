@@ -121,6 +121,11 @@ pub struct Settings {
     /// seconds, when it has no earlier expiry of its own. Default 30 days.
     #[arg(long, env = "LINK_REAUTH_GRACE", default_value_t = 2_592_000, global = true)]
     pub reauth_grace_secs: i64,
+
+    /// How many of an endpoint's latest link attempts its health is computed from (success rate, median time
+    /// to connect, status).
+    #[arg(long, env = "LINK_ENDPOINT_HEALTH_WINDOW", default_value_t = 20, global = true)]
+    pub endpoint_health_window: usize,
 }
 
 impl Settings {

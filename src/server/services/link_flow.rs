@@ -10,6 +10,7 @@ use crate::{
     domain::{ExitCode, LinkStep, Usage, ONE_TIME_TTL_SECS},
     server::{
         services::{
+            directory,
             payer::{
                 discovery,
                 oauth::{self, CallbackParams},
@@ -53,9 +54,16 @@ pub fn payer_redirect_uri(state: &AppState) -> String {
 /// returns the payer's authorize URL to send the patient to.
 ///
 /// # Errors
-/// Discovery failures (`PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `ENDPOINT_CONFIGURATION_ERROR`); unusable URLs
-/// (`ENDPOINT_CONFIGURATION_ERROR`); `PAYER_SERVER_ERROR` when our database fails (logged).
+/// An endpoint closed to new links (`INVALID_ENDPOINT` when disabled, `ENDPOINT_CONFIGURATION_ERROR` without a
+/// client id); discovery failures (`PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `ENDPOINT_CONFIGURATION_ERROR`); unusable
+/// URLs (`ENDPOINT_CONFIGURATION_ERROR`); `PAYER_SERVER_ERROR` when our database fails (logged). Each hand-off is
+/// one attempt of the endpoint's health (`services::directory::health`).
 pub async fn begin_handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoint) -> Result<String, ExitCode> {
+    directory::health::observe_handoff(state, &s.id, endpoint, handoff(state, s, endpoint)).await
+}
+
+/// The hand-off itself (see [`begin_handoff`]).
+async fn handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoint) -> Result<String, ExitCode> {
     let smart = discovery::discover(&state.http, endpoint).await?;
     let redirect_uri = payer_redirect_uri(state);
     let req = oauth::authorize_request(endpoint, &smart, &redirect_uri, s.usage, &s.options.requested_resources)?;
@@ -106,6 +114,11 @@ fn internal(session: Option<String>, e: &anyhow::Error) -> CallbackFailure {
 /// The exit code of the failure ([`oauth::callback_error_exit_code`] for `error`; `MALFORMED_PAYER_CALLBACK`,
 /// `INVALID_STATE`, `PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `PAYER_TOKEN_EXCHANGE_FAILED`, …).
 pub async fn payer_callback(state: &AppState, params: CallbackParams) -> Result<Authorized, CallbackFailure> {
+    directory::health::observe_callback(state, callback(state, params), |a| (a.link_session_id.clone(), a.authorization_id.clone())).await
+}
+
+/// The callback itself (see [`payer_callback`]).
+async fn callback(state: &AppState, params: CallbackParams) -> Result<Authorized, CallbackFailure> {
     let now = state.clock.now();
     let state_value = params.state.as_deref().filter(|s| !s.is_empty());
     let session_of = |s: &str| {
@@ -148,7 +161,7 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
     let endpoint = endpoints::get(&state.db, &request.endpoint_id).await.map_err(fail)?.ok_or(ExitCode::InvalidEndpoint)?;
     let session = link_sessions::get(&state.db, sid).await.map_err(fail)?.ok_or_else(|| fail(anyhow::anyhow!("link session vanished")))?;
     let now = state.clock.now();
-    let grant = oauth::exchange_code(
+    let mut grant = oauth::exchange_code(
         &state.http,
         &endpoint,
         &request.token_url,
@@ -163,6 +176,7 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
         tracing::warn!(failure = %f, endpoint = %endpoint.id, "payer code exchange failed");
         f.exit_code()
     })?;
+    grant.tokens.refresh_expires_at = endpoints::capped_grant_end(&state.db, &endpoint.id, now, grant.tokens.refresh_expires_at).await.map_err(fail)?;
     // The seed's rule: no refresh token (or a payer that cannot refresh) means ONE_TIME.
     let (usage, downgraded) = match session.usage {
         Usage::Multiple if grant.tokens.refresh_token.is_none() || !endpoint.refreshable => (Usage::OneTime, true),
