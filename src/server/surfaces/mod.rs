@@ -2,8 +2,10 @@
 //! integrator API (`/link/*`, RFC 6749 JSON), the FHIR API (`/fhir/*`, OperationOutcome), the demo app and the
 //! built-in sandbox payers.
 
+pub mod binding;
 pub mod demo;
 pub mod fhir_api;
+pub mod fhir_limits;
 pub mod hosted_link;
 pub mod integrator_api;
 pub mod openapi;
