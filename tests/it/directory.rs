@@ -1,0 +1,334 @@
+//! The plan directory: importing SMART User-access Brands bundles (idempotent, dry run), the operator's
+//! changes (set, disable, enable, delete), `endpoints check` against the sandbox payers and a misconfigured
+//! payer, and endpoint health computed from real link attempts with `endpoint.status_changed` once per change.
+
+use std::process::{Command, Output};
+
+use axum::{routing::get, Json, Router};
+use link_sdk::{
+    domain::{HealthStatus, Mode},
+    server::{
+        services::directory::{self, check, health, import},
+        store::{
+            apps::{self, NewApp},
+            brands, endpoint_health,
+            endpoints::{self, Endpoint},
+        },
+        surfaces::sandbox,
+    },
+};
+use serde_json::{json, Value};
+use sqlx::Row as _;
+
+use crate::{
+    api_support::{self, ClockNow as _},
+    common::TestApp,
+};
+
+const BUNDLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures/user_access_brands.json");
+
+/// Runs the built binary against the test server's database and data folder (off the runtime's thread, so the
+/// server keeps answering the requests the command makes).
+async fn cli(app: &TestApp, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_link-sdk"));
+    cmd.args(args)
+        .arg("--data-dir")
+        .arg(app.dir.path())
+        .arg("--database-url")
+        .arg(&app.database_url)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn");
+    tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("run link-sdk")
+}
+
+/// Runs the binary, asserts success, returns stdout.
+async fn cli_ok(app: &TestApp, args: &[&str]) -> String {
+    let out = cli(app, args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "link-sdk {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[tokio::test]
+async fn a_brands_bundle_imports_idempotently_with_a_dry_run_and_two_brands_share_one_endpoint() {
+    let app = api_support::server().await;
+    let db = &app.state.db;
+
+    // The dry run prints the plan and writes nothing.
+    let dry = cli_ok(&app, &["endpoints", "import", BUNDLE, "--dry-run"]).await;
+    assert!(dry.contains("Dry run, nothing written"), "{dry}");
+    assert!(dry.contains("create endpoint") && dry.contains("create brand"), "{dry}");
+    assert!(dry.contains("--client-id"), "a published endpoint needs our client id: {dry}");
+    assert!(brands::list(db).await.unwrap().is_empty());
+
+    let first = cli_ok(&app, &["endpoints", "import", BUNDLE]).await;
+    assert!(first.contains("2 endpoint(s): 2 created, 0 updated, 0 unchanged"), "{first}");
+    assert!(first.contains("4 brand(s): 4 created"), "{first}");
+
+    // Brands as the bundle says: aliases, logo, portal, an affiliate (`partOf`) inheriting its parent's endpoint;
+    // the inactive brand and the DSTU2 endpoint are skipped.
+    let all = brands::list(db).await.unwrap();
+    let by_name = |n: &str| all.iter().find(|b| b.name == n).unwrap_or_else(|| panic!("brand {n}: {all:?}")).clone();
+    let northwind = by_name("Northwind Health");
+    let contoso = by_name("Contoso Care Plans");
+    let medicaid = by_name("Contoso Community Medicaid");
+    let fabrikam = by_name("Fabrikam Health Plan");
+    assert!(all.iter().all(|b| b.name != "Retired Mutual"));
+    assert_eq!(northwind.aliases, ["NWH", "Northwind Medicare Advantage"]);
+    assert_eq!(northwind.logo_url.as_deref(), Some("https://www.northwindhealth.example/logo.svg"));
+    assert_eq!(northwind.portal_name.as_deref(), Some("MyNorthwind"));
+    assert_eq!(northwind.portal_url.as_deref(), Some("https://my.northwindhealth.example"));
+    assert_eq!(northwind.website.as_deref(), Some("https://www.northwindhealth.example"));
+    assert_eq!(northwind.mode, Mode::Live);
+    assert_eq!(northwind.endpoint_ids.len(), 1);
+    assert_eq!(northwind.endpoint_ids, contoso.endpoint_ids, "two brands share the gateway endpoint");
+    assert_eq!(medicaid.endpoint_ids, contoso.endpoint_ids, "an affiliate uses its parent's endpoint");
+    assert_ne!(fabrikam.endpoint_ids, contoso.endpoint_ids);
+    let gateway_id = northwind.endpoint_ids[0].clone();
+    let gateway = endpoints::get(db, &gateway_id).await.unwrap().unwrap();
+    assert_eq!(gateway.fhir_base_url, "https://fhir.payergateway.example/r4");
+    assert_eq!(gateway.client_id, "", "the publisher does not know our client id");
+
+    // Without a client id the endpoint is offered to nobody; with one, under each brand that points to it.
+    assert!(directory::search(&app.state, Mode::Live, "northwind", 20).await.unwrap().is_empty());
+    cli_ok(&app, &["endpoints", "set", &gateway_id, "--client-id", "link-at-gateway", "--max-grant-secs", "31536000"]).await;
+    let found = directory::search(&app.state, Mode::Live, "", 20).await.unwrap();
+    let names: Vec<&str> = found.iter().filter(|c| c.endpoint.id == gateway_id).map(|c| c.name()).collect();
+    assert_eq!(names, ["Contoso Care Plans", "Contoso Community Medicaid", "Northwind Health"]);
+    let by_alias = directory::search(&app.state, Mode::Live, "NWH", 20).await.unwrap();
+    assert_eq!(by_alias.iter().map(|c| c.name()).collect::<Vec<_>>(), ["Northwind Health"]);
+    assert!(directory::search(&app.state, Mode::Test, "northwind", 20).await.unwrap().is_empty(), "live only");
+
+    // Importing again changes nothing, and keeps the operator's client id.
+    let again = cli_ok(&app, &["endpoints", "import", BUNDLE]).await;
+    assert!(again.contains("2 endpoint(s): 0 created, 0 updated, 2 unchanged"), "{again}");
+    assert!(again.contains("0 created, 0 updated, 4 unchanged"), "{again}");
+    assert_eq!(endpoints::get(db, &gateway_id).await.unwrap().unwrap().client_id, "link-at-gateway");
+    let plan = import::plan(db, &import::parse(&std::fs::read_to_string(BUNDLE).unwrap(), Mode::Live).unwrap()).await.unwrap();
+    assert!(plan.changes.is_empty(), "{:?}", plan.lines());
+    assert_eq!(plan.skipped.len(), 2, "{:?}", plan.skipped);
+
+    // A corrected bundle updates in place; the dry run lists the field.
+    let corrected = std::fs::read_to_string(BUNDLE).unwrap().replace("\"NWH\", ", "");
+    let file = app.dir.path().join("corrected.json");
+    std::fs::write(&file, corrected).unwrap();
+    let dry = cli_ok(&app, &["endpoints", "import", file.to_str().unwrap(), "--dry-run"]).await;
+    assert!(dry.contains(&format!("update brand {}", northwind.id)) && dry.contains("aliases"), "{dry}");
+    cli_ok(&app, &["endpoints", "import", file.to_str().unwrap()]).await;
+    assert_eq!(brands::get(db, &northwind.id).await.unwrap().unwrap().aliases, ["Northwind Medicare Advantage"]);
+
+    // Disable hides it from patients, enable brings it back.
+    cli_ok(&app, &["endpoints", "disable", &gateway_id]).await;
+    assert!(directory::search(&app.state, Mode::Live, "contoso", 20).await.unwrap().is_empty());
+    assert!(cli_ok(&app, &["endpoints", "list"]).await.contains("DISABLED"));
+    cli_ok(&app, &["endpoints", "enable", &gateway_id]).await;
+    assert_eq!(directory::search(&app.state, Mode::Live, "contoso", 20).await.unwrap().len(), 2);
+
+    // The operator's actions are audited.
+    let audit = cli_ok(&app, &["audit", "export"]).await;
+    for action in ["endpoints.imported", "endpoint.updated", "endpoint.disabled", "endpoint.enabled"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+}
+
+#[tokio::test]
+async fn delete_refuses_while_live_authorizations_use_the_endpoint_unless_forced() {
+    let app = api_support::server().await;
+    let keys = api_support::create_app(&app, "Delete").await;
+    let endpoint = api_support::create_endpoint(&app, true).await;
+    let authz = api_support::create_authorization(&app, &keys, &endpoint, "user-1", api_support::patient(), link_sdk::domain::Usage::Multiple).await;
+
+    let refused = cli(&app, &["endpoints", "delete", &endpoint.id]).await;
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("1 live authorization(s)") && err.contains("--force"), "{err}");
+    assert!(endpoints::get(&app.state.db, &endpoint.id).await.unwrap().is_some());
+
+    let done = cli_ok(&app, &["endpoints", "delete", &endpoint.id, "--force"]).await;
+    assert!(done.contains("1 authorization(s) revoked"), "{done}");
+    assert!(endpoints::get(&app.state.db, &endpoint.id).await.unwrap().is_none());
+    let a = link_sdk::server::store::authorizations::get(&app.state.db, &authz).await.unwrap().unwrap();
+    assert!(!a.is_live(app.clock_now()), "revoked first");
+}
+
+/// A payer that answers discovery and metadata with everything `endpoints check` looks for done wrong.
+async fn misconfigured_payer() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let b = base.clone();
+    let router = Router::new()
+        .route(
+            "/fhir/.well-known/smart-configuration",
+            get(move || {
+                let b = b.clone();
+                async move {
+                    Json(json!({
+                        "authorization_endpoint": format!("{b}/authorize"),
+                        "token_endpoint": format!("{b}/token"),
+                        "code_challenge_methods_supported": ["plain"],
+                        "scopes_supported": ["openid", "launch/patient", "patient/*.rs"],
+                        "capabilities": ["launch-standalone", "permission-v2"],
+                        "token_endpoint_auth_methods_supported": ["private_key_jwt"]
+                    }))
+                }
+            }),
+        )
+        .route(
+            "/fhir/metadata",
+            get(|| async {
+                Json(json!({"resourceType": "CapabilityStatement", "status": "active", "fhirVersion": "3.0.2",
+                    "rest": [{"mode": "server", "resource": [{"type": "Patient", "searchParam": [{"name": "_id", "type": "token"}]}]}]}))
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    base
+}
+
+fn test_endpoint(id: &str, name: &str, fhir_base_url: String) -> Endpoint {
+    Endpoint {
+        id: id.into(),
+        name: name.into(),
+        aliases: Vec::new(),
+        logo_url: None,
+        mode: Mode::Test,
+        fhir_base_url,
+        authorize_url: None,
+        token_url: None,
+        client_id: "link-sdk".into(),
+        client_secret_ref: Some("LINK_PAYER_SECRET_DIRECTORY_TEST_UNSET".into()),
+        scopes: None,
+        refreshable: true,
+        resource_types: Vec::new(),
+    }
+}
+
+fn codes(problems: &[check::Problem]) -> Vec<&'static str> {
+    problems.iter().map(|p| p.code).collect()
+}
+
+#[tokio::test]
+async fn check_passes_the_sandbox_payers_and_reports_each_problem_of_a_misconfigured_one() {
+    let app = api_support::server().await;
+    let db = &app.state.db;
+
+    // The built-in sandbox payers, probed over HTTP as a link would: no errors.
+    for id in [sandbox::REFRESHABLE_ENDPOINT_ID, sandbox::NON_REFRESHABLE_ENDPOINT_ID, sandbox::FAULTY_ENDPOINT_ID] {
+        let e = endpoints::get(db, id).await.unwrap().unwrap();
+        let problems = check::check(&app.state.http, &e).await;
+        assert!(problems.iter().all(|p| p.severity == check::Severity::Warning), "{}: {problems:?}", e.name);
+    }
+    let out = cli_ok(&app, &["endpoints", "check", sandbox::REFRESHABLE_ENDPOINT_ID, "--json"]).await;
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report[0]["status"], "ok", "{report}");
+    let row = endpoint_health::get(db, sandbox::REFRESHABLE_ENDPOINT_ID).await.unwrap().unwrap();
+    assert!(row.checked_at.is_some(), "the result is stored");
+
+    // A payer that gets everything wrong: each problem is reported, with its fix.
+    let base = misconfigured_payer().await;
+    let bad = test_endpoint("0b7c2a9e-5d41-4f3a-8e6b-2c9d1e0f3a01", "Misconfigured Mutual", format!("{base}/fhir"));
+    endpoints::upsert(db, app.clock_now(), &bad).await.unwrap();
+    let problems = check::check(&app.state.http, &bad).await;
+    assert_eq!(
+        codes(&problems),
+        ["client_secret", "pkce_s256", "scope_style", "offline_access", "fhir_version", "last_updated", "everything"],
+        "{problems:#?}"
+    );
+    assert!(problems.iter().all(|p| !p.fix.is_empty()));
+    let failed = cli(&app, &["endpoints", "check", &bad.id]).await;
+    assert!(!failed.status.success(), "errors make the check fail");
+    let text = String::from_utf8_lossy(&failed.stdout);
+    for line in ["error [pkce_s256]", "error [scope_style]", "error [client_secret]", "error [fhir_version]",
+        "warning [offline_access]", "warning [last_updated]", "warning [everything]", "— fix: "] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    assert_eq!(health::assess(&app.state, &bad.id).await.unwrap().status, HealthStatus::Down, "a failed check with no attempts");
+
+    // A FHIR base with nothing behind it, and an entry without a client id.
+    let mut nothing = test_endpoint("0b7c2a9e-5d41-4f3a-8e6b-2c9d1e0f3a02", "Nowhere Health", format!("{base}/nothing"));
+    nothing.client_secret_ref = None;
+    let problems = check::check(&app.state.http, &nothing).await;
+    assert_eq!(codes(&problems), ["smart_configuration", "metadata"], "{problems:#?}");
+    assert!(problems[0].message.contains("HTTP 404"), "{problems:#?}");
+    nothing.client_id = String::new();
+    assert_eq!(codes(&check::check_entry(&nothing)), ["client_id"]);
+}
+
+/// Links sandbox member `member` through the test shortcut (the real hand-off and callback over HTTP); whether
+/// the payer authorized.
+async fn link_member(app: &TestApp, sk: &str, member: &str) -> bool {
+    let resp = app
+        .client
+        .post(format!("{}/link/test/public_token", app.base_url))
+        .form(&[("secret_key", sk), ("external_id", "user-h"), ("endpoint_id", sandbox::REFRESHABLE_ENDPOINT_ID), ("member", member)])
+        .send()
+        .await
+        .unwrap();
+    resp.status().is_success()
+}
+
+/// The `endpoint.status_changed` payloads queued for `app_id`, oldest first.
+async fn status_changes(app: &TestApp, app_id: &str) -> Vec<Value> {
+    let rows = sqlx::query(
+        "SELECT payload FROM webhook_deliveries WHERE app_id = $1 AND event = 'endpoint.status_changed' ORDER BY created_at, id",
+    )
+    .bind(app_id)
+    .fetch_all(&app.state.db.pool)
+    .await
+    .unwrap();
+    rows.iter().map(|r| serde_json::from_str::<Value>(&r.get::<String, _>("payload")).unwrap()["data"].clone()).collect()
+}
+
+#[tokio::test]
+async fn health_comes_from_real_attempts_and_each_status_change_is_announced_once() {
+    let app = api_support::server().await;
+    let keys = api_support::create_app(&app, "Health").await;
+    let (hooked, _) = apps::create(
+        &app.state.db,
+        app.clock_now(),
+        NewApp { name: "Hooked".into(), webhook_url: Some("https://hooks.example/link".into()), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let id = sandbox::REFRESHABLE_ENDPOINT_ID;
+    let status = || async { health::assess(&app.state, id).await.unwrap() };
+    assert_eq!(status().await.status, HealthStatus::Unchecked);
+
+    // Three links that connect: `ok`, announced once.
+    for _ in 0..3 {
+        assert!(link_member(&app, &keys.sk, sandbox::MEMBER_TYPICAL).await);
+        app.clock.advance(30);
+    }
+    let h = status().await;
+    assert_eq!((h.status, h.attempts, h.successes, h.success_rate), (HealthStatus::Ok, 3, 3, Some(1.0)));
+    assert_eq!(h.median_connect_secs, Some(0));
+    assert_eq!(status_changes(&app, &hooked.id).await.len(), 1);
+
+    // A patient who declines is not the plan's fault: nothing changes.
+    assert!(!link_member(&app, &keys.sk, "deny.consent").await);
+    app.clock.advance(30);
+    assert_eq!(status().await.attempts, 3);
+
+    // Failures of the plan's token endpoint: degraded, then down once the last three failed.
+    for _ in 0..3 {
+        assert!(!link_member(&app, &keys.sk, "token.error").await);
+        app.clock.advance(30);
+    }
+    let h = status().await;
+    assert_eq!((h.status, h.attempts, h.successes), (HealthStatus::Down, 6, 3));
+    assert_eq!(h.last_error_codes.len(), 3);
+    assert!(h.last_error_codes.iter().all(|c| c.as_str() == "PAYER_TOKEN_EXCHANGE_FAILED"));
+
+    let changes = status_changes(&app, &hooked.id).await;
+    let moves: Vec<(String, String)> = changes
+        .iter()
+        .map(|d| (d["previous_status"].as_str().unwrap().to_string(), d["status"].as_str().unwrap().to_string()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = moves.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    assert_eq!(pairs, [("unchecked", "ok"), ("ok", "degraded"), ("degraded", "down")], "once per change");
+    assert_eq!(changes[2]["endpoint_id"], id);
+    assert!(status_changes(&app, &keys.app_id).await.is_empty(), "an app without a webhook URL gets nothing");
+
+    // Recomputing without a new attempt announces nothing again.
+    health::reassess(&app.state, id).await.unwrap();
+    assert_eq!(status_changes(&app, &hooked.id).await.len(), 3);
+}
