@@ -48,6 +48,14 @@ pub struct Msgs {
     pub no_results: &'static str,
     pub connect: &'static str,
     pub connect_to: &'static str,
+    /// Health note of a plan that works; `{minutes}` when the typical time is known.
+    pub health_usual_minutes: &'static str,
+    /// The same for about one minute.
+    pub health_usual_minute: &'static str,
+    /// Health note of a plan some patients could not connect to lately.
+    pub health_unsteady: &'static str,
+    /// Health note of a plan whose recent connections fail.
+    pub health_failing: &'static str,
     // Connect (endpoint given)
     pub connect_title: &'static str,
     pub connect_intro: &'static str,
@@ -165,6 +173,10 @@ pub static EN: Msgs = Msgs {
     no_results: "No health plan matches that name. Check the spelling or try another name.",
     connect: "Connect",
     connect_to: "Connect to {plan}",
+    health_usual_minutes: "Usually takes about {minutes} minutes",
+    health_usual_minute: "Usually takes about a minute",
+    health_unsteady: "Some people could not connect lately. You may need to try again.",
+    health_failing: "This plan is having problems right now. You can still try, or come back later.",
     connect_title: "Connect to your health plan",
     connect_intro: "You will sign in on your health plan's website in a new window.",
     payer_title: "Sign in with your health plan",
@@ -266,6 +278,10 @@ pub static ES: Msgs = Msgs {
     no_results: "Ningún plan coincide con ese nombre. Revise la ortografía o pruebe otro nombre.",
     connect: "Conectar",
     connect_to: "Conectar con {plan}",
+    health_usual_minutes: "Suele tardar unos {minutes} minutos",
+    health_usual_minute: "Suele tardar alrededor de un minuto",
+    health_unsteady: "Algunas personas no pudieron conectarse últimamente. Es posible que deba intentarlo de nuevo.",
+    health_failing: "Este plan tiene problemas en este momento. Puede intentarlo de todos modos o volver más tarde.",
     connect_title: "Conéctese a su plan de salud",
     connect_intro: "Iniciará sesión en el sitio web de su plan de salud en una ventana nueva.",
     payer_title: "Inicie sesión con su plan de salud",

@@ -255,11 +255,11 @@ async fn check_passes_the_sandbox_payers_and_reports_each_problem_of_a_misconfig
 
 /// Links sandbox member `member` through the test shortcut (the real hand-off and callback over HTTP); whether
 /// the payer authorized.
-async fn link_member(app: &TestApp, sk: &str, member: &str) -> bool {
+async fn link_member(app: &TestApp, sk: &str, endpoint_id: &str, member: &str) -> bool {
     let resp = app
         .client
         .post(format!("{}/link/test/public_token", app.base_url))
-        .form(&[("secret_key", sk), ("external_id", "user-h"), ("endpoint_id", sandbox::REFRESHABLE_ENDPOINT_ID), ("member", member)])
+        .form(&[("secret_key", sk), ("external_id", "user-h"), ("endpoint_id", endpoint_id), ("member", member)])
         .send()
         .await
         .unwrap();
@@ -279,6 +279,43 @@ async fn status_changes(app: &TestApp, app_id: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn the_picker_tells_each_plans_health_in_plain_words_in_the_patients_language() {
+    let app = crate::common::spawn_app().await;
+    let keys = crate::link::new_app(&app, false).await;
+    let sk = keys.test_sk.clone();
+    let (health_plan, basic, faulty) = (sandbox::REFRESHABLE_ENDPOINT_ID, sandbox::NON_REFRESHABLE_ENDPOINT_ID, sandbox::FAULTY_ENDPOINT_ID);
+    for _ in 0..3 {
+        assert!(link_member(&app, &sk, health_plan, sandbox::MEMBER_TYPICAL).await);
+        app.clock.advance(150);
+    }
+    for member in [sandbox::MEMBER_TYPICAL, "token.error", sandbox::MEMBER_TYPICAL, "token.error"] {
+        link_member(&app, &sk, basic, member).await;
+        app.clock.advance(1);
+    }
+    for _ in 0..3 {
+        assert!(!link_member(&app, &sk, faulty, "token.error").await);
+        app.clock.advance(1);
+    }
+    let sid = crate::link::open(&app, &crate::link::entry_url(&keys.test_pk, "")).await;
+    crate::link::to_search(&app, &sid).await;
+    let html = app.get(&format!("/link/s/{sid}")).await.text().await.unwrap();
+    let item = |name: &str| {
+        let start = html.find(&format!("aria-label=\"Connect to {name}")).unwrap_or_else(|| panic!("{name}: {html}"));
+        html[start..].split("</li>").next().unwrap().to_string()
+    };
+    assert!(item("Sandbox Health Plan").contains("Usually takes about a minute"), "{}", item("Sandbox Health Plan"));
+    assert!(item("Sandbox Basic Care").contains("Some people could not connect lately"));
+    assert!(item("Sandbox Faulty Mutual").contains("This plan is having problems right now"));
+    assert!(item("Sandbox Faulty Mutual").contains("link-plan-health bad"));
+
+    // In Spanish, from the session's language.
+    let sid = crate::link::open(&app, &crate::link::entry_url(&keys.test_pk, "&language=es")).await;
+    crate::link::to_search(&app, &sid).await;
+    let html = app.get(&format!("/link/s/{sid}")).await.text().await.unwrap();
+    assert!(html.contains("Este plan tiene problemas en este momento"), "{html}");
+}
+
+#[tokio::test]
 async fn health_comes_from_real_attempts_and_each_status_change_is_announced_once() {
     let app = api_support::server().await;
     let keys = api_support::create_app(&app, "Health").await;
@@ -295,7 +332,7 @@ async fn health_comes_from_real_attempts_and_each_status_change_is_announced_onc
 
     // Three links that connect: `ok`, announced once.
     for _ in 0..3 {
-        assert!(link_member(&app, &keys.sk, sandbox::MEMBER_TYPICAL).await);
+        assert!(link_member(&app, &keys.sk, id, sandbox::MEMBER_TYPICAL).await);
         app.clock.advance(30);
     }
     let h = status().await;
@@ -304,13 +341,13 @@ async fn health_comes_from_real_attempts_and_each_status_change_is_announced_onc
     assert_eq!(status_changes(&app, &hooked.id).await.len(), 1);
 
     // A patient who declines is not the plan's fault: nothing changes.
-    assert!(!link_member(&app, &keys.sk, "deny.consent").await);
+    assert!(!link_member(&app, &keys.sk, id, "deny.consent").await);
     app.clock.advance(30);
     assert_eq!(status().await.attempts, 3);
 
     // Failures of the plan's token endpoint: degraded, then down once the last three failed.
     for _ in 0..3 {
-        assert!(!link_member(&app, &keys.sk, "token.error").await);
+        assert!(!link_member(&app, &keys.sk, id, "token.error").await);
         app.clock.advance(30);
     }
     let h = status().await;

@@ -14,7 +14,7 @@ use leptos_meta::Title;
 
 pub mod model;
 
-pub use model::{PlanView, Screen, ScreenPolicy};
+pub use model::{PlanHealth, PlanView, Screen, ScreenPolicy};
 
 use crate::{
     domain::LinkStep,
@@ -218,9 +218,27 @@ fn handoff_href(sid: &str, endpoint: &str) -> String {
     format!("/link/s/{sid}/handoff?endpoint={endpoint}")
 }
 
+/// The plain-words note of a plan's health and its style (`None`: nothing worth saying).
+fn health_note(h: PlanHealth, m: &'static Msgs) -> Option<(String, &'static str)> {
+    match h {
+        PlanHealth::Unknown | PlanHealth::Working { minutes: None } => None,
+        PlanHealth::Working { minutes: Some(0 | 1) } => Some((m.health_usual_minute.to_string(), "link-plan-health")),
+        PlanHealth::Working { minutes: Some(n) } => {
+            Some((m.health_usual_minutes.replace("{minutes}", &n.to_string()), "link-plan-health"))
+        }
+        PlanHealth::Unsteady => Some((m.health_unsteady.to_string(), "link-plan-health warn")),
+        PlanHealth::Failing => Some((m.health_failing.to_string(), "link-plan-health bad")),
+    }
+}
+
 fn plan_item(sid: &str, p: PlanView, m: &'static Msgs) -> impl IntoView {
     let href = handoff_href(sid, &p.id);
-    let label = m.connect_to.replace("{plan}", &p.name);
+    let note = health_note(p.health, m);
+    // The note is part of the link's name, so a screen reader hears it before choosing.
+    let label = match &note {
+        Some((text, _)) => format!("{}. {text}", m.connect_to.replace("{plan}", &p.name)),
+        None => m.connect_to.replace("{plan}", &p.name),
+    };
     let aliases = (!p.aliases.is_empty()).then(|| p.aliases.join(", "));
     view! {
         <li>
@@ -228,6 +246,7 @@ fn plan_item(sid: &str, p: PlanView, m: &'static Msgs) -> impl IntoView {
                 <span class="link-plan-text">
                     <span class="link-plan-name">{p.name.clone()}</span>
                     {aliases.map(|a| view! { <span class="link-plan-aliases">{a}</span> })}
+                    {note.map(|(text, class)| view! { <span class=class>{text}</span> })}
                 </span>
                 <span class="link-plan-go" aria-hidden="true">{m.connect}" ›"</span>
             </a>

@@ -8,14 +8,35 @@ use crate::domain::LinkStep;
 /// A plan (directory endpoint) as shown to the patient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanView {
-    /// Endpoint UUID.
+    /// Endpoint UUID (the same endpoint may be shown under several brand names).
     pub id: String,
-    /// Display name.
+    /// Display name (the brand's when the endpoint has brands).
     pub name: String,
     /// Other names it is known by.
     pub aliases: Vec<String>,
     /// Logo URL, if any.
     pub logo_url: Option<String>,
+    /// How connecting to it goes lately, in the terms the patient is told.
+    #[serde(default)]
+    pub health: PlanHealth,
+}
+
+/// An endpoint's health as the patient is told it (the server maps its status and figures onto this).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlanHealth {
+    /// Not enough to say anything: no note.
+    #[default]
+    Unknown,
+    /// Patients connect; typically within `minutes` (rounded up, at least 1) when known.
+    Working {
+        /// Median minutes from leaving to being connected.
+        minutes: Option<u32>,
+    },
+    /// Some recent attempts failed: it may take another try.
+    Unsteady,
+    /// Recent attempts fail: the plan is having problems right now.
+    Failing,
 }
 
 /// Everything one screen needs. Never carries a token or health data.

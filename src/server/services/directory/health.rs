@@ -278,6 +278,15 @@ pub fn compute(recent: &[Attempt], row: Option<&HealthRow>) -> Health {
 pub async fn assess(state: &AppState, endpoint_id: &str) -> anyhow::Result<Health> {
     let now = state.clock.now();
     endpoint_attempts::close_abandoned(&state.db, now, now - PENDING_TTL_SECS).await?;
+    current(state, endpoint_id).await
+}
+
+/// The health of an endpoint from what is recorded, writing nothing (for the picker and the API, read on every
+/// search). The same figures as [`assess`]: attempts still pending count neither way, closed or not.
+///
+/// # Errors
+/// Database errors.
+pub async fn current(state: &AppState, endpoint_id: &str) -> anyhow::Result<Health> {
     let window = state.settings.endpoint_health_window.max(1) as i64;
     let recent = endpoint_attempts::recent(&state.db, endpoint_id, window).await?;
     let row = endpoint_health::get(&state.db, endpoint_id).await?;

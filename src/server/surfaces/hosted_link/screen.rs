@@ -4,12 +4,15 @@
 use anyhow::Context as _;
 
 use crate::{
-    app::link::model::{PlanView, Screen, ScreenPolicy},
-    domain::{LinkStep, Mode},
+    app::link::model::{PlanHealth, PlanView, Screen, ScreenPolicy},
+    domain::{HealthStatus, LinkStep, Mode},
     i18n,
     server::{
         platform::http::csp_source_for_target,
-        services::{link_flow, sync},
+        services::{
+            directory::{self, health::Health},
+            link_flow, sync,
+        },
         state::AppState,
         store::{
             apps, endpoints,
@@ -114,8 +117,38 @@ pub async fn progress(state: &AppState, sid: &str) -> anyhow::Result<Vec<(String
     progress_of(state, &s).await
 }
 
+/// The directory's choices for `q` (brands first, see [`directory::search`]), each with its health in the
+/// patient's terms (read once per endpoint).
 async fn search_mode(state: &AppState, mode: Mode, q: &str) -> anyhow::Result<Vec<PlanView>> {
-    Ok(endpoints::search(&state.db, mode, q, SEARCH_LIMIT).await?.into_iter().map(plan_view).collect())
+    let mut healths: std::collections::HashMap<String, PlanHealth> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for c in directory::search(state, mode, q, SEARCH_LIMIT).await? {
+        let health = match healths.get(&c.endpoint.id) {
+            Some(h) => *h,
+            None => {
+                let h = plan_health(&directory::health::current(state, &c.endpoint.id).await?);
+                healths.insert(c.endpoint.id.clone(), h);
+                h
+            }
+        };
+        let (name, logo_url) = (c.name().to_string(), c.logo_url().map(str::to_string));
+        let aliases = c.brand.map_or(c.endpoint.aliases, |b| b.aliases);
+        out.push(PlanView { id: c.endpoint.id, name, aliases, logo_url, health });
+    }
+    Ok(out)
+}
+
+/// An endpoint's health as the patient is told it: nothing until it has a status from attempts or a check;
+/// the typical time to connect (median, rounded up to whole minutes) when it works.
+pub fn plan_health(h: &Health) -> PlanHealth {
+    match h.status {
+        HealthStatus::Unchecked => PlanHealth::Unknown,
+        HealthStatus::Ok => PlanHealth::Working {
+            minutes: h.median_connect_secs.map(|s| u32::try_from((s.max(0) + 59) / 60).unwrap_or(u32::MAX)),
+        },
+        HealthStatus::Degraded => PlanHealth::Unsteady,
+        HealthStatus::Down => PlanHealth::Failing,
+    }
 }
 
 /// Records received so far, as the patient reads them (plain words in the session's language, see
@@ -128,7 +161,7 @@ pub async fn progress_of(state: &AppState, s: &LinkSession) -> anyhow::Result<Ve
 }
 
 fn plan_view(e: endpoints::Endpoint) -> PlanView {
-    PlanView { id: e.id, name: e.name, aliases: e.aliases, logo_url: e.logo_url }
+    PlanView { id: e.id, name: e.name, aliases: e.aliases, logo_url: e.logo_url, health: PlanHealth::Unknown }
 }
 
 /// `#rgb` / `#rrggbb` normalised to `#rrggbb`, or `None` for anything else (it ends up in CSS).
