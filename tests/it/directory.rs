@@ -369,3 +369,60 @@ async fn health_comes_from_real_attempts_and_each_status_change_is_announced_onc
     health::reassess(&app.state, id).await.unwrap();
     assert_eq!(status_changes(&app, &hooked.id).await.len(), 3);
 }
+
+#[tokio::test]
+async fn integrators_read_the_directory_with_health_by_name_with_either_key() {
+    let app = api_support::server().await;
+    let keys = api_support::create_app(&app, "Directory API").await;
+    for _ in 0..3 {
+        assert!(!link_member(&app, &keys.sk, sandbox::FAULTY_ENDPOINT_ID, "token.error").await);
+        app.clock.advance(1);
+    }
+    let url = format!("{}/link/endpoints", app.base_url);
+    let get = |auth: Option<String>, query: &'static [(&'static str, &'static str)]| {
+        let mut r = app.client.get(&url).query(query);
+        if let Some(a) = auth {
+            r = r.bearer_auth(a);
+        }
+        async move { r.send().await.unwrap() }
+    };
+
+    // A secret key: every sandbox plan, with its health.
+    let r = get(Some(keys.sk.clone()), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body: Value = r.json().await.unwrap();
+    let list = body["endpoints"].as_array().unwrap();
+    let faulty = list.iter().find(|e| e["id"] == sandbox::FAULTY_ENDPOINT_ID).expect("faulty listed");
+    assert_eq!(faulty["health"]["status"], "down");
+    assert_eq!(faulty["health"]["attempts"], 3);
+    assert_eq!(faulty["health"]["success_rate"], 0.0);
+    assert_eq!(faulty["health"]["last_error_codes"], json!(vec!["PAYER_TOKEN_EXCHANGE_FAILED"; 3]));
+    let healthy = list.iter().find(|e| e["id"] == sandbox::REFRESHABLE_ENDPOINT_ID).unwrap();
+    assert_eq!(healthy["health"]["status"], "unchecked");
+    assert_eq!(healthy["refreshable"], true);
+
+    // A publishable key, in the header or the query; search by name or alias.
+    let found: Value = get(Some(keys.pk.clone()), &[("name", "faulty")]).await.json().await.unwrap();
+    assert_eq!(found["endpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(found["endpoints"][0]["name"], "Sandbox Faulty Mutual");
+    let q = [("publishableKey", keys.pk.as_str()), ("name", "SBC")];
+    let found: Value = app.client.get(&url).query(&q).send().await.unwrap().json().await.unwrap();
+    assert_eq!(found["endpoints"][0]["id"], sandbox::NON_REFRESHABLE_ENDPOINT_ID);
+    let limited: Value = get(Some(keys.pk.clone()), &[("limit", "1")]).await.json().await.unwrap();
+    assert_eq!(limited["endpoints"].as_array().unwrap().len(), 1);
+
+    // A live key sees live plans only.
+    let live: Value = get(Some(keys.live_pk.clone()), &[]).await.json().await.unwrap();
+    assert_eq!(live["endpoints"], json!([]));
+
+    // Errors in RFC 6749 form.
+    let r = get(None, &[]).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    assert_eq!(get(Some("pk_test_nope".into()), &[]).await.status(), 401);
+    assert_eq!(get(Some("at_something".into()), &[]).await.status(), 401);
+    let r = get(Some(keys.sk.clone()), &[("limit", "0")]).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+}
