@@ -46,6 +46,8 @@ export type LinkEventName =
   | 'CONSENT_GIVEN'
   | 'CONSENT_DECLINED'
   | 'SEARCH'
+  /** "Can't find your plan?": the patient sent a plan's name; Link then ends with `PATIENT_CANCELLED`. */
+  | 'PLAN_NOT_FOUND'
   | 'ENDPOINT_SELECTED'
   | 'HANDOFF'
   | 'POPUP_BLOCKED'

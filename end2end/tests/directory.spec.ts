@@ -1,7 +1,7 @@
 // The plan directory as the patient sees it: each plan's health in plain words in the picker, from real link
-// attempts at the sandbox payers on a server of its own (so other specs' plans keep no note). Screenshots at
-// 360×740 and 1280×800, axe-clean.
-import { test, expect, type APIRequestContext } from '@playwright/test';
+// attempts at the sandbox payers on a server of its own (so other specs' plans keep no note), and "Can't find
+// your plan?". Screenshots at 360×740 and 1280×800, axe-clean.
+import { test, expect, type APIRequestContext, type Page } from '@playwright/test';
 import { createApp, LinkTestPage, shot, startServer, type AppKeys } from '../pages/link_flow';
 
 const SANDBOX_HEALTH = '6f1c3a52-8d4e-4b7a-9c21-5a0e7d3b1001';
@@ -30,18 +30,25 @@ test.beforeAll(async ({ request }) => {
 
 test.afterAll(() => server?.stop());
 
+/** Opens Link on the test page of this spec's server, consents and passes the explainer: the search screen. */
+async function toSearch(page: Page, externalId: string): Promise<LinkTestPage> {
+  const host = new LinkTestPage(page);
+  await host.goto({ publishableKey: keys.testPublishable, externalId, usage: 'ONE_TIME' }, server.base);
+  await host.connect.click();
+  await host.modal.getByRole('button', { name: 'I agree, continue' }).click();
+  await expect(host.heading()).toHaveText('How it works');
+  await host.modal.getByRole('button', { name: 'Continue', exact: true }).click();
+  await expect(host.heading()).toHaveText('Find your health plan');
+  await host.waitForHydration();
+  return host;
+}
+
 for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
   test.describe(`at ${vp.width}x${vp.height}`, () => {
     test.use({ viewport: vp });
 
     test('the picker tells each plan\'s health in plain words', async ({ page }) => {
-      const host = new LinkTestPage(page);
-      await host.goto({ publishableKey: keys.testPublishable, externalId: 'picker-user', usage: 'ONE_TIME' }, server.base);
-      await host.connect.click();
-      await host.modal.getByRole('button', { name: 'I agree, continue' }).click();
-      await host.modal.getByRole('button', { name: 'Continue' }).click();
-      await expect(host.heading()).toHaveText('Find your health plan');
-      await host.waitForHydration();
+      const host = await toSearch(page, 'picker-user');
 
       const health = host.modal.getByRole('link', { name: /^Connect to Sandbox Health Plan/ });
       await expect(health).toContainText('Usually takes about a minute');
@@ -56,6 +63,21 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
       await host.modal.getByLabel('Health plan name').pressSequentially('faulty', { delay: 30 });
       await expect(host.modal.getByRole('link', { name: /^Connect to Sandbox Health Plan/ })).toHaveCount(0);
       await expect(host.modal.locator('.link-plan-health.bad')).toHaveCount(1);
+    });
+
+    test('can\'t find your plan: the name is sent, PLAN_NOT_FOUND, then PATIENT_CANCELLED', async ({ page }) => {
+      const host = await toSearch(page, 'missing-user');
+      await host.modal.getByLabel('Health plan name').fill('lakeside');
+      await expect(host.modal.getByText('No health plan matches that name')).toBeVisible();
+      await host.modal.getByText("Can't find your plan?").click();
+      await host.modal.getByLabel("Your health plan's name").fill('Lakeside Community Health Plan');
+      await shot(page, 'missing-plan');
+      await host.modal.getByRole('button', { name: 'Send and close' }).click();
+      expect(await host.waitForCallback('onExit')).toEqual({ code: 'PATIENT_CANCELLED' });
+      const events = await host.events();
+      expect(events).toContain('PLAN_NOT_FOUND');
+      expect(events.indexOf('PLAN_NOT_FOUND')).toBeLessThan(events.indexOf('EXIT'));
+      expect(await host.callbacks('onSuccess')).toEqual([]);
     });
   });
 }

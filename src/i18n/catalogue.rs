@@ -56,6 +56,11 @@ pub struct Msgs {
     pub health_unsteady: &'static str,
     /// Health note of a plan whose recent connections fail.
     pub health_failing: &'static str,
+    /// "Can't find your plan?" (the disclosure under the results).
+    pub missing_summary: &'static str,
+    pub missing_intro: &'static str,
+    pub missing_label: &'static str,
+    pub missing_send: &'static str,
     // Connect (endpoint given)
     pub connect_title: &'static str,
     pub connect_intro: &'static str,
@@ -177,6 +182,10 @@ pub static EN: Msgs = Msgs {
     health_usual_minute: "Usually takes about a minute",
     health_unsteady: "Some people could not connect lately. You may need to try again.",
     health_failing: "This plan is having problems right now. You can still try, or come back later.",
+    missing_summary: "Can't find your plan?",
+    missing_intro: "Tell us its name and we will ask for it to be added. This closes the connection for now; you can try again later.",
+    missing_label: "Your health plan's name",
+    missing_send: "Send and close",
     connect_title: "Connect to your health plan",
     connect_intro: "You will sign in on your health plan's website in a new window.",
     payer_title: "Sign in with your health plan",
@@ -282,6 +291,10 @@ pub static ES: Msgs = Msgs {
     health_usual_minute: "Suele tardar alrededor de un minuto",
     health_unsteady: "Algunas personas no pudieron conectarse últimamente. Es posible que deba intentarlo de nuevo.",
     health_failing: "Este plan tiene problemas en este momento. Puede intentarlo de todos modos o volver más tarde.",
+    missing_summary: "¿No encuentra su plan?",
+    missing_intro: "Díganos su nombre y pediremos que lo agreguen. Esto cierra la conexión por ahora; puede intentarlo más tarde.",
+    missing_label: "Nombre de su plan de salud",
+    missing_send: "Enviar y cerrar",
     connect_title: "Conéctese a su plan de salud",
     connect_intro: "Iniciará sesión en el sitio web de su plan de salud en una ventana nueva.",
     payer_title: "Inicie sesión con su plan de salud",

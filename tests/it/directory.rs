@@ -426,3 +426,42 @@ async fn integrators_read_the_directory_with_health_by_name_with_either_key() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
 }
+
+#[tokio::test]
+async fn cant_find_your_plan_stores_the_name_for_the_operator_and_ends_the_session_cancelled() {
+    let app = crate::common::spawn_app().await;
+    let keys = crate::link::new_app(&app, false).await;
+    let sid = crate::link::open(&app, &crate::link::entry_url(&keys.test_pk, "")).await;
+    crate::link::to_search(&app, &sid).await;
+    let html = app.get(&format!("/link/s/{sid}")).await.text().await.unwrap();
+    assert!(html.contains("Can&#x27;t find your plan?") || html.contains("Can't find your plan?"), "{html}");
+    assert!(html.contains(&format!("action=\"/link/s/{sid}/missing-plan\"")));
+    let post = |client: reqwest::Client, name: &'static str| {
+        let url = format!("{}/link/s/{sid}/missing-plan", app.base_url);
+        async move { client.post(url).form(&[("plan_name", name)]).send().await.unwrap() }
+    };
+
+    // Another browser changes nothing; an empty name only shows the search again.
+    let other = post(crate::common::browser(), "Elsewhere Health").await;
+    assert!(other.status().is_client_error(), "{}", other.status());
+    let r = post(app.client.clone(), "   ").await;
+    assert_eq!(r.status(), 303);
+    let s = link_sdk::server::store::link_sessions::get(&app.state.db, &sid).await.unwrap().unwrap();
+    assert_eq!(s.step.as_str(), "search");
+    assert!(link_sdk::server::store::plan_requests::latest(&app.state.db, 10).await.unwrap().is_empty());
+
+    // The patient's browser: stored, and the session ends cancelled.
+    let r = post(app.client.clone(), "  Lakeside Community Health Plan ").await;
+    assert_eq!(r.status(), 303);
+    let s = link_sdk::server::store::link_sessions::get(&app.state.db, &sid).await.unwrap().unwrap();
+    assert_eq!((s.step.as_str(), s.exit_code.map(|c| c.as_str())), ("exited", Some("PATIENT_CANCELLED")));
+    let requests = link_sdk::server::store::plan_requests::latest(&app.state.db, 10).await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!((requests[0].name.as_str(), requests[0].mode, requests[0].app_id.as_str()), ("Lakeside Community Health Plan", Mode::Test, keys.app_id.as_str()));
+    let listed = cli_ok(&app, &["endpoints", "requests"]).await;
+    assert!(listed.contains("\"Lakeside Community Health Plan\""), "{listed}");
+
+    // Once ended, a second post stores nothing more.
+    post(app.client.clone(), "Again Health").await;
+    assert_eq!(link_sdk::server::store::plan_requests::latest(&app.state.db, 10).await.unwrap().len(), 1);
+}

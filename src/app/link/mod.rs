@@ -262,7 +262,35 @@ fn SearchStep(s: Screen) -> impl IntoView {
         <crate::app::IslandAssets/>
         <h1 id="link-title" tabindex="-1">{m.search_title}</h1>
         <PlanSearch sid=s.sid.clone() lang=s.lang.clone() query=s.query.clone() results=s.results.clone()/>
+        {missing_plan_view(&s, m)}
         {payer_view(&s, m, false)}
+    }
+}
+
+/// "Can't find your plan?": a disclosure with a plain form; sending the plan's name ends the session
+/// (`PATIENT_CANCELLED`, after the `PLAN_NOT_FOUND` event).
+fn missing_plan_view(s: &Screen, m: &'static Msgs) -> impl IntoView {
+    let action = format!("/link/s/{}/missing-plan", s.sid);
+    view! {
+        <details class="link-missing">
+            <summary>{m.missing_summary}</summary>
+            <form method="post" action=action class="link-missing-form">
+                <p id="link-missing-intro">{m.missing_intro}</p>
+                <div class="field">
+                    <label for="link-missing-name">{m.missing_label}</label>
+                    <input
+                        id="link-missing-name"
+                        name="plan_name"
+                        type="text"
+                        required
+                        maxlength="120"
+                        autocomplete="off"
+                        aria-describedby="link-missing-intro"
+                    />
+                </div>
+                <button type="submit" class="button block" data-event="PLAN_NOT_FOUND">{m.missing_send}</button>
+            </form>
+        </details>
     }
 }
 
