@@ -465,3 +465,57 @@ async fn cant_find_your_plan_stores_the_name_for_the_operator_and_ends_the_sessi
     post(app.client.clone(), "Again Health").await;
     assert_eq!(link_sdk::server::store::plan_requests::latest(&app.state.db, 10).await.unwrap().len(), 1);
 }
+
+/// A test-mode brand with a patient portal over the Sandbox Health Plan endpoint (our JSON format).
+const PORTAL_BRAND: &str = "5a1d0c4e-7b2f-4e9a-9d3c-8f6a2b1c0e01";
+
+async fn import_portal_brand(app: &TestApp) {
+    let file = app.dir.path().join("portal-brand.json");
+    let body = json!({"endpoints": [], "brands": [{
+        "id": PORTAL_BRAND, "mode": "test", "name": "Northwind Health", "aliases": ["NWH"],
+        "portal_name": "MyNorthwind", "portal_url": "https://my.northwind.example/register",
+        "plan_types": ["Medicare Advantage", "Medicaid"], "endpoint_ids": [sandbox::REFRESHABLE_ENDPOINT_ID]}]});
+    std::fs::write(&file, body.to_string()).unwrap();
+    cli_ok(app, &["endpoints", "import", file.to_str().unwrap()]).await;
+}
+
+#[tokio::test]
+async fn a_plan_with_a_portal_shows_its_pre_check_before_the_hand_off_and_remind_me_later_ends_the_session() {
+    let app = crate::common::spawn_app().await;
+    let keys = crate::link::new_app(&app, false).await;
+    import_portal_brand(&app).await;
+    let sid = crate::link::open(&app, &crate::link::entry_url(&keys.test_pk, "")).await;
+    crate::link::to_search(&app, &sid).await;
+
+    // The picker leads to the pre-check for the brand; plans without one still hand off directly.
+    let html = app.get(&format!("/link/s/{sid}?q=northwind")).await.text().await.unwrap();
+    let precheck = format!("/link/s/{sid}?precheck={}&amp;brand={PORTAL_BRAND}", sandbox::REFRESHABLE_ENDPOINT_ID);
+    assert!(html.contains(&precheck), "{html}");
+    let html = app.get(&format!("/link/s/{sid}?q=basic")).await.text().await.unwrap();
+    assert!(html.contains(&format!("/link/s/{sid}/handoff?endpoint={}", sandbox::NON_REFRESHABLE_ENDPOINT_ID)));
+
+    // The pre-check: the account, where to create one, the plan types, then the hand-off.
+    let url = format!("/link/s/{sid}?precheck={}&brand={PORTAL_BRAND}", sandbox::REFRESHABLE_ENDPOINT_ID);
+    let html = app.get(&url).await.text().await.unwrap();
+    assert!(html.contains("Before you continue"), "{html}");
+    assert!(html.contains("online account at MyNorthwind to connect Northwind Health"), "{html}");
+    assert!(html.contains("href=\"https://my.northwind.example/register\""));
+    assert!(html.contains("It serves: Medicare Advantage, Medicaid."));
+    assert!(html.contains(&format!("/link/s/{sid}/handoff?endpoint={}", sandbox::REFRESHABLE_ENDPOINT_ID)));
+    assert!(html.contains(&format!("action=\"/link/s/{sid}/remind-later\"")));
+    assert_eq!(link_sdk::server::store::link_sessions::get(&app.state.db, &sid).await.unwrap().unwrap().step.as_str(), "search", "looking changes nothing");
+
+    // The sign-in service, once the operator names it; a plan without anything to say has no pre-check.
+    cli_ok(&app, &["endpoints", "set", sandbox::REFRESHABLE_ENDPOINT_ID, "--identity-provider", "Login.gov"]).await;
+    assert!(app.get(&url).await.text().await.unwrap().contains("Northwind Health signs you in with Login.gov."));
+    let other = format!("/link/s/{sid}?precheck={}&brand={PORTAL_BRAND}", sandbox::NON_REFRESHABLE_ENDPOINT_ID);
+    assert!(app.get(&other).await.text().await.unwrap().contains("Find your health plan"), "the brand is not that plan's");
+
+    // Remind me later: another browser changes nothing; the patient's ends the session cancelled.
+    let remind = format!("{}/link/s/{sid}/remind-later", app.base_url);
+    assert!(crate::common::browser().post(&remind).send().await.unwrap().status().is_client_error());
+    let r = app.client.post(&remind).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let s = link_sdk::server::store::link_sessions::get(&app.state.db, &sid).await.unwrap().unwrap();
+    assert_eq!((s.step.as_str(), s.exit_code.map(|c| c.as_str())), ("exited", Some("PATIENT_CANCELLED")));
+}

@@ -14,7 +14,7 @@ use leptos_meta::Title;
 
 pub mod model;
 
-pub use model::{PlanHealth, PlanView, Screen, ScreenPolicy};
+pub use model::{PlanHealth, PlanView, PrecheckView, Screen, ScreenPolicy};
 
 use crate::{
     domain::LinkStep,
@@ -231,8 +231,22 @@ fn health_note(h: PlanHealth, m: &'static Msgs) -> Option<(String, &'static str)
     }
 }
 
+/// Where choosing a plan leads: its pre-check screen when the directory has one, else the hand-off.
+fn plan_href(sid: &str, p: &PlanView) -> String {
+    if !p.precheck {
+        return handoff_href(sid, &p.id);
+    }
+    match &p.brand_id {
+        Some(b) => format!("/link/s/{sid}?precheck={}&brand={b}", p.id),
+        None => format!("/link/s/{sid}?precheck={}", p.id),
+    }
+}
+
 fn plan_item(sid: &str, p: PlanView, m: &'static Msgs) -> impl IntoView {
-    let href = handoff_href(sid, &p.id);
+    let href = plan_href(sid, &p);
+    // Only a direct hand-off opens the payer's window from this click (frame.js reads `data-connect`).
+    let connect = (!p.precheck).then(|| p.id.clone());
+    let rel = (!p.precheck).then_some("external");
     let note = health_note(p.health, m);
     // The note is part of the link's name, so a screen reader hears it before choosing.
     let label = match &note {
@@ -242,7 +256,7 @@ fn plan_item(sid: &str, p: PlanView, m: &'static Msgs) -> impl IntoView {
     let aliases = (!p.aliases.is_empty()).then(|| p.aliases.join(", "));
     view! {
         <li>
-            <a class="link-plan" href=href rel="external" data-connect=p.id.clone() aria-label=label>
+            <a class="link-plan" href=href rel=rel data-connect=connect aria-label=label>
                 <span class="link-plan-text">
                     <span class="link-plan-name">{p.name.clone()}</span>
                     {aliases.map(|a| view! { <span class="link-plan-aliases">{a}</span> })}
@@ -260,10 +274,53 @@ fn SearchStep(s: Screen) -> impl IntoView {
     let m = msgs(&s.lang);
     view! {
         <crate::app::IslandAssets/>
-        <h1 id="link-title" tabindex="-1">{m.search_title}</h1>
-        <PlanSearch sid=s.sid.clone() lang=s.lang.clone() query=s.query.clone() results=s.results.clone()/>
-        {missing_plan_view(&s, m)}
+        {match s.precheck.clone() {
+            Some(p) => precheck_view(&s, p, m).into_any(),
+            None => view! {
+                <h1 id="link-title" tabindex="-1">{m.search_title}</h1>
+                <PlanSearch sid=s.sid.clone() lang=s.lang.clone() query=s.query.clone() results=s.results.clone()/>
+                {missing_plan_view(&s, m)}
+            }
+            .into_any(),
+        }}
         {payer_view(&s, m, false)}
+    }
+}
+
+/// The pre-check before the hand-off: the online account the plan's sign-in needs (with where to create one),
+/// the sign-in service and plan types when known; continue (the hand-off), choose another plan, or "Remind me
+/// later" (ends the session, `PATIENT_CANCELLED` after the `REMIND_LATER` event).
+fn precheck_view(s: &Screen, p: PrecheckView, m: &'static Msgs) -> impl IntoView {
+    let plan = p.plan.name.clone();
+    let portal = p.portal_name.clone().unwrap_or_else(|| plan.clone());
+    let account = m.precheck_account.replace("{portal}", &portal).replace("{plan}", &plan);
+    let idp = p.identity_provider.as_ref().map(|i| m.precheck_idp.replace("{plan}", &plan).replace("{idp}", i));
+    let types = (!p.plan_types.is_empty()).then(|| m.precheck_types.replace("{types}", &p.plan_types.join(", ")));
+    let href = handoff_href(&s.sid, &p.plan.id);
+    let remind = format!("/link/s/{}/remind-later", s.sid);
+    let back = format!("/link/s/{}", s.sid);
+    view! {
+        <h1 id="link-title" tabindex="-1">{m.precheck_title}</h1>
+        <div class="card link-plan-card"><span class="link-plan-name">{plan.clone()}</span></div>
+        <p>{account}</p>
+        {idp.map(|t| view! { <p>{t}</p> })}
+        {types.map(|t| view! { <p>{t}</p> })}
+        {p.portal_url.map(|u| view! {
+            <p>
+                {m.precheck_no_account}" "
+                <a href=u target="_blank" rel="noopener noreferrer">{m.precheck_create}</a>
+                " "<span class="hint">{m.precheck_new_tab}</span>
+            </p>
+        })}
+        <div class="link-actions">
+            <a class="button primary block" href=href rel="external" data-connect=p.plan.id.clone()>
+                {m.connect_to.replace("{plan}", &plan)}
+            </a>
+            <form method="post" action=remind>
+                <button type="submit" class="button block" data-event="REMIND_LATER">{m.remind_later}</button>
+            </form>
+            <a class="button link block" href=back>{m.choose_another}</a>
+        </div>
     }
 }
 

@@ -19,6 +19,28 @@ pub struct PlanView {
     /// How connecting to it goes lately, in the terms the patient is told.
     #[serde(default)]
     pub health: PlanHealth,
+    /// The brand it is shown under, if any.
+    #[serde(default)]
+    pub brand_id: Option<String>,
+    /// The directory knows what the patient needs before leaving (see [`PrecheckView`]): choosing it shows the
+    /// pre-check screen first.
+    #[serde(default)]
+    pub precheck: bool,
+}
+
+/// What the patient needs before leaving for a plan, from the directory (the pre-check screen).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrecheckView {
+    /// The plan.
+    pub plan: PlanView,
+    /// The plan's patient portal (where the online account lives), when known.
+    pub portal_name: Option<String>,
+    /// Where to create an account (the portal's URL), when known.
+    pub portal_url: Option<String>,
+    /// The plan types it serves (e.g. Medicare Advantage, Medicaid), when known.
+    pub plan_types: Vec<String>,
+    /// The sign-in service the plan uses, when known.
+    pub identity_provider: Option<String>,
 }
 
 /// An endpoint's health as the patient is told it (the server maps its status and figures onto this).
@@ -86,6 +108,8 @@ pub struct Screen {
     pub query: String,
     /// Search results for `query`.
     pub results: Vec<PlanView>,
+    /// The pre-check of the plan the patient chose, shown instead of the search (`search` step only).
+    pub precheck: Option<PrecheckView>,
     /// A form error to show (`signature`).
     pub form_error: Option<String>,
     /// The payer popup state to show on the payer screen (`blocked`).

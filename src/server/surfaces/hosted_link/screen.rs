@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 
 use crate::{
-    app::link::model::{PlanHealth, PlanView, Screen, ScreenPolicy},
+    app::link::model::{PlanHealth, PlanView, PrecheckView, Screen, ScreenPolicy},
     domain::{HealthStatus, LinkStep, Mode},
     i18n,
     server::{
@@ -15,7 +15,9 @@ use crate::{
         },
         state::AppState,
         store::{
-            apps, endpoints,
+            apps,
+            brands::{self, Brand},
+            endpoints,
             link_sessions::{self, LinkSession},
         },
         surfaces::hosted_link::{origins::frame_ancestors, respond::live_session},
@@ -33,18 +35,28 @@ pub struct Loaded {
     pub policy: ScreenPolicy,
 }
 
+/// Query parameters of a Link screen (`GET /link/s/{sid}?…`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ScreenQuery {
+    /// Search text (the no-JS search form).
+    pub q: Option<String>,
+    /// A form error to show (`signature`).
+    pub err: Option<String>,
+    /// The payer panel's state (`blocked`), asked for by frame.js.
+    pub wait: Option<String>,
+    /// An endpoint the patient chose whose pre-check to show (search step).
+    pub precheck: Option<String>,
+    /// The brand it was chosen under.
+    pub brand: Option<String>,
+}
+
 /// Builds the screen of session `sid`; `None` when it is unknown. A session that timed out shows that it expired
 /// (unless it had already ended: then its last screen), so a hosted one can still go back to its app.
 ///
 /// # Errors
 /// Database errors, or a session whose app is gone.
-pub async fn load(
-    state: &AppState,
-    sid: &str,
-    q: Option<String>,
-    err: Option<String>,
-    wait: Option<String>,
-) -> anyhow::Result<Option<Loaded>> {
+pub async fn load(state: &AppState, sid: &str, params: ScreenQuery) -> anyhow::Result<Option<Loaded>> {
+    let ScreenQuery { q, err, wait, precheck, brand } = params;
     let Some(mut s) = link_sessions::get(&state.db, sid).await? else { return Ok(None) };
     let expired = s.expires_at <= state.clock.now() && !s.step.is_ended();
     if !expired {
@@ -61,7 +73,11 @@ pub async fn load(
         None => None,
     };
     let query = q.unwrap_or_default().chars().take(100).collect::<String>();
-    let results = if step == LinkStep::Search { search_mode(state, s.mode, &query).await? } else { Vec::new() };
+    let precheck = match (step, precheck) {
+        (LinkStep::Search, Some(id)) => precheck_of(state, s.mode, &id, brand.as_deref()).await?,
+        _ => None,
+    };
+    let results = if step == LinkStep::Search && precheck.is_none() { search_mode(state, s.mode, &query).await? } else { Vec::new() };
     let progress = if step == LinkStep::Syncing { progress_of(state, &s).await? } else { Vec::new() };
     let brand_color = app.brand_color.as_deref().and_then(valid_hex_color);
     let brand_ink = brand_color.as_deref().map(ink_for);
@@ -88,6 +104,7 @@ pub async fn load(
         progress,
         query,
         results,
+        precheck,
         form_error: err.filter(|e| e == "signature"),
         wait: wait.filter(|w| w == "blocked"),
     };
@@ -131,11 +148,48 @@ async fn search_mode(state: &AppState, mode: Mode, q: &str) -> anyhow::Result<Ve
                 h
             }
         };
+        let identity_provider = endpoints::profile(&state.db, &c.endpoint.id).await?.and_then(|p| p.identity_provider);
         let (name, logo_url) = (c.name().to_string(), c.logo_url().map(str::to_string));
-        let aliases = c.brand.map_or(c.endpoint.aliases, |b| b.aliases);
-        out.push(PlanView { id: c.endpoint.id, name, aliases, logo_url, health });
+        let brand_id = c.brand.as_ref().map(|b| b.id.clone());
+        let mut plan = PlanView { id: c.endpoint.id.clone(), name, aliases: Vec::new(), logo_url, health, brand_id, precheck: false };
+        plan.precheck = precheck_view(plan.clone(), c.brand.as_ref(), identity_provider).is_some();
+        plan.aliases = c.brand.map_or(c.endpoint.aliases, |b| b.aliases);
+        out.push(plan);
     }
     Ok(out)
+}
+
+/// The pre-check of a plan: what the directory knows the patient needs before leaving (the portal and its
+/// URL, the plan types, the sign-in service). `None` when it knows nothing of the kind: no pre-check screen.
+fn precheck_view(plan: PlanView, brand: Option<&Brand>, identity_provider: Option<String>) -> Option<PrecheckView> {
+    let (portal_name, portal_url, plan_types) = match brand {
+        Some(b) => (b.portal_name.clone(), b.portal_url.clone(), b.plan_types.clone()),
+        None => (None, None, Vec::new()),
+    };
+    (portal_url.is_some() || !plan_types.is_empty() || identity_provider.is_some())
+        .then_some(PrecheckView { plan, portal_name, portal_url, plan_types, identity_provider })
+}
+
+/// The pre-check of linkable endpoint `id` of `mode` under brand `brand_id` (ignored unless it is a brand of
+/// that endpoint), when the directory has one.
+async fn precheck_of(state: &AppState, mode: Mode, id: &str, brand_id: Option<&str>) -> anyhow::Result<Option<PrecheckView>> {
+    let Some(e) = endpoints::get_linkable(&state.db, id).await?.filter(|e| e.mode == mode) else { return Ok(None) };
+    let brand = match brand_id {
+        Some(b) => brands::get(&state.db, b).await?.filter(|b| b.mode == mode && b.endpoint_ids.contains(&e.id)),
+        None => None,
+    };
+    let identity_provider = endpoints::profile(&state.db, &e.id).await?.and_then(|p| p.identity_provider);
+    let health = plan_health(&directory::health::current(state, &e.id).await?);
+    let plan = PlanView {
+        id: e.id.clone(),
+        name: brand.as_ref().map_or(e.name.clone(), |b| b.name.clone()),
+        aliases: Vec::new(),
+        logo_url: brand.as_ref().and_then(|b| b.logo_url.clone()).or(e.logo_url.clone()),
+        health,
+        brand_id: brand.as_ref().map(|b| b.id.clone()),
+        precheck: true,
+    };
+    Ok(precheck_view(plan, brand.as_ref(), identity_provider))
 }
 
 /// An endpoint's health as the patient is told it: nothing until it has a status from attempts or a check;
@@ -161,7 +215,15 @@ pub async fn progress_of(state: &AppState, s: &LinkSession) -> anyhow::Result<Ve
 }
 
 fn plan_view(e: endpoints::Endpoint) -> PlanView {
-    PlanView { id: e.id, name: e.name, aliases: e.aliases, logo_url: e.logo_url, health: PlanHealth::Unknown }
+    PlanView {
+        id: e.id,
+        name: e.name,
+        aliases: e.aliases,
+        logo_url: e.logo_url,
+        health: PlanHealth::Unknown,
+        brand_id: None,
+        precheck: false,
+    }
 }
 
 /// `#rgb` / `#rrggbb` normalised to `#rrggbb`, or `None` for anything else (it ends up in CSS).
