@@ -407,11 +407,11 @@ mod tests {
         }
         for field in ["fhir_base_url", "authorize_url", "token_url"] {
             let mut bad = sample();
-            let http = Some("http://fhir.example.com/x".to_string());
+            let http = "http://fhir.example.com/x".to_string();
             match field {
-                "fhir_base_url" => bad.fhir_base_url = http.unwrap(),
-                "authorize_url" => bad.authorize_url = http,
-                _ => bad.token_url = http,
+                "fhir_base_url" => bad.fhir_base_url = http,
+                "authorize_url" => bad.authorize_url = Some(http),
+                _ => bad.token_url = Some(http),
             }
             assert!(bad.validate().is_err(), "live {field} over http");
             bad.mode = Mode::Test;

@@ -247,9 +247,9 @@ pub fn compute(recent: &[Attempt], row: Option<&HealthRow>) -> Health {
             Some(_) if check_errors > 0 => HealthStatus::Down,
             Some(_) => HealthStatus::Ok,
         }
-    } else if check_errors > 0 && checked_at.is_some_and(|c| newest.is_none_or(|n| c >= n)) {
-        HealthStatus::Down
-    } else if recent.iter().take(MIN_ATTEMPTS).all(|a| a.outcome == AttemptOutcome::Failed) {
+    } else if (check_errors > 0 && checked_at.is_some_and(|c| newest.is_none_or(|n| c >= n)))
+        || recent.iter().take(MIN_ATTEMPTS).all(|a| a.outcome == AttemptOutcome::Failed)
+    {
         HealthStatus::Down
     } else {
         match success_rate.unwrap_or(0.0) {
