@@ -160,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     let location = sandbox::drive_consent(&client, &handoff.url, sandbox::MEMBER_LARGE, true).await?;
     let q: std::collections::HashMap<String, String> = url::Url::parse(&location)?.query_pairs().into_owned().collect();
+    // This process plays the payer window: it presents the hand-off binder itself.
     let done = link_flow::payer_callback(
         &state,
         oauth::CallbackParams {

@@ -46,6 +46,10 @@ export type LinkEventName =
   | 'CONSENT_GIVEN'
   | 'CONSENT_DECLINED'
   | 'SEARCH'
+  /** "Can't find your plan?": the patient sent a plan's name; Link then ends with `PATIENT_CANCELLED`. */
+  | 'PLAN_NOT_FOUND'
+  /** "Remind me later" on the pre-check screen (the plan needs an online account); Link then ends with `PATIENT_CANCELLED`. */
+  | 'REMIND_LATER'
   | 'ENDPOINT_SELECTED'
   | 'HANDOFF'
   | 'POPUP_BLOCKED'

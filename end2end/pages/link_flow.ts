@@ -34,9 +34,10 @@ export function createApp(name = 'Acme Health', extra: string[] = [], dataDirOve
 
 const bin = process.env.LINK_BIN ?? join(__dirname, '..', '..', 'target', 'debug', 'link-sdk');
 
-/** Imports directory endpoints (`link-sdk endpoints import`) into the server's data folder. */
-export function importEndpoints(endpoints: object[]) {
-  const dataDir = process.env.E2E_DATA_DIR!;
+/** Imports directory endpoints (`link-sdk endpoints import`: an array of entries, or `{endpoints, brands}`) into
+ *  the server's data folder (or another server's). */
+export function importEndpoints(endpoints: object[] | object, dataDirOverride?: string) {
+  const dataDir = dataDirOverride ?? process.env.E2E_DATA_DIR!;
   const file = join(mkdtempSync(join(tmpdir(), 'link-endpoints-')), 'endpoints.json');
   writeFileSync(file, JSON.stringify(endpoints));
   execFileSync(bin, ['--data-dir', dataDir, 'endpoints', 'import', file], { env: { ...process.env, RUST_LOG: 'error' } });

@@ -4,6 +4,7 @@
 pub(crate) mod spelling;
 
 mod authorization;
+mod endpoint_health;
 mod exit_code;
 mod link_step;
 mod mode;
@@ -11,6 +12,7 @@ mod sync;
 mod usage;
 
 pub use authorization::{AuthorizationState, StateReason};
+pub use endpoint_health::{AttemptOutcome, HealthStatus};
 pub use exit_code::ExitCode;
 pub use link_step::LinkStep;
 pub use mode::Mode;

@@ -127,6 +127,11 @@ pub struct Settings {
     #[arg(long, env = "LINK_REAUTH_GRACE", default_value_t = 2_592_000, global = true)]
     pub reauth_grace_secs: i64,
 
+    /// How many of an endpoint's latest link attempts its health is computed from (success rate, median time
+    /// to connect, status).
+    #[arg(long, env = "LINK_ENDPOINT_HEALTH_WINDOW", default_value_t = 20, global = true)]
+    pub endpoint_health_window: usize,
+
     /// Link sessions one client address may start per minute (`GET /link`, `GET /link/auth`); 0: no limit.
     #[arg(long, env = "LINK_RATE_LIMIT_SESSIONS", default_value_t = 30, global = true)]
     pub rate_limit_sessions: u32,

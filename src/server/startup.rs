@@ -77,13 +77,7 @@ impl Application {
             None => default_public_url(local).into(),
         };
 
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(settings.payer_timeout_secs))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("link-sdk/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the HTTP client")?;
+        let http = crate::server::state::payer_http_client(&settings)?;
 
         let settings_for_limits = settings.clone();
         let state = AppState {

@@ -59,3 +59,19 @@ pub fn load_cipher(settings: &Settings) -> anyhow::Result<Cipher> {
         }
     }
 }
+
+/// The HTTP client for payers: no redirects followed (SSRF), `--payer-timeout`, a 10 s connect timeout, our
+/// user agent. Also used by the management CLI (`endpoints check`).
+///
+/// # Errors
+/// The TLS backend cannot start.
+pub fn payer_http_client(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+    use anyhow::Context as _;
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(settings.payer_timeout_secs))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("link-sdk/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
+}

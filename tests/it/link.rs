@@ -9,14 +9,14 @@ use sqlx::Row as _;
 const ORIGIN: &str = "https://app.example";
 const REDIRECT: &str = "https://app.example/linked";
 
-struct Keys {
-    app_id: String,
-    test_pk: String,
-    live_pk: String,
-    test_sk: String,
+pub(crate) struct Keys {
+    pub(crate) app_id: String,
+    pub(crate) test_pk: String,
+    pub(crate) live_pk: String,
+    pub(crate) test_sk: String,
 }
 
-async fn new_app(app: &TestApp, require_signature: bool) -> Keys {
+pub(crate) async fn new_app(app: &TestApp, require_signature: bool) -> Keys {
     let now = app.clock_now();
     let (a, keys) = apps::create(
         &app.state.db,
@@ -53,7 +53,7 @@ impl Now for TestApp {
     }
 }
 
-fn entry_url(pk: &str, extra: &str) -> String {
+pub(crate) fn entry_url(pk: &str, extra: &str) -> String {
     format!("/link?publishableKey={pk}&externalId=user-1&usage=ONE_TIME&origin={}&nonce=abcdef0123456789{extra}", enc(ORIGIN))
 }
 
@@ -70,7 +70,7 @@ fn csp(r: &reqwest::Response) -> String {
 }
 
 /// Opens a session and returns its id (the test client keeps the binder cookie, as the browser that opened it).
-async fn open(app: &TestApp, url: &str) -> String {
+pub(crate) async fn open(app: &TestApp, url: &str) -> String {
     let r = app.get(url).await;
     assert_eq!(r.status(), 303, "open should redirect to the first screen");
     let loc = location(&r);
@@ -88,7 +88,7 @@ async fn step_of(app: &TestApp, sid: &str) -> (String, Option<String>) {
 }
 
 /// Consent given and explainer passed: the session is at search.
-async fn to_search(app: &TestApp, sid: &str) {
+pub(crate) async fn to_search(app: &TestApp, sid: &str) {
     let r = post_form(app, &format!("/link/s/{sid}/consent"), &[("choice", "given")]).await;
     assert_eq!(r.status(), 303);
     let r = post_form(app, &format!("/link/s/{sid}/explainer"), &[]).await;

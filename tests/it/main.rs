@@ -11,6 +11,7 @@ mod api_support;
 mod common;
 
 mod config_agreement;
+mod directory;
 mod fhir_api;
 mod fhir_golden;
 mod fhir_input;

@@ -14,7 +14,7 @@ use leptos_meta::Title;
 
 pub mod model;
 
-pub use model::{PlanView, Screen, ScreenPolicy};
+pub use model::{PlanHealth, PlanView, PrecheckView, Screen, ScreenPolicy};
 
 use crate::{
     domain::LinkStep,
@@ -219,16 +219,49 @@ fn handoff_href(sid: &str, endpoint: &str) -> String {
     format!("/link/s/{sid}/handoff?endpoint={endpoint}")
 }
 
+/// The plain-words note of a plan's health and its style (`None`: nothing worth saying).
+fn health_note(h: PlanHealth, m: &'static Msgs) -> Option<(String, &'static str)> {
+    match h {
+        PlanHealth::Unknown | PlanHealth::Working { minutes: None } => None,
+        PlanHealth::Working { minutes: Some(0 | 1) } => Some((m.health_usual_minute.to_string(), "link-plan-health")),
+        PlanHealth::Working { minutes: Some(n) } => {
+            Some((m.health_usual_minutes.replace("{minutes}", &n.to_string()), "link-plan-health"))
+        }
+        PlanHealth::Unsteady => Some((m.health_unsteady.to_string(), "link-plan-health warn")),
+        PlanHealth::Failing => Some((m.health_failing.to_string(), "link-plan-health bad")),
+    }
+}
+
+/// Where choosing a plan leads: its pre-check screen when the directory has one, else the hand-off.
+fn plan_href(sid: &str, p: &PlanView) -> String {
+    if !p.precheck {
+        return handoff_href(sid, &p.id);
+    }
+    match &p.brand_id {
+        Some(b) => format!("/link/s/{sid}?precheck={}&brand={b}", p.id),
+        None => format!("/link/s/{sid}?precheck={}", p.id),
+    }
+}
+
 fn plan_item(sid: &str, p: PlanView, m: &'static Msgs) -> impl IntoView {
-    let href = handoff_href(sid, &p.id);
-    let label = m.connect_to.replace("{plan}", &p.name);
+    let href = plan_href(sid, &p);
+    // Only a direct hand-off opens the payer's window from this click (frame.js reads `data-connect`).
+    let connect = (!p.precheck).then(|| p.id.clone());
+    let rel = (!p.precheck).then_some("external");
+    let note = health_note(p.health, m);
+    // The note is part of the link's name, so a screen reader hears it before choosing.
+    let label = match &note {
+        Some((text, _)) => format!("{}. {text}", m.connect_to.replace("{plan}", &p.name)),
+        None => m.connect_to.replace("{plan}", &p.name),
+    };
     let aliases = (!p.aliases.is_empty()).then(|| p.aliases.join(", "));
     view! {
         <li>
-            <a class="link-plan" href=href rel="external" data-connect=p.id.clone() aria-label=label>
+            <a class="link-plan" href=href rel=rel data-connect=connect aria-label=label>
                 <span class="link-plan-text">
                     <span class="link-plan-name">{p.name.clone()}</span>
                     {aliases.map(|a| view! { <span class="link-plan-aliases">{a}</span> })}
+                    {note.map(|(text, class)| view! { <span class=class>{text}</span> })}
                 </span>
                 <span class="link-plan-go" aria-hidden="true">{m.connect}" ›"</span>
             </a>
@@ -242,9 +275,80 @@ fn SearchStep(s: Screen) -> impl IntoView {
     let m = msgs(&s.lang);
     view! {
         <crate::app::IslandAssets/>
-        <h1 id="link-title" tabindex="-1">{m.search_title}</h1>
-        <PlanSearch sid=s.sid.clone() lang=s.lang.clone() query=s.query.clone() results=s.results.clone()/>
+        {match s.precheck.clone() {
+            Some(p) => precheck_view(&s, p, m).into_any(),
+            None => view! {
+                <h1 id="link-title" tabindex="-1">{m.search_title}</h1>
+                <PlanSearch sid=s.sid.clone() lang=s.lang.clone() query=s.query.clone() results=s.results.clone()/>
+                {missing_plan_view(&s, m)}
+            }
+            .into_any(),
+        }}
         {payer_view(&s, m, false)}
+    }
+}
+
+/// The pre-check before the hand-off: the online account the plan's sign-in needs (with where to create one),
+/// the sign-in service and plan types when known; continue (the hand-off), choose another plan, or "Remind me
+/// later" (ends the session, `PATIENT_CANCELLED` after the `REMIND_LATER` event).
+fn precheck_view(s: &Screen, p: PrecheckView, m: &'static Msgs) -> impl IntoView {
+    let plan = p.plan.name.clone();
+    let portal = p.portal_name.clone().unwrap_or_else(|| plan.clone());
+    let account = m.precheck_account.replace("{portal}", &portal).replace("{plan}", &plan);
+    let idp = p.identity_provider.as_ref().map(|i| m.precheck_idp.replace("{plan}", &plan).replace("{idp}", i));
+    let types = (!p.plan_types.is_empty()).then(|| m.precheck_types.replace("{types}", &p.plan_types.join(", ")));
+    let href = handoff_href(&s.sid, &p.plan.id);
+    let remind = format!("/link/s/{}/remind-later", s.sid);
+    let back = format!("/link/s/{}", s.sid);
+    view! {
+        <h1 id="link-title" tabindex="-1">{m.precheck_title}</h1>
+        <div class="card link-plan-card"><span class="link-plan-name">{plan.clone()}</span></div>
+        <p>{account}</p>
+        {idp.map(|t| view! { <p>{t}</p> })}
+        {types.map(|t| view! { <p>{t}</p> })}
+        {p.portal_url.map(|u| view! {
+            <p>
+                {m.precheck_no_account}" "
+                <a href=u target="_blank" rel="noopener noreferrer">{m.precheck_create}</a>
+                " "<span class="hint">{m.precheck_new_tab}</span>
+            </p>
+        })}
+        <div class="link-actions">
+            <a class="button primary block" href=href rel="external" data-connect=p.plan.id.clone()>
+                {m.connect_to.replace("{plan}", &plan)}
+            </a>
+            <form method="post" action=remind>
+                <button type="submit" class="button block" data-event="REMIND_LATER">{m.remind_later}</button>
+            </form>
+            <a class="button link block" href=back>{m.choose_another}</a>
+        </div>
+    }
+}
+
+/// "Can't find your plan?": a disclosure with a plain form; sending the plan's name ends the session
+/// (`PATIENT_CANCELLED`, after the `PLAN_NOT_FOUND` event).
+fn missing_plan_view(s: &Screen, m: &'static Msgs) -> impl IntoView {
+    let action = format!("/link/s/{}/missing-plan", s.sid);
+    view! {
+        <details class="link-missing">
+            <summary>{m.missing_summary}</summary>
+            <form method="post" action=action class="link-missing-form">
+                <p id="link-missing-intro">{m.missing_intro}</p>
+                <div class="field">
+                    <label for="link-missing-name">{m.missing_label}</label>
+                    <input
+                        id="link-missing-name"
+                        name="plan_name"
+                        type="text"
+                        required
+                        maxlength="120"
+                        autocomplete="off"
+                        aria-describedby="link-missing-intro"
+                    />
+                </div>
+                <button type="submit" class="button block" data-event="PLAN_NOT_FOUND">{m.missing_send}</button>
+            </form>
+        </details>
     }
 }
 

@@ -17,6 +17,7 @@ use crate::{
     server::{
         platform::crypto,
         services::{
+            directory,
             payer::{
                 discovery,
                 oauth::{self, CallbackParams},
@@ -100,9 +101,16 @@ impl std::fmt::Debug for Handoff {
 /// binder the callback must present.
 ///
 /// # Errors
-/// Discovery failures (`PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `ENDPOINT_CONFIGURATION_ERROR`); unusable URLs
-/// (`ENDPOINT_CONFIGURATION_ERROR`); `PAYER_SERVER_ERROR` when our database fails (logged).
+/// An endpoint closed to new links (`INVALID_ENDPOINT` when disabled, `ENDPOINT_CONFIGURATION_ERROR` without a
+/// client id); discovery failures (`PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `ENDPOINT_CONFIGURATION_ERROR`); unusable
+/// URLs (`ENDPOINT_CONFIGURATION_ERROR`); `PAYER_SERVER_ERROR` when our database fails (logged). Each hand-off is
+/// one attempt of the endpoint's health (`services::directory::health`).
 pub async fn begin_handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoint) -> Result<Handoff, ExitCode> {
+    directory::health::observe_handoff(state, &s.id, endpoint, handoff(state, s, endpoint)).await
+}
+
+/// The hand-off itself (see [`begin_handoff`]).
+async fn handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoint) -> Result<Handoff, ExitCode> {
     if let Err(e) = link_sessions::set_endpoint(&state.db, state.clock.now(), &s.id, &endpoint.id).await {
         tracing::error!(error = %format!("{e:#}"), "recording the chosen endpoint failed");
         return Err(ExitCode::PayerServerError);
@@ -186,12 +194,18 @@ fn iss_matches(check: &RequestCheck, iss: Option<&str>) -> bool {
 /// # Errors
 /// The exit code of the failure (`BROWSER_MISMATCH`; [`oauth::callback_error_exit_code`] for `error`;
 /// `MALFORMED_PAYER_CALLBACK`, `INVALID_STATE`, `PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`,
-/// `PAYER_TOKEN_EXCHANGE_FAILED`, `PATIENT_CANCELLED` when the session ended meanwhile, …).
+/// `PAYER_TOKEN_EXCHANGE_FAILED`, `PATIENT_CANCELLED` when the session ended meanwhile, …). Each callback ends the
+/// session's attempt of the endpoint's health (`services::directory::health`).
 pub async fn payer_callback(
     state: &AppState,
     params: CallbackParams,
     handoff_binders: &[&str],
 ) -> Result<Authorized, CallbackFailure> {
+    directory::health::observe_callback(state, callback(state, params, handoff_binders), |a| (a.link_session_id.clone(), a.authorization_id.clone())).await
+}
+
+/// The callback itself (see [`payer_callback`]).
+async fn callback(state: &AppState, params: CallbackParams, handoff_binders: &[&str]) -> Result<Authorized, CallbackFailure> {
     let now = state.clock.now();
     let Some(state_value) = params.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 512) else {
         let code = if params.code.is_some() { ExitCode::InvalidState } else { ExitCode::MalformedPayerCallback };
@@ -268,7 +282,7 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
     let endpoint = endpoints::get(&state.db, &request.endpoint_id).await.map_err(fail)?.ok_or(ExitCode::InvalidEndpoint)?;
     let session = link_sessions::get(&state.db, sid).await.map_err(fail)?.ok_or_else(|| fail(anyhow::anyhow!("link session vanished")))?;
     let now = state.clock.now();
-    let grant = oauth::exchange_code(
+    let mut grant = oauth::exchange_code(
         &state.http,
         &endpoint,
         &request.token_url,
@@ -283,6 +297,7 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
         tracing::warn!(failure = %f, endpoint = %endpoint.id, "payer code exchange failed");
         f.exit_code()
     })?;
+    grant.tokens.refresh_expires_at = endpoints::capped_grant_end(&state.db, &endpoint.id, now, grant.tokens.refresh_expires_at).await.map_err(fail)?;
     // The seed's rule: no refresh token (or a payer that cannot refresh) means ONE_TIME.
     let (usage, downgraded) = match session.usage {
         Usage::Multiple if grant.tokens.refresh_token.is_none() || !endpoint.refreshable => (Usage::OneTime, true),
@@ -543,19 +558,20 @@ pub fn plan_query(q: &str) -> String {
     q.chars().take(PLAN_QUERY_MAX_CHARS).collect()
 }
 
-/// Plans of `mode` matching `q` (name and aliases), at most [`PLAN_SEARCH_LIMIT`].
+/// Plans of `mode` matching `q` (brand and endpoint names and aliases, see [`directory::search`]), each with
+/// its health, at most [`PLAN_SEARCH_LIMIT`].
 ///
 /// # Errors
 /// Database errors.
-pub async fn plans_matching(state: &AppState, mode: crate::domain::Mode, q: &str) -> anyhow::Result<Vec<Endpoint>> {
-    Ok(endpoints::search(&state.db, mode, &plan_query(q), PLAN_SEARCH_LIMIT).await?)
+pub async fn plans_matching(state: &AppState, mode: crate::domain::Mode, q: &str) -> anyhow::Result<Vec<directory::PlanChoice>> {
+    directory::plan_choices(state, mode, &plan_query(q), PLAN_SEARCH_LIMIT).await
 }
 
 /// Plans matching `q` for live session `sid` (its mode); an unknown or expired session gives an empty list.
 ///
 /// # Errors
 /// Database errors.
-pub async fn plans_for_session(state: &AppState, sid: &str, q: &str) -> anyhow::Result<Vec<Endpoint>> {
+pub async fn plans_for_session(state: &AppState, sid: &str, q: &str) -> anyhow::Result<Vec<directory::PlanChoice>> {
     let Some(s) = live_session(state, sid).await? else { return Ok(Vec::new()) };
     plans_matching(state, s.mode, q).await
 }

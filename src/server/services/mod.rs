@@ -2,6 +2,7 @@
 //! refresh, revocation) and webhooks. No HTTP surface of ours lives here.
 
 pub mod access;
+pub mod directory;
 pub mod lifecycle;
 pub mod link_flow;
 pub mod payer;

@@ -697,6 +697,31 @@ pub async fn due_for_expunge(db: &Db, now: i64, limit: i64) -> anyhow::Result<Ve
         .collect()
 }
 
+/// How many live authorizations ([`live_sql`]) use an endpoint at `now`.
+///
+/// # Errors
+/// Database errors.
+pub async fn live_count_for_endpoint(db: &Db, endpoint_id: &str, now: i64) -> anyhow::Result<i64> {
+    let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM authorizations a WHERE a.endpoint_id = $1 AND {}", live_sql("a", "$2")))
+        .bind(endpoint_id)
+        .bind(now)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// Every authorization of an endpoint whose data and payer tokens are not expunged yet (live or not).
+///
+/// # Errors
+/// Database errors.
+pub async fn unexpunged_ids_for_endpoint(db: &Db, endpoint_id: &str) -> anyhow::Result<Vec<String>> {
+    let rows = sqlx::query("SELECT id FROM authorizations WHERE endpoint_id = $1 AND expunged_at IS NULL ORDER BY id")
+        .bind(endpoint_id)
+        .fetch_all(&db.pool)
+        .await?;
+    ids(&rows)
+}
+
 /// Authorizations set to `REVOKED` by another path whose data is not expunged yet.
 ///
 /// # Errors

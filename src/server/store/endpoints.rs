@@ -200,24 +200,162 @@ pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<Endpoint>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// Endpoints of `mode` whose name or an alias contains `query` (case-insensitive), by name; an empty
-/// query returns every endpoint of the mode. At most `limit` rows (clamped to 1..=200).
+/// A `LIKE` pattern matching `query` anywhere (case-insensitive on lower-cased text), with the wildcards a
+/// patient may type (`%`, `_`, a backslash) matched literally (use with `ESCAPE` and a backslash).
+pub fn like_pattern(query: &str) -> String {
+    let needle = query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{needle}%")
+}
+
+/// SQL condition (on `endpoints` aliased `e`) of an endpoint a new link may use: not disabled by the operator,
+/// and registered (a client id is set; an endpoint imported from a brands bundle has none until the operator
+/// sets it).
+pub fn linkable_sql(e: &str) -> String {
+    format!("{e}.disabled_at IS NULL AND {e}.client_id <> ''")
+}
+
+/// Endpoints of `mode` open to new links ([`linkable_sql`]) whose name or an alias contains `query`
+/// (case-insensitive), by name; an empty query returns every such endpoint of the mode. At most `limit` rows
+/// (clamped to 1..=200).
 ///
 /// # Errors
 /// Database errors.
 pub async fn search(db: &Db, mode: Mode, query: &str, limit: i64) -> anyhow::Result<Vec<Endpoint>> {
-    // LIKE wildcards typed by a patient are matched literally.
-    let needle = query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM endpoints WHERE mode = $1 AND search_text LIKE $2 ESCAPE '\\' \
-         ORDER BY name, id LIMIT $3"
+        "SELECT {COLUMNS} FROM endpoints e WHERE mode = $1 AND search_text LIKE $2 ESCAPE '\\' AND {} \
+         ORDER BY name, id LIMIT $3",
+        linkable_sql("e")
     ))
     .bind(mode.as_str())
-    .bind(format!("%{needle}%"))
+    .bind(like_pattern(query))
     .bind(limit.clamp(1, 200))
     .fetch_all(&db.pool)
     .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// The endpoint with this id if a new link may use it ([`linkable_sql`]); `None` for an unknown, disabled or
+/// unregistered one.
+///
+/// # Errors
+/// Database errors.
+pub async fn get_linkable(db: &Db, id: &str) -> anyhow::Result<Option<Endpoint>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM endpoints e WHERE id = $1 AND {}", linkable_sql("e")))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The endpoints with these ids (unknown ids are skipped), by name.
+///
+/// # Errors
+/// Database errors.
+pub async fn get_many(db: &Db, ids: &[String]) -> anyhow::Result<Vec<Endpoint>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(e) = get(db, id).await? {
+            out.push(e);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// The endpoint of `mode` whose FHIR base URL is `fhir_base_url` (trailing `/` ignored), if any: how an import
+/// from a brands bundle finds an entry the operator made before.
+///
+/// # Errors
+/// Database errors.
+pub async fn find_by_fhir_base(db: &Db, mode: Mode, fhir_base_url: &str) -> anyhow::Result<Option<Endpoint>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM endpoints WHERE mode = $1 AND fhir_base_url = $2 ORDER BY id LIMIT 1"))
+        .bind(mode.as_str())
+        .bind(fhir_base_url.trim_end_matches('/'))
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// What the operator holds on an endpoint beyond its import entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EndpointProfile {
+    /// When it was disabled (Unix s); `None` while it is offered to patients.
+    pub disabled_at: Option<i64>,
+    /// The sign-in service the plan uses, when known (shown to the patient before the hand-off).
+    pub identity_provider: Option<String>,
+    /// The longest a patient's grant at this payer is kept before they must link again, in seconds.
+    pub max_grant_secs: Option<i64>,
+}
+
+/// The profile of an endpoint (`None` for an unknown id).
+///
+/// # Errors
+/// Database errors.
+pub async fn profile(db: &Db, id: &str) -> anyhow::Result<Option<EndpointProfile>> {
+    let row = sqlx::query("SELECT disabled_at, identity_provider, max_grant_secs FROM endpoints WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| {
+        Ok(EndpointProfile {
+            disabled_at: r.try_get("disabled_at")?,
+            identity_provider: r.try_get("identity_provider")?,
+            max_grant_secs: r.try_get("max_grant_secs")?,
+        })
+    })
+    .transpose()
+}
+
+/// The end of a patient's grant at this endpoint: the earlier of the payer's (`payer`, from
+/// `refresh_expires_in`) and `granted_at` + the endpoint's maximum grant time; the payer's alone when the
+/// operator set no maximum. Past it, the lifecycle sweep asks the patient to link again (`NEEDS_REAUTH`).
+///
+/// # Errors
+/// Database errors.
+pub async fn capped_grant_end(db: &Db, endpoint_id: &str, granted_at: i64, payer: Option<i64>) -> anyhow::Result<Option<i64>> {
+    let cap = profile(db, endpoint_id).await?.and_then(|p| p.max_grant_secs).map(|s| granted_at + s);
+    Ok(match (payer, cap) {
+        (Some(p), Some(c)) => Some(p.min(c)),
+        (p, c) => p.or(c),
+    })
+}
+
+/// Disables (`disabled` true: offered to no new link from now) or enables an endpoint. Returns false for an
+/// unknown id or when it already was in that state.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_disabled(db: &Db, now: i64, id: &str, disabled: bool) -> anyhow::Result<bool> {
+    let sql = if disabled {
+        "UPDATE endpoints SET disabled_at = $1, updated_at = $1 WHERE id = $2 AND disabled_at IS NULL"
+    } else {
+        "UPDATE endpoints SET disabled_at = NULL, updated_at = $1 WHERE id = $2 AND disabled_at IS NOT NULL"
+    };
+    Ok(sqlx::query(sql).bind(now).bind(id).execute(&db.pool).await?.rows_affected() == 1)
+}
+
+/// Sets the identity provider and the maximum grant time of an endpoint (`None` clears them). Returns false for
+/// an unknown id.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_profile(db: &Db, now: i64, id: &str, identity_provider: Option<&str>, max_grant_secs: Option<i64>) -> anyhow::Result<bool> {
+    let done = sqlx::query("UPDATE endpoints SET identity_provider = $1, max_grant_secs = $2, updated_at = $3 WHERE id = $4")
+        .bind(identity_provider)
+        .bind(max_grant_secs)
+        .bind(now)
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes the endpoint row, through `conn` (the transaction that first removed what refers to it).
+///
+/// # Errors
+/// Database errors (a row still referring to it).
+pub async fn delete(conn: &mut sqlx::AnyConnection, id: &str) -> anyhow::Result<bool> {
+    Ok(sqlx::query("DELETE FROM endpoints WHERE id = $1").bind(id).execute(conn).await?.rows_affected() == 1)
 }
 
 /// Every endpoint, test mode first, by name.
@@ -269,11 +407,11 @@ mod tests {
         }
         for field in ["fhir_base_url", "authorize_url", "token_url"] {
             let mut bad = sample();
-            let http = Some("http://fhir.example.com/x".to_string());
+            let http = "http://fhir.example.com/x".to_string();
             match field {
-                "fhir_base_url" => bad.fhir_base_url = http.unwrap(),
-                "authorize_url" => bad.authorize_url = http,
-                _ => bad.token_url = http,
+                "fhir_base_url" => bad.fhir_base_url = http,
+                "authorize_url" => bad.authorize_url = Some(http),
+                _ => bad.token_url = Some(http),
             }
             assert!(bad.validate().is_err(), "live {field} over http");
             bad.mode = Mode::Test;

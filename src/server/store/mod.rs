@@ -6,11 +6,15 @@
 pub mod apps;
 pub mod audit;
 pub mod authorizations;
+pub mod brands;
 pub mod connections_grants;
 pub mod consents;
+pub mod endpoint_attempts;
+pub mod endpoint_health;
 pub mod endpoints;
 pub mod link_sessions;
 pub mod payer_auth_requests;
+pub mod plan_requests;
 pub mod resources;
 pub mod sync_jobs;
 pub mod tokens;

@@ -151,7 +151,10 @@ async fn refresh_leased(state: &AppState, authorization_id: &str, stale: &str) -
     };
     let now = state.clock.now();
     match oauth::refresh_grant(&state.http, &endpoint, &token_url, &refresh_token, now).await {
-        Ok(grant) => store(state, &auth.app_id, authorization_id, grant.tokens, refresh_token).await,
+        Ok(mut grant) => {
+            grant.tokens.refresh_expires_at = endpoints::capped_grant_end(&state.db, &endpoint.id, auth.created_at, grant.tokens.refresh_expires_at).await?;
+            store(state, &auth.app_id, authorization_id, grant.tokens, refresh_token).await
+        }
         Err(f) if f.is_refusal() => {
             tracing::warn!(authorization_id, failure = %f, "payer refused the refresh");
             mark_needs_reauth(state, authorization_id, StateReason::PayerRefusedRefresh).await?;

@@ -24,6 +24,7 @@ use crate::{
         fhir::{self, index::references},
         platform::crypto,
         services::{
+            directory,
             payer::fhir_client::{FetchError, Payer},
             webhooks::{self, WebhookEvent},
         },
@@ -744,6 +745,7 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
     if !sync_jobs::finish(&state.db, &job.id, &job.owner, status, exit_code, &job.progress, &cursor, now).await? {
         return Ok(());
     }
+    directory::health::observe_sync(state, &job.authorization_id, exit_code).await;
     let auth = authorizations::get(&state.db, &job.authorization_id).await?;
     let counts: BTreeMap<&String, &i64> = job.progress.counts.iter().collect();
     let mut tx = state.db.begin_write().await?;

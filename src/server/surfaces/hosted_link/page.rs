@@ -42,22 +42,14 @@ async fn render_with<T: Clone + Send + Sync + 'static>(state: AppState, preloade
     handler(req).await
 }
 
-/// Query parameters of a Link screen (see `app::link::LinkPage`).
-#[derive(Debug, serde::Deserialize)]
-pub struct ScreenParams {
-    q: Option<String>,
-    err: Option<String>,
-    wait: Option<String>,
-}
-
 /// `GET /link/s/{sid}`: the session's screen ([`PreloadedScreen`]).
 pub async fn link_screen_page(
     State(state): State<AppState>,
     Path(sid): Path<String>,
-    PageQuery(p): PageQuery<ScreenParams>,
+    PageQuery(p): PageQuery<screen::ScreenQuery>,
     req: Request,
 ) -> Result<Response, FlowError> {
-    let found = screen::load(&state, &sid, p.q, p.err, p.wait).await?;
+    let found = screen::load(&state, &sid, p).await?;
     let preloaded = PreloadedScreen(found.map(|l| (l.screen, l.policy)));
     Ok(render_with(state, preloaded, req).await)
 }

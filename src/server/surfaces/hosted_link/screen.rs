@@ -4,11 +4,11 @@
 use anyhow::Context as _;
 
 use crate::{
-    app::link::model::{PlanView, Screen, ScreenPolicy},
+    app::link::model::{PlanView, PrecheckView, Screen, ScreenPolicy},
     domain::{LinkStep, Mode},
     server::{
         platform::http::csp_source_for_target,
-        services::link_flow,
+        services::{directory, link_flow},
         state::AppState,
         store::{apps, endpoints, link_sessions},
         surfaces::hosted_link::origins::frame_ancestors,
@@ -23,18 +23,28 @@ pub struct Loaded {
     pub policy: ScreenPolicy,
 }
 
+/// Query parameters of a Link screen (`GET /link/s/{sid}?…`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ScreenQuery {
+    /// Search text (the no-JS search form).
+    pub q: Option<String>,
+    /// A form error to show (`signature`).
+    pub err: Option<String>,
+    /// The payer panel's state (`blocked`), asked for by frame.js.
+    pub wait: Option<String>,
+    /// An endpoint the patient chose whose pre-check to show (search step).
+    pub precheck: Option<String>,
+    /// The brand it was chosen under.
+    pub brand: Option<String>,
+}
+
 /// Builds the screen of session `sid`; `None` when it is unknown. A session that timed out shows that it expired
 /// (unless it had already ended: then its last screen), so a hosted one can still go back to its app.
 ///
 /// # Errors
 /// Database errors, or a session whose app is gone.
-pub async fn load(
-    state: &AppState,
-    sid: &str,
-    q: Option<String>,
-    err: Option<String>,
-    wait: Option<String>,
-) -> anyhow::Result<Option<Loaded>> {
+pub async fn load(state: &AppState, sid: &str, params: ScreenQuery) -> anyhow::Result<Option<Loaded>> {
+    let ScreenQuery { q, err, wait, precheck, brand } = params;
     let Some(mut s) = link_sessions::get(&state.db, sid).await? else { return Ok(None) };
     let expired = s.expires_at <= state.clock.now() && !s.step.is_ended();
     if !expired {
@@ -51,7 +61,13 @@ pub async fn load(
         None => None,
     };
     let query = link_flow::plan_query(&q.unwrap_or_default());
-    let results = if step == LinkStep::Search {
+    let precheck = match (step, precheck) {
+        (LinkStep::Search, Some(id)) => {
+            directory::precheck_choice(state, s.mode, &id, brand.as_deref()).await?.and_then(PrecheckView::of)
+        }
+        _ => None,
+    };
+    let results = if step == LinkStep::Search && precheck.is_none() {
         link_flow::plans_matching(state, s.mode, &query).await?.into_iter().map(PlanView::from).collect()
     } else {
         Vec::new()
@@ -82,6 +98,7 @@ pub async fn load(
         progress,
         query,
         results,
+        precheck,
         form_error: err.filter(|e| e == "signature"),
         wait: wait.filter(|w| w == "blocked"),
     };

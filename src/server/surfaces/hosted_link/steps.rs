@@ -1,4 +1,4 @@
-//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,explainer,retry,exit,done}`): each requires the
+//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,explainer,retry,exit,done,missing-plan,remind-later}`): each requires the
 //! session's binding (its cookie, or the `bind` field frame.js adds), moves the session on with one conditional
 //! update from the step it expects, then redirects to the session's screen (or, in the hosted flow, to the
 //! app's `redirect_uri` when the session ends). A post without the binding changes nothing and gets the "opened
@@ -23,6 +23,7 @@ use crate::{
             audit::{self, AuditEntry},
             consents::{self, ConsentChoice, NewConsent},
             link_sessions::{self, LinkSession},
+            plan_requests,
         },
         surfaces::{
             binding::{self, form_field, BIND_FIELD},
@@ -123,6 +124,34 @@ pub async fn retry(State(state): State<AppState>, Sid(sid): Sid, headers: Header
         link_flow::back_to_plans(&state, &s, pick_step(&s)).await?;
     }
     Ok(see_other(&session_url(&sid)))
+}
+
+/// `POST /link/s/{sid}/missing-plan` (`plan_name`): "Can't find your plan?" at the search step. Stores the name
+/// the patient typed for the operator (`link-sdk endpoints requests`; nothing else of the patient), then ends the
+/// session with `PATIENT_CANCELLED` (the page has already sent the `PLAN_NOT_FOUND` event). An empty name, or
+/// another step, just shows the session's screen again.
+pub async fn missing_plan(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
+    let name = form_field(&body, "plan_name").map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let Some(name) = name.filter(|_| at_live_search(&state, &s)) else { return Ok(see_other(&session_url(&sid))) };
+    plan_requests::record(&state.db, state.clock.now(), &s.app_id, s.mode, &name, &s.options.language).await?;
+    end_with(&state, &s, ExitCode::PatientCancelled).await
+}
+
+/// `POST /link/s/{sid}/remind-later`: "Remind me later" on the pre-check screen ends the session with
+/// `PATIENT_CANCELLED` (the page has already sent the `REMIND_LATER` event). Another step just shows the
+/// session's screen again.
+pub async fn remind_later(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
+    if !at_live_search(&state, &s) {
+        return Ok(see_other(&session_url(&sid)));
+    }
+    end_with(&state, &s, ExitCode::PatientCancelled).await
+}
+
+/// Whether the session is at the plan search (where the pre-check is shown too) and has not timed out.
+fn at_live_search(state: &AppState, s: &LinkSession) -> bool {
+    s.step == LinkStep::Search && s.expires_at > state.clock.now()
 }
 
 /// `POST /link/s/{sid}/exit`: the close button (×), Esc, the error screen's Exit, the expired screen's Return,

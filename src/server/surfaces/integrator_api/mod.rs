@@ -1,5 +1,6 @@
-//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, connections URL, the redirect
-//! flow's authorization endpoint, and the test-mode `public_token` shortcut.
+//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, connections URL, the plan
+//! directory with its health, the redirect flow's authorization endpoint, and the test-mode `public_token`
+//! shortcut.
 //!
 //! - Errors are RFC 6749 §5.2 JSON (`{error, error_description}`, `Cache-Control: no-store`) through
 //!   [`error::OAuthError`]; a failed HTTP Basic client authentication is 401 with `WWW-Authenticate: Basic`;
@@ -8,6 +9,7 @@
 
 pub mod auth;
 pub mod clients;
+pub mod directory;
 pub mod error;
 pub mod exchange;
 pub mod grants;
@@ -43,6 +45,8 @@ pub mod paths {
     pub const HOSTED_ENTRY: &str = "/link";
     /// `POST` a short-lived URL of the connections page for one user.
     pub const CONNECTIONS_URL: &str = "/link/connections-url";
+    /// `GET` the plans a key's patients can pick, with their health.
+    pub const ENDPOINTS: &str = "/link/endpoints";
     /// `POST` test-mode shortcut minting a `public_token` for a sandbox member.
     pub const TEST_PUBLIC_TOKEN: &str = "/link/test/public_token";
 }
@@ -59,6 +63,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::AUTH, get(auth::auth))
         .route(paths::TEST_PUBLIC_TOKEN, post(test_shortcut::test_public_token))
         .route(paths::CONNECTIONS_URL, post(users::connections_url))
+        .route(paths::ENDPOINTS, get(directory::endpoints))
         // A wrong method gets the same RFC 6749 §5.2 JSON body as every other error here (axum keeps `Allow`).
         .method_not_allowed_fallback(|| async {
             error::OAuthError::new(

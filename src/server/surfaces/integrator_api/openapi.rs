@@ -138,6 +138,25 @@ pub fn paths() -> serde_json::Map<String, Value> {
                                "expires_in": {"type": "integer", "description": "seconds"},
                                "expires_at": {"type": "integer", "description": "Unix seconds"}}}}}},
             "400": oauth_err, "401": unauth}}}));
+    let max = crate::server::surfaces::integrator_api::directory::MAX_ENDPOINTS;
+    p.insert(paths::ENDPOINTS.into(), json!({"get": {
+        "summary": "The plans your patients can pick, with each one's health from real link attempts",
+        "description": "The picker's own choices for the key's mode: a brand over the endpoint it uses (an endpoint with several \
+            brands is listed once per brand), then endpoints no brand points to; only endpoints open to new links. health \
+            counts the latest link attempts of every app on this server that ended by the plan's doing (a patient who declines \
+            or leaves counts neither way): status ok, degraded, down or unchecked; a change of status is also sent as the \
+            webhook endpoint.status_changed. Authenticate with a publishable key (Bearer, or publishableKey in the query) or \
+            a secret key (Bearer).",
+        "security": [{"secretKey": []}, {"publishableKey": []}, {"publishableKeyQuery": []}],
+        "parameters": [
+            {"name": "name", "in": "query", "required": false, "schema": {"type": "string", "maxLength": 100},
+             "description": "part of a plan's name or alias (empty: every plan)"},
+            {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": max, "default": max}},
+            {"name": "publishableKey", "in": "query", "required": false, "schema": {"type": "string"}, "description": "pk_test_… or pk_live_… (instead of the Authorization header)"}
+        ],
+        "responses": {"200": {"description": "Plans by name", "content": {"application/json": {"schema": {"type": "object",
+            "required": ["endpoints"], "properties": {"endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/DirectoryEntry"}}}}}}},
+                      "400": oauth_err, "401": oauth_err}}}));
     p.insert(paths::TEST_PUBLIC_TOKEN.into(), json!({"post": {
         "summary": "Test mode: link a sandbox member without the UI and return a public_token",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
@@ -157,7 +176,9 @@ pub fn components() -> Value {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Patient access token (at_…) or application token (app_…)"},
             "basic": {"type": "http", "scheme": "basic", "description": "publishableKey:secretKey"},
-            "secretKey": {"type": "http", "scheme": "bearer", "description": "Secret key (sk_…) as a Bearer credential"}
+            "secretKey": {"type": "http", "scheme": "bearer", "description": "Secret key (sk_…) as a Bearer credential"},
+            "publishableKey": {"type": "http", "scheme": "bearer", "description": "Publishable key (pk_…) as a Bearer credential (GET /link/endpoints only)"},
+            "publishableKeyQuery": {"type": "apiKey", "in": "query", "name": "publishableKey", "description": "Publishable key (pk_…) in the query (GET /link/endpoints only)"}
         },
         "headers": {
             "RetryAfter": {"description": "Seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}
@@ -180,6 +201,23 @@ pub fn components() -> Value {
             "Endpoint": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"},
                 "label": {"type": "array", "items": {"type": "string"}}, "refreshable": {"type": "boolean"},
                 "resources": {"type": "array", "items": {"type": "string"}}}},
+            "EndpointHealth": {"type": "object", "required": ["status", "attempts"], "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded", "down", "unchecked"]},
+                "attempts": {"type": "integer", "description": "attempts counted (the latest, at most --endpoint-health-window)"},
+                "success_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "median_connect_secs": {"type": ["integer", "null"], "description": "median seconds from leaving for the plan to its authorization"},
+                "last_error_codes": {"type": "array", "items": {"type": "string"}, "description": "exit codes of the latest failures, newest first (at most 3)"},
+                "checked_at": {"type": ["integer", "null"], "description": "when the operator's setup check last ran (Unix seconds)"}}},
+            "DirectoryEntry": {"type": "object", "required": ["id", "name", "health"], "properties": {
+                "id": {"type": "string", "format": "uuid", "description": "the endpoint: pass it as FlexpaLink.create({endpoint})"},
+                "name": {"type": "string", "description": "the brand's name when listed under a brand, else the endpoint's"},
+                "aliases": {"type": "array", "items": {"type": "string"}}, "logo_url": {"type": ["string", "null"]},
+                "brand": {"type": ["object", "null"], "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                    "aliases": {"type": "array", "items": {"type": "string"}}, "logo_url": {"type": ["string", "null"]},
+                    "website": {"type": ["string", "null"]}, "portal_name": {"type": ["string", "null"]},
+                    "portal_url": {"type": ["string", "null"]}, "plan_types": {"type": "array", "items": {"type": "string"}}}},
+                "refreshable": {"type": "boolean"}, "resources": {"type": "array", "items": {"type": "string"}},
+                "health": {"$ref": "#/components/schemas/EndpointHealth"}}},
             "TokenResponse": {"type": "object", "required": ["access_token", "token_type", "expires_in"], "properties": {
                 "access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
                 "expires_in": {"type": "integer", "description": format!("seconds ({ACCESS_TOKEN_TTL_SECS} for patient tokens, {APP_TOKEN_TTL_SECS} for application tokens)")},
