@@ -5,6 +5,7 @@ pub(crate) mod spelling;
 
 mod authorization;
 mod exit_code;
+mod link_event;
 mod link_step;
 mod mode;
 mod sync;
@@ -12,6 +13,7 @@ mod usage;
 
 pub use authorization::{AuthorizationState, StateReason};
 pub use exit_code::ExitCode;
+pub use link_event::LinkEventName;
 pub use link_step::LinkStep;
 pub use mode::Mode;
 pub use sync::{SkippedType, SyncStatus};

@@ -4,7 +4,8 @@
 //! - `POST {apps.webhook_url}` with `Content-Type: application/json` and the body
 //!   `{"event_id", "event", "version", "timestamp", "data"}` ([`Envelope`]). The body of an event is fixed when
 //!   it is enqueued: every retry sends the same bytes, so `event_id` is stable and a receiver de-duplicates on it.
-//! - Events: `sync_completed`, `sync_failed`, `refresh_expired`, `authorization_revoked` ([`WebhookEvent`]).
+//! - Events: `sync_completed`, `sync_failed`, `refresh_expired`, `authorization_revoked`, `link.events`
+//!   ([`WebhookEvent`]).
 //! - Header `Link-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. `t` is the time of
 //!   *this attempt*, so a retry is signed afresh. Receivers must check the signature with the app's signing
 //!   secret and reject a `t` outside a replay window ([`DEFAULT_TOLERANCE_SECS`], 5 minutes) — see
@@ -59,6 +60,8 @@ spelled_enum! {
         RefreshExpired = "refresh_expired",
         /// The authorization was revoked and its data expunged.
         AuthorizationRevoked = "authorization_revoked",
+        /// A Link session ended (or timed out): every step it took, in order (no health data).
+        LinkEvents = "link.events",
     }
 }
 

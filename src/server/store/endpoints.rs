@@ -177,8 +177,8 @@ pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<Endpoint>> {
     row.as_ref().map(from_row).transpose()
 }
 
-/// Endpoints of `mode` whose name or an alias contains `query` (case-insensitive), by name; an empty
-/// query returns every endpoint of the mode. At most `limit` rows (clamped to 1..=200).
+/// Enabled endpoints of `mode` whose name or an alias contains `query` (case-insensitive), by name; an empty
+/// query returns every enabled endpoint of the mode. At most `limit` rows (clamped to 1..=200).
 ///
 /// # Errors
 /// Database errors.
@@ -186,7 +186,7 @@ pub async fn search(db: &Db, mode: Mode, query: &str, limit: i64) -> anyhow::Res
     // LIKE wildcards typed by a patient are matched literally.
     let needle = query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM endpoints WHERE mode = $1 AND search_text LIKE $2 ESCAPE '\\' \
+        "SELECT {COLUMNS} FROM endpoints WHERE mode = $1 AND disabled_at IS NULL AND search_text LIKE $2 ESCAPE '\\' \
          ORDER BY name, id LIMIT $3"
     ))
     .bind(mode.as_str())
@@ -206,6 +206,44 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<Endpoint>> {
         .fetch_all(&db.pool)
         .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// Disables (`true`) or enables endpoint `id`: a disabled one is no longer offered to patients nor handed off to.
+/// Returns whether it changed (`false` for an unknown id or one already in that state).
+///
+/// # Errors
+/// Database errors.
+pub async fn set_disabled(db: &Db, now: i64, id: &str, disabled: bool) -> anyhow::Result<bool> {
+    let sql = if disabled {
+        "UPDATE endpoints SET disabled_at = $1, updated_at = $1 WHERE id = $2 AND disabled_at IS NULL"
+    } else {
+        "UPDATE endpoints SET disabled_at = NULL, updated_at = $1 WHERE id = $2 AND disabled_at IS NOT NULL"
+    };
+    let done = sqlx::query(sql).bind(now).bind(id).execute(&db.pool).await.context("disabling an endpoint")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether endpoint `id` is disabled (an unknown id is not).
+///
+/// # Errors
+/// Database errors.
+pub async fn is_disabled(db: &Db, id: &str) -> anyhow::Result<bool> {
+    let row = sqlx::query("SELECT disabled_at FROM endpoints WHERE id = $1").bind(id).fetch_optional(&db.pool).await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        None => false,
+    })
+}
+
+/// The ids of disabled endpoints, with when each was disabled (Unix s).
+///
+/// # Errors
+/// Database errors.
+pub async fn disabled(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query("SELECT id, disabled_at FROM endpoints WHERE disabled_at IS NOT NULL ORDER BY id")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("disabled_at")?))).collect()
 }
 
 #[cfg(test)]
