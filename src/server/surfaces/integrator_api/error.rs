@@ -68,6 +68,10 @@ impl OAuthError {
         e.challenge = Some(bearer_challenge(Some("insufficient_scope"), Some(&d)));
         e
     }
+    /// 404 `not_found`: the thing named in the path does not exist for this caller.
+    pub fn not_found(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", d)
+    }
     /// 500 `server_error`; the cause is logged, never sent.
     pub fn internal(cause: anyhow::Error) -> Self {
         tracing::error!(error = %format!("{cause:#}"), "internal error in the link API");

@@ -1,5 +1,6 @@
-//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, connections URL, the redirect
-//! flow's authorization endpoint, and the test-mode `public_token` shortcut.
+//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, sessions (the steps of Link
+//! sessions), connections URL, the redirect flow's authorization endpoint, and the test-mode `public_token`
+//! shortcut.
 //!
 //! - Errors are RFC 6749 §5.2 JSON (`{error, error_description}`, `Cache-Control: no-store`) through
 //!   [`error::OAuthError`]; a failed HTTP Basic client authentication is 401 with `WWW-Authenticate: Basic`;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod exchange;
 pub mod grants;
 pub mod openapi;
+pub mod sessions;
 pub mod test_shortcut;
 pub mod token;
 pub mod users;
@@ -43,6 +45,10 @@ pub mod paths {
     pub const HOSTED_ENTRY: &str = "/link";
     /// `POST` a short-lived URL of the connections page for one user.
     pub const CONNECTIONS_URL: &str = "/link/connections-url";
+    /// `GET` the key's Link sessions (of one user, in a time window) with their steps.
+    pub const SESSIONS: &str = "/link/sessions";
+    /// `GET` one Link session, by its public id, with its steps.
+    pub const SESSION: &str = "/link/sessions/{id}";
     /// `POST` test-mode shortcut minting a `public_token` for a sandbox member.
     pub const TEST_PUBLIC_TOKEN: &str = "/link/test/public_token";
 }
@@ -56,6 +62,8 @@ pub fn router() -> Router<AppState> {
         .route(paths::TOKEN, post(token::token))
         .route(paths::REVOKE, post(users::revoke))
         .route(paths::USERS, get(users::users))
+        .route(paths::SESSIONS, get(sessions::list))
+        .route(paths::SESSION, get(sessions::session))
         .route(paths::AUTH, get(auth::auth))
         .route(paths::TEST_PUBLIC_TOKEN, post(test_shortcut::test_public_token))
         .route(paths::CONNECTIONS_URL, post(users::connections_url))
