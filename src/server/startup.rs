@@ -193,7 +193,8 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         .merge(crate::server::surfaces::integrator_api::router())
         .merge(crate::server::surfaces::fhir_api::router())
         .merge(crate::server::surfaces::openapi::router())
-        .merge(crate::server::surfaces::demo::router());
+        .merge(crate::server::surfaces::demo::router())
+        .merge(crate::server::surfaces::console::router());
     if state.settings.sandbox {
         router = router.merge(crate::server::surfaces::sandbox::router(&state));
     }

@@ -1,7 +1,8 @@
 //! HTTP surfaces, each with its own routes and error form: the hosted Link flow (HTML for patients), the
 //! integrator API (`/link/*`, RFC 6749 JSON), the FHIR API (`/fhir/*`, OperationOutcome), the demo app and the
-//! built-in sandbox payers.
+//! built-in sandbox payers, and the operator console (`/console`, HTML for operators).
 
+pub mod console;
 pub mod demo;
 pub mod fhir_api;
 pub mod hosted_link;
