@@ -83,7 +83,9 @@ export default defineConfig({
   webServer: process.env.BASE_URL
     ? undefined
     : {
-        command: `../target/debug/link-sdk --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ../target/site --leptos-config ../Leptos.toml`,
+        // The suite opens hundreds of Link sessions from one address: far more than --rate-limit-sessions allows a
+        // real client (the limits themselves are tested in tests/it/trust.rs).
+        command: `../target/debug/link-sdk --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ../target/site --leptos-config ../Leptos.toml --rate-limit-sessions 0 --rate-limit-token 0`,
         url: `${baseURL}/readyz`,
         reuseExistingServer: false,
         timeout: 120_000,

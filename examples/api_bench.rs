@@ -157,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
     let n_tokens: usize = env_or("BENCH_TOKENS", "40000").parse()?;
     let mut lines = String::new();
     for _ in 0..n_tokens {
-        lines.push_str(&tokens::issue(&state.db, clock.now(), TokenKind::Public, &a.id, Some(&authz), Some(1800), json!({})).await?);
+        lines.push_str(&tokens::issue(&state.db.pool, clock.now(), TokenKind::Public, &a.id, Some(&authz), Some(1800), json!({})).await?);
         lines.push('\n');
     }
     let tok_file = dir.path().join("tokens.txt");

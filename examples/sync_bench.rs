@@ -154,15 +154,22 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let s = link_sessions::get(&state.db, &session).await?.context("session")?;
-    let url = link_flow::begin_handoff(&state, &s, &endpoint)
+    let handoff = link_flow::begin_handoff(&state, &s, &endpoint)
         .await
         .map_err(|c| anyhow::anyhow!("begin: {}", c.as_str()))?;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let location = sandbox::drive_consent(&client, &url, sandbox::MEMBER_LARGE, true).await?;
+    let location = sandbox::drive_consent(&client, &handoff.url, sandbox::MEMBER_LARGE, true).await?;
     let q: std::collections::HashMap<String, String> = url::Url::parse(&location)?.query_pairs().into_owned().collect();
     let done = link_flow::payer_callback(
         &state,
-        oauth::CallbackParams { code: q.get("code").cloned(), state: q.get("state").cloned(), error: None, error_description: None },
+        oauth::CallbackParams {
+            code: q.get("code").cloned(),
+            state: q.get("state").cloned(),
+            error: None,
+            error_description: None,
+            iss: q.get("iss").cloned(),
+        },
+        &[handoff.binder.expose_secret()],
     )
     .await
     .map_err(|(_, c)| anyhow::anyhow!("complete: {}", c.as_str()))?;

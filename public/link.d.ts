@@ -9,6 +9,9 @@
 //   before the payer authorized: `onExit({code: 'PATIENT_CANCELLED'})`; on an error screen: `onExit` with that
 //   error's code; after the payer authorized (syncing or success screen): `onSuccess(public_token)`, the token
 //   `onSyncing` delivered (the sync goes on on the server: the link exists and the token is valid).
+// - A session belongs to the browser that opened it: a step that arrives without its binding (the modal's own
+//   copy or its cookie, e.g. lost when the browser cleared Link's data) ends it with
+//   `onExit({code: 'BROWSER_MISMATCH'})`; too many sessions started from one network end with `RATE_LIMITED`.
 
 /** Why a Link session ended without success (`onExit`). */
 export type LinkExitCode =
@@ -28,7 +31,9 @@ export type LinkExitCode =
   | 'PAYER_INVALID_REQUEST'
   | 'PAYER_SERVER_ERROR'
   | 'ENDPOINT_CONFIGURATION_ERROR'
-  | 'SCOPE_CONFIGURATION_ERROR';
+  | 'SCOPE_CONFIGURATION_ERROR'
+  | 'BROWSER_MISMATCH'
+  | 'RATE_LIMITED';
 
 /** The argument of `onExit`. */
 export interface LinkExitError {

@@ -13,7 +13,8 @@ use link_sdk::server::{
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.settings = cli.settings.resolve();
     telemetry::init(cli.settings.log_format, &cli.settings.log_filter);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {

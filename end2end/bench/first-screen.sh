@@ -42,6 +42,6 @@ for enc in gzip br; do
   n="$(curl -s --max-time 10 -H "Accept-Encoding: $enc" -o /dev/null -w '%{size_download}' "$base/link.js")"
   echo "link.js: $n bytes transferred with Accept-Encoding: $enc (target <= 6 KB gzip)"
 done
-link_url="$base/link?publishableKey=$pk&externalId=bench-user&usage=ONE_TIME"
+link_url="$base/link?publishableKey=$pk&externalId=bench-user&usage=ONE_TIME&origin=$base"
 node "$root/end2end/bench/first-screen.mjs" "$base/" "$link_url" "search:$link_url" | sed "s/$pk/pk_test_…/g"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -36,9 +36,10 @@ async function measure(page: Page, url: string, runs = 5): Promise<Run[]> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-test('Link screens: transferred bytes and time to interactive', async ({ page, request }) => {
+test('Link screens: transferred bytes and time to interactive', async ({ page, request, baseURL }) => {
   const keys = createApp('Bench App');
-  const q = new URLSearchParams({ publishableKey: keys.testPublishable, externalId: 'bench', usage: 'ONE_TIME' });
+  // Top level, as the modal's frame would load it (a session needs the page's origin: here the server's own).
+  const q = new URLSearchParams({ publishableKey: keys.testPublishable, externalId: 'bench', usage: 'ONE_TIME', origin: new URL(baseURL!).origin });
 
   const consent = await measure(page, '/link?' + q.toString());
   // The consent screen has no island: forms and frame.js only, no wasm on the wire.

@@ -25,7 +25,9 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
     test.use({ viewport: vp });
 
     test('top level: closing shows the exited screen; an unknown session shows a readable page', async ({ page, browser, baseURL }) => {
-      const q = new URLSearchParams({ publishableKey: keys.testPublishable, externalId: 'exit-user', usage: 'ONE_TIME' });
+      // A session needs somewhere to deliver its result: here the server's own origin (allowed for test keys).
+      const origin = new URL(baseURL!).origin;
+      const q = new URLSearchParams({ publishableKey: keys.testPublishable, externalId: 'exit-user', usage: 'ONE_TIME', origin });
       await page.goto('/link?' + q.toString());
       await expect(page.locator('#link-root')).toHaveAttribute('data-hydrated', 'true');
       await page.getByRole('button', { name: 'Close' }).click();

@@ -40,6 +40,13 @@ spelled_enum! {
         EndpointConfigurationError = "ENDPOINT_CONFIGURATION_ERROR",
         /// The endpoint's scope configuration is wrong (`invalid_scope`): an admin must fix it.
         ScopeConfigurationError = "SCOPE_CONFIGURATION_ERROR",
+        /// A step of the session came from another browser than the one that opened it (its binding was missing
+        /// or wrong: the link was sent to or copied into another browser, or the browser dropped Link's cookie
+        /// and storage): nothing was shared (RFC 9700 §4.7).
+        BrowserMismatch = "BROWSER_MISMATCH",
+        /// Too many Link sessions were started from one network address in a short time (`Retry-After` says when
+        /// to try again).
+        RateLimited = "RATE_LIMITED",
     }
 }
 
@@ -55,6 +62,6 @@ mod tests {
             assert_eq!(ExitCode::parse(c.as_str()), Some(c));
             assert!(seen.insert(c.as_str()));
         }
-        assert_eq!(ExitCode::ALL.len(), 17);
+        assert_eq!(ExitCode::ALL.len(), 19);
     }
 }

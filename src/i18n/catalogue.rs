@@ -81,6 +81,8 @@ pub struct Msgs {
     pub exited_intro: &'static str,
     pub expired_title: &'static str,
     pub expired_intro: &'static str,
+    /// A Link address whose parameters cannot be read (malformed or repeated): the patient starts again.
+    pub invalid_link_title: &'static str,
     /// The button that takes a timed-out hosted flow back to the app (`{app}`).
     pub return_to_app: &'static str,
     // Connections page (`/link/connections`)
@@ -117,6 +119,12 @@ pub struct Msgs {
     pub popup_done_intro: &'static str,
     pub popup_error_title: &'static str,
     pub popup_error_intro: &'static str,
+    // A request that does not come from the browser the session is bound to
+    pub other_browser_title: &'static str,
+    pub other_browser_intro: &'static str,
+    // Too many sessions started from one network
+    pub rate_limited_title: &'static str,
+    pub rate_limited_intro: &'static str,
 }
 
 /// English.
@@ -182,6 +190,7 @@ pub static EN: Msgs = Msgs {
     exited_intro: "Nothing was shared.",
     expired_title: "This link has expired",
     expired_intro: "Start again from the app you came from.",
+    invalid_link_title: "This link is not valid",
     return_to_app: "Return to {app}",
     conn_title: "Your connected health plans",
     conn_lede: "You shared data from these health plans with {app}. Removing one stops the sharing and deletes the copy we hold, right away.",
@@ -213,6 +222,10 @@ pub static EN: Msgs = Msgs {
     popup_done_intro: "You can close this window and go back to the app.",
     popup_error_title: "The sign-in did not finish",
     popup_error_intro: "Close this window and go back to the app to try again.",
+    other_browser_title: "This link was opened in another browser",
+    other_browser_intro: "For your safety, a connection can only go on in the browser where it started. Nothing was shared. Go back to the app and start again from there.",
+    rate_limited_title: "Too many attempts",
+    rate_limited_intro: "Too many connections were started from your network in a short time. Wait a minute, then go back to the app and try again.",
 };
 
 /// Spanish.
@@ -278,6 +291,7 @@ pub static ES: Msgs = Msgs {
     exited_intro: "No se compartió nada.",
     expired_title: "Este enlace ha vencido",
     expired_intro: "Empiece de nuevo desde la aplicación de la que vino.",
+    invalid_link_title: "Este enlace no es válido",
     return_to_app: "Volver a {app}",
     conn_title: "Sus planes de salud conectados",
     conn_lede: "Usted compartió datos de estos planes de salud con {app}. Si quita uno, se deja de compartir y la copia que guardamos se borra de inmediato.",
@@ -309,6 +323,10 @@ pub static ES: Msgs = Msgs {
     popup_done_intro: "Puede cerrar esta ventana y volver a la aplicación.",
     popup_error_title: "El inicio de sesión no terminó",
     popup_error_intro: "Cierre esta ventana y vuelva a la aplicación para intentarlo de nuevo.",
+    other_browser_title: "Este enlace se abrió en otro navegador",
+    other_browser_intro: "Por su seguridad, una conexión solo puede continuar en el navegador donde empezó. No se compartió nada. Vuelva a la aplicación y empiece de nuevo desde allí.",
+    rate_limited_title: "Demasiados intentos",
+    rate_limited_intro: "Se iniciaron demasiadas conexiones desde su red en poco tiempo. Espere un minuto, vuelva a la aplicación e inténtelo de nuevo.",
 };
 
 /// The catalogue of a language tag (`es…` → Spanish, anything else → English).
@@ -440,6 +458,8 @@ pub fn exit_message(lang: &str, code: &str) -> &'static str {
         "ENDPOINT_CONFIGURATION_ERROR" | "SCOPE_CONFIGURATION_ERROR" => if es { "Este plan no está bien configurado aquí. Elija otro plan o inténtelo más tarde." } else { "This plan is not set up correctly here. Choose another plan or try later." },
         "SYNC_FAILED" => if es { "Se conectó, pero no pudimos obtener sus registros. Inténtelo de nuevo." } else { "You connected, but we could not get your records. Try again." },
         "INVALID_ENDPOINT" | "ENDPOINT_MODE_MISMATCH" => if es { "Ese plan de salud no está disponible aquí." } else { "That health plan is not available here." },
+        "BROWSER_MISMATCH" => if es { "Esta conexión empezó en otro navegador (o su navegador borró sus datos). Vuelva a la aplicación y empiece de nuevo en este navegador." } else { "This connection started in another browser (or your browser cleared its data). Go back to the app and start again in this browser." },
+        "RATE_LIMITED" => if es { "Se iniciaron demasiadas conexiones en poco tiempo. Espere un minuto e inténtelo de nuevo." } else { "Too many connections were started in a short time. Wait a minute and try again." },
         "INVALID_PUBLISHABLE_KEY" | "INVALID_USER" | "INVALID_USAGE" => if es { "La aplicación no pudo iniciar la conexión. Vuelva a la aplicación e inténtelo de nuevo." } else { "The app could not start the connection. Go back to the app and try again." },
         _ => if es { "No se compartió nada." } else { "Nothing was shared." },
     }

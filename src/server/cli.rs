@@ -304,6 +304,7 @@ fn cli_state(settings: &Settings, db: Db) -> anyhow::Result<crate::server::state
         settings: Arc::new(settings.clone()),
         public_url: public_url.trim_end_matches('/').into(),
         shutdown: tokio_util::sync::CancellationToken::new(),
+        limits: Arc::new(crate::server::platform::rate_limit::RateLimits::new(settings)),
     })
 }
 

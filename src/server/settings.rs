@@ -79,7 +79,12 @@ pub struct Settings {
     pub log_filter: String,
 
     /// Mount the built-in sandbox payers under `/sandbox/{payer}` and register them as test-mode endpoints.
-    #[arg(long, env = "LINK_SANDBOX", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    /// Default: on in local mode, off with `--env production` (`--sandbox true` turns them on there).
+    #[arg(long = "sandbox", env = "LINK_SANDBOX", action = clap::ArgAction::Set, global = true)]
+    pub sandbox_flag: Option<bool>,
+
+    /// Whether the sandbox payers are mounted (from `--sandbox` and `--env`; see [`Settings::resolve`]).
+    #[arg(skip)]
     pub sandbox: bool,
 
     /// Seed of the sandbox's synthetic members (same seed, same data).
@@ -121,6 +126,28 @@ pub struct Settings {
     /// seconds, when it has no earlier expiry of its own. Default 30 days.
     #[arg(long, env = "LINK_REAUTH_GRACE", default_value_t = 2_592_000, global = true)]
     pub reauth_grace_secs: i64,
+
+    /// Link sessions one client address may start per minute (`GET /link`, `GET /link/auth`); 0: no limit.
+    #[arg(long, env = "LINK_RATE_LIMIT_SESSIONS", default_value_t = 30, global = true)]
+    pub rate_limit_sessions: u32,
+
+    /// Requests per minute one client address may make to the token endpoints (`/link/token`, `/link/exchange`,
+    /// `/link/test/public_token`); 0: no limit.
+    #[arg(long, env = "LINK_RATE_LIMIT_TOKEN", default_value_t = 120, global = true)]
+    pub rate_limit_token: u32,
+
+    /// `public_token` exchanges per minute per app; 0: no limit.
+    #[arg(long, env = "LINK_RATE_LIMIT_EXCHANGE", default_value_t = 300, global = true)]
+    pub rate_limit_exchange: u32,
+
+    /// FHIR API requests per minute per access token; 0: no limit.
+    #[arg(long, env = "LINK_RATE_LIMIT_FHIR", default_value_t = 600, global = true)]
+    pub rate_limit_fhir: u32,
+
+    /// Serve `/link/test-page` (a bare integrator page for trying Link). Default: on in local mode, off with
+    /// `--env production`.
+    #[arg(long, env = "LINK_TEST_PAGE", action = clap::ArgAction::Set, global = true)]
+    pub test_page: Option<bool>,
 }
 
 impl Settings {
@@ -132,7 +159,21 @@ impl Settings {
             settings: Settings,
         }
         let defaults = <Defaults as clap::Parser>::parse_from(["link-sdk", "--addr", "127.0.0.1:0"]);
-        Settings { data_dir, ..defaults.settings }
+        Settings { data_dir, ..defaults.settings }.resolve()
+    }
+
+    /// Fills in the settings whose default depends on `--env`: the sandbox payers and `/link/test-page` are on in
+    /// local mode and off in production unless asked for. Call it once after parsing.
+    pub fn resolve(mut self) -> Self {
+        let local = self.run_mode == RunMode::Local;
+        self.sandbox = self.sandbox_flag.unwrap_or(local);
+        self.test_page = Some(self.test_page.unwrap_or(local));
+        self
+    }
+
+    /// Whether `/link/test-page` is served (it needs the sandbox payers too).
+    pub fn test_page_enabled(&self) -> bool {
+        self.sandbox && self.test_page.unwrap_or(self.run_mode == RunMode::Local)
     }
 
     /// The database URL in force: `--database-url`, or a SQLite file under the data folder.

@@ -7,13 +7,14 @@
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{middleware, Router};
+use axum::{http::header, middleware, Router};
 use leptos_axum::{generate_route_list, LeptosRoutes as _};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     compression::CompressionLayer,
     request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
 
@@ -84,6 +85,7 @@ impl Application {
             .build()
             .context("building the HTTP client")?;
 
+        let settings_for_limits = settings.clone();
         let state = AppState {
             leptos_options: leptos_options.clone(),
             db,
@@ -93,6 +95,7 @@ impl Application {
             settings: Arc::new(settings),
             public_url,
             shutdown: CancellationToken::new(),
+            limits: Arc::new(crate::server::platform::rate_limit::RateLimits::new(&settings_for_limits)),
         };
         if state.settings.sandbox {
             crate::server::surfaces::sandbox::register_endpoints(&state).await.context("registering the sandbox payers")?;
@@ -186,17 +189,33 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
 
+    let fhir = crate::server::surfaces::fhir_api::router()
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::server::surfaces::fhir_limits::per_token));
+    // The demo's page opens Link, whose payer window must keep its opener (COOP); the sandbox payers' pages are
+    // that window's, as a payer's would be.
+    let demo = crate::server::surfaces::demo::router().layer(SetResponseHeaderLayer::if_not_present(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        http::COOP_ALLOW_POPUPS,
+    ));
     let mut router = Router::new()
         .merge(http::health_router())
         .merge(assets::router(site_root))
         .merge(crate::server::surfaces::hosted_link::router())
         .merge(crate::server::surfaces::integrator_api::router())
-        .merge(crate::server::surfaces::fhir_api::router())
+        .merge(fhir)
         .merge(crate::server::surfaces::openapi::router())
-        .merge(crate::server::surfaces::demo::router())
+        .merge(demo)
         .merge(crate::server::surfaces::console::router());
     if state.settings.sandbox {
-        router = router.merge(crate::server::surfaces::sandbox::router(&state));
+        router = router.merge(crate::server::surfaces::sandbox::router(&state).layer(SetResponseHeaderLayer::if_not_present(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            http::COOP_UNSAFE_NONE,
+        )));
+    }
+    if state.settings.tls_cert.is_some() {
+        // HTTPS served directly: browsers must never come back over plain HTTP (RFC 6797). Behind a proxy, the
+        // proxy that terminates TLS sends it.
+        router = router.layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, http::HSTS));
     }
     router
         .merge(leptos)

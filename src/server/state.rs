@@ -9,7 +9,7 @@ use leptos::prelude::LeptosOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::{
-    platform::{clock::SharedClock, crypto::Cipher, db::Db},
+    platform::{clock::SharedClock, crypto::Cipher, db::Db, rate_limit::RateLimits},
     settings::{RunMode, Settings},
 };
 
@@ -32,6 +32,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Cancelled on shutdown: background workers stop when it fires.
     pub shutdown: CancellationToken,
+    /// The rate limits of this instance (`--rate-limit-*`).
+    pub limits: Arc<RateLimits>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -170,7 +170,7 @@ pub async fn store_resources(app: &TestApp, authorization_id: &str, resources: &
 
 /// Mints a `public_token` for an authorization, as the Link flow does at the payer callback.
 pub async fn public_token(app: &TestApp, keys: &TestKeys, authorization_id: &str) -> String {
-    tokens::issue(&app.state.db, app.clock_now(), TokenKind::Public, &keys.app_id, Some(authorization_id), Some(1800), json!({}))
+    tokens::issue(&app.state.db.pool, app.clock_now(), TokenKind::Public, &keys.app_id, Some(authorization_id), Some(1800), json!({}))
         .await
         .expect("issue public token")
 }

@@ -19,7 +19,7 @@ pub struct TestApp {
     pub base_url: String,
     /// The port bound.
     pub port: u16,
-    /// A client that does not follow redirects.
+    /// A client that does not follow redirects and keeps cookies (it plays the patient's browser).
     pub client: reqwest::Client,
     /// The server's state (database, clock, cipher).
     pub state: AppState,
@@ -134,8 +134,42 @@ pub async fn spawn_app_with(settings: Settings, dir: tempfile::TempDir, database
     let base_url = app.base_url();
     let state = app.state.clone();
     let server = tokio::spawn(app.run_until(std::future::pending()));
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = browser();
     TestApp { base_url, port, client, state, clock, dir, database_url, settings, server }
+}
+
+/// A new client that plays a browser: keeps the cookies it is given (every attribute but `Max-Age=0` ignored,
+/// as a browser on a secure origin would) and follows no redirect. Each one is a different browser.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(Arc::new(Jar::default()))
+        .build()
+        .unwrap()
+}
+
+/// The cookie jar of [`browser`]: one value per name.
+#[derive(Default)]
+pub struct Jar(std::sync::Mutex<std::collections::BTreeMap<String, String>>);
+
+impl reqwest::cookie::CookieStore for Jar {
+    fn set_cookies(&self, headers: &mut dyn Iterator<Item = &reqwest::header::HeaderValue>, _url: &url::Url) {
+        let mut jar = self.0.lock().unwrap();
+        for h in headers.filter_map(|h| h.to_str().ok()) {
+            let Some((name, value)) = h.split(';').next().and_then(|nv| nv.trim().split_once('=')) else { continue };
+            if h.to_ascii_lowercase().contains("max-age=0") {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    fn cookies(&self, _url: &url::Url) -> Option<reqwest::header::HeaderValue> {
+        let jar = self.0.lock().unwrap();
+        let all = jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        (!all.is_empty()).then(|| reqwest::header::HeaderValue::from_str(&all).ok()).flatten()
+    }
 }
 
 /// Sets an authorization's state as another path of the product would (a `REVOKED` also gets `revoked_at`),
@@ -154,16 +188,22 @@ pub async fn set_state(db: &link_sdk::server::platform::db::Db, id: &str, state:
 }
 
 /// Starts SMART App Launch for session `sid` at `endpoint`, asking for `usage` and `requested` types (the payer
-/// hand-off of the hosted flow, without its screens); returns the payer's authorize URL.
+/// hand-off of the hosted flow, without its screens); returns the payer's authorize URL and the hand-off value
+/// the callback must present.
 pub async fn begin_handoff(
     state: &AppState,
     sid: &str,
     endpoint: &link_sdk::server::store::endpoints::Endpoint,
     usage: link_sdk::domain::Usage,
     requested: &[String],
-) -> Result<String, link_sdk::domain::ExitCode> {
+) -> Result<link_sdk::server::services::link_flow::Handoff, link_sdk::domain::ExitCode> {
     let mut s = link_sdk::server::store::link_sessions::get(&state.db, sid).await.unwrap().expect("session");
     s.usage = usage;
     s.options.requested_resources = requested.to_vec();
     link_sdk::server::services::link_flow::begin_handoff(state, &s, endpoint).await
+}
+
+/// A session id of the real format, for sessions tests insert themselves.
+pub fn new_session_id() -> String {
+    link_sdk::server::platform::crypto::random_token("ls_")
 }

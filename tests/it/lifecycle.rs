@@ -167,8 +167,8 @@ async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token
     ] {
         insert_resource(app, &id, rtype, rid, &body.to_string()).await;
     }
-    let access_token = tokens::issue(&app.state.db, now, TokenKind::Access, &f.app_id, Some(&id), Some(86_400), json!({})).await.unwrap();
-    let refresh_token = tokens::issue(&app.state.db, now, TokenKind::Refresh, &f.app_id, Some(&id), None, json!({})).await.unwrap();
+    let access_token = tokens::issue(&app.state.db.pool, now, TokenKind::Access, &f.app_id, Some(&id), Some(86_400), json!({})).await.unwrap();
+    let refresh_token = tokens::issue(&app.state.db.pool, now, TokenKind::Refresh, &f.app_id, Some(&id), None, json!({})).await.unwrap();
     Linked { id, payer_access, payer_refresh, access_token, refresh_token }
 }
 
@@ -564,7 +564,7 @@ async fn the_database_file_holds_no_token_or_secret_in_plain_text() {
     let f = fixture(&app).await;
     let l = link(&app, &f, "user-6", Usage::Multiple, "http://127.0.0.1:9/token", 3600).await;
     let public_token =
-        tokens::issue(&app.state.db, app.clock.now(), TokenKind::Public, &f.app_id, Some(&l.id), Some(1800), json!({})).await.unwrap();
+        tokens::issue(&app.state.db.pool, app.clock.now(), TokenKind::Public, &f.app_id, Some(&l.id), Some(1800), json!({})).await.unwrap();
     let webhook_secret = webhooks::ensure_signing_secret(&app.state, &f.app_id).await.unwrap();
     let (connections_url, _) = lifecycle::connections::mint_connections_url(&app.state, &f.app_id, Mode::Test, "user-6").await.unwrap();
     let connections_token = connections_url.split("token=").nth(1).unwrap().to_string();
@@ -707,7 +707,7 @@ async fn full_link(app: &TestApp, f: &Fixture, external_id: &str) -> (String, St
         ))
         .await;
     assert_eq!(r.status(), 303);
-    let sid = location(&r).strip_prefix("/link/s/").expect("session url").to_string();
+    let sid = location(&r).strip_prefix("/link/s/").expect("session url").split('#').next().unwrap().to_string();
     for (path, form) in [("consent", vec![("choice", "given")]), ("explainer", vec![])] {
         let r = app.client.post(format!("{}/link/s/{sid}/{path}", app.base_url)).form(&form).send().await.unwrap();
         assert_eq!(r.status(), 303, "{path}");

@@ -304,6 +304,7 @@ async fn redirect_session(app: &crate::common::TestApp, l: &Linked, challenge: &
             client_state: Some("xyz"),
             nonce: "n0nce",
             code_challenge: None,
+            binder_hash: None,
         },
     )
     .await
@@ -373,6 +374,70 @@ async fn authorization_code_grant_with_pkce() {
     assert_eq!(get_bearer(&app, "/link/introspect", v["access_token"].as_str().unwrap()).await.status(), 401);
 }
 
+/// `POST /link/token` with `authorization_code`: a client that sends credentials is authenticated with them (HTTP
+/// Basic or `client_secret_post`, RFC 6749 §2.3.1), a wrong secret is 401 `invalid_client` (never ignored); a public
+/// client sends only `client_id`; PKCE is required of both.
+#[tokio::test]
+async fn the_token_endpoint_authenticates_confidential_clients() {
+    use base64::Engine as _;
+    let app = server().await;
+    let l = linked(&app, Usage::OneTime, true).await;
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let token_url = format!("{}/link/token", app.base_url);
+    let basic = |pk: &str, sk: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{pk}:{sk}")));
+    let new_code = || async {
+        let sid = redirect_session(&app, &l, &integrator_api::token::pkce_challenge(verifier)).await;
+        let url = redirect_code(&app, &sid).await;
+        url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string()
+    };
+    let form = |code: &str, extra: &[(&str, &str)]| {
+        let mut f = vec![
+            ("grant_type".to_string(), "authorization_code".to_string()),
+            ("code".to_string(), code.to_string()),
+            ("code_verifier".to_string(), verifier.to_string()),
+            ("redirect_uri".to_string(), REDIRECT_URI.to_string()),
+        ];
+        f.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        f
+    };
+    // Basic with a wrong secret: refused, and the code is not spent.
+    let code = new_code().await;
+    let r = app.client.post(&token_url).header("authorization", basic(&l.keys.pk, "sk_test_wrong")).form(&form(&code, &[])).send().await.unwrap();
+    let challenge = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+    oauth_error(r, 401, "invalid_client").await;
+    assert!(challenge.is_some_and(|c| c.starts_with("Basic")));
+    // The same secret in the body (client_secret_post): also refused.
+    let r = app.client.post(&token_url).form(&form(&code, &[("client_id", &l.keys.pk), ("client_secret", "sk_test_wrong")])).send().await.unwrap();
+    oauth_error(r, 401, "invalid_client").await;
+    // Another app's keys, or a client_id that is not the authenticated one.
+    let o = create_app(&app, "Other").await;
+    let r = app.client.post(&token_url).header("authorization", basic(&o.pk, &o.sk)).form(&form(&code, &[])).send().await.unwrap();
+    oauth_error(r, 400, "invalid_grant").await;
+    let code = new_code().await;
+    let r = app
+        .client
+        .post(&token_url)
+        .header("authorization", basic(&l.keys.pk, &l.keys.sk))
+        .form(&form(&code, &[("client_id", &o.pk)]))
+        .send()
+        .await
+        .unwrap();
+    oauth_error(r, 401, "invalid_client").await;
+    // The right Basic credentials.
+    let r = app.client.post(&token_url).header("authorization", basic(&l.keys.pk, &l.keys.sk)).form(&form(&code, &[])).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // client_secret_post.
+    let code = new_code().await;
+    let r = app.client.post(&token_url).form(&form(&code, &[("client_id", &l.keys.pk), ("client_secret", &l.keys.sk)])).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // A public client: client_id alone, PKCE its proof; without client_id nothing identifies it.
+    let code = new_code().await;
+    let r = app.client.post(&token_url).form(&form(&code, &[])).send().await.unwrap();
+    oauth_error(r, 400, "invalid_request").await;
+    let r = app.client.post(&token_url).form(&form(&code, &[("client_id", &l.keys.pk)])).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 #[tokio::test]
 async fn link_auth_validates_parameters() {
     let app = server().await;
@@ -413,12 +478,14 @@ fn urlencode(s: &str) -> String {
 }
 
 #[tokio::test]
-async fn revoke_expunges_every_authorization_of_that_patient_and_endpoint() {
+async fn revoke_expunges_that_users_authorizations_of_that_patient_and_endpoint_only() {
     let app = server().await;
     let l = linked(&app, Usage::OneTime, true).await;
-    // The same patient linked twice at that endpoint, and another patient.
+    // The same patient linked twice at that endpoint by this user, another patient, and another user of the app
+    // who linked the very same payer patient (a family member, a shared device): never touched.
     let again = create_authorization(&app, &l.keys, &l.endpoint, "user-1", patient(), Usage::OneTime).await;
     let other = create_authorization(&app, &l.keys, &l.endpoint, "user-2", "other-patient", Usage::OneTime).await;
+    let same_patient_other_user = create_authorization(&app, &l.keys, &l.endpoint, "user-3", patient(), Usage::OneTime).await;
     store_resources(&app, &other, &fixture_resources()).await;
     let v = exchange(&app, &l.public_token, &l.keys.sk).await;
     let at = v["access_token"].as_str().unwrap();
@@ -440,6 +507,7 @@ async fn revoke_expunges_every_authorization_of_that_patient_and_endpoint() {
         assert_eq!(authorizations::get(&app.state.db, id).await.unwrap().unwrap().state, "REVOKED");
     }
     assert_eq!(authorizations::get(&app.state.db, &other).await.unwrap().unwrap().state, "AUTHORIZED");
+    assert_eq!(authorizations::get(&app.state.db, &same_patient_other_user).await.unwrap().unwrap().state, "AUTHORIZED");
     let left: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM resources WHERE authorization_id = $1")
         .bind(&l.authorization_id).fetch_one(&app.state.db.pool).await.unwrap();
     assert_eq!(left.0, 0);

@@ -24,4 +24,5 @@ mod site_reload;
 mod sandbox;
 mod sandbox_state;
 mod sync;
+mod trust;
 mod webhooks;

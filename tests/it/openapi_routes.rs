@@ -25,6 +25,7 @@ const NOT_IN_OPENAPI: &[(&str, &str)] = &[
     ("/link/test-page", "a bare integrator page for end-to-end tests (sandbox mode only)"),
     ("/api/*", "Leptos server functions of the screens' islands (plan search, sync progress, connections list)"),
     ("/demo*", "the demo integrator app, written as an integrator would write theirs"),
+    ("/console*", "the operator console (HTML for the operator, behind a one-time sign-in link; docs/deployment.md)"),
     ("/sandbox/*", "the built-in sandbox payers: a payer's SMART and FHIR API, not this server's"),
     ("/{*__private__axum_fallback}", "axum's fallback (unknown paths get the not-found page)"),
 ];

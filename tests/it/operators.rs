@@ -31,7 +31,7 @@ fn endpoint(id: &str, name: &str, aliases: &[&str], mode: Mode) -> Endpoint {
         authorize_url: None,
         token_url: None,
         client_id: "client-1".into(),
-        client_secret_ref: Some("PAYER_SECRET".into()),
+        client_secret_ref: Some("LINK_PAYER_SECRET_OPERATORS".into()),
         scopes: None,
         refreshable: false,
         resource_types: vec!["Coverage".into()],
@@ -177,10 +177,10 @@ async fn directory_upserts_in_place_and_searches_names_and_aliases_by_mode() {
     assert_eq!(names(endpoints::search(db, Mode::Live, "100%", 10).await.unwrap()), vec!["Acme Mutual Insurance"]);
     assert!(endpoints::search(db, Mode::Live, "_", 10).await.unwrap().is_empty());
 
-    std::env::set_var("OPERATORS_TEST_PAYER_SECRET", "s3cret");
-    e.client_secret_ref = Some("OPERATORS_TEST_PAYER_SECRET".into());
+    std::env::set_var("LINK_PAYER_SECRET_OPERATORS_TEST", "s3cret");
+    e.client_secret_ref = Some("LINK_PAYER_SECRET_OPERATORS_TEST".into());
     assert_eq!(e.client_secret().unwrap().expose_secret(), "s3cret");
-    e.client_secret_ref = Some("OPERATORS_TEST_UNSET_VARIABLE".into());
+    e.client_secret_ref = Some("LINK_PAYER_SECRET_OPERATORS_UNSET".into());
     assert!(e.client_secret().is_none());
 }
 
@@ -270,7 +270,7 @@ async fn cli_creates_lists_rotates_apps_and_imports_endpoints() {
             &file,
             serde_json::json!([{
                 "id": "3c9d7e1f-2a4b-4c6d-8e0f-1a2b3c4d5e6f", "name": name, "aliases": ["XP"], "mode": "live",
-                "fhir_base_url": "https://fhir.x.example/r4", "client_id": "cid", "client_secret_ref": "X_PAYER_SECRET",
+                "fhir_base_url": "https://fhir.x.example/r4", "client_id": "cid", "client_secret_ref": "LINK_PAYER_SECRET_X",
                 "refreshable": true, "resource_types": ["Coverage", "ExplanationOfBenefit"]
             }])
             .to_string(),
@@ -285,7 +285,7 @@ async fn cli_creates_lists_rotates_apps_and_imports_endpoints() {
         serde_json::from_str(&cli(d, &url, &["endpoints", "list", "--mode", "live", "--json"])).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, "X Payer Renamed");
-    assert_eq!(listed[0].client_secret_ref.as_deref(), Some("X_PAYER_SECRET"));
+    assert_eq!(listed[0].client_secret_ref.as_deref(), Some("LINK_PAYER_SECRET_X"));
     assert!(cli(d, &url, &["endpoints", "list"]).contains("X Payer Renamed"));
 
     // The example file of the docs imports.
@@ -408,6 +408,8 @@ async fn serves_https_with_the_given_certificate() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // Served over TLS directly: browsers are told never to come back over plain HTTP (RFC 6797).
+    assert_eq!(res.headers()["strict-transport-security"], "max-age=31536000");
     // Plain HTTP on the TLS port is refused.
     let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", app.port)).send().await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());

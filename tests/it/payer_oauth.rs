@@ -47,7 +47,7 @@ async fn session(app: &TestApp, usage: Usage, requested: &[&str]) -> String {
     )
     .await
     .unwrap();
-    let id = format!("ls_{}", uuid::Uuid::new_v4().simple());
+    let id = crate::common::new_session_id();
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, nonce, step, expires_at, created_at, \
          updated_at) VALUES ($1, $2, 'test', 'user-42', $3, $4, 'n', 'connect', $5, $6, $6)",
@@ -79,8 +79,8 @@ pub(crate) async fn link(
     let sid = session(app, usage, requested).await;
     let e = endpoint(app, endpoint_id).await;
     let requested: Vec<String> = requested.iter().map(|s| s.to_string()).collect();
-    let url = crate::common::begin_handoff(&app.state, &sid, &e, usage, &requested).await.expect("begin");
-    let location = sandbox::drive_consent(&app.client, &url, username, true).await.expect("sandbox consent");
+    let h = crate::common::begin_handoff(&app.state, &sid, &e, usage, &requested).await.expect("begin");
+    let location = sandbox::drive_consent(&app.client, &h.url, username, true).await.expect("sandbox consent");
     let loc = url::Url::parse(&location).unwrap();
     assert_eq!(format!("{}{}", loc.origin().ascii_serialization(), loc.path()), format!("{}/link/callback", app.base_url));
     let q: HashMap<String, String> = loc.query_pairs().into_owned().collect();
@@ -89,8 +89,9 @@ pub(crate) async fn link(
         state: q.get("state").cloned(),
         error: q.get("error").cloned(),
         error_description: q.get("error_description").cloned(),
+        iss: q.get("iss").cloned(),
     };
-    let r = link_flow::payer_callback(&app.state, params).await;
+    let r = link_flow::payer_callback(&app.state, params, &[secrecy::ExposeSecret::expose_secret(&h.binder)]).await;
     (sid, r)
 }
 

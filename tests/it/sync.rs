@@ -19,7 +19,7 @@ use link_sdk::{
     domain::{ExitCode, Mode, Usage},
     server::{
         services::{
-            link_flow,
+            link_flow::{self, Handoff},
             payer::{oauth::CallbackParams, refresh},
             sync,
         },
@@ -481,7 +481,7 @@ async fn setup(app: &TestApp, payer: &TestPayer, usage: Usage, requested: &[&str
         resource_types: vec![],
     };
     endpoints::upsert(&app.state.db, now, &endpoint).await.unwrap();
-    let session_id = format!("ls_{}", uuid::Uuid::new_v4().simple());
+    let session_id = crate::common::new_session_id();
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, endpoint_id, nonce, step, expires_at, \
          created_at, updated_at) VALUES ($1, $2, 'test', 'user-1', $3, $4, $5, 'n', 'connect', $6, $7, $7)",
@@ -829,13 +829,16 @@ async fn resync_on_demand_and_on_schedule() {
 // Payer sign-in (begin / complete) against the test payer's authorization server
 // ---------------------------------------------------------------------------------------------------------
 
-async fn follow_authorize(url: &str) -> CallbackParams {
+/// Follows a hand-off to the test payer's authorize endpoint (which approves at once): the callback's parameters
+/// and the hand-off value the payer window's cookie would carry back.
+async fn follow_authorize(h: &Handoff) -> (CallbackParams, String) {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let resp = client.get(url).send().await.unwrap();
+    let resp = client.get(&h.url).send().await.unwrap();
     assert_eq!(resp.status(), 302);
     let loc = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
     let q: HashMap<String, String> = loc.query_pairs().into_owned().collect();
-    CallbackParams { code: q.get("code").cloned(), state: q.get("state").cloned(), error: None, error_description: None }
+    let p = CallbackParams { code: q.get("code").cloned(), state: q.get("state").cloned(), ..CallbackParams::default() };
+    (p, h.binder.expose_secret().to_string())
 }
 
 #[tokio::test]
@@ -844,7 +847,8 @@ async fn begin_and_complete_create_the_authorization_and_queue_the_sync() {
     let app = app_with(|_| {}).await;
     let l = setup(&app, &payer, Usage::Multiple, &[], true).await;
 
-    let url = crate::common::begin_handoff(&app.state, &l.session_id, &l.endpoint, Usage::Multiple, &[]).await.unwrap();
+    let h = crate::common::begin_handoff(&app.state, &l.session_id, &l.endpoint, Usage::Multiple, &[]).await.unwrap();
+    let url = h.url.clone();
     let u = url::Url::parse(&url).unwrap();
     let q: HashMap<String, String> = u.query_pairs().into_owned().collect();
     assert!(url.starts_with(&format!("{}/authorize?", payer.0.base)));
@@ -866,8 +870,8 @@ async fn begin_and_complete_create_the_authorization_and_queue_the_sync() {
         .unwrap();
     assert_ne!(stored_hash, q["state"]);
 
-    let params = follow_authorize(&url).await;
-    let done = link_flow::payer_callback(&app.state, params.clone()).await.unwrap();
+    let (params, bind) = follow_authorize(&h).await;
+    let done = link_flow::payer_callback(&app.state, params.clone(), &[&bind]).await.unwrap();
     assert_eq!(done.link_session_id, l.session_id);
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!((a.usage, a.downgraded, a.state.as_str()), (Usage::Multiple, false, "AUTHORIZED"));
@@ -880,7 +884,8 @@ async fn begin_and_complete_create_the_authorization_and_queue_the_sync() {
         .await
         .unwrap();
     assert_eq!(row.try_get::<String, _>("authorization_id").unwrap(), done.authorization_id);
-    assert_eq!(row.try_get::<String, _>("step").unwrap(), "authorized");
+    // The public_token is minted in the same transaction: the session is syncing.
+    assert_eq!(row.try_get::<String, _>("step").unwrap(), "syncing");
     assert_eq!(sync::status(&app.state.db, &done.authorization_id).await.unwrap().unwrap().status, "pending");
     // Payer tokens sealed at rest.
     let enc: Vec<u8> = sqlx::query("SELECT payer_access_token_enc FROM authorizations WHERE id = $1")
@@ -893,7 +898,7 @@ async fn begin_and_complete_create_the_authorization_and_queue_the_sync() {
     assert!(!String::from_utf8_lossy(&enc).contains("at-"));
 
     // `state` is single use.
-    let replay = link_flow::payer_callback(&app.state, params).await.unwrap_err();
+    let replay = link_flow::payer_callback(&app.state, params, &[&bind]).await.unwrap_err();
     assert_eq!(replay, (Some(l.session_id.clone()), ExitCode::InvalidState));
     // The whole sync runs from there.
     drain(&app).await;
@@ -912,7 +917,7 @@ async fn callback_failures_map_to_exit_codes() {
     let sid = Some(l.session_id.clone());
 
     // ONE_TIME asks no offline_access and names the requested types.
-    let url = begin().await.unwrap();
+    let url = begin().await.unwrap().url;
     let q: HashMap<String, String> = url::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
     assert!(!q["scope"].contains("offline_access"));
     assert!(q["scope"].contains("patient/Coverage.read") && q["scope"].contains("patient/Patient.read"));
@@ -926,28 +931,38 @@ async fn callback_failures_map_to_exit_codes() {
         ("temporarily_unavailable", ExitCode::PayerServerError),
         ("unauthorized_client", ExitCode::EndpointConfigurationError),
     ] {
-        let p = follow_authorize(&begin().await.unwrap()).await;
+        let (p, bind) = follow_authorize(&begin().await.unwrap()).await;
         let r = link_flow::payer_callback(
             &app.state,
-            CallbackParams { code: None, state: p.state.clone(), error: Some(error.into()), error_description: Some("x".into()) },
+            CallbackParams { state: p.state.clone(), error: Some(error.into()), error_description: Some("x".into()), ..CallbackParams::default() },
+            &[&bind],
         )
         .await;
         assert_eq!(r.unwrap_err(), (sid.clone(), code), "{error}");
         // An error callback ends the request: its state is used up.
-        let again = link_flow::payer_callback(&app.state, p).await.unwrap_err();
+        let again = link_flow::payer_callback(&app.state, p, &[&bind]).await.unwrap_err();
         assert_eq!(again.1, ExitCode::InvalidState);
     }
     // No code, no error.
-    let p = follow_authorize(&begin().await.unwrap()).await;
-    let r = link_flow::payer_callback(&app.state, CallbackParams { code: None, ..p.clone() }).await;
+    let (p, bind) = follow_authorize(&begin().await.unwrap()).await;
+    let r = link_flow::payer_callback(&app.state, CallbackParams { code: None, ..p.clone() }, &[&bind]).await;
     assert_eq!(r.unwrap_err(), (sid.clone(), ExitCode::MalformedPayerCallback));
     // Unknown state.
-    let r = link_flow::payer_callback(&app.state, CallbackParams { state: Some("forged".into()), ..p.clone() }).await;
+    let r = link_flow::payer_callback(&app.state, CallbackParams { state: Some("forged".into()), ..p.clone() }, &[&bind]).await;
     assert_eq!(r.unwrap_err(), (None, ExitCode::InvalidState));
+    // An `iss` (RFC 9207) from another authorization server than the one the request went to.
+    let (p, bind) = follow_authorize(&begin().await.unwrap()).await;
+    let other = CallbackParams { iss: Some("https://mix-up.example".into()), ..p.clone() };
+    assert_eq!(link_flow::payer_callback(&app.state, other, &[&bind]).await.unwrap_err(), (sid.clone(), ExitCode::InvalidState));
+    assert_eq!(link_flow::payer_callback(&app.state, p, &[&bind]).await.unwrap_err().1, ExitCode::InvalidState, "state spent");
+    // Without the payer window's hand-off value (another browser): refused, and the state is spent.
+    let (p, bind) = follow_authorize(&begin().await.unwrap()).await;
+    assert_eq!(link_flow::payer_callback(&app.state, p.clone(), &[]).await.unwrap_err(), (sid.clone(), ExitCode::BrowserMismatch));
+    assert_eq!(link_flow::payer_callback(&app.state, p, &[&bind]).await.unwrap_err().1, ExitCode::InvalidState);
     // Expired state.
-    let p = follow_authorize(&begin().await.unwrap()).await;
+    let (p, bind) = follow_authorize(&begin().await.unwrap()).await;
     app.clock.advance(link_sdk::server::store::payer_auth_requests::AUTH_REQUEST_TTL_SECS + 1);
-    assert_eq!(link_flow::payer_callback(&app.state, p).await.unwrap_err(), (sid.clone(), ExitCode::InvalidState));
+    assert_eq!(link_flow::payer_callback(&app.state, p, &[&bind]).await.unwrap_err(), (sid.clone(), ExitCode::InvalidState));
     // Token endpoint failures.
     for (status, body, code) in [
         (400, json!({"error": "invalid_grant"}).to_string(), ExitCode::PayerTokenExchangeFailed),
@@ -956,14 +971,14 @@ async fn callback_failures_map_to_exit_codes() {
         (500, json!({"error": "server_error"}).to_string(), ExitCode::PayerServerError),
     ] {
         payer.0.faults.lock().unwrap().token_error = Some((status, body));
-        let p = follow_authorize(&begin().await.unwrap()).await;
-        assert_eq!(link_flow::payer_callback(&app.state, p).await.unwrap_err(), (sid.clone(), code), "{status}");
+        let (p, bind) = follow_authorize(&begin().await.unwrap()).await;
+        assert_eq!(link_flow::payer_callback(&app.state, p, &[&bind]).await.unwrap_err(), (sid.clone(), code), "{status}");
     }
     payer.0.faults.lock().unwrap().token_error = None;
 
     // ONE_TIME: expunge in 24 h.
-    let p = follow_authorize(&begin().await.unwrap()).await;
-    let done = link_flow::payer_callback(&app.state, p).await.unwrap();
+    let (p, bind) = follow_authorize(&begin().await.unwrap()).await;
+    let done = link_flow::payer_callback(&app.state, p, &[&bind]).await.unwrap();
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!(a.usage, Usage::OneTime);
     assert_eq!(a.expunge_at, Some(app.clock.now_secs() + link_sdk::domain::ONE_TIME_TTL_SECS));
@@ -974,9 +989,10 @@ async fn multiple_without_refresh_token_is_downgraded_and_discovery_falls_back_t
     let payer = TestPayer::start(Faults { no_well_known: true, no_refresh_token: true, no_patient_in_token: true, ..Faults::default() }).await;
     let app = app_with(|_| {}).await;
     let l = setup(&app, &payer, Usage::Multiple, &["Coverage"], true).await;
-    let url = crate::common::begin_handoff(&app.state, &l.session_id, &l.endpoint, Usage::Multiple, &["Coverage".into()]).await.unwrap();
-    assert!(url.starts_with(&format!("{}/authorize?", payer.0.base)), "{url}");
-    let done = link_flow::payer_callback(&app.state, follow_authorize(&url).await).await.unwrap();
+    let h = crate::common::begin_handoff(&app.state, &l.session_id, &l.endpoint, Usage::Multiple, &["Coverage".into()]).await.unwrap();
+    assert!(h.url.starts_with(&format!("{}/authorize?", payer.0.base)), "{}", h.url);
+    let (p, bind) = follow_authorize(&h).await;
+    let done = link_flow::payer_callback(&app.state, p, &[&bind]).await.unwrap();
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!((a.usage_requested, a.usage, a.downgraded), (Usage::Multiple, Usage::OneTime, true));
     assert!(a.expunge_at.is_some());
@@ -990,8 +1006,9 @@ async fn multiple_without_refresh_token_is_downgraded_and_discovery_falls_back_t
     // A non-refreshable endpoint downgrades too, even with a refresh token.
     payer.0.faults.lock().unwrap().no_refresh_token = false;
     let l2 = setup(&app, &payer, Usage::Multiple, &[], false).await;
-    let url = crate::common::begin_handoff(&app.state, &l2.session_id, &l2.endpoint, Usage::Multiple, &[]).await.unwrap();
-    let done = link_flow::payer_callback(&app.state, follow_authorize(&url).await).await.unwrap();
+    let h = crate::common::begin_handoff(&app.state, &l2.session_id, &l2.endpoint, Usage::Multiple, &[]).await.unwrap();
+    let (p, bind) = follow_authorize(&h).await;
+    let done = link_flow::payer_callback(&app.state, p, &[&bind]).await.unwrap();
     let a = authorizations::get(&app.state.db, &done.authorization_id).await.unwrap().unwrap();
     assert_eq!((a.usage, a.downgraded), (Usage::OneTime, true));
 
@@ -1033,7 +1050,8 @@ async fn two_instances_share_jobs_and_callbacks_on_postgres() {
     let l = setup(&a, &payer, Usage::OneTime, &["Coverage"], true).await;
     // A link started on A completes its callback on B.
     let begun = crate::common::begin_handoff(&a.state, &l.session_id, &l.endpoint, Usage::OneTime, &["Coverage".into()]).await.unwrap();
-    let done = link_flow::payer_callback(&b.state, follow_authorize(&begun).await).await.unwrap();
+    let (p, bind) = follow_authorize(&begun).await;
+    let done = link_flow::payer_callback(&b.state, p, &[&bind]).await.unwrap();
     assert_eq!(done.link_session_id, l.session_id);
 
     // Several jobs, both instances claiming at once: each job runs exactly once.

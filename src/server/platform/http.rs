@@ -1,5 +1,6 @@
-//! Cross-cutting HTTP pieces: security headers (CSP with a per-request nonce and `frame-ancestors`),
-//! `/healthz` and `/readyz`. Compiled only with `ssr`.
+//! Cross-cutting HTTP pieces: security headers (CSP with a per-request nonce and `frame-ancestors`,
+//! `Cross-Origin-Opener-Policy`, `Permissions-Policy`, HSTS values), `/healthz` and `/readyz`. Compiled only with
+//! `ssr`.
 
 use axum::{
     extract::{Request, State},
@@ -26,6 +27,20 @@ pub const FRAME_ANCESTORS_HEADER: HeaderName = HeaderName::from_static("x-link-f
 /// WebKit apply `form-action` to every redirect that follows a form submission, so without it the 303 that
 /// ends a hosted flow (decline, close, exit) would be blocked. Consumed by the middleware, never sent.
 pub const FORM_ACTION_HEADER: HeaderName = HeaderName::from_static("x-link-form-action");
+
+/// `Cross-Origin-Opener-Policy` of pages that open no window: no other page keeps a handle on them.
+pub const COOP_SAME_ORIGIN: HeaderValue = HeaderValue::from_static("same-origin");
+/// `Cross-Origin-Opener-Policy` of pages that open Link's payer window (the demo, the test page): the window keeps
+/// its opener, nothing else gets one.
+pub const COOP_ALLOW_POPUPS: HeaderValue = HeaderValue::from_static("same-origin-allow-popups");
+/// `Cross-Origin-Opener-Policy` of the payer window's own pages: they must keep their opener (the Link modal).
+pub const COOP_UNSAFE_NONE: HeaderValue = HeaderValue::from_static("unsafe-none");
+/// `Strict-Transport-Security` when HTTPS is served directly (one year).
+pub const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+/// `Permissions-Policy` of every response: none of the powerful features is used by any page.
+pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), \
+     gyroscope=(), hid=(), magnetometer=(), microphone=(), midi=(), payment=(), serial=(), usb=(), \
+     xr-spatial-tracking=()";
 
 /// Schemes a registered `redirect_uri` may never use: navigating to them runs script or reads local or
 /// in-browser data instead of handing the result to the app.
@@ -83,8 +98,9 @@ pub fn content_security_policy(nonce: &str, frame_ancestors: &str, form_targets:
 }
 
 /// Middleware: gives each request a CSP nonce and adds security headers to every response. HTML responses
-/// get a CSP with that nonce unless the handler set its own; every other response gets
-/// `default-src 'none'; frame-ancestors 'none'`.
+/// get a CSP with that nonce unless the handler set its own (every other response gets
+/// `default-src 'none'; frame-ancestors 'none'`) and `Cross-Origin-Opener-Policy: same-origin` unless the handler
+/// set another (pages in the payer window keep `unsafe-none`); every response gets `Permissions-Policy`.
 pub async fn security_headers(mut request: Request, next: Next) -> Response {
     let nonce = crate::server::platform::crypto::random_id(16);
     request.extensions_mut().insert(CspNonce(nonce.clone()));
@@ -114,6 +130,11 @@ pub async fn security_headers(mut request: Request, next: Next) -> Response {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }
     }
+    let coop = HeaderName::from_static("cross-origin-opener-policy");
+    if is_html && !headers.contains_key(&coop) {
+        headers.insert(coop, COOP_SAME_ORIGIN);
+    }
+    headers.insert(HeaderName::from_static("permissions-policy"), HeaderValue::from_static(PERMISSIONS_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if ancestors.is_empty() && !headers.contains_key(header::X_FRAME_OPTIONS) {

@@ -2,13 +2,20 @@
 //! discovery, PKCE, `state`), completing the payer's callback (single-use `state`, code exchange, the
 //! Authorization, its sync job and the `public_token`), the redirect flow's authorization code, and ending a
 //! session. The hosted Link surface calls these; it holds no flow rule of its own.
+//!
+//! Binding (RFC 6749 §10.12, RFC 9700 §4.7): a session is bound to the browser that opened it by a binder, a
+//! 256-bit random value handed only to that browser and kept only as a hash on the session ([`new_binder`],
+//! [`is_bound`]). Every step that acts or reads the `public_token` checks it. The hand-off to the payer sets a
+//! second value in the payer window's own cookie (hash on the payer request), which the callback must present
+//! before its `state` is worth anything, so a sign-in finished in another browser links nothing.
 
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 use crate::{
     domain::{ExitCode, LinkStep, Usage, ONE_TIME_TTL_SECS},
     server::{
+        platform::crypto,
         services::{
             payer::{
                 discovery,
@@ -24,7 +31,8 @@ use crate::{
             consents, endpoints,
             endpoints::Endpoint,
             link_sessions::{self, LinkSession},
-            payer_auth_requests::{self, AuthRequest, NewAuthRequest},
+            payer_auth_requests::{self, AuthRequest, NewAuthRequest, RequestCheck},
+            sync_jobs,
             tokens::{self, TokenKind, CODE_TTL_SECS, PUBLIC_TOKEN_TTL_SECS},
         },
     },
@@ -48,17 +56,62 @@ pub fn payer_redirect_uri(state: &AppState) -> String {
     format!("{}/link/callback", state.public_url)
 }
 
-/// Starts SMART App Launch at `endpoint` for session `s`: finds the payer's OAuth endpoints, stores the
-/// PayerAuthRequest (`state` hash, sealed PKCE verifier, exact `redirect_uri`, token endpoint; valid 10 min), and
-/// returns the payer's authorize URL to send the patient to.
+/// A new binder for a session: the value to hand to the browser (256 random bits; a bearer secret, never
+/// logged) and the hash to store on the session.
+pub fn new_binder() -> (SecretString, String) {
+    let binder = crypto::random_id(32);
+    let hash = crypto::hash_token(&binder);
+    (SecretString::from(binder), hash)
+}
+
+/// Whether one of the `presented` values is the binder whose hash is `stored` (constant-time comparison of the
+/// hashes). Nothing is bound to a missing hash.
+pub fn binding_matches<'a>(stored: Option<&str>, presented: impl IntoIterator<Item = &'a str>) -> bool {
+    let Some(stored) = stored else { return false };
+    presented
+        .into_iter()
+        .filter(|p| !p.is_empty() && p.len() <= 128)
+        .any(|p| crypto::ct_eq(crypto::hash_token(p).as_bytes(), stored.as_bytes()))
+}
+
+/// Whether a request presenting `presented` comes from the browser session `s` is bound to.
+pub fn is_bound<'a>(s: &LinkSession, presented: impl IntoIterator<Item = &'a str>) -> bool {
+    binding_matches(s.binder_hash.as_deref(), presented)
+}
+
+/// A started hand-off: where to send the payer window, and the value its cookie must carry back to the callback.
+pub struct Handoff {
+    /// The payer's authorize URL.
+    pub url: String,
+    /// The hand-off binder (256 random bits; a bearer secret, never logged).
+    pub binder: SecretString,
+}
+
+impl std::fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handoff").finish_non_exhaustive()
+    }
+}
+
+/// Starts SMART App Launch at `endpoint` for session `s`: records the endpoint and moves the session to the payer
+/// step, finds the payer's OAuth endpoints, stores the
+/// PayerAuthRequest (`state` hash, sealed PKCE verifier, exact `redirect_uri`, token endpoint, the hand-off
+/// binder's hash and the expected `iss`; valid 10 min), and returns the payer's authorize URL with the hand-off
+/// binder the callback must present.
 ///
 /// # Errors
 /// Discovery failures (`PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `ENDPOINT_CONFIGURATION_ERROR`); unusable URLs
 /// (`ENDPOINT_CONFIGURATION_ERROR`); `PAYER_SERVER_ERROR` when our database fails (logged).
-pub async fn begin_handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoint) -> Result<String, ExitCode> {
+pub async fn begin_handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoint) -> Result<Handoff, ExitCode> {
+    if let Err(e) = link_sessions::set_endpoint(&state.db, state.clock.now(), &s.id, &endpoint.id).await {
+        tracing::error!(error = %format!("{e:#}"), "recording the chosen endpoint failed");
+        return Err(ExitCode::PayerServerError);
+    }
     let smart = discovery::discover(&state.http, endpoint).await?;
     let redirect_uri = payer_redirect_uri(state);
     let req = oauth::authorize_request(endpoint, &smart, &redirect_uri, s.usage, &s.options.requested_resources)?;
+    let (binder, binder_hash) = new_binder();
+    let authorize_origin = url::Url::parse(&smart.authorize_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let stored = payer_auth_requests::insert(
         &state.db,
         &state.cipher,
@@ -71,6 +124,10 @@ pub async fn begin_handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoin
             redirect_uri: &redirect_uri,
             scope: &req.scope,
             token_url: &smart.token_url,
+            binder_hash: &binder_hash,
+            issuer: smart.issuer.as_deref(),
+            authorize_origin: &authorize_origin,
+            iss_required: smart.iss_required,
         },
     )
     .await;
@@ -78,16 +135,23 @@ pub async fn begin_handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoin
         tracing::error!(error = %format!("{e:#}"), "storing the payer authorization request failed");
         return Err(ExitCode::PayerServerError);
     }
-    Ok(req.url)
+    Ok(Handoff { url: req.url, binder })
 }
 
-/// A successful payer callback: the Link session and its new Authorization.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A successful payer callback: the Link session, its new Authorization and the `public_token` minted for it.
 pub struct Authorized {
     /// The Link session the request belonged to.
     pub link_session_id: String,
     /// The new Authorization's id.
     pub authorization_id: String,
+    /// The `public_token` (a sealed copy is also kept on the session for the modal).
+    pub public_token: SecretString,
+}
+
+impl std::fmt::Debug for Authorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorized").field("authorization_id", &self.authorization_id).finish_non_exhaustive()
+    }
 }
 
 /// Why a callback failed: its exit code, and the Link session when it could be identified (to show it there).
@@ -98,47 +162,103 @@ fn internal(session: Option<String>, e: &anyhow::Error) -> CallbackFailure {
     (session, ExitCode::PayerServerError)
 }
 
-/// Handles the payer's callback (RFC 6749 §4.1.2): `error` first (§4.1.2.1), then `state` (consumed once,
-/// whichever instance gets it), the code exchange, then the Authorization with its payer tokens sealed and its
-/// sync job queued, and the session moved to `authorized`.
+/// Whether the callback's `iss` fits the request (RFC 9207 §2.4): equal to the payer's issuer when its metadata
+/// gave one; else of the origin the patient was sent to for sign-in. A missing `iss` is accepted unless the payer
+/// said it always sends one.
+fn iss_matches(check: &RequestCheck, iss: Option<&str>) -> bool {
+    match iss {
+        None => !check.iss_required,
+        Some(iss) => match (&check.issuer, &check.authorize_origin) {
+            (Some(expected), _) => crypto::ct_eq(iss.as_bytes(), expected.as_bytes()),
+            (None, Some(origin)) => url::Url::parse(iss).is_ok_and(|u| &u.origin().ascii_serialization() == origin),
+            (None, None) => false,
+        },
+    }
+}
+
+/// Handles the payer's callback (RFC 6749 §4.1.2): first the binding (`handoff_binders`, the values of the
+/// payer window's hand-off cookies: the one its `state`'s request was given must be among them), then `error`
+/// (§4.1.2.1), then `iss` (RFC 9207), then `state` (consumed once, whichever instance gets it, and only while the
+/// session is live and waiting at the payer), the code exchange, then in one transaction the Authorization with
+/// its payer tokens sealed, its sync job, its `public_token`, and the session moved on. A callback that does not
+/// present the binding spends its `state` and creates nothing; the waiting session shows `BROWSER_MISMATCH`.
 ///
 /// # Errors
-/// The exit code of the failure ([`oauth::callback_error_exit_code`] for `error`; `MALFORMED_PAYER_CALLBACK`,
-/// `INVALID_STATE`, `PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`, `PAYER_TOKEN_EXCHANGE_FAILED`, …).
-pub async fn payer_callback(state: &AppState, params: CallbackParams) -> Result<Authorized, CallbackFailure> {
+/// The exit code of the failure (`BROWSER_MISMATCH`; [`oauth::callback_error_exit_code`] for `error`;
+/// `MALFORMED_PAYER_CALLBACK`, `INVALID_STATE`, `PAYER_TIMEOUT`, `PAYER_SERVER_ERROR`,
+/// `PAYER_TOKEN_EXCHANGE_FAILED`, `PATIENT_CANCELLED` when the session ended meanwhile, …).
+pub async fn payer_callback(
+    state: &AppState,
+    params: CallbackParams,
+    handoff_binders: &[&str],
+) -> Result<Authorized, CallbackFailure> {
     let now = state.clock.now();
-    let state_value = params.state.as_deref().filter(|s| !s.is_empty());
-    let session_of = |s: &str| {
-        let db = state.db.clone();
-        let s = s.to_string();
-        async move { payer_auth_requests::session_of_state(&db, &s).await.ok().flatten() }
+    let Some(state_value) = params.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 512) else {
+        let code = if params.code.is_some() { ExitCode::InvalidState } else { ExitCode::MalformedPayerCallback };
+        return Err((None, code));
     };
-    if let Some(error) = params.error.as_deref() {
-        let session = match state_value {
-            Some(s) => session_of(s).await,
-            None => None,
-        };
-        if let Some(s) = state_value {
-            // The request is over either way: an error callback must not leave a usable `state` behind.
-            if let Err(e) = payer_auth_requests::spend(&state.db, now, s).await {
-                return Err(internal(session, &e));
-            }
+    let check = match payer_auth_requests::check_of_state(&state.db, now, state_value).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err((None, ExitCode::InvalidState)),
+        Err(e) => return Err(internal(None, &e)),
+    };
+    let sid = check.link_session_id.clone();
+    let spend = || async {
+        // The request is over either way: a refused callback must not leave a usable `state` behind.
+        payer_auth_requests::spend(&state.db, now, state_value).await.map_err(|e| internal(Some(sid.clone()), &e))
+    };
+    if !binding_matches(check.binder_hash.as_deref(), handoff_binders.iter().copied()) {
+        if !check.live {
+            // A used or expired `state` from another browser: nothing to refuse, nobody to tell.
+            return Err((None, ExitCode::InvalidState));
         }
-        tracing::info!(error, has_description = params.error_description.is_some(), "payer returned an error");
-        return Err((session, oauth::callback_error_exit_code(error)));
+        spend().await?;
+        refuse_unbound(state, &check, now).await.map_err(|e| internal(Some(sid.clone()), &e))?;
+        return Err((Some(sid), ExitCode::BrowserMismatch));
     }
-    let Some(state_value) = state_value else {
-        return Err((None, if params.code.is_some() { ExitCode::InvalidState } else { ExitCode::MalformedPayerCallback }));
-    };
+    if let Some(error) = params.error.as_deref() {
+        spend().await?;
+        tracing::info!(error = %error.escape_debug(), has_description = params.error_description.is_some(), "payer returned an error");
+        return Err((Some(sid), oauth::callback_error_exit_code(error)));
+    }
+    if !iss_matches(&check, params.iss.as_deref()) {
+        spend().await?;
+        tracing::warn!(iss = ?params.iss.as_deref().map(|i| i.chars().take(200).collect::<String>()), "payer callback from another issuer than the request's (RFC 9207)");
+        return Err((Some(sid), ExitCode::InvalidState));
+    }
     let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
-        return Err((session_of(state_value).await, ExitCode::MalformedPayerCallback));
+        spend().await?;
+        return Err((Some(sid), ExitCode::MalformedPayerCallback));
     };
     let request = match payer_auth_requests::consume(&state.db, &state.cipher, now, state_value).await {
         Ok(Some(r)) => r,
-        Ok(None) => return Err((session_of(state_value).await, ExitCode::InvalidState)),
-        Err(e) => return Err(internal(None, &e)),
+        Ok(None) => return Err((Some(sid), ExitCode::InvalidState)),
+        Err(e) => return Err(internal(Some(sid), &e)),
     };
     authorize(state, &request, code).await.map_err(|c| (Some(request.link_session_id.clone()), c))
+}
+
+/// A callback without the hand-off binding: the session waiting for that request (if it still is) shows
+/// `BROWSER_MISMATCH`, and an audit record says so.
+async fn refuse_unbound(state: &AppState, check: &RequestCheck, now: i64) -> anyhow::Result<()> {
+    let moved = check.live
+        && link_sessions::advance(&state.db, now, &check.link_session_id, LinkStep::Payer, LinkStep::Error, Some(ExitCode::BrowserMismatch))
+            .await?;
+    let app_id = link_sessions::get(&state.db, &check.link_session_id).await?.map(|s| s.app_id);
+    audit::record(
+        &state.db.pool,
+        now,
+        AuditEntry {
+            actor: "patient",
+            action: "link.binding_refused",
+            app_id: app_id.as_deref(),
+            detail: Some(json!({"step": "callback", "session_stopped": moved})),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tracing::warn!("payer callback without the hand-off binding of its state: refused (another browser?)");
+    Ok(())
 }
 
 /// The code exchange and the Authorization it creates, for a consumed request.
@@ -184,19 +304,29 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
         expunge_at: (usage == Usage::OneTime).then_some(now + ONE_TIME_TTL_SECS),
         next_sync_at: (usage == Usage::Multiple).then_some(now + sync::RESYNC_INTERVAL_SECS),
     };
-    let authorization_id = record_authorization(state, &session, new, &grant.tokens, &endpoint.id).await.map_err(fail)?;
-    sync::enqueue(&state.db, &authorization_id, now).await.map_err(fail)?;
-    Ok(Authorized { link_session_id: session.id, authorization_id })
+    match record_authorization(state, &session, new, &grant.tokens, &endpoint.id).await.map_err(fail)? {
+        Some(done) => {
+            sync::wake();
+            Ok(done)
+        }
+        None => {
+            tracing::info!("payer authorized a session that had ended meanwhile: nothing kept");
+            Err(ExitCode::PatientCancelled)
+        }
+    }
 }
 
-/// Creates the Authorization, attaches it to its session and consent, and audits it, in one transaction.
+/// In one transaction: creates the Authorization, attaches it to its session (only while the session still
+/// waits at the payer: `None` and nothing kept otherwise) and consent, audits it, queues its sync job, and mints
+/// the session's `public_token` with a sealed copy on the session for the modal, moving it to `syncing` (or
+/// `success` with `skipSyncing`).
 async fn record_authorization(
     state: &AppState,
     session: &LinkSession,
     new: NewAuthorization,
     tokens: &authorizations::PayerTokens,
     endpoint_id: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Option<Authorized>> {
     let now = state.clock.now();
     let detail = json!({
         "endpoint_id": endpoint_id,
@@ -206,7 +336,10 @@ async fn record_authorization(
     });
     let mut tx = state.db.begin_write().await?;
     let id = authorizations::create(&mut tx, &state.cipher, now, new, tokens).await?;
-    link_sessions::attach_authorization(&mut *tx, now, &session.id, &id).await?;
+    if !link_sessions::attach_authorization(&mut *tx, now, &session.id, &id).await? {
+        tx.rollback().await?;
+        return Ok(None);
+    }
     consents::attach_authorization(&mut *tx, &session.id, &id).await?;
     audit::record(
         &mut *tx,
@@ -221,29 +354,21 @@ async fn record_authorization(
         },
     )
     .await?;
-    tx.commit().await?;
-    Ok(id)
-}
-
-/// Mints the session's `public_token` for its new Authorization and keeps a sealed copy on the session for the
-/// modal, moving it to `syncing` (or `success` with `skipSyncing`).
-///
-/// # Errors
-/// Database errors.
-pub async fn mint_public_token(state: &AppState, s: &LinkSession, authorization_id: &str) -> anyhow::Result<()> {
-    let now = state.clock.now();
+    sync_jobs::insert(&mut *tx, &id, endpoint_id, now).await?;
     let token = tokens::issue(
-        &state.db,
+        &mut *tx,
         now,
         TokenKind::Public,
-        &s.app_id,
-        Some(authorization_id),
+        &session.app_id,
+        Some(&id),
         Some(PUBLIC_TOKEN_TTL_SECS),
-        json!({"link_session_id": s.id}),
+        json!({"link_session_id": session.id}),
     )
     .await?;
-    let next = if s.options.skip_syncing { LinkStep::Success } else { LinkStep::Syncing };
-    link_sessions::store_public_token(&state.db.pool, &state.cipher, now, &s.id, &token, next).await
+    let next = if session.options.skip_syncing { LinkStep::Success } else { LinkStep::Syncing };
+    link_sessions::store_public_token(&mut *tx, &state.cipher, now, &session.id, &token, next).await?;
+    tx.commit().await?;
+    Ok(Some(Authorized { link_session_id: session.id.clone(), authorization_id: id, public_token: SecretString::from(token) }))
 }
 
 /// Ends a redirect-flow (`GET /link/auth`) session that reached an authorization: mints the single-use
@@ -262,7 +387,7 @@ pub async fn redirect_flow_code(state: &AppState, s: &LinkSession) -> anyhow::Re
         .await?
         .ok_or_else(|| anyhow::anyhow!("the session's app has no key of its mode"))?;
     let code = tokens::issue(
-        &state.db,
+        &state.db.pool,
         state.clock.now(),
         TokenKind::Code,
         &s.app_id,
@@ -298,7 +423,8 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 /// The URL that ends a hosted (`redirect_uri`) session whose payer authorized (syncing or success) with
 /// success: `{redirect_uri}?public_token=…&state=…`, or for a redirect-flow session its authorization code. Also
 /// destroys the session's sealed `public_token` copy (it is not kept once handed over) and marks the session
-/// `done`. `None` when the session has no token to give (not authorized, already finished).
+/// `done`. `None` when the session has no token to give (not authorized, already finished, or finished by a
+/// concurrent request: the move to `done` is one conditional update, so the result is handed over once).
 ///
 /// # Errors
 /// Database errors.
@@ -306,7 +432,9 @@ pub async fn finish_hosted(state: &AppState, s: &LinkSession) -> anyhow::Result<
     let Some(redirect_uri) = &s.redirect_uri else { return Ok(None) };
     let Some(token) = link_sessions::public_token(&state.cipher, s) else { return Ok(None) };
     let now = state.clock.now();
-    link_sessions::advance(&state.db, now, &s.id, s.step, LinkStep::Done, None).await?;
+    if !link_sessions::advance(&state.db, now, &s.id, s.step, LinkStep::Done, None).await? {
+        return Ok(None);
+    }
     link_sessions::clear_public_token(&state.db, now, &s.id).await?;
     // Started by `GET /link/auth` (OAuth 2.0 redirect flow, PKCE): the client gets a single-use `code` for
     // `POST /link/token` instead of the `public_token`, which is never shown.
@@ -320,18 +448,25 @@ pub async fn finish_hosted(state: &AppState, s: &LinkSession) -> anyhow::Result<
     Ok(Some(redirect_with(redirect_uri, &params)))
 }
 
-/// Ends session `s` with `code` (the patient cancelled, or a failure they cannot recover from): step `exited`,
-/// the sealed `public_token` destroyed, a `link.exited` audit record. Returns where the hosted flow goes next
-/// (`redirect_uri?error=…&state=…`), `None` for the modal flow.
+/// Ends session `s` with `code` (the patient cancelled, or a failure they cannot recover from), in one
+/// transaction: step `exited` (only from the step `s` was read at, so a concurrent ending or authorization wins
+/// and this one does nothing), the sealed `public_token` destroyed, its outstanding payer requests voided (a
+/// late callback finds its `state` used: no authorization, sync or webhook), a `link.exited` audit record.
+/// Returns where the hosted flow goes next (`redirect_uri?error=…&state=…`), `None` for the modal flow or when
+/// the session had moved on meanwhile.
 ///
 /// # Errors
 /// Database errors.
 pub async fn end(state: &AppState, s: &LinkSession, code: ExitCode) -> anyhow::Result<Option<String>> {
     let now = state.clock.now();
-    link_sessions::set_step(&state.db, now, &s.id, LinkStep::Exited, Some(code)).await?;
-    link_sessions::clear_public_token(&state.db, now, &s.id).await?;
+    let mut tx = state.db.begin_write().await?;
+    if !link_sessions::end(&mut *tx, now, &s.id, s.step, code).await? {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let voided = payer_auth_requests::void_for_session(&mut *tx, now, &s.id).await?;
     audit::record(
-        &state.db.pool,
+        &mut *tx,
         now,
         AuditEntry {
             actor: "patient",
@@ -339,10 +474,11 @@ pub async fn end(state: &AppState, s: &LinkSession, code: ExitCode) -> anyhow::R
             app_id: Some(&s.app_id),
             authorization_id: s.authorization_id.as_deref(),
             request_id: None,
-            detail: Some(json!({"code": code.as_str()})),
+            detail: Some(json!({"code": code.as_str(), "payer_requests_voided": voided})),
         },
     )
     .await?;
+    tx.commit().await?;
     Ok(s.redirect_uri.as_ref().map(|ru| {
         let mut params = vec![("error", code.as_str())];
         if let Some(cs) = &s.client_state {
@@ -350,6 +486,17 @@ pub async fn end(state: &AppState, s: &LinkSession, code: ExitCode) -> anyhow::R
         }
         redirect_with(ru, &params)
     }))
+}
+
+/// Back to choosing a plan (search, or connect when the integrator fixed it) after an error or an abandoned
+/// sign-in: the session's outstanding payer requests are voided first, so the sign-in it left cannot finish.
+///
+/// # Errors
+/// Database errors.
+pub async fn back_to_plans(state: &AppState, s: &LinkSession, to: LinkStep) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    payer_auth_requests::void_for_session(&state.db.pool, now, &s.id).await?;
+    link_sessions::set_step(&state.db, now, &s.id, to, None).await
 }
 
 /// Moves a syncing session on when its sync job has finished: `complete`/`partial` → success, `failed` → error

@@ -242,7 +242,8 @@ pub async fn live_ids_for_patient(
     ids(&rows)
 }
 
-/// The authorizations (not revoked) of one app and mode that link one payer patient at one endpoint.
+/// The authorizations (not revoked) of one user (`external_id`) of one app and mode that link one payer patient
+/// at one endpoint. Another user of the app who linked the same payer patient is never among them.
 ///
 /// # Errors
 /// Database errors.
@@ -250,15 +251,17 @@ pub async fn unrevoked_ids_for_patient(
     db: &Db,
     app_id: &str,
     mode: Mode,
+    external_id: &str,
     endpoint_id: &str,
     patient_id: &str,
 ) -> anyhow::Result<Vec<String>> {
     let rows = sqlx::query(
-        "SELECT id FROM authorizations WHERE app_id = $1 AND mode = $2 AND endpoint_id = $3 AND patient_id = $4 \
-         AND revoked_at IS NULL",
+        "SELECT id FROM authorizations WHERE app_id = $1 AND mode = $2 AND external_id = $3 AND endpoint_id = $4 \
+         AND patient_id = $5 AND revoked_at IS NULL",
     )
     .bind(app_id)
     .bind(mode.as_str())
+    .bind(external_id)
     .bind(endpoint_id)
     .bind(patient_id)
     .fetch_all(&db.pool)

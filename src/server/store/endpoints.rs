@@ -58,13 +58,17 @@ impl Endpoint {
     /// `None` for public clients or when the variable is unset or empty.
     pub fn client_secret(&self) -> Option<SecretString> {
         let name = self.client_secret_ref.as_deref()?.trim();
-        if name.is_empty() {
+        // A row stored before the prefix rule is never read: it could name one of our own secrets.
+        if !valid_secret_ref(name) {
+            tracing::warn!(endpoint = %self.id, "client_secret_ref without the {CLIENT_SECRET_REF_PREFIX} prefix is ignored");
             return None;
         }
         std::env::var(name).ok().filter(|v| !v.is_empty()).map(SecretString::from)
     }
 
-    /// Checks the entry before it is stored: UUID id, http(s) URLs, a client id, a plausible variable name.
+    /// Checks the entry before it is stored: UUID id, http(s) URLs (`https` for a live endpoint's FHIR base,
+    /// authorize and token URLs), a client id, and a `client_secret_ref` that names a variable starting with
+    /// [`CLIENT_SECRET_REF_PREFIX`].
     ///
     /// # Errors
     /// A human-readable description of the first problem.
@@ -85,17 +89,36 @@ impl Endpoint {
                     "endpoint {}: {what} must be http(s)",
                     self.id
                 );
+                anyhow::ensure!(
+                    self.mode != Mode::Live || what == "logo_url" || parsed.scheme() == "https",
+                    "endpoint {}: {what} of a live endpoint must be https",
+                    self.id
+                );
             }
         }
         if let Some(r) = &self.client_secret_ref {
             anyhow::ensure!(
-                !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                "endpoint {}: client_secret_ref must name an environment variable (letters, digits, _), not hold a secret",
+                valid_secret_ref(r),
+                "endpoint {}: client_secret_ref must name an environment variable {CLIENT_SECRET_REF_PREFIX}… \
+                 (upper-case letters, digits, _), never hold a secret",
                 self.id
             );
         }
         Ok(())
     }
+}
+
+/// The prefix every `client_secret_ref` must have: an endpoint may only name variables set aside for payer
+/// client secrets, never one of the server's own (`LINK_ENCRYPTION_KEY`, `DATABASE_URL`, …).
+pub const CLIENT_SECRET_REF_PREFIX: &str = "LINK_PAYER_SECRET_";
+
+/// Whether `r` names a payer client-secret variable: [`CLIENT_SECRET_REF_PREFIX`] then upper-case letters, digits
+/// and `_`.
+pub fn valid_secret_ref(r: &str) -> bool {
+    r.len() > CLIENT_SECRET_REF_PREFIX.len()
+        && r.len() <= 128
+        && r.starts_with(CLIENT_SECRET_REF_PREFIX)
+        && r.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn search_text(e: &Endpoint) -> String {
@@ -261,7 +284,7 @@ mod tests {
             authorize_url: None,
             token_url: None,
             client_id: "abc".into(),
-            client_secret_ref: Some("EXAMPLE_CLIENT_SECRET".into()),
+            client_secret_ref: Some("LINK_PAYER_SECRET_EXAMPLE".into()),
             scopes: None,
             refreshable: true,
             resource_types: vec!["Coverage".into()],
@@ -277,6 +300,23 @@ mod tests {
         let mut bad = sample();
         bad.client_secret_ref = Some("s3cr3t value!".into());
         assert!(bad.validate().is_err());
+        for ours in ["LINK_ENCRYPTION_KEY", "DATABASE_URL", "LINK_PAYER_SECRET_", "link_payer_secret_x"] {
+            let mut bad = sample();
+            bad.client_secret_ref = Some(ours.into());
+            assert!(bad.validate().is_err(), "{ours}");
+        }
+        for field in ["fhir_base_url", "authorize_url", "token_url"] {
+            let mut bad = sample();
+            let http = Some("http://fhir.example.com/x".to_string());
+            match field {
+                "fhir_base_url" => bad.fhir_base_url = http.unwrap(),
+                "authorize_url" => bad.authorize_url = http,
+                _ => bad.token_url = http,
+            }
+            assert!(bad.validate().is_err(), "live {field} over http");
+            bad.mode = Mode::Test;
+            assert!(bad.validate().is_ok(), "test {field} over http");
+        }
         let mut bad = sample();
         bad.fhir_base_url = "ftp://x".into();
         assert!(bad.validate().is_err());

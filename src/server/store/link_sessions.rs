@@ -20,6 +20,17 @@ use crate::{
 /// How long a session may stay open before it expires (seconds). Covers a slow payer sign-in.
 pub const SESSION_TTL_SECS: i64 = 3600;
 
+/// Length of a session id: `ls_` and 43 base64url characters (256 random bits, [`crypto::random_token`]).
+pub const SESSION_ID_LEN: usize = 46;
+
+/// Whether `id` has the form of a session id (`ls_` + 43 base64url characters). Anything else is unknown
+/// before it reaches a query, a header or a log.
+pub fn valid_session_id(id: &str) -> bool {
+    id.len() == SESSION_ID_LEN
+        && id.starts_with("ls_")
+        && id[3..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The `create()` options kept with the session (JSON in `link_sessions.options`, camelCase as in link.js).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
@@ -95,6 +106,9 @@ pub struct LinkSession {
     pub public_id: Option<String>,
     /// When the session was created (Unix s).
     pub created_at: i64,
+    /// SHA-256 (hex) of the session's binder, the value only the browser that opened it holds
+    /// (`services::link_flow::is_bound`). `None` for sessions that never had a browser (the test shortcut).
+    pub binder_hash: Option<String>,
 }
 
 impl std::fmt::Debug for LinkSession {
@@ -118,6 +132,8 @@ pub struct NewSession<'a> {
     pub nonce: &'a str,
     /// Redirect flow (`GET /link/auth`): the client's PKCE `code_challenge`.
     pub code_challenge: Option<&'a str>,
+    /// SHA-256 (hex) of the binder handed to the browser that opened the session (`None`: no browser).
+    pub binder_hash: Option<&'a str>,
 }
 
 /// A new session's public id: `lsn_` and 128 random bits (base64url). Not a credential: it only names the session
@@ -140,8 +156,9 @@ where
     options["endpointFixed"] = serde_json::Value::Bool(new.endpoint_id.is_some());
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, \
-         redirect_uri, client_state, nonce, step, expires_at, created_at, updated_at, code_challenge, public_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16)",
+         redirect_uri, client_state, nonce, step, expires_at, created_at, updated_at, code_challenge, binder_hash, \
+         public_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)",
     )
     .bind(&id)
     .bind(new.app_id)
@@ -158,6 +175,7 @@ where
     .bind(now + SESSION_TTL_SECS)
     .bind(now)
     .bind(new.code_challenge)
+    .bind(new.binder_hash)
     .bind(new_public_id())
     .execute(ex)
     .await
@@ -168,7 +186,7 @@ where
 /// The columns [`from_row`] reads.
 const COLUMNS: &str = "id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, redirect_uri, \
      client_state, nonce, step, authorization_id, exit_code, public_token_enc, public_token_key_id, expires_at, \
-     code_challenge, public_id, created_at";
+     code_challenge, binder_hash, public_id, created_at";
 
 fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LinkSession> {
     let options_text: String = row.try_get("options")?;
@@ -199,6 +217,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LinkSession> {
         public_token_key_id: row.try_get("public_token_key_id")?,
         expires_at: row.try_get("expires_at")?,
         code_challenge: row.try_get("code_challenge")?,
+        binder_hash: row.try_get("binder_hash")?,
         public_id: row.try_get("public_id")?,
         created_at: row.try_get("created_at")?,
     })
@@ -209,7 +228,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LinkSession> {
 /// # Errors
 /// Database errors.
 pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
-    if !id.starts_with("ls_") || id.len() > 100 {
+    if !valid_session_id(id) {
         return Ok(None);
     }
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM link_sessions WHERE id = $1"))
@@ -391,22 +410,72 @@ where
     Ok(())
 }
 
-/// Records the authorization a session's payer sign-in created and moves it to [`LinkStep::Authorized`].
+/// Records the authorization a session's payer sign-in created and moves it to [`LinkStep::Authorized`], only
+/// while the session is live and still waiting at the payer step (one conditional update); returns whether it
+/// did. A session that was cancelled or ended meanwhile is left as it is, and the caller rolls back.
 ///
 /// # Errors
 /// Database errors.
-pub async fn attach_authorization<'e, E>(ex: E, now: i64, id: &str, authorization_id: &str) -> anyhow::Result<()>
+pub async fn attach_authorization<'e, E>(ex: E, now: i64, id: &str, authorization_id: &str) -> anyhow::Result<bool>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    sqlx::query("UPDATE link_sessions SET authorization_id = $1, step = $2, updated_at = $3 WHERE id = $4")
-        .bind(authorization_id)
-        .bind(LinkStep::Authorized.as_str())
-        .bind(now)
-        .bind(id)
-        .execute(ex)
-        .await?;
-    Ok(())
+    let done = sqlx::query(
+        "UPDATE link_sessions SET authorization_id = $1, step = $2, updated_at = $3 \
+         WHERE id = $4 AND step = $5 AND expires_at > $3",
+    )
+    .bind(authorization_id)
+    .bind(LinkStep::Authorized.as_str())
+    .bind(now)
+    .bind(id)
+    .bind(LinkStep::Payer.as_str())
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a session that is still at step `from`: step `exited` with `exit_code`, its sealed `public_token`
+/// destroyed (one conditional update); returns whether it moved.
+///
+/// # Errors
+/// Database errors.
+pub async fn end<'e, E>(ex: E, now: i64, id: &str, from: LinkStep, exit_code: ExitCode) -> anyhow::Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "UPDATE link_sessions SET step = $1, exit_code = $2, public_token_enc = NULL, public_token_key_id = NULL, \
+         updated_at = $3 WHERE id = $4 AND step = $5",
+    )
+    .bind(LinkStep::Exited.as_str())
+    .bind(exit_code.as_str())
+    .bind(now)
+    .bind(id)
+    .bind(from.as_str())
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes sessions that expired before `before` and led to nothing that must be kept (no consent record, no
+/// authorization, no payer request left): abandoned ones. Sessions with a consent stay, as the consent's
+/// context. Returns how many.
+///
+/// # Errors
+/// Database errors.
+pub async fn purge_abandoned<'e, E>(ex: E, before: i64) -> anyhow::Result<u64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "DELETE FROM link_sessions WHERE expires_at < $1 AND authorization_id IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.link_session_id = link_sessions.id) \
+         AND NOT EXISTS (SELECT 1 FROM payer_auth_requests r WHERE r.link_session_id = link_sessions.id)",
+    )
+    .bind(before)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Opens the sealed public token of a session, if any.

@@ -75,7 +75,10 @@ fn progress_of(row: &sqlx::any::AnyRow) -> anyhow::Result<Progress> {
 ///
 /// # Errors
 /// Database errors.
-pub async fn insert(db: &Db, authorization_id: &str, endpoint_id: &str, now: i64) -> anyhow::Result<String> {
+pub async fn insert<'e, E>(ex: E, authorization_id: &str, endpoint_id: &str, now: i64) -> anyhow::Result<String>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO sync_jobs (id, authorization_id, status, run_after, created_at, updated_at, endpoint_id) \
@@ -86,7 +89,7 @@ pub async fn insert(db: &Db, authorization_id: &str, endpoint_id: &str, now: i64
     .bind(SyncStatus::Pending.as_str())
     .bind(now)
     .bind(endpoint_id)
-    .execute(&db.pool)
+    .execute(ex)
     .await?;
     Ok(id)
 }

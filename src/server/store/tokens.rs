@@ -144,15 +144,18 @@ fn from_row(row: &AnyRow) -> anyhow::Result<(TokenRow, String)> {
 ///
 /// # Errors
 /// Database errors.
-pub async fn issue(
-    db: &Db,
+pub async fn issue<'e, E>(
+    ex: E,
     now: i64,
     kind: TokenKind,
     app_id: &str,
     authorization_id: Option<&str>,
     ttl_secs: Option<i64>,
     detail: Value,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<String>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let token = crypto::random_token(kind.prefix());
     sqlx::query(
         "INSERT INTO tokens (id, kind, token_hash, app_id, authorization_id, detail, expires_at, created_at) \
@@ -166,7 +169,7 @@ pub async fn issue(
     .bind(detail.to_string())
     .bind(ttl_secs.map(|t| now + t))
     .bind(now)
-    .execute(&db.pool)
+    .execute(ex)
     .await?;
     Ok(token)
 }

@@ -2,9 +2,11 @@
 //! integrator API (`/link/*`, RFC 6749 JSON), the FHIR API (`/fhir/*`, OperationOutcome), the demo app and the
 //! built-in sandbox payers, and the operator console (`/console`, HTML for operators).
 
+pub mod binding;
 pub mod console;
 pub mod demo;
 pub mod fhir_api;
+pub mod fhir_limits;
 pub mod hosted_link;
 pub mod integrator_api;
 pub mod openapi;

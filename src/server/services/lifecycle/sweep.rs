@@ -10,6 +10,9 @@
 //! - **Downgrade**: MULTIPLE stored as ONE_TIME (the endpoint gives no refresh token) gets one
 //!   `usage.downgraded` audit record, so operators see it in `audit export` and `audit authorizations`.
 //! - Revoked rows not yet expunged are expunged; expired connections-page grants are forgotten.
+//! - Link sessions and payer authorization requests (the hand-off records) are purged an hour after they expired
+//!   (sessions that led to a consent or an authorization stay, as their context); the rate limiters forget idle
+//!   keys.
 //!
 //! Several instances may sweep at once: every step claims its rows with a conditional update or a lease.
 
@@ -27,7 +30,7 @@ use crate::{
         state::AppState,
         store::{
             audit::{self, AuditEntry},
-            authorizations, connections_grants,
+            authorizations, connections_grants, link_sessions, payer_auth_requests,
         },
     },
 };
@@ -40,7 +43,8 @@ const BATCH: i64 = 500;
 const REFRESH_BATCH: i64 = 100;
 /// Period of the sweep worker (wall-clock).
 const SWEEP_PERIOD: Duration = Duration::from_secs(30);
-/// Connections-page grants are deleted this long after they expired, in seconds.
+/// Connections-page grants, Link sessions and payer authorization requests are deleted this long after they
+/// expired, in seconds.
 const GRANT_PURGE_AFTER_SECS: i64 = 3600;
 
 /// What a scheduled refresh attempt did.
@@ -88,7 +92,20 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
     acted += refresh_expiring(state, now).await?;
     acted += record_downgrades(state, now).await?;
     connections_grants::purge_expired(&state.db, now - GRANT_PURGE_AFTER_SECS).await?;
+    purge_link_records(state, now - GRANT_PURGE_AFTER_SECS).await?;
+    state.limits.retain_recent();
     Ok(acted)
+}
+
+/// Deletes payer authorization requests and abandoned Link sessions that expired before `before` (requests first:
+/// a session is kept while one still refers to it).
+async fn purge_link_records(state: &AppState, before: i64) -> anyhow::Result<()> {
+    let requests = payer_auth_requests::purge_expired(&state.db.pool, before).await?;
+    let sessions = link_sessions::purge_abandoned(&state.db.pool, before).await?;
+    if requests + sessions > 0 {
+        tracing::info!(requests, sessions, "purged expired link records");
+    }
+    Ok(())
 }
 
 /// Expunges what is due (ONE_TIME after 24 h, anything past its own `expunge_at`) and what another path revoked.

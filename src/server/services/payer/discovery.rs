@@ -1,10 +1,14 @@
 //! Where a payer's OAuth endpoints are: the endpoint's configured overrides, else
 //! `{fhir_base}/.well-known/smart-configuration` (SMART App Launch 2.0 §2.5), else the `oauth-uris` extension of
-//! the CapabilityStatement at `{fhir_base}/metadata` (SMART App Launch 1.0).
+//! the CapabilityStatement at `{fhir_base}/metadata` (SMART App Launch 1.0). A live-mode endpoint's authorize and
+//! token URLs must be `https` (a patient's sign-in and the tokens cross them), whatever their source.
 
 use serde_json::Value;
 
-use crate::{domain::ExitCode, server::store::endpoints::Endpoint};
+use crate::{
+    domain::{ExitCode, Mode},
+    server::store::endpoints::Endpoint,
+};
 
 /// The OAuth endpoints of a payer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +17,10 @@ pub struct SmartConfiguration {
     pub authorize_url: String,
     /// `token_endpoint`.
     pub token_url: String,
+    /// `issuer`, when the metadata gives one: the value an RFC 9207 `iss` on the callback must equal.
+    pub issuer: Option<String>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207 §3): a callback without `iss` is refused.
+    pub iss_required: bool,
 }
 
 fn http_url(s: &str) -> Option<String> {
@@ -48,6 +56,8 @@ fn from_smart_configuration(v: &Value) -> Option<SmartConfiguration> {
     Some(SmartConfiguration {
         authorize_url: http_url(v.get("authorization_endpoint")?.as_str()?)?,
         token_url: http_url(v.get("token_endpoint")?.as_str()?)?,
+        issuer: v.get("issuer").and_then(Value::as_str).filter(|i| !i.is_empty()).map(str::to_string),
+        iss_required: v.get("authorization_response_iss_parameter_supported").and_then(Value::as_bool) == Some(true),
     })
 }
 
@@ -69,21 +79,35 @@ fn from_capability_statement(v: &Value) -> Option<SmartConfiguration> {
                     .and_then(http_url)
             };
             if let (Some(a), Some(t)) = (find("authorize"), find("token")) {
-                return Some(SmartConfiguration { authorize_url: a, token_url: t });
+                return Some(SmartConfiguration { authorize_url: a, token_url: t, issuer: None, iss_required: false });
             }
         }
     }
     None
 }
 
+/// Whether `url` is an `https` URL.
+pub fn is_https(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
+}
+
 /// Finds the payer's OAuth endpoints: the endpoint's overrides, then `.well-known/smart-configuration`,
-/// then `/metadata`.
+/// then `/metadata`. A live-mode endpoint whose authorize or token URL is not `https` is refused.
 ///
 /// # Errors
 /// `PAYER_TIMEOUT`, `PAYER_SERVER_ERROR` (5xx or unreachable) or `ENDPOINT_CONFIGURATION_ERROR`.
 pub async fn discover(http: &reqwest::Client, endpoint: &Endpoint) -> Result<SmartConfiguration, ExitCode> {
+    let found = find(http, endpoint).await?;
+    if endpoint.mode == Mode::Live && !(is_https(&found.authorize_url) && is_https(&found.token_url)) {
+        tracing::warn!(endpoint = %endpoint.id, "a live endpoint's authorize or token URL is not https");
+        return Err(ExitCode::EndpointConfigurationError);
+    }
+    Ok(found)
+}
+
+async fn find(http: &reqwest::Client, endpoint: &Endpoint) -> Result<SmartConfiguration, ExitCode> {
     if let (Some(a), Some(t)) = (&endpoint.authorize_url, &endpoint.token_url) {
-        return Ok(SmartConfiguration { authorize_url: a.clone(), token_url: t.clone() });
+        return Ok(SmartConfiguration { authorize_url: a.clone(), token_url: t.clone(), issuer: None, iss_required: false });
     }
     let base = endpoint.fhir_base_url.trim_end_matches('/');
     let found = match get_json(http, &format!("{base}/.well-known/smart-configuration")).await {

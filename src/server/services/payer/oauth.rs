@@ -50,6 +50,8 @@ pub struct CallbackParams {
     pub error: Option<String>,
     /// Human-readable error text from the payer (logged, never shown).
     pub error_description: Option<String>,
+    /// The issuer identifier of the authorization server that answered (RFC 9207 §2), when it sends one.
+    pub iss: Option<String>,
 }
 
 /// SMART extras of a token response: `patient` (launch context), `id_token` (OpenID Connect) and
@@ -262,8 +264,9 @@ impl std::fmt::Display for TokenFailure {
             TokenFailure::Timeout => write!(f, "the token endpoint did not answer in time"),
             TokenFailure::Unreachable => write!(f, "the token endpoint is unreachable"),
             TokenFailure::ServerError(s) => write!(f, "the token endpoint answered HTTP {s}"),
-            TokenFailure::OAuth(e) => write!(f, "the token endpoint answered error={}", e.as_ref()),
-            TokenFailure::Invalid(why) => write!(f, "the token endpoint's answer is unusable: {why}"),
+            // Both may hold text from the payer's answer: escaped, so it can never forge a log line.
+            TokenFailure::OAuth(e) => write!(f, "the token endpoint answered error={}", e.as_ref().escape_debug()),
+            TokenFailure::Invalid(why) => write!(f, "the token endpoint's answer is unusable: {}", why.escape_debug()),
         }
     }
 }
@@ -471,6 +474,19 @@ fn patient_from_value(v: &Value) -> Option<String> {
 }
 
 #[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn payer_text_in_a_failure_is_escaped() {
+        let f = TokenFailure::OAuth(BasicErrorResponseType::Extension("x\nINFO forged line".into()));
+        assert!(!f.to_string().contains('\n'), "{f}");
+        let f = TokenFailure::Invalid("status 200: bad\r\nline".into());
+        assert!(!f.to_string().contains('\r'), "{f}");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -523,3 +539,4 @@ mod tests {
         assert!(!TokenFailure::OAuth(BasicErrorResponseType::InvalidClient).is_refusal());
     }
 }
+

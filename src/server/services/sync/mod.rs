@@ -43,13 +43,18 @@ const SCHEDULE_INTERVAL: Duration = Duration::from_secs(30);
 /// Due re-syncs queued per pass of the schedule.
 const SCHEDULE_BATCH: i64 = 100;
 
+/// Wakes this process's workers after a job was queued inside a transaction (call it once committed).
+pub fn wake() {
+    WAKE.notify_one();
+}
+
 /// Queues a sync of an authorization, due now; returns the job id.
 ///
 /// # Errors
 /// Database errors; an unknown authorization.
 pub async fn enqueue(db: &Db, authorization_id: &str, now: i64) -> anyhow::Result<String> {
     let auth = authorizations::get(db, authorization_id).await?.ok_or_else(|| anyhow::anyhow!("unknown authorization"))?;
-    let id = sync_jobs::insert(db, authorization_id, &auth.endpoint_id, now).await?;
+    let id = sync_jobs::insert(&db.pool, authorization_id, &auth.endpoint_id, now).await?;
     WAKE.notify_one();
     Ok(id)
 }
@@ -65,7 +70,7 @@ pub async fn request_resync(db: &Db, authorization_id: &str, now: i64) -> anyhow
     if let Some(id) = sync_jobs::unfinished(db, authorization_id).await? {
         return Ok(id);
     }
-    let id = sync_jobs::insert(db, authorization_id, &auth.endpoint_id, now).await?;
+    let id = sync_jobs::insert(&db.pool, authorization_id, &auth.endpoint_id, now).await?;
     WAKE.notify_one();
     Ok(id)
 }

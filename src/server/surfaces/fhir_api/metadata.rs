@@ -106,20 +106,23 @@ const INCLUDE_NAMES: &[&str] = &[
 pub fn openapi_paths() -> serde_json::Map<String, Value> {
     let mut paths = serde_json::Map::new();
     let fhir_resp = |d: &str| json!({"description": d, "content": {FHIR_JSON: {"schema": {"type": "object"}}}});
+    let throttled = json!({"description": "OperationOutcome: the patient's sync is running, or too many requests with this access token (Retry-After, seconds)",
+                           "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                           "content": {FHIR_JSON: {"schema": {"type": "object"}}}});
     let errors = json!({
         "400": fhir_resp("OperationOutcome: bad parameter"),
-        "401": {"$ref": "#/components/responses/Unauthorized"},
+        "401": fhir_resp("OperationOutcome: no valid Bearer access token (with WWW-Authenticate, RFC 6750 §3)"),
         "403": fhir_resp("OperationOutcome: another patient's data"),
         "404": fhir_resp("OperationOutcome: not found"),
         "422": fhir_resp("OperationOutcome: the patient's sync failed"),
-        "429": {"description": "The patient's sync is running (Retry-After)", "headers": {"Retry-After": {"schema": {"type": "integer"}}}}
+        "429": throttled.clone()
     });
     let with = |ok: Value| {
         let mut r = errors.clone();
         r["200"] = ok;
         r
     };
-    paths.insert("/fhir/metadata".into(), json!({"get": {"summary": "CapabilityStatement", "responses": {"200": fhir_resp("CapabilityStatement")}}}));
+    paths.insert("/fhir/metadata".into(), json!({"get": {"summary": "CapabilityStatement", "responses": {"200": fhir_resp("CapabilityStatement"), "429": throttled}}}));
     for t in search::RESOURCE_TYPES {
         let mut params: Vec<Value> = ["_id", "_lastUpdated", "_count", "_offset", "_include"]
             .iter()

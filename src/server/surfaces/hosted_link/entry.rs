@@ -1,12 +1,19 @@
 //! `GET /link?publishableKey&externalId&usage&origin&nonce&…`: the `create()` options as link.js (or the hosted
 //! flow's link) sends them. Validates them in order, creates the session and redirects to its first screen, or
 //! ends at once with an [`ExitCode`] (an exit page for the modal, `redirect_uri?error=…` for the hosted flow).
+//!
+//! A session needs somewhere to deliver its result: an allowed `origin` (the modal's host page) or a registered
+//! `redirect_uri` (the hosted flow); a request with neither is refused. The browser that asked gets the session's
+//! binder (`services::link_flow::new_binder`) as a cookie and, in the modal, also in the first screen's URL
+//! fragment (see `surfaces::binding`).
 
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
+    Extension,
 };
+use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -14,8 +21,8 @@ use crate::{
     domain::{ExitCode, Mode, Usage},
     i18n,
     server::{
-        platform::crypto,
-        services::link_flow::redirect_with,
+        platform::{crypto, rate_limit::Limited, tls::ClientIp},
+        services::link_flow::{self, redirect_with},
         state::AppState,
         store::{
             apps::{self, App},
@@ -23,10 +30,13 @@ use crate::{
             endpoints,
             link_sessions::{self, NewSession, SessionOptions},
         },
-        surfaces::hosted_link::{
-            origins::{origin_allowed, origin_hint, valid_origin},
-            pages::{exit_page, exit_page_with_hint, plain_page},
-            respond::{see_other, session_url, FlowResult},
+        surfaces::{
+            binding,
+            hosted_link::{
+                origins::{origin_allowed, origin_hint, valid_origin},
+                pages::{ending_page, exit_page, exit_page_with_hint, plain_page},
+                respond::{see_other, session_url, FlowResult, PageQuery},
+            },
         },
     },
 };
@@ -103,7 +113,12 @@ impl Ending<'_> {
                 }
                 see_other(&redirect_with(ru, &params))
             }
-            None => exit_page(self.lang, self.host_origin.as_deref(), &self.nonce, code),
+            // Bad input: 400, with the page that tells the modal's host page the code.
+            None => {
+                let mut page = exit_page(self.lang, self.host_origin.as_deref(), &self.nonce, code);
+                *page.status_mut() = StatusCode::BAD_REQUEST;
+                page
+            }
         }
     }
 }
@@ -119,7 +134,12 @@ struct Valid {
 }
 
 /// `GET /link`.
-pub async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<EntryParams>) -> FlowResult {
+pub async fn entry(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    PageQuery(p): PageQuery<EntryParams>,
+) -> FlowResult {
     let lang = i18n::choose(p.language.as_deref(), headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let mut ending = Ending {
         lang,
@@ -128,12 +148,17 @@ pub async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): 
         redirect_uri: None,
         client_state: p.state.clone().map(|s| s.chars().take(512).collect::<String>()),
     };
+    // Sessions per client address: a burst of requests must not become a burst of sessions.
+    if let Err(limited) = state.limits.sessions.check(client.map(|c| c.0 .0)) {
+        return Ok(rate_limited(&ending, limited));
+    }
     let valid = match validate(&state, &p, &mut ending).await? {
         Ok(v) => v,
         Err(response) => return Ok(response),
     };
     let now = state.clock.now();
     let hosted = ending.redirect_uri.is_some();
+    let (binder, binder_hash) = link_flow::new_binder();
     let mut tx = state.db.begin_write().await?;
     let sid = link_sessions::create(
         &mut *tx,
@@ -150,6 +175,7 @@ pub async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): 
             client_state: ending.client_state.as_deref(),
             nonce: &ending.nonce,
             code_challenge: None,
+            binder_hash: Some(&binder_hash),
         },
     )
     .await?;
@@ -162,7 +188,30 @@ pub async fn entry(State(state): State<AppState>, headers: HeaderMap, Query(p): 
         audit::record(&mut *tx, now, entry).await?;
     }
     tx.commit().await?;
-    Ok(see_other(&session_url(&sid)))
+    // The modal's frame keeps a copy of the binder (from the fragment, which no server sees), so it works with
+    // third-party cookies blocked; the hosted flow is first-party and needs only the cookie.
+    let to = if hosted { session_url(&sid) } else { format!("{}#bind={}", session_url(&sid), binder.expose_secret()) };
+    let mut resp = see_other(&to);
+    if let Some(v) = binding::binder_cookie(&state, &sid, &binder, !hosted) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// The answer to a session creation over the limit: 429 with `Retry-After`; in the modal an ending page
+/// (`onExit({code: 'RATE_LIMITED'})`), else a plain page.
+fn rate_limited(ending: &Ending<'_>, limited: Limited) -> Response {
+    let m = i18n::msgs(ending.lang);
+    let mut resp = ending_page(
+        ending.lang,
+        ending.host_origin.as_deref(),
+        &ending.nonce,
+        ExitCode::RateLimited,
+        (m.rate_limited_title, m.rate_limited_intro),
+        None,
+    );
+    limited.apply(&mut resp);
+    resp
 }
 
 /// Checks the options in the order integrators expect the exit codes: key, redirect target, origin, user,
@@ -192,6 +241,17 @@ async fn validate<'a>(
         // From here on, failures go back to the app's registered redirect_uri.
         ending.redirect_uri = Some(ru);
     }
+    if p.origin.is_none() && ending.redirect_uri.is_none() {
+        // Nowhere to deliver the result: link.js always sends its page's origin; a hosted flow names its
+        // registered redirect_uri. (A session anyone could finish from a bare HTTP client is not made.)
+        tracing::warn!(app_id = %app.id, "link opened with neither an origin nor a redirect_uri: refused");
+        let page = plain_page(
+            ending.lang,
+            "The app could not start the connection.",
+            "Open Link from the app's page (link.js) or with a registered redirect_uri.",
+        );
+        return Ok(Err((StatusCode::BAD_REQUEST, page).into_response()));
+    }
     if let Some(origin) = &p.origin {
         if ending.host_origin.is_none() || !origin_allowed(state, &app, mode, origin) {
             // Origins are public (every request carries its page's); the log names the fix for the operator.
@@ -201,7 +261,8 @@ async fn validate<'a>(
                 return Ok(Err(ending.fail(ExitCode::InvalidPublishableKey)));
             }
             let hint = ending.host_origin.as_deref().map(|o| origin_hint(o, mode));
-            let page = exit_page_with_hint(ending.lang, ending.host_origin.as_deref(), &ending.nonce, ExitCode::InvalidPublishableKey, hint);
+            let mut page = exit_page_with_hint(ending.lang, ending.host_origin.as_deref(), &ending.nonce, ExitCode::InvalidPublishableKey, hint);
+            *page.status_mut() = StatusCode::FORBIDDEN;
             return Ok(Err(page));
         }
     }

@@ -2,6 +2,10 @@
 // Talks to the host page (window.parent) and to the payer popup with exact target origins; every message carries
 // the session nonce, and every receiver checks origin, source and nonce. Reactivity stays in the Leptos screens;
 // this file only does what plain browser APIs do: postMessage, window.open, Esc, focus trap, status polling.
+// Binding: in the modal the session's binder arrives in the first screen's URL fragment; it is kept in
+// sessionStorage (or, where storage is blocked, carried in the fragment of each navigation), removed from the
+// URL, and sent back as the X-Link-Bind header and the `bind` form field, so every step works with third-party
+// cookies blocked. The payer window gets it through a form posted into it, never through a URL.
 (function () {
   'use strict';
   var popupDone = document.getElementById('link-popup');
@@ -35,6 +39,21 @@
   var framed = !!host && window.parent !== window;
   var base = '/link/s/' + sid;
   var popup = null, lastHref = null, timer = null, token = null;
+  // The binder: from this page's fragment (then kept and removed from the URL), else from sessionStorage.
+  var bind = null, kept = false;
+  (function () {
+    var m = /(?:^#|&)bind=([A-Za-z0-9_-]{16,128})(?:&|$)/.exec(location.hash);
+    var key = 'link-bind:' + sid;
+    try {
+      if (m) sessionStorage.setItem(key, m[1]);
+      bind = sessionStorage.getItem(key);
+      kept = !!bind;
+    } catch (e) { /* storage blocked (third-party storage off): carry it in the URL instead */ }
+    if (!bind && m) bind = m[1];
+    if (m && kept) { try { history.replaceState(history.state, '', location.pathname + location.search); } catch (e) { /* keep */ } }
+  })();
+  // A URL of ours with the binder in its fragment when storage cannot keep it (the fragment survives redirects).
+  function carry(url) { return bind && !kept ? url.split('#')[0] + '#bind=' + bind : url; }
   if (d.brand) {
     root.style.setProperty('--brand', d.brand);
     root.style.setProperty('--brand-ink', d.brandInk || '#ffffff');
@@ -57,11 +76,24 @@
     clearInterval(timer);
     return true;
   }
-  function reload(q) { if (leave()) location.replace(base + (q || '')); }
+  // (A URL that differs from this page's at most in its fragment would not load again: reload it then.)
+  function reload(q) {
+    if (!leave()) return;
+    var to = new URL(carry(base + (q || '')), location.href).href;
+    if (to === location.href) location.reload(); else location.replace(to);
+  }
   // Back to a page kept in the back/forward cache: its step may be stale; ask the server again.
   window.addEventListener('pageshow', function (e) { if (e.persisted) location.reload(); });
   function status() {
-    return fetch(base + '/status', { cache: 'no-store', credentials: 'omit' }).then(function (r) { return r.json(); });
+    var h = bind ? { 'X-Link-Bind': bind } : {};
+    return fetch(base + '/status', { cache: 'no-store', credentials: 'same-origin', headers: h }).then(function (r) { return r.json(); }).then(function (s) {
+      // Not this session's browser (its binding was lost): the modal ends with that code.
+      if (s && s.step === 'unbound') { clearInterval(timer); closePopup(); post({ type: 'exit', code: s.exitCode || 'BROWSER_MISMATCH' }); }
+      return s;
+    });
+  }
+  function beacon(path) {
+    if (navigator.sendBeacon) navigator.sendBeacon(base + path, new URLSearchParams(bind ? { bind: bind } : {}));
   }
   function closePopup() { try { if (popup && !popup.closed) popup.close(); } catch (e) { /* ignore */ } }
   function submit(f) { if (f.requestSubmit) f.requestSubmit(); else f.submit(); }
@@ -90,6 +122,15 @@
   document.addEventListener('submit', function (e) {
     var s = e.submitter, f = e.target;
     if (!leave()) { e.preventDefault(); return; }
+    // Our forms carry the binder: as a field of a post, and in the action's fragment when storage is blocked.
+    if (bind && f.getAttribute('action') && f.getAttribute('action').indexOf(base) === 0) {
+      if ((f.method || '').toLowerCase() === 'post') {
+        var input = f.querySelector('input[name="bind"]') || document.createElement('input');
+        input.type = 'hidden'; input.name = 'bind'; input.value = bind;
+        if (!input.parentNode) f.appendChild(input);
+      }
+      f.setAttribute('action', carry(f.getAttribute('action')));
+    }
     if (s && s.getAttribute('data-event')) ev(s.getAttribute('data-event'));
     if (f.getAttribute('data-event') === 'SEARCH') ev('SEARCH', { queryLength: (f.q && f.q.value || '').length });
     if (f.hasAttribute('data-wait-cancel') || f.id === 'link-close-form') closePopup();
@@ -118,11 +159,22 @@
   }
 
   function openPayer(href) {
-    // Synchronous in the click handler: no await before window.open, so the browser allows the popup.
-    var wdt = 500, hgt = 700;
+    // Synchronous in the click handler: no await before window.open, so the browser allows the popup. The
+    // window opens empty and the hand-off is posted into it with the binder (a partitioned cookie of this frame
+    // would not reach a top-level window, and a URL would leak it).
+    var wdt = 500, hgt = 700, name = 'link-payer-' + sid.slice(-8);
     var left = Math.max(0, (screen.width - wdt) / 2), top = Math.max(0, (screen.height - hgt) / 2);
-    popup = window.open(href, 'link-payer-' + sid.slice(-8), 'popup,width=' + wdt + ',height=' + hgt + ',left=' + left + ',top=' + top);
+    popup = window.open('', name, 'popup,width=' + wdt + ',height=' + hgt + ',left=' + left + ',top=' + top);
     if (popup) {
+      var f = document.createElement('form');
+      f.method = 'post'; f.action = base + '/handoff'; f.target = name; f.hidden = true;
+      var fields = { endpoint: new URL(href, location.href).searchParams.get('endpoint') || '', bind: bind || '' };
+      Object.keys(fields).forEach(function (k) {
+        var i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = fields[k]; f.appendChild(i);
+      });
+      document.body.appendChild(f);
+      f.submit();
+      f.parentNode.removeChild(f);
       ev('HANDOFF', {});
       showWait('waiting');
     } else {
@@ -155,7 +207,7 @@
     var m = e.data;
     if (!m || m.source !== 'flexpa-link-host' || m.nonce !== nonce || m.type !== 'close') return;
     closePopup();
-    if (navigator.sendBeacon) navigator.sendBeacon(base + '/exit', new URLSearchParams());
+    beacon('/exit');
   });
 
   window.addEventListener('message', function (e) {
@@ -180,7 +232,7 @@
   function succeed() {
     if (hosted) { if (leave()) location.assign(base + '/finish'); return; }
     post({ type: 'success', publicToken: token });
-    if (navigator.sendBeacon) navigator.sendBeacon(base + '/done');
+    beacon('/done');
   }
 
   if (step === 'payer' || step === 'authorized') watch(1500);

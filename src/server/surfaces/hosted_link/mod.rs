@@ -6,7 +6,7 @@
 //! - `GET /link.js`, `/link/v1/link.js` (+ `.d.ts`), `/link/frame.js` ([`scripts`]);
 //! - `GET /link?publishableKey&externalId&usage&origin&nonce&…` ([`entry`]);
 //! - `POST /link/s/{sid}/{consent,explainer,retry,exit,done}` ([`steps`]);
-//! - `GET /link/s/{sid}/handoff?endpoint` and `GET /link/callback` ([`payer`]);
+//! - `GET|POST /link/s/{sid}/handoff` and `GET /link/callback` ([`payer`]);
 //! - `GET /link/s/{sid}/status` and `GET /link/s/{sid}/finish` ([`progress`]);
 //! - `GET /link/s/{sid}` and `GET /link/connections` ([`page`]); `GET /link/test-page` ([`pages`], sandbox only).
 //!
@@ -65,7 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/link/s/{sid}/retry", post(steps::retry))
         .route("/link/s/{sid}/exit", post(steps::exit))
         .route("/link/s/{sid}/done", post(steps::done))
-        .route("/link/s/{sid}/handoff", get(payer::handoff))
+        .route("/link/s/{sid}/handoff", get(payer::handoff).post(payer::handoff_post))
         .route("/link/s/{sid}/status", get(progress::status))
         .route("/link/s/{sid}/finish", get(progress::finish))
         .route(page::LINK_SCREEN_PATH, get(page::link_screen_page))

@@ -4,7 +4,7 @@
 //! under `<Suspense>` in `SsrMode::Async` hung now and then: a few requests in a thousand never completed.)
 
 use axum::{
-    extract::{Path, Query, Request, State},
+    extract::{Path, Request, State},
     http::header,
     response::{IntoResponse, Response},
 };
@@ -19,7 +19,7 @@ use crate::{
     i18n,
     server::{
         state::AppState,
-        surfaces::hosted_link::{respond::FlowError, screen},
+        surfaces::hosted_link::{respond::{FlowError, PageQuery}, screen},
     },
 };
 
@@ -54,7 +54,7 @@ pub struct ScreenParams {
 pub async fn link_screen_page(
     State(state): State<AppState>,
     Path(sid): Path<String>,
-    Query(p): Query<ScreenParams>,
+    PageQuery(p): PageQuery<ScreenParams>,
     req: Request,
 ) -> Result<Response, FlowError> {
     let found = screen::load(&state, &sid, p.q, p.err, p.wait).await?;
@@ -72,7 +72,7 @@ pub struct ConnectionsParams {
 /// `GET /link/connections`: the grant's connections ([`PreloadedConnections`]), in the page's language.
 pub async fn connections_page(
     State(state): State<AppState>,
-    Query(p): Query<ConnectionsParams>,
+    PageQuery(p): PageQuery<ConnectionsParams>,
     req: Request,
 ) -> Response {
     let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());

@@ -15,7 +15,7 @@ use crate::{
     server::{
         platform::{
             assets,
-            http::{CspNonce, FRAME_ANCESTORS_HEADER},
+            http::{CspNonce, COOP_ALLOW_POPUPS, FRAME_ANCESTORS_HEADER},
         },
         state::AppState,
     },
@@ -58,6 +58,20 @@ pub fn exit_page(lang: &str, host_origin: Option<&str>, nonce: &str, code: ExitC
 /// to the console (never shown to the patient; it must not hold anything the page does not already know).
 pub fn exit_page_with_hint(lang: &str, host_origin: Option<&str>, nonce: &str, code: ExitCode, hint: Option<String>) -> Response {
     let m = i18n::msgs(lang);
+    ending_page(lang, host_origin, nonce, code, (m.error_title, i18n::exit_message(lang, code.as_str())), hint)
+}
+
+/// A page that ends a session with `code`, showing `(title, text)` and the code: in the modal (a `host_origin`)
+/// frame.js tells the host page (`onExit({code})`); anywhere else it is a plain page.
+pub fn ending_page(
+    lang: &str,
+    host_origin: Option<&str>,
+    nonce: &str,
+    code: ExitCode,
+    (title, text): (&str, &str),
+    hint: Option<String>,
+) -> Response {
+    let m = i18n::msgs(lang);
     let body = format!(
         "<main class=\"page narrow\" id=\"main\"><div class=\"card\" id=\"link-root\" data-step=\"exited\" \
          data-exit-code=\"{code}\" data-nonce=\"{nonce}\" data-host-origin=\"{origin}\" data-hosted=\"{hosted}\" \
@@ -68,15 +82,32 @@ pub fn exit_page_with_hint(lang: &str, host_origin: Option<&str>, nonce: &str, c
         nonce = esc(nonce),
         origin = esc(host_origin.unwrap_or("")),
         hosted = host_origin.is_none(),
-        title = esc(m.error_title),
-        msg = esc(i18n::exit_message(lang, code.as_str())),
+        title = esc(title),
+        msg = esc(text),
         label = esc(m.error_code_label),
         hint = esc(hint.as_deref().unwrap_or("")),
     );
-    let mut resp = axum::response::Html(html_page(lang, m.error_title, &body)).into_response();
+    let mut resp = axum::response::Html(html_page(lang, title, &body)).into_response();
     if let Some(v) = host_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         resp.headers_mut().insert(FRAME_ANCESTORS_HEADER, v);
     }
+    resp
+}
+
+/// What a request that does not come from the session's browser gets (403): "this link was opened in another
+/// browser", nothing about the session but its language; in the modal (`host_origin`) frame.js ends it for the
+/// host page with `onExit({code: 'BROWSER_MISMATCH'})`.
+pub fn other_browser_page(lang: &str, host_origin: Option<&str>, nonce: &str) -> Response {
+    let m = i18n::msgs(lang);
+    let mut resp = ending_page(
+        lang,
+        host_origin,
+        nonce,
+        ExitCode::BrowserMismatch,
+        (m.other_browser_title, m.other_browser_intro),
+        None,
+    );
+    *resp.status_mut() = StatusCode::FORBIDDEN;
     resp
 }
 
@@ -100,10 +131,10 @@ pub fn popup_page(lang: &str, nonce: Option<&str>, result: Result<(), ExitCode>)
 
 /// A bare integrator page for end-to-end tests and manual trials: loads `/link.js`, opens Link with the options
 /// given in its query string and logs every callback into `#log` and `window.__linkLog`; `onSyncing` also calls
-/// `window.__onSyncing(token)` when a test defined it. Served only when the
-/// sandbox payers are mounted (never with real payers only).
+/// `window.__onSyncing(token)` when a test defined it. Served only when the sandbox payers are mounted and
+/// `--test-page` is on (the default in local mode, off with `--env production`).
 pub async fn test_page(State(state): State<AppState>, Extension(nonce): Extension<CspNonce>) -> Response {
-    if !state.settings.sandbox {
+    if !state.settings.test_page_enabled() {
         return StatusCode::NOT_FOUND.into_response();
     }
     let script = r#"
@@ -147,5 +178,8 @@ document.getElementById('connect').addEventListener('click', () => link.open());
          <script nonce=\"{n}\">{script}</script>",
         n = esc(&nonce.0),
     );
-    axum::response::Html(html_page("en", "Link test page", &body)).into_response()
+    let mut resp = axum::response::Html(html_page("en", "Link test page", &body)).into_response();
+    // It opens Link, whose payer window must keep its opener.
+    resp.headers_mut().insert(axum::http::HeaderName::from_static("cross-origin-opener-policy"), COOP_ALLOW_POPUPS);
+    resp
 }

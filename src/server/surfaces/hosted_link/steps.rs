@@ -1,14 +1,15 @@
-//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,explainer,retry,exit,done}`): each moves the
-//! session on with one conditional update from the step it expects, then redirects to the session's screen (or,
-//! in the hosted flow, to the app's `redirect_uri` when the session ends).
+//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,explainer,retry,exit,done}`): each requires the
+//! session's binding (its cookie, or the `bind` field frame.js adds), moves the session on with one conditional
+//! update from the step it expects, then redirects to the session's screen (or, in the hosted flow, to the
+//! app's `redirect_uri` when the session ends). A post without the binding changes nothing and gets the "opened
+//! in another browser" page.
 
 use axum::{
-    extract::{Path, State},
-    http::StatusCode,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
     response::IntoResponse,
-    Form,
 };
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
@@ -23,9 +24,26 @@ use crate::{
             consents::{self, ConsentChoice, NewConsent},
             link_sessions::{self, LinkSession},
         },
-        surfaces::hosted_link::respond::{live_or_screen, see_other, session_url, FlowResult},
+        surfaces::{
+            binding::{self, form_field, BIND_FIELD},
+            hosted_link::{
+                pages::other_browser_page,
+                respond::{bound_or_refused, see_other, session_url, FlowResult, Sid},
+            },
+        },
     },
 };
+
+/// Loads the bound live session of a step's post, or returns the response to send instead.
+macro_rules! bound {
+    ($state:expr, $sid:expr, $headers:expr, $body:expr) => {{
+        let field = form_field(&$body, BIND_FIELD);
+        match bound_or_refused(&$state, &$sid, &$headers, field.as_deref()).await? {
+            Ok(s) => s,
+            Err(response) => return Ok(response),
+        }
+    }};
+}
 
 /// The step after consent/explainer: search, or connect when the integrator fixed the endpoint.
 pub fn pick_step(s: &LinkSession) -> LinkStep {
@@ -43,26 +61,18 @@ pub async fn end_with(state: &AppState, s: &LinkSession, code: ExitCode) -> Flow
     Ok(see_other(&to.unwrap_or_else(|| session_url(&s.id))))
 }
 
-/// The consent form: `choice` = `given` or `declined`, and the typed signature when the app asks for one.
-#[derive(Debug, Deserialize)]
-pub struct ConsentForm {
-    choice: Option<String>,
-    signature: Option<String>,
-}
-
-/// `POST /link/s/{sid}/consent`: records the choice with the exact text shown; declining ends the session.
-pub async fn consent(State(state): State<AppState>, Path(sid): Path<String>, Form(f): Form<ConsentForm>) -> FlowResult {
-    let s = match live_or_screen(&state, &sid).await? {
-        Ok(s) => s,
-        Err(screen) => return Ok(screen),
-    };
+/// `POST /link/s/{sid}/consent` (`choice` = `given` or `declined`, and the typed `signature` when the app asks for
+/// one): records the choice with the exact text shown; declining ends the session.
+pub async fn consent(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
+    let choice = form_field(&body, "choice");
+    let signature = form_field(&body, "signature");
     if s.step != LinkStep::Consent {
         return Ok(see_other(&session_url(&sid)));
     }
     let app = apps::get(&state.db, &s.app_id).await?.ok_or_else(|| anyhow::anyhow!("link session of a missing app"))?;
-    let given = f.choice.as_deref() == Some("given");
-    let signature = f
-        .signature
+    let given = choice.as_deref() == Some("given");
+    let signature = signature
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
@@ -99,23 +109,18 @@ pub async fn consent(State(state): State<AppState>, Path(sid): Path<String>, For
 }
 
 /// `POST /link/s/{sid}/explainer`: on to search (or connect).
-pub async fn explainer(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
-    let s = match live_or_screen(&state, &sid).await? {
-        Ok(s) => s,
-        Err(screen) => return Ok(screen),
-    };
+pub async fn explainer(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
     link_sessions::advance(&state.db, state.clock.now(), &sid, LinkStep::Explainer, pick_step(&s), None).await?;
     Ok(see_other(&session_url(&sid)))
 }
 
-/// `POST /link/s/{sid}/retry`: back to search (or connect) after a recoverable error or an abandoned sign-in.
-pub async fn retry(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
-    let s = match live_or_screen(&state, &sid).await? {
-        Ok(s) => s,
-        Err(screen) => return Ok(screen),
-    };
+/// `POST /link/s/{sid}/retry`: back to search (or connect) after a recoverable error or an abandoned sign-in
+/// (the sign-in it abandons can no longer finish: its payer requests are voided).
+pub async fn retry(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
     if matches!(s.step, LinkStep::Error | LinkStep::Payer | LinkStep::Search | LinkStep::Connect) {
-        link_sessions::set_step(&state.db, state.clock.now(), &sid, pick_step(&s), None).await?;
+        link_flow::back_to_plans(&state, &s, pick_step(&s)).await?;
     }
     Ok(see_other(&session_url(&sid)))
 }
@@ -133,8 +138,12 @@ pub async fn retry(State(state): State<AppState>, Path(sid): Path<String>) -> Fl
 ///
 /// The hosted flow ends with a 303 to its `redirect_uri` (its screens' CSP allows that target, see
 /// `ScreenPolicy`); the modal's screen then tells the host page.
-pub async fn exit(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
+pub async fn exit(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
     let Some(s) = link_sessions::get(&state.db, &sid).await? else { return Ok(see_other(&session_url(&sid))) };
+    let field = form_field(&body, BIND_FIELD);
+    if !link_flow::is_bound(&s, binding::presented(&state, &headers, &sid, field.as_deref())) {
+        return Ok(other_browser_page(&s.options.language, s.host_origin.as_deref(), &s.nonce));
+    }
     if s.expires_at <= state.clock.now() {
         if s.step.is_ended() {
             return Ok(see_other(&session_url(&sid)));
@@ -165,11 +174,8 @@ pub async fn exit(State(state): State<AppState>, Path(sid): Path<String>) -> Flo
 }
 
 /// `POST /link/s/{sid}/done`: the modal has told the host page about success: forget the sealed public token.
-pub async fn done(State(state): State<AppState>, Path(sid): Path<String>) -> FlowResult {
-    let s = match live_or_screen(&state, &sid).await? {
-        Ok(s) => s,
-        Err(screen) => return Ok(screen),
-    };
+pub async fn done(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
     let now = state.clock.now();
     if matches!(s.step, LinkStep::Success | LinkStep::Done) {
         link_sessions::advance(&state.db, now, &sid, LinkStep::Success, LinkStep::Done, None).await?;

@@ -6,18 +6,22 @@ use std::collections::HashMap;
 
 use axum::{
     extract::{Query, State},
-    http::StatusCode,
+    http::{header, StatusCode},
     response::{IntoResponse, Redirect, Response},
+    Extension,
 };
+use secrecy::SecretString;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 
 use crate::{
     domain::{Mode, Usage},
     server::{
-        platform::crypto,
+        platform::{crypto, tls::ClientIp},
+        services::link_flow,
         state::AppState,
         store::{apps, endpoints, link_sessions},
+        surfaces::binding,
     },
 };
 
@@ -29,7 +33,17 @@ use crate::{
 /// app's list), `code_challenge` + `code_challenge_method=S256`, `state`, `flexpa_external_id`, optional
 /// `flexpa_endpoint_id` and `usage` (default `ONE_TIME`). Errors before the `redirect_uri` is trusted are a
 /// 400 page; after, a redirect with `error` and `state` (§4.1.2.1).
-pub async fn auth(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub async fn auth(
+    State(state): State<AppState>,
+    address: Option<Extension<ClientIp>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    // Each request starts a Link session: limited per client address like `GET /link`.
+    if let Err(limited) = state.limits.sessions.check(address.map(|c| c.0 .0)) {
+        let mut resp = "too many Link sessions from this address: retry later".into_response();
+        limited.apply(&mut resp);
+        return resp;
+    }
     let (app, mode, client) = match check_client(&state, &q).await {
         Ok(c) => c,
         Err(resp) => return resp,
@@ -38,16 +52,27 @@ pub async fn auth(State(state): State<AppState>, Query(q): Query<HashMap<String,
         Ok(r) => r,
         Err((error, description)) => return client.error(error, description),
     };
-    let session_id = match create_session(&state, &app, mode, &client, &request).await {
+    let (binder, binder_hash) = link_flow::new_binder();
+    let session_id = match create_session(&state, &app, mode, &client, &request, &binder_hash).await {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "link auth: creating the session");
             return client.error("server_error", "internal error");
         }
     };
-    // Into the hosted Link screens; their end (`/link/s/{sid}/finish`) gives sessions that carry a
-    // code_challenge their authorization code (`services::link_flow::redirect_flow_code`).
-    Redirect::to(&format!("/link/s/{session_id}")).into_response()
+    // Into the hosted Link screens, bound to this browser (a first-party cookie); their end
+    // (`/link/s/{sid}/finish`) gives sessions that carry a code_challenge their authorization code
+    // (`services::link_flow::redirect_flow_code`).
+    bound_redirect(&state, &session_id, &binder)
+}
+
+/// The redirect into session `sid`'s first screen, handing its binder to this browser.
+fn bound_redirect(state: &AppState, sid: &str, binder: &SecretString) -> Response {
+    let mut resp = Redirect::to(&format!("/link/s/{sid}")).into_response();
+    if let Some(v) = binding::binder_cookie(state, sid, binder, false) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 /// A query parameter; an empty value counts as absent.
@@ -169,6 +194,7 @@ async fn create_session(
     mode: Mode,
     client: &ClientRedirect<'_>,
     request: &AuthRequest<'_>,
+    binder_hash: &str,
 ) -> anyhow::Result<String> {
     let now = state.clock.now();
     let nonce = crypto::random_id(16);
@@ -187,6 +213,7 @@ async fn create_session(
             client_state: client.state,
             nonce: &nonce,
             code_challenge: Some(request.code_challenge),
+            binder_hash: Some(binder_hash),
         },
     )
     .await

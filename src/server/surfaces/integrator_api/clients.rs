@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use axum::{
     body::Bytes,
     http::{header, HeaderMap},
+    Extension,
 };
 use serde_json::Value;
 
@@ -14,7 +15,7 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use crate::{
     domain::Mode,
     server::{
-        platform::{crypto, telemetry::request_id},
+        platform::{crypto, telemetry::request_id, tls::ClientIp},
         state::AppState,
         store::{
             apps::{self, App},
@@ -65,6 +66,12 @@ pub fn parse_params(headers: &HeaderMap, body: &Bytes) -> ApiResult<HashMap<Stri
     Ok(out)
 }
 
+/// Counts a request to a token endpoint from `client` (`--rate-limit-token`): 429 when over the limit.
+pub fn limit_token_endpoint(state: &AppState, client: Option<Extension<ClientIp>>) -> ApiResult<()> {
+    state.limits.token.check(client.map(|c| c.0 .0)).map_err(|l| OAuthError::rate_limited(l, "from this address"))
+}
+
+/// A required parameter, non-empty (`invalid_request` otherwise).
 pub fn required<'a>(params: &'a HashMap<String, String>, name: &str) -> ApiResult<&'a str> {
     params
         .get(name)

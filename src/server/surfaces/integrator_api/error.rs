@@ -7,7 +7,10 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use crate::server::services::access::{bearer_challenge, AccessError};
+use crate::server::{
+    platform::rate_limit::Limited,
+    services::access::{bearer_challenge, AccessError},
+};
 
 // ---------------------------------------------------------------------------------------------------------
 
@@ -19,11 +22,13 @@ pub struct OAuthError {
     description: String,
     /// `WWW-Authenticate` value to send (401 only).
     challenge: Option<String>,
+    /// `Retry-After` seconds (429 only).
+    retry_after: Option<u64>,
 }
 
 impl OAuthError {
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        OAuthError { status, error, description: description.into(), challenge: None }
+        OAuthError { status, error, description: description.into(), challenge: None, retry_after: None }
     }
     /// 400 `invalid_request`: a missing, repeated or malformed parameter.
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -71,6 +76,17 @@ impl OAuthError {
     /// 404 `not_found`: the thing named in the path does not exist for this caller.
     pub fn not_found(d: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", d)
+    }
+    /// 429 `temporarily_unavailable` (RFC 6749 §4.1.2.1's code for an overloaded server) with `Retry-After`: a
+    /// rate limit was exceeded.
+    pub fn rate_limited(limited: Limited, what: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            format!("too many requests {what}: retry after {} s", limited.retry_after_secs),
+        );
+        e.retry_after = Some(limited.retry_after_secs);
+        e
     }
     /// 500 `server_error`; the cause is logged, never sent.
     pub fn internal(cause: anyhow::Error) -> Self {
@@ -120,6 +136,9 @@ impl IntoResponse for OAuthError {
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

@@ -5,10 +5,12 @@ use axum::{
     body::Bytes,
     extract::State,
     http::HeaderMap,
+    Extension,
 };
 use serde_json::json;
 
 use crate::server::{
+        platform::tls::ClientIp,
         services::access::{authenticate_bearer, Principal},
         state::AppState,
         store::{
@@ -16,7 +18,7 @@ use crate::server::{
             tokens::{self, ConsumeError, TokenKind},
         },
         surfaces::integrator_api::{
-            clients::{app_by_secret, audit_event, check_owner, load_authorization, parse_params, required},
+            clients::{app_by_secret, audit_event, check_owner, limit_token_endpoint, load_authorization, parse_params, required},
             error::{no_store, ApiResult, OAuthError},
             grants::{endpoint_json, grant_response, patient_ref},
         },
@@ -29,11 +31,20 @@ use crate::server::{
 /// when the data is expunged sooner: ONE_TIME), refresh_token?,
 /// refresh_expires_in?, patient, endpoint}`. The `public_token` is single use, 30 minutes, one app's. It may be
 /// exchanged as soon as `onSyncing` delivers it; the Link modal still ends with `onSuccess` and the same token.
-pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+/// Rate limited per client address (`--rate-limit-token`) and per app (`--rate-limit-exchange`): 429
+/// `temporarily_unavailable` with `Retry-After`.
+pub async fn exchange(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    limit_token_endpoint(&state, client)?;
     let params = parse_params(&headers, &body)?;
     let public_token = required(&params, "public_token")?;
     let secret_key = required(&params, "secret_key")?;
     let (app, mode) = app_by_secret(&state, secret_key).await?;
+    state.limits.exchange.check(Some(app.id.clone())).map_err(|l| OAuthError::rate_limited(l, "for this app"))?;
     let now = state.clock.now();
     // Checked before consuming, so another app's (or the other mode's) key cannot burn a token that is not
     // its own.

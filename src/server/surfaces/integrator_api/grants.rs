@@ -55,7 +55,7 @@ pub async fn grant_response(state: &AppState, authorization: &Authorization, fam
     }
     let ttl = ttl.max(1);
     let access = tokens::issue(
-        &state.db,
+        &state.db.pool,
         now,
         TokenKind::Access,
         &authorization.app_id,
@@ -76,7 +76,7 @@ pub async fn grant_response(state: &AppState, authorization: &Authorization, fam
         let ttl = authorization.payer_refresh_expires_at.map(|e| (e - now).max(1));
         let family = family.map(str::to_owned).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let refresh = tokens::issue(
-            &state.db,
+            &state.db.pool,
             now,
             TokenKind::Refresh,
             &authorization.app_id,

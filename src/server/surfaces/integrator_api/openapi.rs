@@ -12,39 +12,48 @@ use crate::server::{
 pub fn paths() -> serde_json::Map<String, Value> {
     let oauth_err = json!({"$ref": "#/components/responses/OAuthError"});
     let unauth = json!({"$ref": "#/components/responses/Unauthorized"});
+    let limited = json!({"$ref": "#/components/responses/RateLimited"});
+    let html = |d: &str| json!({"description": d, "content": {"text/html": {"schema": {"type": "string"}}}});
+    let form_or_json = |schema: Value| json!({"required": true, "content": {
+        "application/json": {"schema": schema.clone()},
+        "application/x-www-form-urlencoded": {"schema": schema}}});
     let mut p = serde_json::Map::new();
     p.insert(paths::EXCHANGE.into(), json!({"post": {
         "summary": "Exchange a public_token for a patient access token",
-        "description": format!("The public_token is single use and expires {PUBLIC_TOKEN_TTL_SECS} s after it was minted; only the app it was issued to may exchange it."),
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+        "description": format!("The public_token is single use and expires {PUBLIC_TOKEN_TTL_SECS} s after it was minted; only the app it was issued to may exchange it. Rate limited per client address and per app (429 with Retry-After)."),
+        "requestBody": form_or_json(json!({"type": "object",
             "required": ["public_token", "secret_key"],
-            "properties": {"public_token": {"type": "string"}, "secret_key": {"type": "string"}}}}}},
+            "properties": {"public_token": {"type": "string", "minLength": 1}, "secret_key": {"type": "string", "minLength": 1}}})),
         "responses": {"200": {"description": "Access granted", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
-                      "400": oauth_err, "401": oauth_err}}}));
+                      "400": oauth_err, "401": oauth_err, "429": limited}}}));
     p.insert(paths::INTROSPECT.into(), json!({"get": {
         "summary": "Describe the Bearer token", "security": [{"bearer": []}],
         "responses": {"200": {"description": "Token metadata", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Introspection"}}}},
                       "401": unauth}}}));
     p.insert(paths::TOKEN.into(), json!({"post": {
         "summary": "OAuth 2.0 token endpoint: refresh_token, client_credentials, authorization_code",
+        "description": "Confidential clients authenticate with HTTP Basic publishableKey:secretKey or client_id + client_secret in the body (RFC 6749 §2.3.1); a wrong secret is 401 invalid_client. authorization_code also takes a public client (client_id alone); PKCE (code_verifier) is always required. Rate limited per client address (429 with Retry-After).",
         "security": [{"basic": []}, {}],
         "requestBody": {"required": true, "content": {
             "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/TokenRequest"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/TokenRequest"}}}},
         "responses": {"200": {"description": "Tokens", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
-                      "400": oauth_err, "401": oauth_err}}}));
+                      "400": oauth_err, "401": oauth_err, "429": limited}}}));
     p.insert(paths::REVOKE.into(), json!({"post": {
-        "summary": "Revoke every authorization of the token's patient, endpoint and app, and expunge the data",
+        "summary": "Revoke the token's authorization and that user's other links to the same payer patient, and expunge the data",
+        "description": "Revokes the access token's own authorization and the same user's (externalId) other authorizations of this app and mode that link the same payer patient at the same endpoint. Another user of the app is never affected, even one who linked the same payer patient.",
         "security": [{"bearer": []}],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
-            "required": ["secret_key"], "properties": {"secret_key": {"type": "string"}}}}}},
+        "requestBody": form_or_json(json!({"type": "object",
+            "required": ["secret_key"], "properties": {"secret_key": {"type": "string", "minLength": 1}}})),
         "responses": {"200": {"description": "Revoked", "content": {"application/json": {"schema": {"type": "object",
-            "properties": {"count": {"type": "integer"}}}}}}, "401": unauth, "403": oauth_err}}}));
+            "properties": {"count": {"type": "integer"}}}}}}, "400": oauth_err, "401": unauth, "403": oauth_err}}}));
     p.insert(paths::USERS.into(), json!({"get": {
         "summary": "A user's authorizations with endpoint, usage, state and sync status",
         "security": [{"secretKey": []}, {"basic": []}],
         "parameters": [{"name": "externalId", "in": "path", "required": true, "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "Authorizations"}, "401": oauth_err}}}));
+        "responses": {"200": {"description": "Authorizations", "content": {"application/json": {"schema": {"type": "object",
+            "properties": {"externalId": {"type": "string"}, "authorizations": {"type": "array", "items": {"type": "object"}}}}}}},
+                      "401": oauth_err}}}));
     let secret_security = json!([{"secretKey": []}, {"basic": []}]);
     p.insert(paths::SESSION.into(), json!({"get": {
         "summary": "One Link session with every step it took (no health data)",
@@ -62,7 +71,10 @@ pub fn paths() -> serde_json::Map<String, Value> {
         ("cursor", "string", "next_cursor of the previous page"),
     ]
     .iter()
-    .map(|(n, t, d)| json!({"name": n, "in": "query", "required": false, "schema": {"type": t}, "description": d}))
+    .map(|(n, t, d)| {
+        let schema = if *n == "limit" { json!({"type": t, "minimum": 1, "maximum": 100}) } else { json!({"type": t}) };
+        json!({"name": n, "in": "query", "required": false, "schema": schema, "description": d})
+    })
     .collect();
     p.insert(paths::SESSIONS.into(), json!({"get": {
         "summary": "The key's Link sessions, newest first, each with every step it took",
@@ -78,19 +90,33 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "flexpa_external_id", "flexpa_endpoint_id", "usage",
     ]
     .iter()
-    .map(|n| json!({"name": n, "in": "query", "required": !matches!(*n, "state" | "flexpa_endpoint_id" | "usage"),
-                    "schema": {"type": "string"}}))
+    .map(|n| {
+        let schema = match *n {
+            "response_type" => json!({"type": "string", "enum": ["code"]}),
+            "code_challenge_method" => json!({"type": "string", "enum": ["S256"]}),
+            "usage" => json!({"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}),
+            "code_challenge" => json!({"type": "string", "minLength": 43, "maxLength": 43, "pattern": "^[A-Za-z0-9_-]{43}$"}),
+            "flexpa_endpoint_id" => json!({"type": "string", "format": "uuid"}),
+            _ => json!({"type": "string", "minLength": 1}),
+        };
+        json!({"name": n, "in": "query", "required": !matches!(*n, "state" | "flexpa_endpoint_id" | "usage"), "schema": schema})
+    })
     .collect();
     p.insert(paths::AUTH.into(), json!({"get": {
         "summary": "OAuth 2.0 authorization endpoint running the Link flow (redirect flow, PKCE S256)",
         "parameters": auth_params,
-        "responses": {"303": {"description": "To the hosted Link flow, or back to redirect_uri with error and state"},
-                      "400": {"description": "client_id or redirect_uri invalid"}}}}));
+        "responses": {"303": {"description": "To the hosted Link flow (setting the session's binder cookie), or back to redirect_uri with error and state"},
+                      "400": {"description": "client_id or redirect_uri invalid (never redirected to)", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      "429": {"description": "Too many sessions started from this client address", "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
     let entry_params: Vec<Value> = [
         ("publishableKey", true, "pk_test_… or pk_live_…"),
         ("externalId", true, "your id for this patient"),
         ("usage", true, "ONE_TIME or MULTIPLE"),
-        ("redirect_uri", false, "the hosted flow: an exact registered redirect URI of the app, where every ending goes"),
+        ("redirect_uri", false, "the hosted flow: an exact registered redirect URI of the app, where every ending goes (required unless origin is given)"),
+        ("origin", false, "the modal: the exact origin of the page that opens Link (an allowed origin of the app); link.js sends it"),
+        ("nonce", false, "the modal: a value every message between Link and the page carries (link.js sends it)"),
+        ("autoExit", false, "true or false"),
         ("state", false, "returned unchanged with the result (at most 512 characters)"),
         ("endpoint", false, "an endpoint UUID: skips the plan search"),
         ("skipExplainer", false, "true or false"),
@@ -99,17 +125,30 @@ pub fn paths() -> serde_json::Map<String, Value> {
         ("language", false, "en or es (default: Accept-Language)"),
     ]
     .iter()
-    .map(|(n, required, d)| json!({"name": n, "in": "query", "required": required, "schema": {"type": "string"}, "description": d}))
+    .map(|(n, required, d)| {
+        let schema = match *n {
+            "usage" => json!({"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}),
+            "endpoint" => json!({"type": "string", "format": "uuid"}),
+            "autoExit" | "skipExplainer" | "skipSyncing" => json!({"type": "string", "enum": ["true", "false"]}),
+            "language" => json!({"type": "string", "enum": ["en", "es"]}),
+            _ => json!({"type": "string", "minLength": 1}),
+        };
+        json!({"name": n, "in": "query", "required": required, "schema": schema, "description": d})
+    })
     .collect();
     p.insert(paths::HOSTED_ENTRY.into(), json!({"get": {
         "summary": "Start Link in a browser: the hosted (mobile) flow with a redirect_uri (link.js opens the same URL in its modal)",
         "description": "Open it in the system browser (ASWebAuthenticationSession, SFSafariViewController, Custom Tabs), never \
             from a backend. Every ending comes back to redirect_uri with state: public_token on success, error=<exit code> \
-            otherwise (see docs/mobile.md).",
+            otherwise (see docs/mobile.md). The session is bound to the browser that opened it (a cookie set here): every \
+            later step from another browser is refused. A request with neither origin nor redirect_uri is refused.",
         "parameters": entry_params,
-        "responses": {"303": {"description": "To the first Link screen, or to redirect_uri with error and state (invalid options)"},
-                      "200": {"description": "A page ending Link with INVALID_PUBLISHABLE_KEY (an unknown key: no redirect_uri can be trusted)"},
-                      "400": {"description": "redirect_uri is not registered for the app (never redirected to)"}}}}));
+        "responses": {"303": {"description": "To the first Link screen (setting the session's binder cookie), or to redirect_uri with error and state (invalid options)"},
+                      "400": html("A page ending Link with an exit code (invalid options in the modal), or: redirect_uri is not registered for the app (never redirected to), or neither origin nor redirect_uri was given"),
+                      "403": html("A page ending Link with INVALID_PUBLISHABLE_KEY: the page's origin is not an allowed origin of the app"),
+                      "429": {"description": "Too many sessions started from this client address: a page ending Link with RATE_LIMITED",
+                              "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                              "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
     let grant_ttl = crate::server::services::lifecycle::connections::CONNECTIONS_GRANT_TTL_SECS;
     p.insert(paths::CONNECTIONS_URL.into(), json!({"post": {
         "summary": "A short-lived URL of one user's connections page, where the patient sees and removes their links",
@@ -134,10 +173,12 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "summary": "Test mode: link a sandbox member without the UI and return a public_token",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
             "required": ["secret_key", "external_id"],
-            "properties": {"secret_key": {"type": "string"}, "external_id": {"type": "string"},
-                           "endpoint_id": {"type": "string"}, "member": {"type": "string"},
+            "properties": {"secret_key": {"type": "string", "minLength": 1}, "external_id": {"type": "string", "minLength": 1},
+                           "endpoint_id": {"type": "string", "format": "uuid"}, "member": {"type": "string", "minLength": 1},
                            "usage": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}}}}}},
-        "responses": {"200": {"description": "public_token"}, "400": oauth_err, "401": oauth_err}}}));
+        "responses": {"200": {"description": "public_token", "content": {"application/json": {"schema": {"type": "object",
+            "properties": {"public_token": {"type": "string"}, "authorization_id": {"type": "string"}}}}}},
+                      "400": oauth_err, "401": oauth_err, "429": limited}}}));
     p
 }
 
@@ -149,19 +190,24 @@ pub fn components() -> Value {
             "basic": {"type": "http", "scheme": "basic", "description": "publishableKey:secretKey"},
             "secretKey": {"type": "http", "scheme": "bearer", "description": "Secret key (sk_…) as a Bearer credential"}
         },
+        "headers": {
+            "RetryAfter": {"description": "Seconds to wait before trying again", "schema": {"type": "integer", "minimum": 1}}
+        },
         "responses": {
             "OAuthError": {"description": "RFC 6749 §5.2 error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}},
+            "RateLimited": {"description": "A rate limit was exceeded (error temporarily_unavailable)", "headers": {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}},
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}},
             "Unauthorized": {"description": "RFC 6750 §3 (WWW-Authenticate: Bearer)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}}
         },
         "schemas": {
             "OAuthError": {"type": "object", "required": ["error"], "properties": {
                 "error": {"type": "string", "enum": ["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-                          "unsupported_grant_type", "invalid_token", "insufficient_scope", "server_error", "not_found"]},
+                          "unsupported_grant_type", "invalid_token", "insufficient_scope", "server_error", "temporarily_unavailable", "not_found"]},
                 "error_description": {"type": "string"}}},
             "TokenRequest": {"type": "object", "required": ["grant_type"], "properties": {
                 "grant_type": {"type": "string", "enum": ["refresh_token", "client_credentials", "authorization_code"]},
-                "refresh_token": {"type": "string"}, "code": {"type": "string"}, "code_verifier": {"type": "string"},
-                "redirect_uri": {"type": "string"}, "client_id": {"type": "string"}}},
+                "refresh_token": {"type": "string", "minLength": 1}, "code": {"type": "string", "minLength": 1}, "code_verifier": {"type": "string", "minLength": 43, "maxLength": 128},
+                "redirect_uri": {"type": "string", "minLength": 1}, "client_id": {"type": "string", "minLength": 1}, "client_secret": {"type": "string", "minLength": 1}}},
             "Endpoint": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"},
                 "label": {"type": "array", "items": {"type": "string"}}, "refreshable": {"type": "boolean"},
                 "resources": {"type": "array", "items": {"type": "string"}}}},

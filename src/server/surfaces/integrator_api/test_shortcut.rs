@@ -6,22 +6,21 @@ use axum::{
     body::Bytes,
     extract::State,
     http::HeaderMap,
+    Extension,
 };
+use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 use crate::{
     domain::{Mode, Usage},
     server::{
-        platform::crypto,
+        platform::{crypto, tls::ClientIp},
         services::{link_flow, payer::oauth::CallbackParams},
         state::AppState,
-        store::{
-            endpoints, link_sessions,
-            tokens::{self, TokenKind, PUBLIC_TOKEN_TTL_SECS},
-        },
+        store::{endpoints, link_sessions},
         surfaces::{
             integrator_api::{
-                clients::{app_by_secret, audit_event, parse_params, required},
+                clients::{app_by_secret, audit_event, limit_token_endpoint, parse_params, required},
                 error::{no_store, ApiResult, OAuthError},
             },
             sandbox,
@@ -37,7 +36,13 @@ use crate::{
 /// the real payer OAuth against the sandbox payer over HTTP (sign-in as `member` with the shared sandbox
 /// password), stores the authorization and enqueues its sync exactly as the Link flow does, and mints the
 /// `public_token`. Live keys are refused (`unauthorized_client`).
-pub async fn test_public_token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+pub async fn test_public_token(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    limit_token_endpoint(&state, client)?;
     let params = parse_params(&headers, &body)?;
     let (app, mode) = app_by_secret(&state, required(&params, "secret_key")?).await?;
     if mode != Mode::Test {
@@ -72,15 +77,17 @@ pub async fn test_public_token(State(state): State<AppState>, headers: HeaderMap
             client_state: None,
             nonce: &nonce,
             code_challenge: None,
+            // No browser ever holds this session: its steps are taken here, server-side.
+            binder_hash: None,
         },
     )
     .await?;
     let session = link_sessions::get(&state.db, &session_id).await?.ok_or_else(|| anyhow::anyhow!("session vanished"))?;
-    let authorize_url = link_flow::begin_handoff(&state, &session, &endpoint)
+    let handoff = link_flow::begin_handoff(&state, &session, &endpoint)
         .await
         .map_err(|code| OAuthError::invalid_request(format!("the payer authorization could not start: {}", code.as_str())))?;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().map_err(anyhow::Error::from)?;
-    let callback = sandbox::drive_consent(&client, &authorize_url, &member, true)
+    let callback = sandbox::drive_consent(&client, &handoff.url, &member, true)
         .await
         .map_err(|_| OAuthError::invalid_request("the sandbox payer refused the sign-in (unknown member?)"))?;
     let cb = url::Url::parse(&callback).map_err(anyhow::Error::from)?;
@@ -91,22 +98,17 @@ pub async fn test_public_token(State(state): State<AppState>, headers: HeaderMap
             "state" => p.state = Some(v.to_string()),
             "error" => p.error = Some(v.to_string()),
             "error_description" => p.error_description = Some(v.to_string()),
+            "iss" => p.iss = Some(v.to_string()),
             _ => {}
         }
     }
-    let done = link_flow::payer_callback(&state, p)
+    // The hand-off value stays here: this server plays the patient's payer window itself.
+    let done = link_flow::payer_callback(&state, p, &[handoff.binder.expose_secret()])
         .await
         .map_err(|(_, code)| OAuthError::invalid_request(format!("the payer authorization failed: {}", code.as_str())))?;
-    let public_token = tokens::issue(
-        &state.db,
-        state.clock.now(),
-        TokenKind::Public,
-        &app.id,
-        Some(&done.authorization_id),
-        Some(PUBLIC_TOKEN_TTL_SECS),
-        json!({"test_shortcut": true}),
-    )
-    .await?;
+    // The session has no modal to tell: its sealed copy of the token is not kept.
+    link_sessions::clear_public_token(&state.db, state.clock.now(), &session_id).await?;
+    let public_token = done.public_token.expose_secret().to_string();
     audit_event(&state, &headers, "test.public_token", &app.id, Some(&done.authorization_id), None).await;
     Ok(no_store(json!({"public_token": public_token, "authorization_id": done.authorization_id})))
 }

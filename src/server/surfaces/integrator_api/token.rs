@@ -6,6 +6,7 @@ use axum::{
     body::Bytes,
     extract::State,
     http::HeaderMap,
+    Extension,
 };
 use serde_json::{json, Value};
 
@@ -15,14 +16,17 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     domain::AuthorizationState,
     server::{
-        platform::crypto,
+        platform::{crypto, tls::ClientIp},
         state::AppState,
         store::{
             apps, authorizations,
             tokens::{self, ConsumeError, TokenKind, APP_TOKEN_TTL_SECS},
         },
         surfaces::integrator_api::{
-            clients::{audit_event, authenticate_client, basic_credentials, check_owner, load_authorization, parse_params, required},
+            clients::{
+                audit_event, authenticate_client, basic_credentials, check_owner, limit_token_endpoint, load_authorization,
+                parse_params, required,
+            },
             error::{no_store, ApiResult, OAuthError},
             grants::grant_response,
         },
@@ -37,9 +41,19 @@ use crate::{
 ///   `access_token` and a rotated `refresh_token` (the old one is spent; presenting a spent one again revokes
 ///   the authorization's tokens, RFC 9700 §4.14.2).
 /// - `grant_type=client_credentials` with HTTP Basic: an application token (1800 s).
-/// - `grant_type=authorization_code&code&code_verifier&redirect_uri&client_id`: the redirect flow (PKCE S256,
-///   RFC 7636).
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+/// - `grant_type=authorization_code&code&code_verifier&redirect_uri`: the redirect flow (PKCE S256, RFC 7636,
+///   always). A confidential client authenticates (RFC 6749 §2.3.1): HTTP Basic `publishableKey:secretKey`, or
+///   `client_id` + `client_secret` in the body; a public client (an app without its secret key, e.g. a mobile
+///   app) sends only `client_id`, and PKCE is its proof.
+///
+/// Rate limited per client address (`--rate-limit-token`): 429 `temporarily_unavailable` with `Retry-After`.
+pub async fn token(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    limit_token_endpoint(&state, client)?;
     let params = parse_params(&headers, &body)?;
     match required(&params, "grant_type")? {
         "refresh_token" => refresh_grant(&state, &headers, &params).await,
@@ -92,7 +106,7 @@ async fn client_credentials_grant(state: &AppState, headers: &HeaderMap, params:
     let (app, mode) = authenticate_client(state, headers, params).await?;
     let now = state.clock.now();
     let token = tokens::issue(
-        &state.db,
+        &state.db.pool,
         now,
         TokenKind::App,
         &app.id,
@@ -122,16 +136,28 @@ async fn authorization_code_grant(
     let code = required(params, "code")?;
     let verifier = required(params, "code_verifier")?;
     let redirect_uri = required(params, "redirect_uri")?;
-    let client_id = match basic_credentials(headers)? {
-        Some((pk, _)) => pk,
-        None => required(params, "client_id")?.to_string(),
-    };
     if !valid_verifier(verifier) {
         return Err(OAuthError::invalid_request("code_verifier must be 43-128 unreserved characters (RFC 7636)"));
     }
-    let (app, mode) = apps::by_publishable_key(&state.db, &client_id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_client("unknown client_id"))?;
+    // A client that sends credentials is authenticated with them (a wrong secret is never ignored); one that
+    // sends none is a public client, identified by client_id alone and held to PKCE below.
+    let confidential = basic_credentials(headers)?.is_some() || params.contains_key("client_secret");
+    let (app, mode, client_id) = if confidential {
+        let (app, mode) = authenticate_client(state, headers, params).await?;
+        let pk = apps::publishable_key(&state.db, &app.id, mode)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("the client has no publishable key of this mode"))?;
+        if params.get("client_id").is_some_and(|c| c != &pk) {
+            return Err(OAuthError::invalid_client("client_id does not match the authenticated client"));
+        }
+        (app, mode, pk)
+    } else {
+        let client_id = required(params, "client_id")?.to_string();
+        let (app, mode) = apps::by_publishable_key(&state.db, &client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("unknown client_id"))?;
+        (app, mode, client_id)
+    };
     let now = state.clock.now();
     let row = match tokens::consume(&state.db, now, TokenKind::Code, code).await? {
         Ok(row) => row,

@@ -32,8 +32,10 @@ use crate::{
 // POST /link/revoke
 // ---------------------------------------------------------------------------------------------------------
 
-/// `POST /link/revoke` (Bearer patient access token) `{secret_key}` → `{count}`: every authorization of that
-/// patient, endpoint and app (same mode) is revoked, its tokens revoked and its data expunged.
+/// `POST /link/revoke` (Bearer patient access token) `{secret_key}` → `{count}`: the token's authorization and that
+/// same user's (`externalId`) other links to the same payer patient at the same endpoint (same app and mode) are
+/// revoked, their tokens revoked and their data expunged. Another user of the app is never affected, even one who
+/// linked the same payer patient.
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let principal = authenticate_bearer(&state, &headers).await?;
     let params = parse_params(&headers, &body)?;
@@ -47,8 +49,15 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
     }
     let ids: Vec<String> = match &authorization.patient_id {
         Some(pid) => {
-            authorizations::unrevoked_ids_for_patient(&state.db, &app.id, authorization.mode, &authorization.endpoint_id, pid)
-                .await?
+            authorizations::unrevoked_ids_for_patient(
+                &state.db,
+                &app.id,
+                authorization.mode,
+                &authorization.external_id,
+                &authorization.endpoint_id,
+                pid,
+            )
+            .await?
         }
         None => vec![authorization.id.clone()],
     };
