@@ -14,6 +14,7 @@ mod config_agreement;
 mod fhir_api;
 mod fhir_golden;
 mod foundation;
+mod insights;
 mod lifecycle;
 mod link;
 mod link_api;

@@ -17,11 +17,12 @@ use sqlx::AnyConnection;
 use crate::{
     domain::{ExitCode, LinkEventName, LinkStep},
     server::{
+        platform::db::Db,
         services::webhooks::{self, WebhookEvent},
         store::{
             link_events::{self, LinkEvent},
             link_outcomes::{self, Step},
-            link_sessions::LinkSession,
+            link_sessions::{self, LinkSession},
         },
     },
 };
@@ -110,6 +111,30 @@ pub async fn record(conn: &mut AnyConnection, now: i64, s: &LinkSession, e: NewE
         report(conn, now, s).await?;
     }
     Ok(())
+}
+
+/// Records `e` for session `s` at `now` in a transaction of its own (for a step whose change has none). A failure
+/// is logged and the patient's flow goes on: the record of a step never stops the step.
+pub async fn note(db: &Db, now: i64, s: &LinkSession, e: NewEvent) {
+    let name = e.name;
+    let done = async {
+        let mut tx = db.begin_write().await?;
+        record(&mut tx, now, s, e).await?;
+        tx.commit().await?;
+        anyhow::Ok(())
+    };
+    if let Err(err) = done.await {
+        tracing::error!(error = %format!("{err:#}"), event = name.as_str(), "recording a link event failed");
+    }
+}
+
+/// Records `OPEN` for the session `sid` just created (see [`note`]).
+pub async fn opened(db: &Db, now: i64, sid: &str) {
+    match link_sessions::get(db, sid).await {
+        Ok(Some(s)) => note(db, now, &s, NewEvent::new(LinkEventName::Open, s.step)).await,
+        Ok(None) => tracing::error!("recording OPEN: the new link session is missing"),
+        Err(err) => tracing::error!(error = %format!("{err:#}"), "recording OPEN failed"),
+    }
 }
 
 /// Queues the `link.events` webhook of session `s` (every event so far) unless it was already queued.
