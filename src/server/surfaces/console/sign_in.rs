@@ -5,13 +5,14 @@
 use axum::{
     extract::{Query, State},
     http::{header, HeaderMap, StatusCode},
-    response::{IntoResponse, Redirect},
-    Form,
+    response::{IntoResponse, Redirect, Response},
+    Extension, Form,
 };
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::server::{
+    platform::tls::ClientIp,
     services::console::{self, Refused, CONSOLE_LINK_TTL_SECS, CONSOLE_SESSION_TTL_SECS},
     state::AppState,
     surfaces::console::{
@@ -47,9 +48,28 @@ async fn refuse(state: &AppState, headers: &HeaderMap, why: Refused, at: &str) -
     Ok((status, render::message_page(title, text)).into_response())
 }
 
+/// Counts a sign-in request from `client` under the token endpoints' rule (per client address): a 429 page with
+/// `Retry-After` when over it. Sign-in links are 256-bit random, but guessing is not free either.
+fn limit(state: &AppState, client: Option<Extension<ClientIp>>) -> Option<Response> {
+    state.limits.token.check(client.map(|c| c.0 .0)).err().map(|limited| {
+        let page = render::message_page("Too many attempts", "Wait a minute, then open the sign-in link again.");
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+        limited.apply(&mut resp);
+        resp
+    })
+}
+
 /// `GET /console/sign-in?token=…`: binds the link to this browser (first opener only) and shows the button that
 /// signs in.
-pub async fn open(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenParam>) -> ConsoleResult {
+pub async fn open(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenParam>,
+) -> ConsoleResult {
+    if let Some(resp) = limit(&state, client) {
+        return Ok(resp);
+    }
     let token = q.token.unwrap_or_default();
     let now = state.clock.now();
     let opened = match console::open_link(&state.db, now, &token, cookie(&headers, BINDER_COOKIE)).await? {
@@ -67,7 +87,15 @@ pub async fn open(State(state): State<AppState>, headers: HeaderMap, Query(q): Q
 
 /// `POST /console/sign-in` (`token`): spends the link for the browser it is bound to and starts the console
 /// session.
-pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(f): Form<TokenParam>) -> ConsoleResult {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    Form(f): Form<TokenParam>,
+) -> ConsoleResult {
+    if let Some(resp) = limit(&state, client) {
+        return Ok(resp);
+    }
     if !same_origin(&state, &headers) {
         return Ok(signed_out());
     }
