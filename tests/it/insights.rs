@@ -421,7 +421,19 @@ async fn the_console_sign_in_link_works_once_within_its_time_in_the_browser_that
     let r = first.post(url(&target)).form(&[("csrf", "wrong")]).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(!endpoints::is_disabled(&app.state.db, sandbox::REFRESHABLE_ENDPOINT_ID).await.unwrap());
-    let r = first.post(url(&target)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let r = first.post(url(&target)).header("sec-fetch-site", "cross-site").form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a post from another site is refused even with the token");
+    let r = first.post(url(&target)).header("origin", "https://evil.example").form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Our own pages are no-referrer: Chromium sends `Origin: null` with `Sec-Fetch-Site: same-origin`.
+    let r = first
+        .post(url(&target))
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert!(endpoints::is_disabled(&app.state.db, sandbox::REFRESHABLE_ENDPOINT_ID).await.unwrap());
     let found = endpoints::search(&app.state.db, Mode::Test, "", 200).await.unwrap();

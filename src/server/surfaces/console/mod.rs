@@ -115,9 +115,15 @@ pub async fn operator(state: &AppState, headers: &HeaderMap) -> anyhow::Result<O
         .map(|session_id| Operator { session_id, csrf: csrf_of(token) }))
 }
 
-/// Whether a form post comes from a page of this server: the `Origin` header, when sent, is ours.
+/// Whether a form post comes from a page of this server. Browsers that send Fetch Metadata say so
+/// (`Sec-Fetch-Site: same-origin`); otherwise the `Origin` header, when sent, must be ours. (Our pages are
+/// `Referrer-Policy: no-referrer`, so their own posts may carry `Origin: null`: that alone proves nothing.)
 fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
-    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    let value = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Some(site) = value("sec-fetch-site") {
+        return site == "same-origin";
+    }
+    match value(header::ORIGIN.as_str()) {
         Some(o) => o == &*state.public_url,
         None => true,
     }
