@@ -459,3 +459,43 @@ async fn the_console_sign_in_link_works_once_within_its_time_in_the_browser_that
         assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
     }
 }
+
+#[tokio::test]
+async fn a_session_that_times_out_is_reported_once_as_expired_and_outcomes_leave_after_their_retention() {
+    use link_sdk::server::services::lifecycle::sweep as lifecycle;
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    with_webhook(&app, &keys).await;
+    let sid = open(&app, &entry_url(&keys.test_pk, "")).await;
+    to_search(&app, &sid).await;
+    let pid = public_id(&app, &sid).await;
+    lifecycle::sweep_once(&app.state).await.unwrap();
+    assert!(link_events_webhooks(&app, &keys.app_id).await.is_empty(), "still open: nothing to report");
+
+    app.clock.advance(link_sessions::SESSION_TTL_SECS + 1);
+    lifecycle::sweep_once(&app.state).await.unwrap();
+    lifecycle::sweep_once(&app.state).await.unwrap();
+    let hooks = link_events_webhooks(&app, &keys.app_id).await;
+    assert_eq!(hooks.len(), 1, "reported once");
+    assert_eq!(hooks[0]["data"]["session"]["id"], pid.as_str());
+    assert_eq!(hooks[0]["data"]["session"]["status"], "expired");
+    assert_eq!(names(&hooks[0]["data"]), ["OPEN", "CONSENT_GIVEN"]);
+    let s: Value = get_with_key(&app, &format!("/link/sessions/{pid}"), &keys.test_sk).await.json().await.unwrap();
+    assert_eq!(s["status"], "expired");
+
+    let outcomes = || async {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM link_outcomes WHERE public_id = $1")
+            .bind(&pid)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap()
+            .get("n");
+        n
+    };
+    app.clock.advance(i64::from(app.state.settings.insights_retention_days) * 86_400 - 7200);
+    lifecycle::sweep_once(&app.state).await.unwrap();
+    assert_eq!(outcomes().await, 1, "kept within the retention");
+    app.clock.advance(7200);
+    lifecycle::sweep_once(&app.state).await.unwrap();
+    assert_eq!(outcomes().await, 0, "gone after it");
+}

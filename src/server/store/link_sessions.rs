@@ -259,6 +259,19 @@ pub async fn get_public(db: &Db, app_id: &str, mode: Mode, public_id: &str) -> a
     row.as_ref().map(from_row).transpose()
 }
 
+/// Loads a session by its public id (`lsn_…`), of any app: for the server's own sweeps, never for a caller.
+///
+/// # Errors
+/// Database errors.
+pub async fn get_by_public_id(db: &Db, public_id: &str) -> anyhow::Result<Option<LinkSession>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM link_sessions WHERE public_id = $1"))
+        .bind(public_id)
+        .fetch_optional(&db.pool)
+        .await
+        .context("reading link session by public id")?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// Which sessions [`list_public`] returns: one app and mode, optionally one user, created in `[since, until)`,
 /// newest first, after `before` (the `(created_at, public_id)` of the last row of the previous page).
 #[derive(Debug, Clone, Default)]

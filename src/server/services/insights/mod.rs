@@ -137,6 +137,39 @@ pub async fn opened(db: &Db, now: i64, sid: &str) {
     }
 }
 
+/// Sessions a sweep looks at, at most.
+const SWEEP_BATCH: i64 = 200;
+
+/// The insights part of the lifecycle sweep at `now`: sessions that timed out without an ending go to their app as
+/// `link.events` (status `expired`; once), and outcomes older than `retention_days` are deleted. Returns how many
+/// sessions it reported.
+///
+/// # Errors
+/// Database errors.
+pub async fn sweep(db: &Db, now: i64, retention_days: u32) -> anyhow::Result<u64> {
+    let mut reported = 0;
+    for public_id in link_outcomes::unreported_open_before(db, now - link_sessions::SESSION_TTL_SECS, SWEEP_BATCH).await? {
+        let mut tx = db.begin_write().await?;
+        match link_sessions::get_by_public_id(db, &public_id).await? {
+            Some(s) if s.expires_at <= now => {
+                report(&mut tx, now, &s).await?;
+                reported += 1;
+            }
+            // Still open (an older row's clock), or already purged: nothing to send, never look again.
+            Some(_) => {}
+            None => {
+                link_outcomes::claim_report(&mut *tx, &public_id, now).await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    let purged = link_outcomes::purge_before(db, now - i64::from(retention_days) * 86_400).await?;
+    if purged > 0 {
+        tracing::info!(purged, "purged link outcomes past --insights-retention-days");
+    }
+    Ok(reported)
+}
+
 /// Queues the `link.events` webhook of session `s` (every event so far) unless it was already queued.
 ///
 /// # Errors
