@@ -122,6 +122,13 @@ async fn link_js_and_types_are_served() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("interface LinkCreateOptions"));
     assert_eq!(app.get("/link/frame.js").await.status(), 200);
+    let r = app.get("/link/v1/link-element.js").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.text().await.unwrap().contains("customElements.define('flexpa-link'"));
+    let r = app.get("/link/v1/link-element.d.ts").await;
+    assert!(r.text().await.unwrap().contains("interface FlexpaLinkElementEventMap"));
 }
 
 #[tokio::test]
