@@ -73,5 +73,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Apps(cmd) => cli::apps(cli.settings, cmd).await,
         Command::Endpoints(cmd) => cli::endpoints(cli.settings, cmd).await,
         Command::Audit(cmd) => cli::audit(cli.settings, cmd).await,
+        Command::Funnel(args) => cli::funnel(cli.settings, args).await,
+        Command::ConsoleLink(args) => cli::console_link(cli.settings, args).await,
     }
 }

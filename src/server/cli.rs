@@ -1,4 +1,4 @@
-//! Management subcommands: apps, endpoints, audit.
+//! Management subcommands: apps, endpoints, audit, the funnel and the console's sign-in link.
 //!
 //! Each subcommand connects to the same database as the server (`--database-url` / `DATABASE_URL`, or the
 //! SQLite file under `--data-dir`) through [`Db::connect`], which also runs pending migrations, so the CLI
@@ -58,6 +58,38 @@ pub enum Command {
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print the conversion funnel of Link sessions: sessions per step, success rate, the exit codes that ended
+    /// sessions, and time to success, overall and per endpoint.
+    Funnel(FunnelArgs),
+    /// Print a one-time sign-in link to the operator console (`/console`): valid 10 minutes, for the first
+    /// browser that opens it.
+    ConsoleLink(ConsoleLinkArgs),
+}
+
+/// Arguments of `link-sdk funnel`.
+#[derive(Debug, Clone, Args)]
+pub struct FunnelArgs {
+    /// Sessions opened since: a duration back from now (`30m`, `24h`, `7d`), a date (`2026-11-01`), an RFC 3339
+    /// time or Unix seconds.
+    #[arg(long, default_value = "30d")]
+    pub since: String,
+    /// Only sessions of this app (`app_…`).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Only sessions whose last chosen plan is this endpoint (its UUID).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `link-sdk console-link`.
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleLinkArgs {
+    /// Print JSON (`{"url", "expires_at"}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `link-sdk sandbox`.
@@ -828,6 +860,91 @@ pub async fn audit(settings: Settings, cmd: AuditCommand) -> anyhow::Result<()> 
                 writeln!(out, "{line}")?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Runs `funnel`: the funnel of the sessions opened since `--since`, as text or JSON.
+///
+/// # Errors
+/// A malformed `--since`; database errors.
+pub async fn funnel(settings: Settings, args: FunnelArgs) -> anyhow::Result<()> {
+    use crate::server::services::insights::{
+        funnel::{self, block_text},
+        parse_since,
+    };
+    use crate::server::store::link_outcomes::{self, OutcomeFilter};
+    let now = SystemClock.now();
+    let since = parse_since(&args.since, now).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let db = connect(&settings).await?;
+    let filter = OutcomeFilter { since, until: i64::MAX, app_id: args.app.clone(), endpoint_id: args.endpoint.clone() };
+    let outcomes = link_outcomes::list(&db, &filter).await?;
+    let f = funnel::compute(&outcomes);
+    let names: std::collections::HashMap<String, String> =
+        endpoints::list(&db).await?.into_iter().map(|e| (e.id, e.name)).collect();
+    if args.json {
+        let per_endpoint: Vec<serde_json::Value> = f
+            .per_endpoint
+            .iter()
+            .map(|(id, b)| json!({"endpoint_id": id, "name": names.get(id), "funnel": b}))
+            .collect();
+        let v = json!({"since": since, "until": now, "app": args.app, "endpoint": args.endpoint,
+                       "overall": f.overall, "per_endpoint": per_endpoint});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let scope = match (&args.app, &args.endpoint) {
+        (None, None) => "all apps and endpoints".to_string(),
+        (Some(a), None) => format!("app {a}"),
+        (None, Some(e)) => format!("endpoint {e}"),
+        (Some(a), Some(e)) => format!("app {a}, endpoint {e}"),
+    };
+    println!(
+        "Link funnel: sessions opened since {} ({scope}): {} sessions",
+        crate::server::services::webhooks::rfc3339(since),
+        f.overall.sessions
+    );
+    println!();
+    println!("Overall");
+    for line in block_text(&f.overall, "  ") {
+        println!("{line}");
+    }
+    for (id, b) in &f.per_endpoint {
+        println!();
+        println!("{} ({id})", names.get(id).map(String::as_str).unwrap_or("unknown endpoint"));
+        for line in block_text(b, "  ") {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `console-link`: creates a one-time sign-in link to the console, records it in the audit trail, prints it.
+///
+/// # Errors
+/// Database errors.
+pub async fn console_link(settings: Settings, args: ConsoleLinkArgs) -> anyhow::Result<()> {
+    use crate::server::services::console::{create_link, CONSOLE_LINK_TTL_SECS};
+    let db = connect(&settings).await?;
+    let now = SystemClock.now();
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{}", settings.addr));
+    let link = create_link(&db, now, &public_url).await?;
+    let entry = audit::AuditEntry {
+        actor: "operator",
+        action: "console.link_created",
+        detail: Some(json!({"sign_in": link.id, "expires_at": link.expires_at})),
+        ..Default::default()
+    };
+    audit::record(&db.pool, now, entry).await?;
+    if args.json {
+        println!("{}", json!({"url": link.url, "expires_at": link.expires_at}));
+    } else {
+        println!("Open this link in your browser within {} minutes to sign in to the console:", CONSOLE_LINK_TTL_SECS / 60);
+        println!();
+        println!("  {}", link.url);
+        println!();
+        println!("It works once, in the first browser that opens it. Paste it straight into that browser (a chat or");
+        println!("mail preview that opens it first would use it up); run `link-sdk console-link` again for another.");
     }
     Ok(())
 }

@@ -149,6 +149,11 @@ pub struct Settings {
     #[arg(long, env = "LINK_RATE_LIMIT_FHIR", default_value_t = 600, global = true)]
     pub rate_limit_fhir: u32,
 
+    /// Days the funnel keeps how each Link session went (`link_outcomes`: stages reached, times, exit code; no
+    /// user id, nothing that can act), counted from the session's opening.
+    #[arg(long, env = "LINK_INSIGHTS_RETENTION_DAYS", default_value_t = 395, global = true)]
+    pub insights_retention_days: u32,
+
     /// Serve `/link/test-page` (a bare integrator page for trying Link). Default: on in local mode, off with
     /// `--env production`.
     #[arg(long, env = "LINK_TEST_PAGE", action = clap::ArgAction::Set, global = true)]

@@ -198,7 +198,8 @@ pub fn build_router(state: AppState, site_root: &std::path::Path) -> Router {
         .merge(crate::server::surfaces::integrator_api::router())
         .merge(fhir)
         .merge(crate::server::surfaces::openapi::router())
-        .merge(demo);
+        .merge(demo)
+        .merge(crate::server::surfaces::console::router());
     if state.settings.sandbox {
         router = router.merge(crate::server::surfaces::sandbox::router(&state).layer(SetResponseHeaderLayer::if_not_present(
             header::HeaderName::from_static("cross-origin-opener-policy"),

@@ -6,8 +6,8 @@ use crate::common::{spawn_app, TestApp};
 use link_sdk::server::{store::{apps::{self, NewApp}, link_sessions, tokens::{self, TokenKind}}, surfaces::sandbox};
 use sqlx::Row as _;
 
-const ORIGIN: &str = "https://app.example";
-const REDIRECT: &str = "https://app.example/linked";
+pub(crate) const ORIGIN: &str = "https://app.example";
+pub(crate) const REDIRECT: &str = "https://app.example/linked";
 
 pub(crate) struct Keys {
     pub(crate) app_id: String,
@@ -44,7 +44,7 @@ pub(crate) async fn new_app(app: &TestApp, require_signature: bool) -> Keys {
     }
 }
 
-trait Now {
+pub(crate) trait Now {
     fn clock_now(&self) -> i64;
 }
 impl Now for TestApp {
@@ -57,11 +57,11 @@ pub(crate) fn entry_url(pk: &str, extra: &str) -> String {
     format!("/link?publishableKey={pk}&externalId=user-1&usage=ONE_TIME&origin={}&nonce=abcdef0123456789{extra}", enc(ORIGIN))
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").expect("a redirect").to_str().unwrap().to_string()
 }
 
@@ -78,11 +78,11 @@ pub(crate) async fn open(app: &TestApp, url: &str) -> String {
     loc.strip_prefix("/link/s/").expect("session url").to_string()
 }
 
-async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
     app.client.post(format!("{}{}", app.base_url, path)).form(form).send().await.unwrap()
 }
 
-async fn step_of(app: &TestApp, sid: &str) -> (String, Option<String>) {
+pub(crate) async fn step_of(app: &TestApp, sid: &str) -> (String, Option<String>) {
     let s = link_sessions::get(&app.state.db, sid).await.unwrap().expect("session");
     (s.step.as_str().to_string(), s.exit_code.map(|c| c.as_str().to_string()))
 }
@@ -97,13 +97,13 @@ pub(crate) async fn to_search(app: &TestApp, sid: &str) {
 }
 
 /// Hands off to the sandbox payer and returns the authorize URL.
-async fn handoff(app: &TestApp, sid: &str, endpoint: &str) -> url::Url {
+pub(crate) async fn handoff(app: &TestApp, sid: &str, endpoint: &str) -> url::Url {
     let r = app.get(&format!("/link/s/{sid}/handoff?endpoint={endpoint}")).await;
     assert!(r.status().is_redirection(), "handoff status {}", r.status());
     url::Url::parse(&location(&r)).expect("absolute authorize URL")
 }
 
-fn param(u: &url::Url, name: &str) -> Option<String> {
+pub(crate) fn param(u: &url::Url, name: &str) -> Option<String> {
     u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
@@ -122,6 +122,13 @@ async fn link_js_and_types_are_served() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("interface LinkCreateOptions"));
     assert_eq!(app.get("/link/frame.js").await.status(), 200);
+    let r = app.get("/link/v1/link-element.js").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.text().await.unwrap().contains("customElements.define('flexpa-link'"));
+    let r = app.get("/link/v1/link-element.d.ts").await;
+    assert!(r.text().await.unwrap().contains("interface FlexpaLinkElementEventMap"));
 }
 
 #[tokio::test]
@@ -425,7 +432,7 @@ fn hidden(page: &str, name: &str) -> String {
 }
 
 /// Signs `username` in at the sandbox authorize URL and approves; returns our callback URL.
-async fn sandbox_sign_in(app: &TestApp, authorize: &url::Url, username: &str) -> String {
+pub(crate) async fn sandbox_sign_in(app: &TestApp, authorize: &url::Url, username: &str) -> String {
     let r = app.client.get(authorize.as_str()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let cookie = r

@@ -16,6 +16,7 @@ mod fhir_api;
 mod fhir_golden;
 mod fhir_input;
 mod foundation;
+mod insights;
 mod lifecycle;
 mod link;
 mod link_api;

@@ -4,7 +4,7 @@
 //! | rule | key | where |
 //! |---|---|---|
 //! | `sessions` | client address | `GET /link`, `GET /link/auth` (a burst of requests never becomes a burst of sessions) |
-//! | `token` | client address | `POST /link/token`, `/link/exchange`, `/link/test/public_token` |
+//! | `token` | client address | `POST /link/token`, `/link/exchange`, `/link/test/public_token`, the console's sign-in (`/console/sign-in`) |
 //! | `exchange` | app | `POST /link/exchange`, once the secret key is known |
 //! | `fhir` | access token (its SHA-256) | every `/fhir/*` request with a Bearer token |
 //!

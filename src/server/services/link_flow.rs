@@ -13,11 +13,12 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
 use crate::{
-    domain::{ExitCode, LinkStep, Usage, ONE_TIME_TTL_SECS},
+    domain::{ExitCode, LinkEventName, LinkStep, Usage, ONE_TIME_TTL_SECS},
     server::{
         platform::crypto,
         services::{
             directory,
+            insights::{self, NewEvent},
             payer::{
                 discovery,
                 oauth::{self, CallbackParams},
@@ -143,6 +144,9 @@ async fn handoff(state: &AppState, s: &LinkSession, endpoint: &Endpoint) -> Resu
         tracing::error!(error = %format!("{e:#}"), "storing the payer authorization request failed");
         return Err(ExitCode::PayerServerError);
     }
+    let handed_off = LinkSession { step: LinkStep::Payer, endpoint_id: Some(endpoint.id.clone()), ..s.clone() };
+    let event = NewEvent::new(LinkEventName::Handoff, s.step).endpoint(&endpoint.id);
+    insights::note(&state.db, state.clock.now(), &handed_off, event).await;
     Ok(Handoff { url: req.url, binder })
 }
 
@@ -382,6 +386,11 @@ async fn record_authorization(
     .await?;
     let next = if session.options.skip_syncing { LinkStep::Success } else { LinkStep::Syncing };
     link_sessions::store_public_token(&mut *tx, &state.cipher, now, &session.id, &token, next).await?;
+    let moved = LinkSession { step: next, authorization_id: Some(id.clone()), ..session.clone() };
+    let after = if next == LinkStep::Success { LinkEventName::Success } else { LinkEventName::SyncStarted };
+    for name in [LinkEventName::PayerAuthorized, after] {
+        insights::record(&mut tx, now, &moved, NewEvent::new(name, LinkStep::Payer).endpoint(endpoint_id)).await?;
+    }
     tx.commit().await?;
     Ok(Some(Authorized { link_session_id: session.id.clone(), authorization_id: id, public_token: SecretString::from(token) }))
 }
@@ -451,6 +460,11 @@ pub async fn finish_hosted(state: &AppState, s: &LinkSession) -> anyhow::Result<
         return Ok(None);
     }
     link_sessions::clear_public_token(&state.db, now, &s.id).await?;
+    if s.step == LinkStep::Syncing {
+        // Handed the result while its sync still runs: that is the session's success.
+        let done = LinkSession { step: LinkStep::Done, ..s.clone() };
+        insights::note(&state.db, now, &done, NewEvent::new(LinkEventName::Success, s.step)).await;
+    }
     // Started by `GET /link/auth` (OAuth 2.0 redirect flow, PKCE): the client gets a single-use `code` for
     // `POST /link/token` instead of the `public_token`, which is never shown.
     if s.code_challenge.is_some() {
@@ -480,6 +494,8 @@ pub async fn end(state: &AppState, s: &LinkSession, code: ExitCode) -> anyhow::R
         return Ok(None);
     }
     let voided = payer_auth_requests::void_for_session(&mut *tx, now, &s.id).await?;
+    let ended = LinkSession { step: LinkStep::Exited, exit_code: Some(code), ..s.clone() };
+    insights::record(&mut tx, now, &ended, NewEvent::new(LinkEventName::Exit, s.step).code(code)).await?;
     audit::record(
         &mut *tx,
         now,
@@ -529,12 +545,18 @@ pub async fn refresh_step(state: &AppState, s: &mut LinkSession) -> anyhow::Resu
     if st.status.succeeded() {
         if link_sessions::advance(&state.db, now, &s.id, LinkStep::Syncing, LinkStep::Success, None).await? {
             s.step = LinkStep::Success;
+            for name in [LinkEventName::SyncCompleted, LinkEventName::Success] {
+                insights::note(&state.db, now, s, NewEvent::new(name, LinkStep::Syncing)).await;
+            }
         }
     } else if st.status == crate::domain::SyncStatus::Failed {
         let code = st.exit_code.unwrap_or(ExitCode::SyncFailed);
         if link_sessions::advance(&state.db, now, &s.id, LinkStep::Syncing, LinkStep::Error, Some(code)).await? {
             s.step = LinkStep::Error;
             s.exit_code = Some(code);
+            for name in [LinkEventName::SyncFailed, LinkEventName::Error] {
+                insights::note(&state.db, now, s, NewEvent::new(name, LinkStep::Syncing).code(code)).await;
+            }
         }
     }
     Ok(())

@@ -4,7 +4,8 @@
 //! - `POST {apps.webhook_url}` with `Content-Type: application/json` and the body
 //!   `{"event_id", "event", "version", "timestamp", "data"}` ([`Envelope`]). The body of an event is fixed when
 //!   it is enqueued: every retry sends the same bytes, so `event_id` is stable and a receiver de-duplicates on it.
-//! - Events: `sync_completed`, `sync_failed`, `refresh_expired`, `authorization_revoked`, `endpoint.status_changed`
+//! - Events: `sync_completed`, `sync_failed`, `refresh_expired`, `authorization_revoked`, `endpoint.status_changed`,
+//!   `link.events`
 //!   ([`WebhookEvent`]).
 //! - Header `Link-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. `t` is the time of
 //!   *this attempt*, so a retry is signed afresh. Receivers must check the signature with the app's signing
@@ -63,6 +64,8 @@ spelled_enum! {
         /// An endpoint of the directory changed health status (`ok`, `degraded`, `down`, `unchecked`); sent to
         /// every app with a webhook URL, once per change.
         EndpointStatusChanged = "endpoint.status_changed",
+        /// A Link session ended (or timed out): every step it took, in order (no health data).
+        LinkEvents = "link.events",
     }
 }
 

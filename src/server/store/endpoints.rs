@@ -369,6 +369,29 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<Endpoint>> {
     rows.iter().map(from_row).collect()
 }
 
+/// Whether endpoint `id` is disabled (an unknown id is not).
+///
+/// # Errors
+/// Database errors.
+pub async fn is_disabled(db: &Db, id: &str) -> anyhow::Result<bool> {
+    let row = sqlx::query("SELECT disabled_at FROM endpoints WHERE id = $1").bind(id).fetch_optional(&db.pool).await?;
+    Ok(match row {
+        Some(r) => r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
+        None => false,
+    })
+}
+
+/// The ids of disabled endpoints, with when each was disabled (Unix s).
+///
+/// # Errors
+/// Database errors.
+pub async fn disabled(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query("SELECT id, disabled_at FROM endpoints WHERE disabled_at IS NOT NULL ORDER BY id")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("disabled_at")?))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

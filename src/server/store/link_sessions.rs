@@ -43,7 +43,8 @@ pub struct SessionOptions {
     pub skip_explainer: bool,
     /// FHIR resource types asked for (empty: everything the endpoint offers).
     pub requested_resources: Vec<String>,
-    /// `en` or `es`: from the `language` option, else `Accept-Language` at creation.
+    /// `en`, `es` or `ko`: from the `language` option, else `Accept-Language` at creation; the patient may change it
+    /// on the consent screen.
     pub language: String,
 }
 
@@ -100,6 +101,11 @@ pub struct LinkSession {
     pub expires_at: i64,
     /// The PKCE `code_challenge` of a redirect-flow (`GET /link/auth`) session, until the flow mints its code.
     pub code_challenge: Option<String>,
+    /// The public id (`lsn_…`) the integrator API, webhooks and the funnel name the session by; grants nothing.
+    /// `None` only for sessions created before it existed.
+    pub public_id: Option<String>,
+    /// When the session was created (Unix s).
+    pub created_at: i64,
     /// SHA-256 (hex) of the session's binder, the value only the browser that opened it holds
     /// (`services::link_flow::is_bound`). `None` for sessions that never had a browser (the test shortcut).
     pub binder_hash: Option<String>,
@@ -130,6 +136,12 @@ pub struct NewSession<'a> {
     pub binder_hash: Option<&'a str>,
 }
 
+/// A new session's public id: `lsn_` and 128 random bits (base64url). Not a credential: it only names the session
+/// to its app's secret-key holder.
+pub fn new_public_id() -> String {
+    format!("lsn_{}", crypto::random_id(16))
+}
+
 /// Creates a session and returns its id. The first step is always consent.
 ///
 /// # Errors
@@ -144,8 +156,9 @@ where
     options["endpointFixed"] = serde_json::Value::Bool(new.endpoint_id.is_some());
     sqlx::query(
         "INSERT INTO link_sessions (id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, \
-         redirect_uri, client_state, nonce, step, expires_at, created_at, updated_at, code_challenge, binder_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16)",
+         redirect_uri, client_state, nonce, step, expires_at, created_at, updated_at, code_challenge, binder_hash, \
+         public_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16, $17)",
     )
     .bind(&id)
     .bind(new.app_id)
@@ -163,30 +176,19 @@ where
     .bind(now)
     .bind(new.code_challenge)
     .bind(new.binder_hash)
+    .bind(new_public_id())
     .execute(ex)
     .await
     .context("inserting link session")?;
     Ok(id)
 }
 
-/// Loads a session by id (expired ones too: callers decide).
-///
-/// # Errors
-/// Database errors.
-pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
-    if !valid_session_id(id) {
-        return Ok(None);
-    }
-    let row = sqlx::query(
-        "SELECT id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, redirect_uri, \
-         client_state, nonce, step, authorization_id, exit_code, public_token_enc, public_token_key_id, expires_at, \
-         code_challenge, binder_hash FROM link_sessions WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await
-    .context("reading link session")?;
-    let Some(row) = row else { return Ok(None) };
+/// The columns [`from_row`] reads.
+const COLUMNS: &str = "id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, redirect_uri, \
+     client_state, nonce, step, authorization_id, exit_code, public_token_enc, public_token_key_id, expires_at, \
+     code_challenge, binder_hash, public_id, created_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LinkSession> {
     let options_text: String = row.try_get("options")?;
     let options_json: serde_json::Value = serde_json::from_str(&options_text).unwrap_or_default();
     let endpoint_fixed = options_json.get("endpointFixed").and_then(|v| v.as_bool()).unwrap_or(false);
@@ -195,7 +197,7 @@ pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
     let usage: String = row.try_get("usage")?;
     let exit_code: Option<String> = row.try_get("exit_code")?;
     let step: String = row.try_get("step")?;
-    Ok(Some(LinkSession {
+    Ok(LinkSession {
         id: row.try_get("id")?,
         app_id: row.try_get("app_id")?,
         mode: Mode::parse(&mode).context("bad mode in link session")?,
@@ -216,7 +218,117 @@ pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
         expires_at: row.try_get("expires_at")?,
         code_challenge: row.try_get("code_challenge")?,
         binder_hash: row.try_get("binder_hash")?,
-    }))
+        public_id: row.try_get("public_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Loads a session by id (expired ones too: callers decide).
+///
+/// # Errors
+/// Database errors.
+pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<LinkSession>> {
+    if !valid_session_id(id) {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM link_sessions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await
+        .context("reading link session")?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Loads a session of `app_id` in `mode` by its public id (`lsn_…`); `None` for another app's or mode's.
+///
+/// # Errors
+/// Database errors.
+pub async fn get_public(db: &Db, app_id: &str, mode: Mode, public_id: &str) -> anyhow::Result<Option<LinkSession>> {
+    if !public_id.starts_with("lsn_") || public_id.len() > 64 {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM link_sessions WHERE public_id = $1 AND app_id = $2 AND mode = $3"
+    ))
+    .bind(public_id)
+    .bind(app_id)
+    .bind(mode.as_str())
+    .fetch_optional(&db.pool)
+    .await
+    .context("reading link session by public id")?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Loads a session by its public id (`lsn_…`), of any app: for the server's own sweeps, never for a caller.
+///
+/// # Errors
+/// Database errors.
+pub async fn get_by_public_id(db: &Db, public_id: &str) -> anyhow::Result<Option<LinkSession>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM link_sessions WHERE public_id = $1"))
+        .bind(public_id)
+        .fetch_optional(&db.pool)
+        .await
+        .context("reading link session by public id")?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Which sessions [`list_public`] returns: one app and mode, optionally one user, created in `[since, until)`,
+/// newest first, after `before` (the `(created_at, public_id)` of the last row of the previous page).
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter<'a> {
+    /// Only this `user.externalId`.
+    pub external_id: Option<&'a str>,
+    /// Created at or after (Unix s).
+    pub since: i64,
+    /// Created before (Unix s).
+    pub until: i64,
+    /// Keyset cursor: rows strictly older than this `(created_at, public_id)`.
+    pub before: Option<(i64, String)>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// Sessions of `app_id` in `mode` matching `f`, newest first (sessions without a public id are left out).
+///
+/// # Errors
+/// Database errors.
+pub async fn list_public(db: &Db, app_id: &str, mode: Mode, f: &SessionFilter<'_>) -> anyhow::Result<Vec<LinkSession>> {
+    let (before_at, before_id) = f.before.clone().unwrap_or((i64::MAX, String::new()));
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM link_sessions WHERE app_id = $1 AND mode = $2 AND public_id IS NOT NULL \
+         AND ($3 = '' OR external_id = $3) AND created_at >= $4 AND created_at < $5 \
+         AND (created_at < $6 OR (created_at = $6 AND ($7 = '' OR public_id < $7))) \
+         ORDER BY created_at DESC, public_id DESC LIMIT $8"
+    ))
+    .bind(app_id)
+    .bind(mode.as_str())
+    .bind(f.external_id.unwrap_or(""))
+    .bind(f.since)
+    .bind(f.until)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(f.limit.clamp(1, 500))
+    .fetch_all(&db.pool)
+    .await
+    .context("listing link sessions")?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Records the session's language (`en`, `es`, `ko`), chosen by the patient on its screens.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_language(db: &Db, now: i64, s: &LinkSession, language: &str) -> anyhow::Result<()> {
+    let mut options = serde_json::to_value(SessionOptions { language: language.to_string(), ..s.options.clone() })?;
+    options["endpointFixed"] = serde_json::Value::Bool(s.endpoint_fixed);
+    sqlx::query("UPDATE link_sessions SET options = $1, updated_at = $2 WHERE id = $3")
+        .bind(options.to_string())
+        .bind(now)
+        .bind(&s.id)
+        .execute(&db.pool)
+        .await
+        .context("setting the session's language")?;
+    Ok(())
 }
 
 /// Moves a session to `step`, setting or clearing its exit code.

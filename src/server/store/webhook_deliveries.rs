@@ -179,19 +179,106 @@ pub async fn list(db: &Db, app_id: &str, limit: i64) -> anyhow::Result<Vec<Deliv
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(DeliveryInfo {
-                event_id: r.try_get("event_id")?,
-                app_id: r.try_get("app_id")?,
-                event: r.try_get("event")?,
-                attempts: r.try_get("attempts")?,
-                next_attempt_at: r.try_get("next_attempt_at")?,
-                delivered_at: r.try_get("delivered_at")?,
-                dead_at: r.try_get("dead_at")?,
-                last_status: r.try_get("last_status")?,
-                last_error: r.try_get("last_error")?,
-            })
-        })
-        .collect()
+    rows.iter().map(info_from_row).collect()
+}
+
+fn info_from_row(r: &sqlx::any::AnyRow) -> anyhow::Result<DeliveryInfo> {
+    Ok(DeliveryInfo {
+        event_id: r.try_get("event_id")?,
+        app_id: r.try_get("app_id")?,
+        event: r.try_get("event")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+        dead_at: r.try_get("dead_at")?,
+        last_status: r.try_get("last_status")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+/// An app's deliveries created at or after a time, counted by where they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryHealth {
+    /// The app.
+    pub app_id: String,
+    /// Delivered (a 2xx).
+    pub delivered: i64,
+    /// Not delivered yet, still being retried.
+    pub retrying: i64,
+    /// Given up (dead), waiting for the operator.
+    pub dead: i64,
+    /// The error of the newest failed attempt (no secret or body), if any delivery failed.
+    pub last_error: Option<String>,
+}
+
+/// Delivery counts per app for deliveries created at or after `since` (Unix s), apps by id.
+///
+/// # Errors
+/// Database errors.
+pub async fn health_by_app(db: &Db, since: i64) -> anyhow::Result<Vec<DeliveryHealth>> {
+    let rows = sqlx::query(
+        "SELECT app_id, \
+           SUM(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END) AS delivered, \
+           SUM(CASE WHEN delivered_at IS NULL AND dead_at IS NULL THEN 1 ELSE 0 END) AS retrying, \
+           SUM(CASE WHEN dead_at IS NOT NULL AND delivered_at IS NULL THEN 1 ELSE 0 END) AS dead \
+         FROM webhook_deliveries WHERE created_at >= $1 GROUP BY app_id ORDER BY app_id",
+    )
+    .bind(since)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let app_id: String = r.try_get("app_id")?;
+        let last_error = sqlx::query(
+            "SELECT last_error FROM webhook_deliveries WHERE app_id = $1 AND created_at >= $2 \
+             AND last_error IS NOT NULL ORDER BY next_attempt_at DESC, id LIMIT 1",
+        )
+        .bind(&app_id)
+        .bind(since)
+        .fetch_optional(&db.pool)
+        .await?
+        .map(|r| r.try_get::<String, _>("last_error"))
+        .transpose()?;
+        out.push(DeliveryHealth {
+            app_id,
+            delivered: r.try_get("delivered")?,
+            retrying: r.try_get("retrying")?,
+            dead: r.try_get("dead")?,
+            last_error,
+        });
+    }
+    Ok(out)
+}
+
+/// Dead deliveries (given up, never delivered), newest first, at most `limit`.
+///
+/// # Errors
+/// Database errors.
+pub async fn dead(db: &Db, limit: i64) -> anyhow::Result<Vec<DeliveryInfo>> {
+    let rows = sqlx::query(
+        "SELECT event_id, app_id, event, attempts, next_attempt_at, delivered_at, dead_at, last_status, last_error \
+         FROM webhook_deliveries WHERE dead_at IS NOT NULL AND delivered_at IS NULL \
+         ORDER BY dead_at DESC, id LIMIT $1",
+    )
+    .bind(limit.clamp(1, 500))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(info_from_row).collect()
+}
+
+/// Gives a dead delivery one more attempt, due at `now` (one conditional update: only a dead, undelivered one);
+/// returns its app when it did. A failure of that attempt marks it dead again.
+///
+/// # Errors
+/// Database errors.
+pub async fn retry_dead(db: &Db, now: i64, event_id: &str) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query(
+        "UPDATE webhook_deliveries SET dead_at = NULL, next_attempt_at = $1, lease_owner = NULL, lease_until = NULL \
+         WHERE event_id = $2 AND dead_at IS NOT NULL AND delivered_at IS NULL RETURNING app_id",
+    )
+    .bind(now)
+    .bind(event_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| r.try_get::<String, _>("app_id")).transpose().map_err(Into::into)
 }

@@ -24,6 +24,7 @@ use crate::{
     domain::{StateReason, Usage},
     server::{
         services::{
+            insights,
             lifecycle::transitions::{expunge_authorization, mark_needs_reauth},
             payer::refresh::{self, RefreshError},
         },
@@ -92,6 +93,7 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
     acted += refresh_expiring(state, now).await?;
     acted += record_downgrades(state, now).await?;
     connections_grants::purge_expired(&state.db, now - GRANT_PURGE_AFTER_SECS).await?;
+    acted += insights::sweep(&state.db, now, state.settings.insights_retention_days).await?;
     purge_link_records(state, now - GRANT_PURGE_AFTER_SECS).await?;
     state.limits.retain_recent();
     Ok(acted)

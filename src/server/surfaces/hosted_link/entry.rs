@@ -22,7 +22,10 @@ use crate::{
     i18n,
     server::{
         platform::{crypto, rate_limit::Limited, tls::ClientIp},
-        services::link_flow::{self, redirect_with},
+        services::{
+            insights,
+            link_flow::{self, redirect_with},
+        },
         state::AppState,
         store::{
             apps::{self, App},
@@ -188,6 +191,7 @@ pub async fn entry(
         audit::record(&mut *tx, now, entry).await?;
     }
     tx.commit().await?;
+    insights::opened(&state.db, now, &sid).await;
     // The modal's frame keeps a copy of the binder (from the fragment, which no server sees), so it works with
     // third-party cookies blocked; the hosted flow is first-party and needs only the cookie.
     let to = if hosted { session_url(&sid) } else { format!("{}#bind={}", session_url(&sid), binder.expose_secret()) };

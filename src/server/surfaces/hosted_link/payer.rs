@@ -20,11 +20,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    domain::{ExitCode, LinkStep},
+    domain::{ExitCode, LinkEventName, LinkStep},
     i18n,
     server::{
         platform::http::COOP_UNSAFE_NONE,
-        services::{link_flow, payer::oauth::CallbackParams},
+        services::{
+            insights::{self, payer_text, NewEvent},
+            link_flow,
+            payer::oauth::CallbackParams,
+        },
         state::AppState,
         store::{
             audit::{self, AuditEntry},
@@ -48,10 +52,19 @@ pub struct HandoffQuery {
     endpoint: Option<String>,
 }
 
-/// Ends a handoff or callback in error: the session shows the error screen; the popup tells the modal.
-async fn fail_in_popup(state: &AppState, s: &LinkSession, code: ExitCode) -> FlowResult {
+/// Ends a handoff or callback in error: the session shows the error screen; the popup tells the modal. `payer`
+/// is what the payer said (its OAuth `error` and `error_description`), kept with the `ERROR` event.
+async fn fail_in_popup(state: &AppState, s: &LinkSession, code: ExitCode, payer: &PayerSaid) -> FlowResult {
     let now = state.clock.now();
     link_sessions::set_step(&state.db, now, &s.id, LinkStep::Error, Some(code)).await?;
+    let failed = LinkSession { step: LinkStep::Error, exit_code: Some(code), ..s.clone() };
+    let mut detail = serde_json::Map::new();
+    for (k, v) in [("payer_error", &payer.error), ("payer_error_description", &payer.description)] {
+        if let Some(v) = v.as_deref() {
+            detail.insert(k.into(), payer_text(v).into());
+        }
+    }
+    insights::note(&state.db, now, &failed, NewEvent::new(LinkEventName::Error, s.step).code(code).detail(detail.into())).await;
     let entry = AuditEntry {
         actor: "patient",
         action: "link.error",
@@ -64,6 +77,14 @@ async fn fail_in_popup(state: &AppState, s: &LinkSession, code: ExitCode) -> Flo
         return Ok(see_other(&session_url(&s.id)));
     }
     Ok(popup_page(&s.options.language, Some(&s.nonce), Err(code)))
+}
+
+/// What a payer's callback said of its failure (RFC 6749 §4.1.2.1 `error`, `error_description`): untrusted text,
+/// bounded and kept as plain text ([`payer_text`]).
+#[derive(Debug, Default)]
+struct PayerSaid {
+    error: Option<String>,
+    description: Option<String>,
 }
 
 /// `GET /link/s/{sid}/handoff?endpoint` (the hosted flow's link; binder cookie): records the chosen plan and
@@ -108,13 +129,13 @@ async fn start_handoff(state: &AppState, s: LinkSession, endpoint: Option<String
     }
     let endpoint_id = if s.endpoint_fixed { s.endpoint_id.clone() } else { endpoint };
     let Some(endpoint_id) = endpoint_id.filter(|e| uuid::Uuid::parse_str(e).is_ok()) else {
-        return fail_in_popup(state, &s, ExitCode::InvalidEndpoint).await;
+        return fail_in_popup(state, &s, ExitCode::InvalidEndpoint, &PayerSaid::default()).await;
     };
     let Some(endpoint) = endpoints::get(&state.db, &endpoint_id).await? else {
-        return fail_in_popup(state, &s, ExitCode::InvalidEndpoint).await;
+        return fail_in_popup(state, &s, ExitCode::InvalidEndpoint, &PayerSaid::default()).await;
     };
     if endpoint.mode != s.mode {
-        return fail_in_popup(state, &s, ExitCode::EndpointModeMismatch).await;
+        return fail_in_popup(state, &s, ExitCode::EndpointModeMismatch, &PayerSaid::default()).await;
     }
     let now = state.clock.now();
     let entry = AuditEntry {
@@ -137,7 +158,7 @@ async fn start_handoff(state: &AppState, s: LinkSession, endpoint: Option<String
             }
             Ok(resp)
         }
-        Err(code) => fail_in_popup(state, &s, code).await,
+        Err(code) => fail_in_popup(state, &s, code, &PayerSaid::default()).await,
     }
 }
 
@@ -175,6 +196,7 @@ pub async fn callback(
         error_description: params.get("error_description").cloned(),
         iss: params.get("iss").cloned(),
     };
+    let said = PayerSaid { error: params.error.clone(), description: params.error_description.clone() };
     let binders = binding::handoff_binders(&state, &headers);
     let mut resp = match link_flow::payer_callback(&state, params, &binders).await {
         Ok(done) => {
@@ -196,7 +218,7 @@ pub async fn callback(
         }
         // Shown on the session only while it still waits for this payer (an ended or expired one stays as it is).
         Err((Some(sid), code)) => match link_flow::live_session(&state, &sid).await? {
-            Some(s) if s.step == LinkStep::Payer => fail_in_popup(&state, &s, code).await?,
+            Some(s) if s.step == LinkStep::Payer => fail_in_popup(&state, &s, code, &said).await?,
             Some(s) => popup_page(&s.options.language, None, Err(code)),
             None => popup_page("en", None, Err(code)),
         },
@@ -215,7 +237,7 @@ async fn unknown_state(state: &AppState, binders: &[&str], code: ExitCode) -> Fl
         if let Some(sid) = payer_auth_requests::session_of_binder(&state.db, b).await? {
             if let Some(s) = link_flow::live_session(state, &sid).await? {
                 if s.step == LinkStep::Payer {
-                    return fail_in_popup(state, &s, code).await;
+                    return fail_in_popup(state, &s, code, &PayerSaid::default()).await;
                 }
             }
         }

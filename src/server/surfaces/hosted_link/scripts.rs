@@ -1,5 +1,6 @@
 //! The scripts the hosted flow serves: `/link.js` (the `FlexpaLink` global integrators load, and its
-//! TypeScript declarations) and `/link/frame.js` (the glue every hosted screen loads).
+//! TypeScript declarations), `/link/v1/link-element.js` (the `<flexpa-link>` element over it, with its
+//! declarations) and `/link/frame.js` (the glue every hosted screen loads).
 
 use axum::{
     http::{header, HeaderValue},
@@ -9,6 +10,8 @@ use axum::{
 const LINK_JS: &str = include_str!("../../../../public/link.js");
 const LINK_DTS: &str = include_str!("../../../../public/link.d.ts");
 const FRAME_JS: &str = include_str!("frame.js");
+const ELEMENT_JS: &str = include_str!("../../../../public/link-element.js");
+const ELEMENT_DTS: &str = include_str!("../../../../public/link-element.d.ts");
 
 fn script(body: &'static str, content_type: &'static str) -> Response {
     (
@@ -32,6 +35,16 @@ pub async fn link_js() -> Response {
 /// `GET /link.d.ts`, `/link/v1/link.d.ts`.
 pub async fn link_dts() -> Response {
     script(LINK_DTS, "application/typescript; charset=utf-8")
+}
+
+/// `GET /link/v1/link-element.js`: the `<flexpa-link>` custom element over the `FlexpaLink` global.
+pub async fn element_js() -> Response {
+    script(ELEMENT_JS, "text/javascript; charset=utf-8")
+}
+
+/// `GET /link/v1/link-element.d.ts`.
+pub async fn element_dts() -> Response {
+    script(ELEMENT_DTS, "application/typescript; charset=utf-8")
 }
 
 /// `GET /link/frame.js`.

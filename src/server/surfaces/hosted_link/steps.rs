@@ -13,10 +13,13 @@ use axum::{
 use serde_json::json;
 
 use crate::{
-    domain::{ExitCode, LinkStep},
+    domain::{ExitCode, LinkEventName, LinkStep},
     i18n::{ConsentText, CONSENT_TEXT_VERSION},
     server::{
-        services::link_flow,
+        services::{
+            insights::{self, NewEvent},
+            link_flow,
+        },
         state::AppState,
         store::{
             apps,
@@ -101,6 +104,8 @@ pub async fn consent(State(state): State<AppState>, Sid(sid): Sid, headers: Head
         ..Default::default()
     };
     audit::record(&state.db.pool, now, entry).await?;
+    let name = if given { LinkEventName::ConsentGiven } else { LinkEventName::ConsentDeclined };
+    insights::note(&state.db, now, &s, NewEvent::new(name, LinkStep::Consent)).await;
     if !given {
         return end_with(&state, &s, ExitCode::PatientCancelled).await;
     }
@@ -187,7 +192,13 @@ pub async fn exit(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderM
                 None => Ok(see_other(&session_url(&sid))),
             },
             None => {
-                link_sessions::advance(&state.db, state.clock.now(), &sid, s.step, LinkStep::Done, None).await?;
+                let now = state.clock.now();
+                let moved = link_sessions::advance(&state.db, now, &sid, s.step, LinkStep::Done, None).await?;
+                if moved && s.step == LinkStep::Syncing {
+                    // The modal hands the `public_token` over while the sync runs: that is the session's success.
+                    let done = LinkSession { step: LinkStep::Done, ..s.clone() };
+                    insights::note(&state.db, now, &done, NewEvent::new(LinkEventName::Success, s.step)).await;
+                }
                 Ok(see_other(&session_url(&sid)))
             }
         },

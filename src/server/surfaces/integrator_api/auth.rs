@@ -18,7 +18,7 @@ use crate::{
     domain::{Mode, Usage},
     server::{
         platform::{crypto, tls::ClientIp},
-        services::link_flow,
+        services::{insights, link_flow},
         state::AppState,
         store::{apps, endpoints, link_sessions},
         surfaces::binding,
@@ -198,7 +198,7 @@ async fn create_session(
 ) -> anyhow::Result<String> {
     let now = state.clock.now();
     let nonce = crypto::random_id(16);
-    link_sessions::create(
+    let sid = link_sessions::create(
         &state.db.pool,
         now,
         link_sessions::NewSession {
@@ -216,5 +216,7 @@ async fn create_session(
             binder_hash: Some(binder_hash),
         },
     )
-    .await
+    .await?;
+    insights::opened(&state.db, now, &sid).await;
+    Ok(sid)
 }

@@ -102,6 +102,16 @@ pub async fn app_by_secret(state: &AppState, sk: &str) -> ApiResult<(App, Mode)>
         .ok_or_else(|| OAuthError::invalid_client("unknown secret key"))
 }
 
+/// Authenticates an integrator backend on a read route by its secret key: HTTP Basic `publishableKey:secretKey`,
+/// or `Authorization: Bearer sk_…`. 401 `invalid_client` when missing or unknown.
+pub async fn app_by_secret_header(state: &AppState, headers: &HeaderMap) -> ApiResult<(App, Mode)> {
+    match (basic_credentials(headers)?, crate::server::services::access::bearer_token(headers)) {
+        (Some(_), _) => authenticate_client(state, headers, &HashMap::new()).await,
+        (None, Some(sk)) => app_by_secret(state, sk).await,
+        (None, None) => Err(OAuthError::invalid_client("the secret key is required")),
+    }
+}
+
 /// Authenticates a client by `publishableKey:secretKey` (HTTP Basic, or `client_id`/`client_secret` in the
 /// body): both keys must belong to the same app and mode.
 pub async fn authenticate_client(

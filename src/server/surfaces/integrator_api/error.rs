@@ -73,6 +73,10 @@ impl OAuthError {
         e.challenge = Some(bearer_challenge(Some("insufficient_scope"), Some(&d)));
         e
     }
+    /// 404 `not_found`: the thing named in the path does not exist for this caller.
+    pub fn not_found(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", d)
+    }
     /// 429 `temporarily_unavailable` (RFC 6749 §4.1.2.1's code for an overloaded server) with `Retry-After`: a
     /// rate limit was exceeded.
     pub fn rate_limited(limited: Limited, what: &str) -> Self {

@@ -1,6 +1,6 @@
-//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, connections URL, the plan
-//! directory with its health, the redirect flow's authorization endpoint, and the test-mode `public_token`
-//! shortcut.
+//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, sessions (the steps of Link
+//! sessions), connections URL, the plan directory with its health, the redirect flow's authorization endpoint,
+//! and the test-mode `public_token` shortcut.
 //!
 //! - Errors are RFC 6749 §5.2 JSON (`{error, error_description}`, `Cache-Control: no-store`) through
 //!   [`error::OAuthError`]; a failed HTTP Basic client authentication is 401 with `WWW-Authenticate: Basic`;
@@ -14,6 +14,7 @@ pub mod error;
 pub mod exchange;
 pub mod grants;
 pub mod openapi;
+pub mod sessions;
 pub mod test_shortcut;
 pub mod token;
 pub mod users;
@@ -47,6 +48,10 @@ pub mod paths {
     pub const CONNECTIONS_URL: &str = "/link/connections-url";
     /// `GET` the plans a key's patients can pick, with their health.
     pub const ENDPOINTS: &str = "/link/endpoints";
+    /// `GET` the key's Link sessions (of one user, in a time window) with their steps.
+    pub const SESSIONS: &str = "/link/sessions";
+    /// `GET` one Link session, by its public id, with its steps.
+    pub const SESSION: &str = "/link/sessions/{id}";
     /// `POST` test-mode shortcut minting a `public_token` for a sandbox member.
     pub const TEST_PUBLIC_TOKEN: &str = "/link/test/public_token";
 }
@@ -60,6 +65,8 @@ pub fn router() -> Router<AppState> {
         .route(paths::TOKEN, post(token::token))
         .route(paths::REVOKE, post(users::revoke))
         .route(paths::USERS, get(users::users))
+        .route(paths::SESSIONS, get(sessions::list))
+        .route(paths::SESSION, get(sessions::session))
         .route(paths::AUTH, get(auth::auth))
         .route(paths::TEST_PUBLIC_TOKEN, post(test_shortcut::test_public_token))
         .route(paths::CONNECTIONS_URL, post(users::connections_url))

@@ -54,6 +54,37 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "responses": {"200": {"description": "Authorizations", "content": {"application/json": {"schema": {"type": "object",
             "properties": {"externalId": {"type": "string"}, "authorizations": {"type": "array", "items": {"type": "object"}}}}}}},
                       "401": oauth_err}}}));
+    let secret_security = json!([{"secretKey": []}, {"basic": []}]);
+    p.insert(paths::SESSION.into(), json!({"get": {
+        "summary": "One Link session with every step it took (no health data)",
+        "description": "The id is the session's public id (lsn_…), as in the link.events webhook and in the list below. \
+            Only sessions of the key's own app and mode are found; any other id is 404 not_found.",
+        "security": secret_security.clone(),
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The session and its events", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LinkSession"}}}},
+                      "400": oauth_err, "401": oauth_err, "404": oauth_err}}}));
+    let list_params: Vec<Value> = [
+        ("externalId", "string", "only this user's sessions"),
+        ("since", "integer", "created at or after (Unix seconds)"),
+        ("until", "integer", "created before (Unix seconds)"),
+        ("limit", "integer", "sessions per page, 1 to 100 (default 20)"),
+        ("cursor", "string", "next_cursor of the previous page"),
+    ]
+    .iter()
+    .map(|(n, t, d)| {
+        let schema = if *n == "limit" { json!({"type": t, "minimum": 1, "maximum": 100}) } else { json!({"type": t}) };
+        json!({"name": n, "in": "query", "required": false, "schema": schema, "description": d})
+    })
+    .collect();
+    p.insert(paths::SESSIONS.into(), json!({"get": {
+        "summary": "The key's Link sessions, newest first, each with every step it took",
+        "security": secret_security,
+        "parameters": list_params,
+        "responses": {"200": {"description": "A page of sessions", "content": {"application/json": {"schema": {"type": "object",
+            "required": ["sessions", "next_cursor"],
+            "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/LinkSession"}},
+                           "next_cursor": {"type": ["string", "null"]}}}}}},
+                      "400": oauth_err, "401": oauth_err}}}));
     let auth_params: Vec<Value> = [
         "response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state",
         "flexpa_external_id", "flexpa_endpoint_id", "usage",
@@ -192,7 +223,7 @@ pub fn components() -> Value {
         "schemas": {
             "OAuthError": {"type": "object", "required": ["error"], "properties": {
                 "error": {"type": "string", "enum": ["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-                          "unsupported_grant_type", "invalid_token", "insufficient_scope", "server_error", "temporarily_unavailable"]},
+                          "unsupported_grant_type", "invalid_token", "insufficient_scope", "server_error", "temporarily_unavailable", "not_found"]},
                 "error_description": {"type": "string"}}},
             "TokenRequest": {"type": "object", "required": ["grant_type"], "properties": {
                 "grant_type": {"type": "string", "enum": ["refresh_token", "client_credentials", "authorization_code"]},
@@ -225,6 +256,19 @@ pub fn components() -> Value {
                 "refresh_expires_in": {"type": ["integer", "null"], "description": "seconds left on the payer's long-term grant; null when the payer did not say"},
                 "patient": {"type": ["string", "null"], "description": "Patient/<id>, the value behind $PATIENT_ID"},
                 "endpoint": {"$ref": "#/components/schemas/Endpoint"}}},
+            "LinkEvent": {"type": "object", "required": ["name", "step", "at", "metadata"], "properties": {
+                "name": {"type": "string", "description": "recorded today: OPEN, CONSENT_GIVEN, CONSENT_DECLINED, HANDOFF, PAYER_AUTHORIZED, SYNC_STARTED, SYNC_COMPLETED, SYNC_FAILED, ERROR, SUCCESS, EXIT; treat any other name as informational"},
+                "step": {"type": "string", "description": "the session's step where it happened"},
+                "at": {"type": "integer", "description": "Unix seconds"},
+                "endpoint_id": {"type": ["string", "null"]}, "exit_code": {"type": ["string", "null"]},
+                "metadata": {"type": "object", "description": "non-health detail, e.g. queryLength, payer_error"}}},
+            "LinkSession": {"type": "object", "required": ["id", "externalId", "mode", "usage", "status", "step", "created_at", "expires_at", "events"], "properties": {
+                "id": {"type": "string", "description": "the public id (lsn_…)"}, "externalId": {"type": "string"},
+                "mode": {"type": "string", "enum": ["test", "live"]}, "usage": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]},
+                "status": {"type": "string", "enum": ["open", "success", "exited", "expired"]},
+                "step": {"type": "string"}, "endpoint_id": {"type": ["string", "null"]}, "exit_code": {"type": ["string", "null"]},
+                "created_at": {"type": "integer"}, "expires_at": {"type": "integer"},
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/LinkEvent"}}}},
             "Introspection": {"type": "object", "properties": {
                 "active": {"type": "boolean"}, "jti": {"type": "string"}, "iat": {"type": "integer"}, "exp": {"type": ["integer", "null"]},
                 "patient": {"type": ["string", "null"]}, "state": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},

@@ -1,7 +1,5 @@
 //! `POST /link/revoke`, `GET /link/users/{externalId}` and `POST /link/connections-url`.
 
-use std::collections::HashMap;
-
 use axum::{
     body::Bytes,
     extract::{Path, State},
@@ -24,7 +22,7 @@ use crate::{
         state::AppState,
         store::{apps, authorizations, endpoints},
         surfaces::integrator_api::{
-            clients::{app_by_secret, audit_event, authenticate_client, basic_credentials, parse_params, required},
+            clients::{app_by_secret, app_by_secret_header, audit_event, parse_params, required},
             error::{no_store, ApiResult, OAuthError},
             grants::{endpoint_json, patient_ref},
         },
@@ -79,11 +77,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
 /// `GET /link/users/{externalId}` with the secret key (`Authorization: Bearer sk_…` or Basic `pk:sk`) →
 /// `{externalId, authorizations: [{id, endpoint, usage, state, patient, created_at, sync}]}` (same mode as the key).
 pub async fn users(State(state): State<AppState>, headers: HeaderMap, Path(external_id): Path<String>) -> ApiResult {
-    let (app, mode) = match (basic_credentials(&headers)?, bearer_token(&headers)) {
-        (Some(_), _) => authenticate_client(&state, &headers, &HashMap::new()).await?,
-        (None, Some(sk)) => app_by_secret(&state, sk).await?,
-        (None, None) => return Err(OAuthError::invalid_client("the secret key is required")),
-    };
+    let (app, mode) = app_by_secret_header(&state, &headers).await?;
     let list = authorizations::list_for_user(&state.db, &app.id, &external_id).await?;
     let mut out = Vec::new();
     for a in list.into_iter().filter(|a| a.mode == mode) {
