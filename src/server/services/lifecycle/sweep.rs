@@ -30,7 +30,7 @@ use crate::{
         state::AppState,
         store::{
             audit::{self, AuditEntry},
-            authorizations, connections_grants, link_sessions, payer_auth_requests,
+            authorizations, connections_grants, link_sessions, payer_auth_requests, tokens,
         },
     },
 };
@@ -93,6 +93,7 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
     acted += record_downgrades(state, now).await?;
     connections_grants::purge_expired(&state.db, now - GRANT_PURGE_AFTER_SECS).await?;
     purge_link_records(state, now - GRANT_PURGE_AFTER_SECS).await?;
+    tokens::clear_reissues(&state.db, now - tokens::REFRESH_REUSE_GRACE_SECS).await?;
     state.limits.retain_recent();
     Ok(acted)
 }

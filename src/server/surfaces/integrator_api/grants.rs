@@ -10,6 +10,7 @@ use crate::{
         store::{
             authorizations::{self, Authorization},
             endpoints::{self, Endpoint},
+            sync_jobs::JobStatus,
             tokens::{self, TokenKind, ACCESS_TOKEN_TTL_SECS},
         },
         surfaces::integrator_api::error::ApiResult,
@@ -34,6 +35,22 @@ pub fn endpoint_json(endpoint: Option<&Endpoint>, authorization: &Authorization,
         None => json!({"id": authorization.endpoint_id, "name": null, "label": [], "refreshable": false,
                        "resources": resource_types}),
     }
+}
+
+/// The `sync` object of users (and introspect): the latest sync job's outcome (schema `SyncStatus` in the
+/// OpenAPI document). `delayed_until` is set only while the job waits for the payer (`status: delayed`).
+pub fn sync_json(s: &JobStatus) -> Value {
+    json!({
+        "status": s.status,
+        "progress": s.progress,
+        "skipped": s.skipped,
+        "incomplete": s.incomplete,
+        "exit_code": s.exit_code.map(|c| c.as_str()),
+        "warnings": s.warnings,
+        "stats": s.stats,
+        "delayed_until": s.delayed_until,
+        "finished_at": s.finished_at,
+    })
 }
 
 /// `Patient/{id}` of the authorization's payer patient, or `null` until the sync found it.

@@ -26,7 +26,7 @@ use crate::{
         surfaces::integrator_api::{
             clients::{app_by_secret, audit_event, authenticate_client, basic_credentials, parse_params, required},
             error::{no_store, ApiResult, OAuthError},
-            grants::{endpoint_json, patient_ref},
+            grants::{endpoint_json, patient_ref, sync_json},
         },
     },
 };
@@ -89,10 +89,7 @@ pub async fn users(State(state): State<AppState>, headers: HeaderMap, Path(exter
     for a in list.into_iter().filter(|a| a.mode == mode) {
         let endpoint = endpoints::get(&state.db, &a.endpoint_id).await?;
         let types = authorizations::resource_types(&state.db, &a.id).await?;
-        let sync = sync::status(&state.db, &a.id).await?.map(|s| {
-            json!({"status": s.status, "progress": s.progress, "skipped": s.skipped,
-                   "exit_code": s.exit_code.map(|c| c.as_str()), "warnings": s.warnings})
-        });
+        let sync = sync::status(&state.db, &a.id).await?.as_ref().map(sync_json);
         out.push(json!({
             "id": a.id,
             "endpoint": endpoint_json(endpoint.as_ref(), &a, &types),
