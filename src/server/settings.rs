@@ -127,6 +127,11 @@ pub struct Settings {
     #[arg(long, env = "LINK_REAUTH_GRACE", default_value_t = 2_592_000, global = true)]
     pub reauth_grace_secs: i64,
 
+    /// How long before a MULTIPLE authorization's payer grant ends (`refresh_expires_at`) the
+    /// `authorization.pending_expiration` webhook is sent, in seconds. Default 7 days.
+    #[arg(long, env = "LINK_PENDING_EXPIRATION", default_value_t = 604_800, global = true)]
+    pub pending_expiration_secs: i64,
+
     /// Link sessions one client address may start per minute (`GET /link`, `GET /link/auth`); 0: no limit.
     #[arg(long, env = "LINK_RATE_LIMIT_SESSIONS", default_value_t = 30, global = true)]
     pub rate_limit_sessions: u32,

@@ -1276,6 +1276,13 @@ async fn finished_syncs_queue_webhooks() {
     let failed = events.iter().find(|(e, _)| e == "sync_failed").expect("sync_failed queued");
     assert_eq!(failed.1["data"]["authorization_id"], json!(bad));
     assert_eq!(failed.1["data"]["exit_code"], json!("SYNC_FAILED"));
+    // Both carry the authorization's lifetime, as introspect gives it.
+    let now = app.clock.now_secs();
+    assert_eq!(completed.1["data"]["last_synced_at"], json!(now));
+    assert_eq!(completed.1["data"]["state"], json!("AUTHORIZED"));
+    assert!(completed.1["data"]["expires_at"].is_i64(), "ONE_TIME: the expunge time");
+    assert!(completed.1["data"].get("refresh_expires_at").is_some());
+    assert_eq!(failed.1["data"]["last_synced_at"], Value::Null, "that authorization never synced");
 }
 
 #[tokio::test]

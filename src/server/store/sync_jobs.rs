@@ -160,6 +160,20 @@ pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<Jo
     }))
 }
 
+/// When the authorization's latest sync with data (`complete` or `partial`) finished (Unix seconds).
+///
+/// # Errors
+/// Database errors.
+pub async fn last_succeeded_at(db: &Db, authorization_id: &str) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query("SELECT MAX(finished_at) AS at FROM sync_jobs WHERE authorization_id = $1 AND status IN ($2, $3)")
+        .bind(authorization_id)
+        .bind(SyncStatus::Complete.as_str())
+        .bind(SyncStatus::Partial.as_str())
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get("at")?)
+}
+
 /// Claims one due job for `owner` until `lease_until`: pending, delayed, or syncing with an expired lease (its
 /// instance died) and `run_after` past, while its payer runs fewer than `per_payer_limit` jobs. One conditional
 /// `UPDATE … RETURNING` whose subquery uses `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent instances

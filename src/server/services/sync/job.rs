@@ -764,12 +764,17 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
     }
     let auth = authorizations::get(&state.db, &job.authorization_id).await?;
     let counts: BTreeMap<&String, &i64> = job.progress.counts.iter().collect();
+    // This job when it brought data, else the latest one that did.
+    let last_synced_at = match exit_code {
+        None => Some(now),
+        Some(_) => sync_jobs::last_succeeded_at(&state.db, &job.authorization_id).await?,
+    };
     let mut tx = state.db.begin_write().await?;
     if let Some(a) = &auth {
         // Non-health data only: ids, counts per type, skipped types, the exit code.
         let skipped_types: Vec<&str> = job.progress.skipped.iter().map(|s| s.resource_type.as_str()).collect();
         let incomplete_types: Vec<&str> = job.progress.incomplete.iter().map(|s| s.resource_type.as_str()).collect();
-        let (event, data) = match exit_code {
+        let (event, mut data) = match exit_code {
             Some(code) => (
                 WebhookEvent::SyncFailed,
                 json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
@@ -782,6 +787,13 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
                        "incomplete_types": incomplete_types}),
             ),
         };
+        // The authorization's lifetime, as introspect and users give it.
+        if let Some(o) = data.as_object_mut() {
+            o.insert("state".into(), json!(a.state));
+            o.insert("expires_at".into(), json!(a.data_ends_at()));
+            o.insert("refresh_expires_at".into(), json!(a.payer_refresh_expires_at));
+            o.insert("last_synced_at".into(), json!(last_synced_at));
+        }
         webhooks::enqueue(&mut tx, now, &a.app_id, event, data).await?;
     }
     audit::record(

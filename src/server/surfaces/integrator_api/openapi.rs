@@ -153,6 +153,13 @@ pub fn paths() -> serde_json::Map<String, Value> {
 
 /// OpenAPI `components` shared by the /link paths.
 pub fn components() -> Value {
+    // The lifetime fields of an authorization on introspect (patient tokens) and users.
+    let lifetime = json!({
+        "expires_at": {"type": ["integer", "null"], "description": "Unix seconds when the data is expunged (ONE_TIME: 24 h after linking; NEEDS_REAUTH: the end of the re-consent window); null when none is set"},
+        "refresh_expires_at": {"type": ["integer", "null"], "description": "Unix seconds when the payer's long-term grant ends (from its refresh_expires_in); null when the payer did not say"},
+        "last_synced_at": {"type": ["integer", "null"], "description": "Unix seconds when the latest sync with data (complete or partial) finished"},
+        "sync": {"oneOf": [{"$ref": "#/components/schemas/SyncStatus"}, {"type": "null"}]},
+    });
     json!({
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Patient access token (at_…) or application token (app_…)"},
@@ -191,7 +198,8 @@ pub fn components() -> Value {
                 "id": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},
                 "usage": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}, "usage_requested": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]},
                 "state": {"type": "string"}, "patient": {"type": ["string", "null"]}, "created_at": {"type": "integer"},
-                "sync": {"oneOf": [{"$ref": "#/components/schemas/SyncStatus"}, {"type": "null"}]}}},
+                "expires_at": lifetime["expires_at"], "refresh_expires_at": lifetime["refresh_expires_at"],
+                "last_synced_at": lifetime["last_synced_at"], "sync": lifetime["sync"]}},
             "SyncStatus": {"type": "object", "description": "The latest sync job of an authorization. partial: some types were skipped (skipped) or their paging stopped early (incomplete); delayed: the payer asked for a wait longer than a worker holds on (Retry-After or x-ms-retry-after-ms), the job resumes at delayed_until. stats counts what the payer cost: retries, page_size_reductions (a page asked again with half its _count after a timeout), rate_limit_waits and rate_limit_wait_secs (429/503 waits asked for).",
                 "required": ["status", "progress", "skipped", "incomplete", "warnings", "stats"], "properties": {
                 "status": {"type": "string", "enum": ["pending", "syncing", "delayed", "complete", "partial", "failed"]},
@@ -208,7 +216,10 @@ pub fn components() -> Value {
                 "active": {"type": "boolean"}, "jti": {"type": "string"}, "iat": {"type": "integer"}, "exp": {"type": ["integer", "null"]},
                 "patient": {"type": ["string", "null"]}, "state": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},
                 "user": {"type": "object", "properties": {"externalId": {"type": "string"}}},
-                "sub": {"type": "string"}, "usage": {"type": "string"}}}
+                "sub": {"type": "string"}, "usage": {"type": "string"}, "token_type": {"type": "string", "enum": ["patient", "application"]},
+                "mode": {"type": "string", "enum": ["test", "live"]},
+                "expires_at": lifetime["expires_at"], "refresh_expires_at": lifetime["refresh_expires_at"],
+                "last_synced_at": lifetime["last_synced_at"], "sync": lifetime["sync"]}}
         }
     })
 }
