@@ -54,7 +54,7 @@ pub fn sync_json(s: &JobStatus) -> Value {
 }
 
 /// What an integrator needs to know about an authorization's lifetime, on introspect and users (schema
-/// `AuthorizationStatus`): `state`; `expires_at`, when its data is expunged (ONE_TIME: 24 h after the link; a
+/// the lifetime fields of `Introspection` and `UserAuthorization`): `state`; `expires_at`, when its data is expunged (ONE_TIME: 24 h after the link; a
 /// `NEEDS_REAUTH` one: the end of its re-consent window), `null` when none is set; `refresh_expires_at`, when the
 /// payer's long-term grant ends (from the payer's `refresh_expires_in`), `null` when the payer did not say;
 /// `last_synced_at`, when its latest sync with data finished; `sync`, the latest sync ([`sync_json`]). Times are
