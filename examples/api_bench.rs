@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     loop {
         let st = sync::status(&state.db, &authz).await?.context("no sync job")?;
-        if !matches!(st.status.as_str(), "pending" | "syncing") {
+        if !st.status.is_running() {
             println!("sync {} in {:.1} s: {:?}", st.status, started.elapsed().as_secs_f64(), st.progress);
             break;
         }

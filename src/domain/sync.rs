@@ -1,4 +1,5 @@
-//! [`SyncStatus`] and [`SkippedType`]: the outcome of a sync job (`sync_jobs.status`, `sync_jobs.skipped`).
+//! [`SyncStatus`], [`SkippedType`], [`IncompleteType`] and [`SyncStats`]: the outcome of a sync job
+//! (`sync_jobs.status`, `.skipped`, `.incomplete`, `.stats`).
 
 use serde::{Deserialize, Serialize};
 
@@ -9,11 +10,15 @@ spelled_enum! {
     pub enum SyncStatus {
         /// Queued, not started.
         Pending = "pending",
-        /// Running (or paused with its cursor saved, waiting for `run_after`).
+        /// Running (or paused with its cursor saved after a shutdown or a lost instance, due again at once).
         Syncing = "syncing",
+        /// Paused with its cursor saved because the payer asked for a wait (`Retry-After`,
+        /// `x-ms-retry-after-ms`) longer than a worker holds on; due again at the job's `run_after`.
+        Delayed = "delayed",
         /// Every type fetched.
         Complete = "complete",
-        /// Finished, but some types were skipped (see [`SkippedType`]).
+        /// Finished, but some types were skipped (see [`SkippedType`]) or their paging stopped early (see
+        /// [`IncompleteType`]).
         Partial = "partial",
         /// Ended without the data (the job's exit code says why).
         Failed = "failed",
@@ -23,7 +28,7 @@ spelled_enum! {
 impl SyncStatus {
     /// Whether the job has not finished yet (the FHIR API answers 429 while the first one runs).
     pub fn is_running(self) -> bool {
-        matches!(self, SyncStatus::Pending | SyncStatus::Syncing)
+        matches!(self, SyncStatus::Pending | SyncStatus::Syncing | SyncStatus::Delayed)
     }
 
     /// Whether it finished with data (`complete` or `partial`).
@@ -43,4 +48,43 @@ pub struct SkippedType {
     /// The FHIR resource type.
     #[serde(rename = "type")]
     pub resource_type: String,
+}
+
+/// A resource type whose paging stopped before the payer's last page (JSON in `sync_jobs.incomplete`): what was
+/// read is stored, the rest was not fetched, and the job ends `partial`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncompleteType {
+    /// The FHIR resource type.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// Why the paging stopped, in words for an operator (a repeated `next` link, the page cap).
+    pub reason: String,
+}
+
+/// What a sync cost at the payer, for an operator to see a slow payer (JSON in `sync_jobs.stats`; every
+/// counter adds up over the job's runs, resumptions included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStats {
+    /// Requests sent again after a 5xx, a transport error or a short `429`/`503` wait.
+    #[serde(default)]
+    pub retries: u64,
+    /// Times a search page was asked again with half its `_count` after a timeout.
+    #[serde(default)]
+    pub page_size_reductions: u64,
+    /// `429`/`503` answers that asked for a wait (in place, or by rescheduling the job as `delayed`).
+    #[serde(default)]
+    pub rate_limit_waits: u64,
+    /// Seconds those waits asked for, added up (each capped).
+    #[serde(default)]
+    pub rate_limit_wait_secs: u64,
+}
+
+impl SyncStats {
+    /// Adds `other`'s counters to these.
+    pub fn add(&mut self, other: SyncStats) {
+        self.retries += other.retries;
+        self.page_size_reductions += other.page_size_reductions;
+        self.rate_limit_waits += other.rate_limit_waits;
+        self.rate_limit_wait_secs += other.rate_limit_wait_secs;
+    }
 }

@@ -131,6 +131,10 @@ pub struct Settings {
     /// to connect, status).
     #[arg(long, env = "LINK_ENDPOINT_HEALTH_WINDOW", default_value_t = 20, global = true)]
     pub endpoint_health_window: usize,
+    /// How long before a MULTIPLE authorization's payer grant ends (`refresh_expires_at`) the
+    /// `authorization.pending_expiration` webhook is sent, in seconds. Default 7 days.
+    #[arg(long, env = "LINK_PENDING_EXPIRATION", default_value_t = 604_800, global = true)]
+    pub pending_expiration_secs: i64,
 
     /// Link sessions one client address may start per minute (`GET /link`, `GET /link/auth`); 0: no limit.
     #[arg(long, env = "LINK_RATE_LIMIT_SESSIONS", default_value_t = 30, global = true)]

@@ -264,8 +264,12 @@ async fn one_time_is_expunged_24_hours_after_authorization() {
     assert!(s.description().contains("24 hours"));
     assert_expunged(&app, &l).await;
     assert!(actions(&app, &l.id).await.contains(&"expunged".to_string()));
-    // Expiry is not a revocation: no authorization_revoked event.
+    // Expiry is not a revocation: no authorization_revoked event, one authorization.expired with a stable id.
     assert!(events(&app, &f.app_id, "authorization_revoked").await.is_empty());
+    let ev = events(&app, &f.app_id, "authorization.expired").await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["event_id"], webhooks::event_id_for(webhooks::WebhookEvent::AuthorizationExpired, &l.id));
+    assert_eq!((ev[0]["data"]["authorization_id"].as_str(), ev[0]["data"]["reason"].as_str()), (Some(l.id.as_str()), Some("one_time_expired")));
 
     // Idempotent: another sweep and another expunge change nothing and record nothing more.
     sweep::sweep_once(&app.state).await.unwrap();
@@ -304,7 +308,7 @@ async fn multiple_refreshes_then_moves_to_reauth_when_the_payer_refuses_and_expi
     assert_eq!(creds.refresh_token.unwrap().expose_secret(), "payer-refresh-rotated-1");
     assert!(actions(&app, &l.id).await.contains(&"payer.refreshed".to_string()));
 
-    // Next refresh: the payer answers invalid_grant → NEEDS_REAUTH, still readable, refresh_expired sent.
+    // Next refresh: the payer answers invalid_grant → NEEDS_REAUTH, still readable, authorization.needs_reauth sent.
     app.clock.advance(3600);
     assert_eq!(sweep::refresh_payer_token(&app.state, &l.id).await.unwrap(), RefreshOutcome::Refused);
     assert_eq!(payer.received.lock().unwrap().last().unwrap(), "payer-refresh-rotated-1");
@@ -313,7 +317,7 @@ async fn multiple_refreshes_then_moves_to_reauth_when_the_payer_refuses_and_expi
     assert_eq!(s.reason, Some(StateReason::PayerRefusedRefresh));
     assert!(s.readable, "stays readable until its own expiry");
     assert_eq!(resources_of(&app, &l.id).await, 2);
-    let ev = events(&app, &f.app_id, "refresh_expired").await;
+    let ev = events(&app, &f.app_id, "authorization.needs_reauth").await;
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["data"]["authorization_id"], l.id.as_str());
     assert_eq!(ev[0]["data"]["external_id"], "user-2");
@@ -325,7 +329,7 @@ async fn multiple_refreshes_then_moves_to_reauth_when_the_payer_refuses_and_expi
     app.clock.advance(86_400);
     sweep::sweep_once(&app.state).await.unwrap();
     assert_eq!(payer.received.lock().unwrap().len(), asked);
-    assert_eq!(events(&app, &f.app_id, "refresh_expired").await.len(), 1);
+    assert_eq!(events(&app, &f.app_id, "authorization.needs_reauth").await.len(), 1);
     assert!(transitions::access_status(&app.state.db, app.clock.now(), &l.id).await.unwrap().unwrap().readable);
 
     // At the end of the re-consent window (7 days after the refusal) it is expunged.
@@ -360,7 +364,83 @@ async fn multiple_whose_payer_grant_expired_needs_reauth_without_asking_the_paye
     assert_eq!(s.reason, Some(StateReason::PayerGrantExpired));
     assert!(s.readable);
     assert!(payer.received.lock().unwrap().is_empty());
-    assert_eq!(events(&app, &f.app_id, "refresh_expired").await.len(), 1);
+    assert_eq!(events(&app, &f.app_id, "authorization.needs_reauth").await.len(), 1);
+}
+
+#[tokio::test]
+async fn pending_expiration_is_announced_once_before_the_payer_grant_ends_and_the_api_shows_the_lifetime() {
+    use webhooks::{event_id_for, WebhookEvent};
+    let app = spawn_app().await;
+    let f = fixture(&app).await;
+    let payer = FakePayer::default();
+    let token_url = start_payer(payer.clone()).await;
+    let l = link(&app, &f, "user-9", Usage::Multiple, &token_url, 60 * 86_400).await;
+    let access_token =
+        tokens::issue(&app.state.db.pool, app.clock.now(), TokenKind::Access, &f.app_id, Some(&l.id), Some(60 * 86_400), json!({}))
+            .await
+            .unwrap();
+    let set_end = |end: i64| {
+        let (db, id) = (app.state.db.pool.clone(), l.id.clone());
+        async move {
+            sqlx::query("UPDATE authorizations SET payer_refresh_expires_at = $1 WHERE id = $2").bind(end).bind(id).execute(&db).await.unwrap();
+        }
+    };
+    let ends = app.clock.now() + 10 * 86_400;
+    set_end(ends).await;
+    sweep::sweep_once(&app.state).await.unwrap();
+    assert!(events(&app, &f.app_id, "authorization.pending_expiration").await.is_empty(), "10 days out: not yet");
+
+    // Within the default 7 days: announced once, whatever the number of sweeps, with an id derived from the fact.
+    app.clock.advance(3 * 86_400 + 1);
+    sweep::sweep_once(&app.state).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
+    let ev = events(&app, &f.app_id, "authorization.pending_expiration").await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["event_id"], event_id_for(WebhookEvent::PendingExpiration, &format!("{}|{ends}", l.id)));
+    assert_eq!(ev[0]["data"]["authorization_id"], l.id.as_str());
+    assert_eq!(ev[0]["data"]["external_id"], "user-9");
+    assert_eq!(ev[0]["data"]["refresh_expires_at"], ends);
+    assert_eq!(ev[0]["data"]["expires_in"], ends - app.clock.now());
+
+    // Introspect and GET /link/users carry the lifetime fields.
+    let r = app.client.get(format!("{}/link/introspect", app.base_url)).bearer_auth(&access_token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["state"].as_str(), v["refresh_expires_at"].as_i64()), (Some("AUTHORIZED"), Some(ends)), "{v}");
+    assert!(v["expires_at"].is_null() && v["last_synced_at"].is_null() && v["sync"].is_null(), "{v}");
+    let r = app
+        .client
+        .get(format!("{}/link/users/user-9", app.base_url))
+        .bearer_auth(f.keys.test_secret.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["authorizations"][0]["refresh_expires_at"], ends, "{v}");
+    assert_eq!(v["authorizations"][0]["state"], "AUTHORIZED");
+
+    // The payer extended its grant: the new end is announced again, with another id.
+    set_end(ends + 86_400).await;
+    sweep::sweep_once(&app.state).await.unwrap();
+    assert_eq!(events(&app, &f.app_id, "authorization.pending_expiration").await.len(), 1, "the new end is 8 days out");
+    app.clock.advance(86_400);
+    sweep::sweep_once(&app.state).await.unwrap();
+    let ev = events(&app, &f.app_id, "authorization.pending_expiration").await;
+    assert_eq!(ev.len(), 2);
+    assert_ne!(ev[0]["event_id"], ev[1]["event_id"]);
+
+    // When the grant ends: authorization.needs_reauth, once, with an id derived from the authorization, and the
+    // API shows when the data goes.
+    app.clock.advance(8 * 86_400);
+    sweep::sweep_once(&app.state).await.unwrap();
+    sweep::sweep_once(&app.state).await.unwrap();
+    let ev = events(&app, &f.app_id, "authorization.needs_reauth").await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["event_id"], event_id_for(WebhookEvent::NeedsReauth, &l.id));
+    let expires_at = ev[0]["data"]["expires_at"].as_i64().unwrap();
+    let r = app.client.get(format!("{}/link/introspect", app.base_url)).bearer_auth(&access_token).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["state"].as_str(), v["expires_at"].as_i64()), (Some("NEEDS_REAUTH"), Some(expires_at)), "{v}");
 }
 
 #[tokio::test]
@@ -885,18 +965,18 @@ async fn state_changes_made_by_other_parts_are_completed_by_the_sweep() {
     assert_expunged(&app, &a).await;
     assert!(events(&app, &f.app_id, "authorization_revoked").await.is_empty());
 
-    // NEEDS_REAUTH → readable window set and refresh_expired sent, once.
+    // NEEDS_REAUTH → readable window set and authorization.needs_reauth sent, once.
     let s = transitions::access_status(&app.state.db, app.clock.now(), &b.id).await.unwrap().unwrap();
     assert!(s.readable);
     assert_eq!(s.expunge_at, Some(now + app.state.settings.reauth_grace_secs));
     sweep::sweep_once(&app.state).await.unwrap();
-    let ev = events(&app, &f.app_id, "refresh_expired").await;
+    let ev = events(&app, &f.app_id, "authorization.needs_reauth").await;
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["data"]["authorization_id"], b.id.as_str());
 }
 
 /// A payer that refuses a refresh with 403 `{"error":"invalid_grant"}` (a third-party SMART server's way):
-/// the authorization moves to NEEDS_REAUTH exactly once, with one audit record and one `refresh_expired`
+/// the authorization moves to NEEDS_REAUTH exactly once, with one audit record and one `authorization.needs_reauth`
 /// webhook, whether the scheduled sweep or a sync asked for the refresh: both go through the one refresh.
 #[tokio::test]
 async fn a_refresh_refused_with_403_invalid_grant_needs_reauth_once_from_the_sweep_and_from_a_sync() {
@@ -914,8 +994,8 @@ async fn a_refresh_refused_with_403_invalid_grant_needs_reauth_once_from_the_swe
             assert_eq!(a.state, "NEEDS_REAUTH");
             assert_eq!(a.state_reason, Some(StateReason::PayerRefusedRefresh));
             let ev: Vec<Value> =
-                events(app, &app_id, "refresh_expired").await.into_iter().filter(|e| e["data"]["authorization_id"] == id.as_str()).collect();
-            assert_eq!(ev.len(), 1, "one refresh_expired webhook");
+                events(app, &app_id, "authorization.needs_reauth").await.into_iter().filter(|e| e["data"]["authorization_id"] == id.as_str()).collect();
+            assert_eq!(ev.len(), 1, "one authorization.needs_reauth webhook");
             let refused = actions(app, &id).await.iter().filter(|a| *a == "payer.refresh_refused").count();
             assert_eq!(refused, 1, "one audit record");
         }

@@ -3,6 +3,7 @@
 //! and every error they document (RFC 6749 §5.2, RFC 6750 §3).
 
 use crate::api_support::*;
+use crate::common::TestApp;
 use link_sdk::{
     domain::{Mode, Usage},
     server::{
@@ -219,6 +220,66 @@ async fn refresh_rotates_and_detects_reuse() {
     let e = oauth_error(r, 400, "invalid_grant").await;
     assert_eq!(e["error_description"], "refresh_token has already been used");
     assert_eq!(get_bearer(&app, "/link/introspect", &at3).await.status(), 401);
+}
+
+/// `POST /link/token grant_type=refresh_token` with the link's app keys (HTTP Basic).
+async fn refresh_grant(app: &TestApp, l: &Linked, rt: String) -> reqwest::Response {
+    app.client
+        .post(format!("{}/link/token", app.base_url))
+        .basic_auth(&l.keys.pk, Some(&l.keys.sk))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_retried_within_the_grace_window_gets_the_same_pair() {
+    use link_sdk::server::{services::lifecycle, store::tokens::REFRESH_REUSE_GRACE_SECS};
+    let app = server().await;
+    let l = linked(&app, Usage::Multiple, true).await;
+    let v = exchange(&app, &l.public_token, &l.keys.sk).await;
+    let refresh = |rt: String| refresh_grant(&app, &l, rt);
+    // The answer was lost on the way (a network retry): the same refresh token again gets the same new pair.
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+    let first: Value = refresh(rt.clone()).await.json().await.unwrap();
+    app.clock.advance(REFRESH_REUSE_GRACE_SECS - 1);
+    let r = refresh(rt.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again, first, "same access_token and refresh_token");
+    let (at2, rt2) = (first["access_token"].as_str().unwrap().to_string(), first["refresh_token"].as_str().unwrap().to_string());
+    assert_eq!(get_bearer(&app, "/link/introspect", &at2).await.status(), 200, "nothing was revoked");
+
+    // Once the new refresh token was used, the old one again is a replay, even within the window.
+    let third: Value = refresh(rt2.clone()).await.json().await.unwrap();
+    let at3 = third["access_token"].as_str().unwrap().to_string();
+    let again: Value = refresh(rt2.clone()).await.json().await.unwrap();
+    assert_eq!(again, third, "rt2 retried at once: same pair");
+    let rt3 = third["refresh_token"].as_str().unwrap().to_string();
+    let _: Value = refresh(rt3.clone()).await.json().await.unwrap();
+    let e = oauth_error(refresh(rt2).await, 400, "invalid_grant").await;
+    assert_eq!(e["error_description"], "refresh_token has already been used");
+    assert_eq!(get_bearer(&app, "/link/introspect", &at3).await.status(), 401, "the family is revoked");
+
+    // After the window a reuse still revokes everything, and the sweep has cleared the kept answer.
+    let l = linked(&app, Usage::Multiple, true).await;
+    let v = exchange(&app, &l.public_token, &l.keys.sk).await;
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |rt: String| refresh_grant(&app, &l, rt);
+    let first: Value = refresh(rt.clone()).await.json().await.unwrap();
+    app.clock.advance(REFRESH_REUSE_GRACE_SECS + 1);
+    lifecycle::sweep::sweep_once(&app.state).await.unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE reissue_enc IS NOT NULL")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "the sweep clears kept answers after the window");
+    let e = oauth_error(refresh(rt).await, 400, "invalid_grant").await;
+    assert_eq!(e["error_description"], "refresh_token has already been used");
+    let at = first["access_token"].as_str().unwrap();
+    assert_eq!(get_bearer(&app, "/link/introspect", at).await.status(), 401);
 }
 
 #[tokio::test]

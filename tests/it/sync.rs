@@ -132,6 +132,13 @@ struct Faults {
     outcome_error: Vec<String>,
     /// (type, Retry-After value, how many times) answering 429.
     rate_limit: Vec<(String, String, usize)>,
+    /// (type, x-ms-retry-after-ms value, how many times) answering 429 (Azure API for FHIR), with a
+    /// `Retry-After: 3600` the client must not prefer.
+    ms_rate_limit: Vec<(String, String, usize)>,
+    /// The last ExplanationOfBenefit page links back to page 2 (else it has no `next`).
+    eob_repeated_next: bool,
+    /// Types whose search pages never end: every page links to the next one.
+    endless: Vec<String>,
     /// (type, status, how many times) answering a 5xx.
     server_error: Vec<(String, u16, usize)>,
     /// The first access token stops working after this many FHIR requests.
@@ -356,6 +363,15 @@ async fn handle(State(p): State<TestPayer>, req: Request) -> Response {
             r.2 -= 1;
             return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, r.1.clone())], "slow down").into_response();
         }
+        if let Some(r) = f.ms_rate_limit.iter_mut().find(|r| r.0 == ty && r.2 > 0) {
+            r.2 -= 1;
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("x-ms-retry-after-ms", r.1.clone()), ("retry-after", "3600".to_string())],
+                "slow down",
+            )
+                .into_response();
+        }
         if let Some(r) = f.server_error.iter_mut().find(|r| r.0 == ty && r.2 > 0) {
             r.2 -= 1;
             return (StatusCode::from_u16(r.1).unwrap(), [(header::CONTENT_TYPE, "text/html")], "<html><body>Bad gateway</body></html>")
@@ -416,9 +432,16 @@ async fn handle(State(p): State<TestPayer>, req: Request) -> Response {
                     Some(&format!("{fhir}/ExplanationOfBenefit?patient={pid}&_page=3")),
                     &[outcome("warning", "informational", "some claims are delayed")],
                 ),
-                // `next` repeats page 2.
-                _ => bundle(&fx.eob_page3, Some(&format!("{fhir}/ExplanationOfBenefit?patient={pid}&_page=2")), &[]),
+                // `next` repeats page 2 (with the fault), else the last page.
+                _ => {
+                    let again = format!("{fhir}/ExplanationOfBenefit?patient={pid}&_page=2");
+                    bundle(&fx.eob_page3, faults.eob_repeated_next.then_some(again.as_str()), &[])
+                }
             }
+        }
+        t if faults.endless.iter().any(|x| x == t) => {
+            let n: u64 = page.parse().unwrap_or(1);
+            bundle(&[], Some(&format!("{fhir}/{t}?patient=x&_page={}", n + 1)), &[])
         }
         t if faults.outcome_error.iter().any(|x| x == t) => bundle(&[], None, &[outcome("error", "exception", "query failed")]),
         _ => bundle(&[], None, &[]),
@@ -445,13 +468,15 @@ async fn app_with(tweak: impl FnOnce(&mut link_sdk::server::settings::Settings))
 
 struct Linked {
     app_id: String,
+    /// `sk_test_…` of the app.
+    secret_key: String,
     endpoint: Endpoint,
     session_id: String,
 }
 
 async fn setup(app: &TestApp, payer: &TestPayer, usage: Usage, requested: &[&str], refreshable: bool) -> Linked {
     let now = app.clock.now_secs();
-    let (a, _) = apps::create(
+    let (a, keys) = apps::create(
         &app.state.db,
         now,
         apps::NewApp {
@@ -496,7 +521,7 @@ async fn setup(app: &TestApp, payer: &TestPayer, usage: Usage, requested: &[&str
     .execute(&app.state.db.pool)
     .await
     .unwrap();
-    Linked { app_id: a.id, endpoint, session_id }
+    Linked { app_id: a.id, endpoint, session_id, secret_key: keys.test_secret.expose_secret().to_string() }
 }
 
 trait NowSecs {
@@ -586,6 +611,7 @@ async fn blue_button_fixtures_sync_without_loss_with_faults() {
         html_ok: vec!["Encounter".into()],
         xml_ok: vec!["MedicationRequest".into()],
         coverage_cross_origin_next: Some(format!("{}/Coverage?patient=x&_page=2", other.fhir())),
+        eob_repeated_next: true,
         ..Faults::default()
     })
     .await;
@@ -621,9 +647,12 @@ async fn blue_button_fixtures_sync_without_loss_with_faults() {
     assert_eq!(skipped["Procedure"]["status"], json!(400));
     assert!(skipped["Procedure"]["reason"].as_str().unwrap().contains("text/html"), "{skipped:?}");
     assert!(skipped["Observation"]["reason"].as_str().unwrap().contains("OperationOutcome"));
+    // Paging that stopped early makes the type incomplete (and the job partial), with the reason.
+    let incomplete: BTreeMap<&str, &str> = st.incomplete.iter().map(|i| (i.resource_type.as_str(), i.reason.as_str())).collect();
+    assert_eq!(incomplete.keys().copied().collect::<Vec<_>>(), vec!["Coverage", "ExplanationOfBenefit"], "{st:?}");
+    assert!(incomplete["ExplanationOfBenefit"].contains("repeated next link"), "{incomplete:?}");
+    assert!(incomplete["Coverage"].contains("another origin"), "{incomplete:?}");
     let warnings = st.warnings.join("\n");
-    assert!(warnings.contains("repeated next link"), "{warnings}");
-    assert!(warnings.contains("another origin"), "{warnings}");
     assert!(warnings.contains("some claims are delayed"), "{warnings}");
     assert!(warnings.contains("Coverage/part-a-contract1"), "unresolvable reference recorded: {warnings}");
     assert!(other.hits().is_empty(), "cross-origin next was requested: {:?}", other.hits());
@@ -698,7 +727,8 @@ async fn retry_after_seconds_and_http_date_reschedule_the_job() {
 
     assert!(sync::run_once(&app.state).await);
     let st = sync::status(&app.state.db, &auth).await.unwrap().unwrap();
-    assert_eq!(st.status, "syncing");
+    assert_eq!(st.status, "delayed");
+    assert_eq!(st.delayed_until, Some(app.clock.now_secs() + 120));
     assert_eq!(st.progress.get("Patient"), Some(&1));
     assert!(!sync::run_once(&app.state).await, "the job waits for Retry-After without holding a worker");
     app.clock.advance(119);
@@ -706,7 +736,7 @@ async fn retry_after_seconds_and_http_date_reschedule_the_job() {
     app.clock.advance(2);
     assert!(sync::run_once(&app.state).await);
     let st = sync::status(&app.state.db, &auth).await.unwrap().unwrap();
-    assert_eq!(st.status, "syncing", "EOB asked for an HTTP-date 300 s after the start");
+    assert_eq!(st.status, "delayed", "EOB asked for an HTTP-date 300 s after the start");
     assert_eq!(st.progress.get("Coverage"), Some(&4));
     app.clock.advance(180);
     assert!(sync::run_once(&app.state).await);
@@ -715,6 +745,64 @@ async fn retry_after_seconds_and_http_date_reschedule_the_job() {
     // Resumed where it stopped: Coverage was searched once after its 429 and never again.
     let coverage_searches = payer.hits().iter().filter(|h| h.starts_with("/fhir/Coverage?")).count();
     assert_eq!(coverage_searches, 2);
+}
+
+#[tokio::test]
+async fn ms_retry_after_is_honoured_and_long_waits_delay_the_job() {
+    // Coverage asks for 300 ms (waited in place; its Retry-After of an hour is not preferred), EOB for 120 s
+    // (the job is rescheduled as `delayed` and the worker is free).
+    let payer = TestPayer::start(Faults {
+        ms_rate_limit: vec![("Coverage".into(), "300".into(), 1), ("ExplanationOfBenefit".into(), "120000".into(), 1)],
+        ..Faults::default()
+    })
+    .await;
+    let app = app_with(|_| {}).await;
+    let types = ["Coverage", "ExplanationOfBenefit"];
+    let l = setup(&app, &payer, Usage::OneTime, &types, true).await;
+    let auth = authorize_directly(&app, &payer, &l, Usage::OneTime, &types).await;
+    let start = app.clock.now_secs();
+
+    assert!(sync::run_once(&app.state).await);
+    let st = sync::status(&app.state.db, &auth).await.unwrap().unwrap();
+    assert_eq!(st.status, "delayed", "{st:?}");
+    assert_eq!(st.delayed_until, Some(start + 120));
+    assert_eq!(st.progress.get("Coverage"), Some(&4), "the short wait was waited in place");
+    assert_eq!((st.stats.rate_limit_waits, st.stats.rate_limit_wait_secs, st.stats.retries), (2, 121, 1), "{st:?}");
+    assert!(st.status.is_running(), "a delayed first sync still holds the FHIR API at 429");
+    assert!(!sync::run_once(&app.state).await, "a delayed job holds no worker");
+    app.clock.advance(121);
+    assert!(sync::run_once(&app.state).await);
+    let st = sync::status(&app.state.db, &auth).await.unwrap().unwrap();
+    assert_eq!(st.status, "complete", "{st:?}");
+    assert_eq!((st.delayed_until, st.stats.rate_limit_waits), (None, 2), "the counts survive the resumption");
+    assert!(st.finished_at.is_some());
+
+    // The integrator sees the same in GET /link/users/{externalId}.
+    let r = app.client.get(format!("{}/link/users/user-1", app.base_url)).bearer_auth(&l.secret_key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let sync = &v["authorizations"][0]["sync"];
+    assert_eq!(sync["status"], "complete", "{v}");
+    assert_eq!(sync["stats"], json!({"retries": 1, "page_size_reductions": 0, "rate_limit_waits": 2, "rate_limit_wait_secs": 121}));
+    assert_eq!(sync["incomplete"], json!([]));
+    assert_eq!(sync["delayed_until"], Value::Null);
+}
+
+#[tokio::test]
+async fn endless_paging_stops_at_the_cap_and_ends_partial() {
+    let payer = TestPayer::start(Faults { endless: vec!["Condition".into()], ..Faults::default() }).await;
+    let app = app_with(|_| {}).await;
+    let l = setup(&app, &payer, Usage::OneTime, &["Condition"], true).await;
+    let auth = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Condition"]).await;
+    drain(&app).await;
+    let st = sync::status(&app.state.db, &auth).await.unwrap().unwrap();
+    assert_eq!(st.status, "partial", "{st:?}");
+    assert!(st.skipped.is_empty());
+    assert_eq!(st.incomplete.len(), 1);
+    assert_eq!(st.incomplete[0].resource_type, "Condition");
+    assert!(st.incomplete[0].reason.contains(&format!("cap of {} pages", sync::job::PAGE_CAP)), "{st:?}");
+    let pages = payer.hits().iter().filter(|h| h.starts_with("/fhir/Condition?")).count();
+    assert_eq!(pages as u32, sync::job::PAGE_CAP, "no page past the cap was requested");
 }
 
 #[tokio::test]
@@ -783,7 +871,9 @@ async fn server_errors_back_off_then_succeed_or_fail_the_sync() {
     let l = setup(&app, &payer, Usage::OneTime, &["Coverage"], true).await;
     let auth = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
     drain(&app).await;
-    assert_eq!(sync::status(&app.state.db, &auth).await.unwrap().unwrap().status, "complete");
+    let st = sync::status(&app.state.db, &auth).await.unwrap().unwrap();
+    assert_eq!(st.status, "complete");
+    assert_eq!(st.stats.retries, 2, "each retry after a 502 is counted: {st:?}");
 
     payer.0.faults.lock().unwrap().server_error = vec![("Coverage".into(), 500, 100)];
     let auth2 = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
@@ -800,7 +890,9 @@ async fn a_timeout_retries_with_half_the_page_size() {
     let l = setup(&app, &payer, Usage::OneTime, &["Coverage"], true).await;
     let auth = authorize_directly(&app, &payer, &l, Usage::OneTime, &["Coverage"]).await;
     drain(&app).await;
-    assert_eq!(sync::status(&app.state.db, &auth).await.unwrap().unwrap().status, "complete");
+    let st = sync::status(&app.state.db, &auth).await.unwrap().unwrap();
+    assert_eq!(st.status, "complete");
+    assert_eq!(st.stats.page_size_reductions, 1, "{st:?}");
     assert!(payer.hits().iter().any(|h| h.starts_with("/fhir/Coverage?") && h.contains("_count=25")), "{:?}", payer.hits());
 }
 
@@ -1184,6 +1276,13 @@ async fn finished_syncs_queue_webhooks() {
     let failed = events.iter().find(|(e, _)| e == "sync_failed").expect("sync_failed queued");
     assert_eq!(failed.1["data"]["authorization_id"], json!(bad));
     assert_eq!(failed.1["data"]["exit_code"], json!("SYNC_FAILED"));
+    // Both carry the authorization's lifetime, as introspect gives it.
+    let now = app.clock.now_secs();
+    assert_eq!(completed.1["data"]["last_synced_at"], json!(now));
+    assert_eq!(completed.1["data"]["state"], json!("AUTHORIZED"));
+    assert!(completed.1["data"]["expires_at"].is_i64(), "ONE_TIME: the expunge time");
+    assert!(completed.1["data"].get("refresh_expires_at").is_some());
+    assert_eq!(failed.1["data"]["last_synced_at"], Value::Null, "that authorization never synced");
 }
 
 #[tokio::test]

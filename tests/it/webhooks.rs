@@ -209,7 +209,7 @@ async fn failed_deliveries_are_retried_with_backoff_and_each_event_is_processed_
 #[tokio::test]
 async fn a_delivery_is_given_up_after_the_last_attempt() {
     let (app, r, app_id) = setup(u32::MAX).await;
-    enqueue(&app, app.clock.now(), &app_id, "refresh_expired", json!({"authorization_id": "a1"}))
+    enqueue(&app, app.clock.now(), &app_id, "authorization.needs_reauth", json!({"authorization_id": "a1"}))
         .await
         .unwrap();
     for attempt in 1..=MAX_ATTEMPTS as usize {

@@ -4,9 +4,11 @@
 //! - `POST {apps.webhook_url}` with `Content-Type: application/json` and the body
 //!   `{"event_id", "event", "version", "timestamp", "data"}` ([`Envelope`]). The body of an event is fixed when
 //!   it is enqueued: every retry sends the same bytes, so `event_id` is stable and a receiver de-duplicates on it.
-//! - Events: `sync_completed`, `sync_failed`, `refresh_expired`, `authorization_revoked`, `endpoint.status_changed`,
-//!   `link.events`
-//!   ([`WebhookEvent`]).
+//! - Events: `sync_completed`, `sync_failed`, `authorization.pending_expiration`, `authorization.needs_reauth`,
+//!   `authorization.expired`, `authorization_revoked`,
+//!   `endpoint.status_changed`, `link.events` ([`WebhookEvent`]). The three `authorization.*` events are
+//!   sent once per authorization (per payer grant end for `pending_expiration`) with an `event_id` derived from
+//!   what they announce ([`event_id_for`]), so the same fact never gets two ids.
 //! - Header `Link-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. `t` is the time of
 //!   *this attempt*, so a retry is signed afresh. Receivers must check the signature with the app's signing
 //!   secret and reject a `t` outside a replay window ([`DEFAULT_TOLERANCE_SECS`], 5 minutes) — see
@@ -57,9 +59,15 @@ spelled_enum! {
         SyncCompleted = "sync_completed",
         /// A sync ended without the data (`exit_code`).
         SyncFailed = "sync_failed",
-        /// The payer ended long-term access: the authorization needs the patient to link again.
-        RefreshExpired = "refresh_expired",
-        /// The authorization was revoked and its data expunged.
+        /// A MULTIPLE authorization's payer grant ends within `--pending-expiration-secs` (default 7 days):
+        /// ask the patient to link again before it does.
+        PendingExpiration = "authorization.pending_expiration",
+        /// The payer ended long-term access (refused a refresh, or its grant ended): the authorization needs the
+        /// patient to link again; its data stays readable until `expires_at`.
+        NeedsReauth = "authorization.needs_reauth",
+        /// The authorization reached its end (ONE_TIME after 24 h, or its own expiry) and its data was expunged.
+        AuthorizationExpired = "authorization.expired",
+        /// The authorization was revoked (by the patient, the app or an operator) and its data expunged.
         AuthorizationRevoked = "authorization_revoked",
         /// An endpoint of the directory changed health status (`ok`, `degraded`, `down`, `unchecked`); sent to
         /// every app with a webhook URL, once per change.
@@ -122,10 +130,42 @@ pub async fn enqueue(
     event: WebhookEvent,
     data: Value,
 ) -> anyhow::Result<()> {
+    enqueue_with_id(conn, now, app_id, event, data, format!("evt_{}", uuid::Uuid::new_v4().simple())).await
+}
+
+/// The `event_id` of a once-only event: `evt_` and 32 hex digits of SHA-256 over the event and `what` (e.g. the
+/// authorization id and the grant end it announces), so the same fact always has the same id.
+pub fn event_id_for(event: WebhookEvent, what: &str) -> String {
+    let h = crypto::hash_token(&format!("{}|{what}", event.as_str()));
+    format!("evt_{}", &h[..32])
+}
+
+/// [`enqueue`] for a once-only event, with the id [`event_id_for`] gives (`what` names the fact).
+///
+/// # Errors
+/// Database errors.
+pub async fn enqueue_once(
+    conn: &mut AnyConnection,
+    now: i64,
+    app_id: &str,
+    event: WebhookEvent,
+    what: &str,
+    data: Value,
+) -> anyhow::Result<()> {
+    enqueue_with_id(conn, now, app_id, event, data, event_id_for(event, what)).await
+}
+
+async fn enqueue_with_id(
+    conn: &mut AnyConnection,
+    now: i64,
+    app_id: &str,
+    event: WebhookEvent,
+    data: Value,
+    event_id: String,
+) -> anyhow::Result<()> {
     if apps::webhook_url(&mut *conn, app_id).await?.is_none() {
         return Ok(());
     }
-    let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
     let envelope = Envelope {
         event_id: event_id.clone(),
         event: event.as_str().to_string(),

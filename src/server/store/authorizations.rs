@@ -771,6 +771,45 @@ pub async fn payer_grant_over(db: &Db, now: i64, limit: i64) -> anyhow::Result<V
     ids(&rows)
 }
 
+/// Active MULTIPLE authorizations whose payer grant ends after `now` and by `until`, and whose
+/// `authorization.pending_expiration` was not sent for that end yet: `(id, payer_refresh_expires_at)`.
+///
+/// # Errors
+/// Database errors.
+pub async fn pending_expiration_due(db: &Db, now: i64, until: i64, limit: i64) -> anyhow::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, payer_refresh_expires_at FROM authorizations WHERE expunged_at IS NULL AND usage = $1 AND {} \
+         AND payer_refresh_expires_at > $2 AND payer_refresh_expires_at <= $3 \
+         AND (pending_expiration_sent_for IS NULL OR pending_expiration_sent_for <> payer_refresh_expires_at) LIMIT $4",
+        active_sql()
+    ))
+    .bind(Usage::Multiple.as_str())
+    .bind(now)
+    .bind(until)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("payer_refresh_expires_at")?))).collect()
+}
+
+/// Records in `conn`'s transaction that `authorization.pending_expiration` is sent for the grant end `ends_at`;
+/// returns the owner when this call recorded it (false for a second instance, or a grant end that changed).
+///
+/// # Errors
+/// Database errors.
+pub async fn claim_pending_expiration(conn: &mut AnyConnection, id: &str, ends_at: i64) -> anyhow::Result<Option<Owner>> {
+    let row = sqlx::query(
+        "UPDATE authorizations SET pending_expiration_sent_for = $1 WHERE id = $2 AND payer_refresh_expires_at = $1 \
+         AND (pending_expiration_sent_for IS NULL OR pending_expiration_sent_for <> $1) \
+         RETURNING app_id, external_id, endpoint_id",
+    )
+    .bind(ends_at)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(owner_of).transpose()
+}
+
 /// Active MULTIPLE authorizations with a payer `refresh_token` whose access token expires by `until`, not
 /// deferred past `now`.
 ///

@@ -1,7 +1,8 @@
 //! The `sync_jobs` table: durable sync jobs, leased by one instance at a time. The only module that writes SQL
 //! on it.
 //!
-//! A job is `pending` → `syncing` → `complete`, `partial` or `failed` ([`SyncStatus`]). Its resumable cursor
+//! A job is `pending` → `syncing` (⇄ `delayed` while it waits for the payer) → `complete`, `partial` or `failed`
+//! ([`SyncStatus`]). Its resumable cursor
 //! (opaque JSON owned by the sync service) and its progress are written after every page, so a restart or
 //! another instance continues where it stopped. Claims and every later write are conditional on the lease
 //! holder, so a job whose lease was taken over is never written by its old holder.
@@ -12,7 +13,7 @@ use anyhow::Context as _;
 use sqlx::Row as _;
 
 use crate::{
-    domain::{ExitCode, SkippedType, SyncStatus},
+    domain::{ExitCode, IncompleteType, SkippedType, SyncStats, SyncStatus},
     server::platform::db::Db,
 };
 
@@ -25,6 +26,10 @@ pub struct Progress {
     pub warnings: Vec<String>,
     /// Types skipped, with why.
     pub skipped: Vec<SkippedType>,
+    /// Types whose paging stopped early, with why.
+    pub incomplete: Vec<IncompleteType>,
+    /// Retries, page-size reductions and rate-limit waits so far.
+    pub stats: SyncStats,
 }
 
 /// The latest state of an authorization's sync.
@@ -40,6 +45,14 @@ pub struct JobStatus {
     pub exit_code: Option<ExitCode>,
     /// Non-fatal problems.
     pub warnings: Vec<String>,
+    /// Types whose paging stopped early, with why (the job ends `partial`).
+    pub incomplete: Vec<IncompleteType>,
+    /// Retries, page-size reductions and rate-limit waits so far.
+    pub stats: SyncStats,
+    /// When a `delayed` job runs again (Unix seconds); `None` in every other status.
+    pub delayed_until: Option<i64>,
+    /// When the job finished (Unix seconds).
+    pub finished_at: Option<i64>,
 }
 
 /// A job claimed by one holder.
@@ -67,6 +80,8 @@ fn progress_of(row: &sqlx::any::AnyRow) -> anyhow::Result<Progress> {
         counts: serde_json::from_str(&text("progress")?).unwrap_or_default(),
         warnings: serde_json::from_str(&text("warnings")?).unwrap_or_default(),
         skipped: serde_json::from_str(&text("skipped")?).unwrap_or_default(),
+        incomplete: serde_json::from_str(&text("incomplete")?).unwrap_or_default(),
+        stats: serde_json::from_str(&text("stats")?).unwrap_or_default(),
     })
 }
 
@@ -94,17 +109,18 @@ where
     Ok(id)
 }
 
-/// The newest unfinished (`pending` or `syncing`) job of an authorization.
+/// The newest unfinished (`pending`, `syncing` or `delayed`) job of an authorization.
 ///
 /// # Errors
 /// Database errors.
 pub async fn unfinished(db: &Db, authorization_id: &str) -> anyhow::Result<Option<String>> {
     let row = sqlx::query(
-        "SELECT id FROM sync_jobs WHERE authorization_id = $1 AND status IN ($2, $3) ORDER BY created_at DESC LIMIT 1",
+        "SELECT id FROM sync_jobs WHERE authorization_id = $1 AND status IN ($2, $3, $4) ORDER BY created_at DESC LIMIT 1",
     )
     .bind(authorization_id)
     .bind(SyncStatus::Pending.as_str())
     .bind(SyncStatus::Syncing.as_str())
+    .bind(SyncStatus::Delayed.as_str())
     .fetch_optional(&db.pool)
     .await?;
     Ok(row.map(|r| r.try_get("id")).transpose()?)
@@ -116,7 +132,8 @@ pub async fn unfinished(db: &Db, authorization_id: &str) -> anyhow::Result<Optio
 /// Database errors, or a stored status this build does not know.
 pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<JobStatus>> {
     let Some(row) = sqlx::query(
-        "SELECT status, progress, skipped, exit_code, warnings FROM sync_jobs WHERE authorization_id = $1 \
+        "SELECT status, progress, skipped, exit_code, warnings, incomplete, stats, run_after, finished_at \
+         FROM sync_jobs WHERE authorization_id = $1 \
          ORDER BY created_at DESC, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END, updated_at DESC LIMIT 1",
     )
     .bind(authorization_id)
@@ -128,17 +145,37 @@ pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<Jo
     let status: String = row.try_get("status")?;
     let exit_code: Option<String> = row.try_get("exit_code")?;
     let p = progress_of(&row)?;
+    let status = SyncStatus::parse(&status).context("sync_jobs.status")?;
+    let run_after: i64 = row.try_get("run_after")?;
     Ok(Some(JobStatus {
-        status: SyncStatus::parse(&status).context("sync_jobs.status")?,
+        status,
         progress: p.counts,
         skipped: p.skipped,
         exit_code: exit_code.as_deref().and_then(ExitCode::parse),
         warnings: p.warnings,
+        incomplete: p.incomplete,
+        stats: p.stats,
+        delayed_until: (status == SyncStatus::Delayed).then_some(run_after),
+        finished_at: row.try_get("finished_at")?,
     }))
 }
 
-/// Claims one due job for `owner` until `lease_until`: pending, or syncing with an expired lease (its instance
-/// died) and `run_after` past, while its payer runs fewer than `per_payer_limit` jobs. One conditional
+/// When the authorization's latest sync with data (`complete` or `partial`) finished (Unix seconds).
+///
+/// # Errors
+/// Database errors.
+pub async fn last_succeeded_at(db: &Db, authorization_id: &str) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query("SELECT MAX(finished_at) AS at FROM sync_jobs WHERE authorization_id = $1 AND status IN ($2, $3)")
+        .bind(authorization_id)
+        .bind(SyncStatus::Complete.as_str())
+        .bind(SyncStatus::Partial.as_str())
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get("at")?)
+}
+
+/// Claims one due job for `owner` until `lease_until`: pending, delayed, or syncing with an expired lease (its
+/// instance died) and `run_after` past, while its payer runs fewer than `per_payer_limit` jobs. One conditional
 /// `UPDATE … RETURNING` whose subquery uses `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent instances
 /// never claim the same job.
 ///
@@ -154,13 +191,13 @@ pub async fn claim(
     let sql = format!(
         "UPDATE sync_jobs SET status = $5, lease_owner = $1, lease_until = $2, attempt = attempt + 1, \
          started_at = COALESCE(started_at, $3), updated_at = $3 \
-         WHERE id = (SELECT j.id FROM sync_jobs j WHERE j.status IN ($6, $5) AND j.run_after <= $3 \
+         WHERE id = (SELECT j.id FROM sync_jobs j WHERE j.status IN ($6, $5, $7) AND j.run_after <= $3 \
            AND (j.lease_until IS NULL OR j.lease_until < $3) \
            AND (j.endpoint_id IS NULL OR (SELECT COUNT(*) FROM sync_jobs k WHERE k.endpoint_id = j.endpoint_id \
                 AND k.status = $5 AND k.lease_until >= $3) < $4) \
            ORDER BY j.run_after, j.created_at LIMIT 1 {}) \
          AND (lease_until IS NULL OR lease_until < $3) \
-         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped",
+         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped, incomplete, stats",
         db.skip_locked()
     );
     let row = sqlx::query(&sql)
@@ -170,6 +207,7 @@ pub async fn claim(
         .bind(per_payer_limit)
         .bind(SyncStatus::Syncing.as_str())
         .bind(SyncStatus::Pending.as_str())
+        .bind(SyncStatus::Delayed.as_str())
         .fetch_optional(&db.pool)
         .await?;
     let Some(row) = row else { return Ok(None) };
@@ -203,8 +241,8 @@ pub async fn renew_lease(db: &Db, id: &str, owner: &str, until: i64) -> anyhow::
 /// Database errors.
 pub async fn checkpoint(db: &Db, id: &str, owner: &str, p: &Progress, cursor: &str, now: i64) -> anyhow::Result<bool> {
     let n = sqlx::query(
-        "UPDATE sync_jobs SET progress = $1, warnings = $2, skipped = $3, state = $4, updated_at = $5 \
-         WHERE id = $6 AND lease_owner = $7",
+        "UPDATE sync_jobs SET progress = $1, warnings = $2, skipped = $3, state = $4, updated_at = $5, \
+         incomplete = $8, stats = $9 WHERE id = $6 AND lease_owner = $7",
     )
     .bind(json_text(&p.counts)?)
     .bind(json_text(&p.warnings)?)
@@ -213,21 +251,25 @@ pub async fn checkpoint(db: &Db, id: &str, owner: &str, p: &Progress, cursor: &s
     .bind(now)
     .bind(id)
     .bind(owner)
+    .bind(json_text(&p.incomplete)?)
+    .bind(json_text(&p.stats)?)
     .execute(&db.pool)
     .await?
     .rows_affected();
     Ok(n == 1)
 }
 
-/// Releases `owner`'s lease and makes the job due again at `run_after` (status stays `syncing`, the cursor is
-/// kept, and the claim does not count as an attempt).
+/// Releases `owner`'s lease and makes the job due again at `run_after` with `status` (`syncing`, or `delayed`
+/// when the payer asked for the wait); the cursor is kept, and the claim does not count as an attempt.
 ///
 /// # Errors
 /// Database errors.
+#[allow(clippy::too_many_arguments)]
 pub async fn pause(
     db: &Db,
     id: &str,
     owner: &str,
+    status: SyncStatus,
     p: &Progress,
     cursor: &str,
     run_after: i64,
@@ -235,7 +277,8 @@ pub async fn pause(
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE sync_jobs SET run_after = $1, lease_owner = NULL, lease_until = NULL, attempt = attempt - 1, \
-         progress = $2, warnings = $3, skipped = $4, state = $5, updated_at = $6 WHERE id = $7 AND lease_owner = $8",
+         progress = $2, warnings = $3, skipped = $4, state = $5, updated_at = $6, status = $9, incomplete = $10, \
+         stats = $11 WHERE id = $7 AND lease_owner = $8",
     )
     .bind(run_after)
     .bind(json_text(&p.counts)?)
@@ -245,6 +288,9 @@ pub async fn pause(
     .bind(now)
     .bind(id)
     .bind(owner)
+    .bind(status.as_str())
+    .bind(json_text(&p.incomplete)?)
+    .bind(json_text(&p.stats)?)
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -268,7 +314,8 @@ pub async fn finish(
 ) -> anyhow::Result<bool> {
     let n = sqlx::query(
         "UPDATE sync_jobs SET status = $1, exit_code = $2, progress = $3, warnings = $4, skipped = $5, state = $6, \
-         finished_at = $7, updated_at = $7, lease_owner = NULL, lease_until = NULL WHERE id = $8 AND lease_owner = $9",
+         finished_at = $7, updated_at = $7, lease_owner = NULL, lease_until = NULL, incomplete = $10, stats = $11 \
+         WHERE id = $8 AND lease_owner = $9",
     )
     .bind(status.as_str())
     .bind(exit_code.map(ExitCode::as_str))
@@ -279,6 +326,8 @@ pub async fn finish(
     .bind(now)
     .bind(id)
     .bind(owner)
+    .bind(json_text(&p.incomplete)?)
+    .bind(json_text(&p.stats)?)
     .execute(&db.pool)
     .await?
     .rows_affected();

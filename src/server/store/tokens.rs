@@ -9,11 +9,20 @@
 //! Single-use tokens (`public_token`, authorization codes, rotated refresh tokens) are consumed with one
 //! conditional `UPDATE … RETURNING`, atomic on both SQLite and PostgreSQL, so two concurrent redemptions
 //! can never both succeed.
+//!
+//! A rotated refresh token presented again within [`REFRESH_REUSE_GRACE_SECS`] of its use (a network retry: the
+//! client never got the answer) gets that same answer again, kept sealed on the spent row ([`keep_reissue`],
+//! [`reissue`]) and cleared by the sweep after the window ([`clear_reissues`]); any other reuse is a replay.
 
 use serde_json::Value;
 use sqlx::{any::AnyRow, Row as _};
 
-use crate::server::platform::{crypto, db::Db};
+use secrecy::SecretString;
+
+use crate::server::platform::{
+    crypto::{self, Cipher},
+    db::Db,
+};
 
 /// Lifetime of a `public_token`, seconds (single use, exchanged by the integrator's backend).
 pub const PUBLIC_TOKEN_TTL_SECS: i64 = 1_800;
@@ -23,6 +32,9 @@ pub const ACCESS_TOKEN_TTL_SECS: i64 = 86_400;
 pub const APP_TOKEN_TTL_SECS: i64 = 1_800;
 /// Lifetime of an authorization code of the redirect flow, seconds (RFC 6749 §4.1.2 recommends ≤ 10 min).
 pub const CODE_TTL_SECS: i64 = 600;
+/// How long after its use a rotated refresh token presented again gets the same new pair (a network retry),
+/// seconds; after it, or once the new refresh token was used, a reuse is a replay (RFC 9700 §4.14.2).
+pub const REFRESH_REUSE_GRACE_SECS: i64 = 30;
 
 /// What a token is for; each kind has its own prefix so a token of one kind is never accepted as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +255,82 @@ pub async fn consume(
         Some(t) if t.used_at.is_some() => ConsumeError::AlreadyUsed,
         Some(_) => ConsumeError::Expired,
     }))
+}
+
+fn reissue_aad(id: &str) -> String {
+    format!("tokens.reissue:{id}")
+}
+
+/// Keeps `answer` (the token response a single-use token's redemption produced) sealed on the spent row `id`,
+/// for [`reissue`] within [`REFRESH_REUSE_GRACE_SECS`].
+///
+/// # Errors
+/// Database errors.
+pub async fn keep_reissue(db: &Db, cipher: &Cipher, id: &str, answer: &str) -> anyhow::Result<()> {
+    let (sealed, key_id) = cipher.seal_str(answer, &reissue_aad(id));
+    sqlx::query("UPDATE tokens SET reissue_enc = $1, reissue_key_id = $2 WHERE id = $3 AND used_at IS NOT NULL")
+        .bind(sealed)
+        .bind(key_id)
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// What a spent token presented again may get.
+#[derive(Debug)]
+pub enum Reissue {
+    /// Used within the grace window and its answer is kept: send it again.
+    Answer(SecretString),
+    /// Used within the grace window but the answer is not written yet (the first request is still running).
+    NotYet,
+    /// Outside the window, revoked, or unknown: a replay.
+    No,
+}
+
+/// The answer kept for a spent, unrevoked token of `kind` used at most [`REFRESH_REUSE_GRACE_SECS`] before `now`.
+///
+/// # Errors
+/// Database errors, or a kept answer that does not open (tampered, key gone).
+pub async fn reissue(db: &Db, cipher: &Cipher, now: i64, kind: TokenKind, token: &str) -> anyhow::Result<Reissue> {
+    let Some(t) = lookup(db, kind, token).await? else { return Ok(Reissue::No) };
+    match t.used_at {
+        Some(used) if t.revoked_at.is_none() && used >= now - REFRESH_REUSE_GRACE_SECS => {}
+        _ => return Ok(Reissue::No),
+    }
+    let row = sqlx::query("SELECT reissue_enc, reissue_key_id FROM tokens WHERE id = $1")
+        .bind(&t.id)
+        .fetch_one(&db.pool)
+        .await?;
+    let sealed: Option<Vec<u8>> = row.try_get("reissue_enc")?;
+    let key_id: Option<String> = row.try_get("reissue_key_id")?;
+    match (sealed, key_id) {
+        (Some(s), Some(k)) => Ok(Reissue::Answer(cipher.open_str(&s, &k, &reissue_aad(&t.id))?)),
+        _ => Ok(Reissue::NotYet),
+    }
+}
+
+/// Clears the kept answers of tokens used before `before` (the sweep passes now − the grace window). Returns
+/// how many were cleared.
+///
+/// # Errors
+/// Database errors.
+pub async fn clear_reissues(db: &Db, before: i64) -> anyhow::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE tokens SET reissue_enc = NULL, reissue_key_id = NULL WHERE reissue_enc IS NOT NULL AND used_at < $1",
+    )
+    .bind(before)
+    .execute(&db.pool)
+    .await?
+    .rows_affected())
+}
+
+/// Whether the presented token of `kind` is known, unused, unrevoked and unexpired at `now`.
+///
+/// # Errors
+/// Database errors.
+pub async fn is_unspent(db: &Db, now: i64, kind: TokenKind, token: &str) -> anyhow::Result<bool> {
+    Ok(verify(db, now, kind, token).await?.is_some_and(|t| t.used_at.is_none()))
 }
 
 /// Revokes one token by row id (e.g. a superseded access token). Returns whether a row changed.

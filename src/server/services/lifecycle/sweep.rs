@@ -27,11 +27,12 @@ use crate::{
             insights,
             lifecycle::transitions::{expunge_authorization, mark_needs_reauth},
             payer::refresh::{self, RefreshError},
+            webhooks::{self, WebhookEvent},
         },
         state::AppState,
         store::{
             audit::{self, AuditEntry},
-            authorizations, connections_grants, link_sessions, payer_auth_requests,
+            authorizations, connections_grants, link_sessions, payer_auth_requests, tokens,
         },
     },
 };
@@ -91,10 +92,12 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
     let over = authorizations::payer_grant_over(&state.db, now, BATCH).await?;
     acted += needs_reauth_all(state, over, StateReason::PayerGrantExpired).await;
     acted += refresh_expiring(state, now).await?;
+    acted += announce_pending_expirations(state, now).await?;
     acted += record_downgrades(state, now).await?;
     connections_grants::purge_expired(&state.db, now - GRANT_PURGE_AFTER_SECS).await?;
     acted += insights::sweep(&state.db, now, state.settings.insights_retention_days).await?;
     purge_link_records(state, now - GRANT_PURGE_AFTER_SECS).await?;
+    tokens::clear_reissues(&state.db, now - tokens::REFRESH_REUSE_GRACE_SECS).await?;
     state.limits.retain_recent();
     Ok(acted)
 }
@@ -155,6 +158,32 @@ async fn refresh_expiring(state: &AppState, now: i64) -> anyhow::Result<u64> {
             Ok(_) => {}
             Err(e) => tracing::error!(authorization_id = %id, error = %format!("{e:#}"), "payer refresh failed"),
         }
+    }
+    Ok(acted)
+}
+
+/// Sends `authorization.pending_expiration` once for each MULTIPLE authorization whose payer grant ends within
+/// `--pending-expiration-secs`, claimed in the same transaction as the webhook (one instance sends it; a new
+/// grant end arms it again). Its `event_id` is derived from the authorization and the grant end.
+async fn announce_pending_expirations(state: &AppState, now: i64) -> anyhow::Result<u64> {
+    let mut acted = 0;
+    let until = now + state.settings.pending_expiration_secs;
+    for (id, ends_at) in authorizations::pending_expiration_due(&state.db, now, until, BATCH).await? {
+        let mut tx = state.db.begin_write().await?;
+        let Some(owner) = authorizations::claim_pending_expiration(&mut tx, &id, ends_at).await? else { continue };
+        webhooks::enqueue_once(
+            &mut tx,
+            now,
+            &owner.app_id,
+            WebhookEvent::PendingExpiration,
+            &format!("{id}|{ends_at}"),
+            json!({"authorization_id": id, "external_id": owner.external_id, "endpoint_id": owner.endpoint_id,
+                   "refresh_expires_at": ends_at,
+                   "expires_in": ends_at - now}),
+        )
+        .await?;
+        tx.commit().await?;
+        acted += 1;
     }
     Ok(acted)
 }

@@ -137,7 +137,20 @@ pub async fn expunge_authorization(state: &AppState, authorization_id: &str, rea
         },
     )
     .await?;
-    if done.newly_revoked {
+    if done.state == AuthorizationState::Expired {
+        // The first expunge of an authorization that expired (there is no second): once, with an id derived from it.
+        webhooks::enqueue_once(
+            &mut tx,
+            now,
+            &owner.app_id,
+            WebhookEvent::AuthorizationExpired,
+            authorization_id,
+            json!({"authorization_id": authorization_id, "external_id": owner.external_id,
+                   "endpoint_id": owner.endpoint_id, "reason": reason.as_str(),
+                   "state": AuthorizationState::Expired.as_str(), "expired_at": rfc3339(now)}),
+        )
+        .await?;
+    } else if done.newly_revoked {
         webhooks::enqueue(
             &mut tx,
             now,
@@ -165,7 +178,7 @@ fn actor_of(reason: StateReason, app_id: &str) -> String {
 /// Moves a MULTIPLE authorization to `NEEDS_REAUTH` after its payer refused a refresh (or its grant is known to
 /// have ended), in one transaction: the now useless payer `refresh_token` destroyed, the data kept readable until
 /// the authorization's own `expunge_at` (now + `--reauth-grace-secs` when it had none), a
-/// `payer.refresh_refused` audit record and the `refresh_expired` webhook. Once per authorization: returns
+/// `payer.refresh_refused` audit record and the `authorization.needs_reauth` webhook. Once per authorization: returns
 /// false when it was not in an active (or not yet notified `NEEDS_REAUTH`) state, and then does nothing.
 ///
 /// # Errors
@@ -193,14 +206,17 @@ pub async fn mark_needs_reauth(state: &AppState, authorization_id: &str, reason:
         },
     )
     .await?;
-    webhooks::enqueue(
+    // Once per authorization (the transition happens once): the id is derived from it.
+    webhooks::enqueue_once(
         &mut tx,
         now,
         &owner.app_id,
-        WebhookEvent::RefreshExpired,
+        WebhookEvent::NeedsReauth,
+        authorization_id,
         json!({"authorization_id": authorization_id, "external_id": owner.external_id,
                "endpoint_id": owner.endpoint_id, "reason": reason.as_str(),
-               "state": AuthorizationState::NeedsReauth.as_str(), "readable_until": until.map(rfc3339)}),
+               "state": AuthorizationState::NeedsReauth.as_str(), "readable_until": until.map(rfc3339),
+               "expires_at": until}),
     )
     .await?;
     tx.commit().await?;

@@ -1,10 +1,18 @@
 //! HTTP to one payer's FHIR server for one authorization: bearer token (refreshed before expiry and once
-//! on a 401), retries, `Retry-After`, content types, and clean errors for non-JSON bodies.
+//! on a 401), retries, `Retry-After` (delay-seconds or an HTTP-date) and `x-ms-retry-after-ms`, content
+//! types, and clean errors for non-JSON bodies. Retries and rate-limit waits are counted ([`FetchCounters`])
+//! so the sync status shows a slow payer.
 //!
 //! The payer's token is only ever sent to the origin of the authorization's FHIR base: every URL is checked
 //! before the request is built.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
 use rand::Rng as _;
@@ -12,16 +20,19 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
 
-use crate::server::{
+use crate::{domain::SyncStats, server::{
     services::payer::refresh::{self, RefreshError},
     state::AppState,
     store::authorizations,
-};
+}};
 
 /// Longest `Retry-After` honoured (longer ones are capped), in seconds.
 pub const RETRY_AFTER_CAP_SECS: i64 = 3_600;
-/// Waits up to this long are slept in place; longer ones reschedule the job (`run_after`), in seconds.
-pub const INLINE_WAIT_MAX_SECS: i64 = 2;
+/// Waits up to this long are slept in place; longer ones reschedule the job as `delayed` (`run_after`), in
+/// milliseconds.
+pub const INLINE_WAIT_MAX_MS: i64 = 2_000;
+/// The header Azure API for FHIR (and other Azure-fronted payers) sends with a 429: the wait in milliseconds.
+pub const MS_RETRY_AFTER_HEADER: &str = "x-ms-retry-after-ms";
 /// Retries of a 5xx (jittered exponential backoff) or a short 429/503 before giving up.
 pub const MAX_RETRIES: u32 = 3;
 /// Base of the exponential backoff, in milliseconds.
@@ -42,7 +53,7 @@ pub enum FetchError {
     ServerError { status: u16 },
     /// The request timed out.
     Timeout,
-    /// 429/503 asking for a wait longer than [`INLINE_WAIT_MAX_SECS`]: retry at `at` (Unix s).
+    /// 429/503 asking for a wait longer than [`INLINE_WAIT_MAX_MS`]: retry at `at` (Unix s).
     RetryLater { at: i64 },
     /// A 2xx whose body is not FHIR JSON (HTML, XML, garbage).
     BadBody { status: u16, content_type: String },
@@ -90,12 +101,49 @@ pub struct Payer {
     /// refresh, is the "401 that survives a refresh" that ends the sync; a token that worked and then died
     /// (expired mid-sync, or used up by concurrent reads) is simply refreshed again.
     successes: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    /// Retries and rate-limit waits, shared with the job that reads them.
+    counters: Arc<FetchCounters>,
+}
+
+/// Retries and rate-limit waits of a [`Payer`], counted as they happen (by every concurrent request).
+#[derive(Debug, Default)]
+pub struct FetchCounters {
+    retries: AtomicU64,
+    rate_limit_waits: AtomicU64,
+    rate_limit_wait_secs: AtomicU64,
+}
+
+impl FetchCounters {
+    /// The counts since the last call, as [`SyncStats`] (the counters start again at zero).
+    pub fn take(&self) -> SyncStats {
+        SyncStats {
+            retries: self.retries.swap(0, Ordering::Relaxed),
+            page_size_reductions: 0,
+            rate_limit_waits: self.rate_limit_waits.swap(0, Ordering::Relaxed),
+            rate_limit_wait_secs: self.rate_limit_wait_secs.swap(0, Ordering::Relaxed),
+        }
+    }
 }
 
 /// Whether a `Content-Type` is one of the JSON types FHIR servers use (parameters ignored).
 pub fn is_fhir_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     matches!(essence.as_str(), "application/fhir+json" | "application/json" | "application/json+fhir")
+}
+
+/// Milliseconds to wait from an `x-ms-retry-after-ms` value (a whole or decimal number of milliseconds).
+pub fn parse_retry_after_ms(value: &str) -> Option<i64> {
+    let ms = value.trim().parse::<f64>().ok().filter(|v| v.is_finite())?;
+    Some(ms.clamp(0.0, (RETRY_AFTER_CAP_SECS * 1_000) as f64).ceil() as i64)
+}
+
+/// Milliseconds to wait as a response asks: `x-ms-retry-after-ms` when present and readable (the more precise),
+/// else `Retry-After` ([`parse_retry_after`]); `None` when neither says.
+pub fn requested_wait_ms(headers: &reqwest::header::HeaderMap, now: i64) -> Option<i64> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    text(MS_RETRY_AFTER_HEADER)
+        .and_then(parse_retry_after_ms)
+        .or_else(|| text(reqwest::header::RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now)).map(|s| s.saturating_mul(1_000)))
 }
 
 /// Seconds to wait from a `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
@@ -129,7 +177,13 @@ impl Payer {
             refresh_gate: Mutex::new(()),
             has_refresh_token: creds.refresh_token.is_some(),
             successes: std::sync::Mutex::new(std::collections::HashMap::new()),
+            counters: Arc::default(),
         })
+    }
+
+    /// This client's retry and rate-limit counters (the job drains them into its [`SyncStats`]).
+    pub fn counters(&self) -> Arc<FetchCounters> {
+        self.counters.clone()
     }
 
     /// The FHIR base (with a trailing slash).
@@ -224,7 +278,7 @@ impl Payer {
                 Ok(r) => r,
                 Err(e) if e.is_timeout() => return Err(FetchError::Timeout),
                 Err(_) => {
-                    attempts.back_off(0).await?;
+                    self.back_off(&mut attempts, 0).await?;
                     continue;
                 }
             };
@@ -242,13 +296,14 @@ impl Payer {
                 .to_string();
             match status {
                 200..=299 => {
-                    if let Some(body) = read_fhir_json(resp, status, &content_type, &mut attempts).await? {
-                        return Ok(body);
+                    match read_fhir_json(resp, status, &content_type).await? {
+                        Some(body) => return Ok(body),
+                        None => self.back_off(&mut attempts, status).await?,
                     }
                 }
                 401 => self.refresh_after_401(generation, &mut attempts).await?,
                 429 | 503 => self.wait_as_asked(&resp, status, &mut attempts).await?,
-                500..=599 => attempts.back_off(status).await?,
+                500..=599 => self.back_off(&mut attempts, status).await?,
                 _ => return Err(FetchError::Status { status, content_type: short(&content_type) }),
             }
         }
@@ -272,30 +327,37 @@ impl Payer {
         self.refresh(generation).await
     }
 
-    /// A 429 or 503: waits as `Retry-After` asks (capped at [`RETRY_AFTER_CAP_SECS`]; a 429 without it waits
-    /// 1 s, a 503 without it backs off like a 5xx), in place when short, else [`FetchError::RetryLater`]. Then
-    /// the request is sent again.
+    /// A 429 or 503: waits as `x-ms-retry-after-ms` or `Retry-After` asks ([`requested_wait_ms`], capped at
+    /// [`RETRY_AFTER_CAP_SECS`]; a 429 without either waits 1 s, a 503 without either backs off like a 5xx),
+    /// in place up to [`INLINE_WAIT_MAX_MS`], else [`FetchError::RetryLater`] (the job is rescheduled as
+    /// `delayed` and no worker waits). Then the request is sent again. Every wait is counted.
     async fn wait_as_asked(
         &self,
         resp: &reqwest::Response,
         status: u16,
         attempts: &mut Attempts,
     ) -> Result<(), FetchError> {
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, self.state.clock.now()));
-        let wait = match retry_after {
-            Some(w) => w.min(RETRY_AFTER_CAP_SECS),
-            None if status == 429 => 1,
-            None => return attempts.back_off(status).await,
+        let now = self.state.clock.now();
+        let wait_ms = match requested_wait_ms(resp.headers(), now) {
+            Some(w) => w.min(RETRY_AFTER_CAP_SECS * 1_000),
+            None if status == 429 => 1_000,
+            None => return self.back_off(attempts, status).await,
         };
-        if wait > INLINE_WAIT_MAX_SECS || attempts.retries >= MAX_RETRIES {
-            return Err(FetchError::RetryLater { at: self.state.clock.now() + wait.max(1) });
+        self.counters.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+        self.counters.rate_limit_wait_secs.fetch_add((wait_ms as u64).div_ceil(1_000), Ordering::Relaxed);
+        if wait_ms > INLINE_WAIT_MAX_MS || attempts.retries >= MAX_RETRIES {
+            return Err(FetchError::RetryLater { at: now + (wait_ms + 999) / 1_000 });
         }
         attempts.retries += 1;
-        tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+        Ok(())
+    }
+
+    /// [`Attempts::back_off`], counting the retry it allows.
+    async fn back_off(&self, attempts: &mut Attempts, status: u16) -> Result<(), FetchError> {
+        attempts.back_off(status).await?;
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -321,20 +383,12 @@ impl Attempts {
 }
 
 /// The body of a 2xx, which must be FHIR JSON ([`FetchError::BadBody`] otherwise). `Ok(None)` when reading it
-/// failed short of a timeout and a retry is left: the request is to be sent again.
-async fn read_fhir_json(
-    resp: reqwest::Response,
-    status: u16,
-    content_type: &str,
-    attempts: &mut Attempts,
-) -> Result<Option<Bytes>, FetchError> {
+/// failed short of a timeout: the caller backs off and sends the request again.
+async fn read_fhir_json(resp: reqwest::Response, status: u16, content_type: &str) -> Result<Option<Bytes>, FetchError> {
     let body = match resp.bytes().await {
         Ok(b) => b,
         Err(e) if e.is_timeout() => return Err(FetchError::Timeout),
-        Err(_) => {
-            attempts.back_off(status).await?;
-            return Ok(None);
-        }
+        Err(_) => return Ok(None),
     };
     let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !(is_fhir_json(content_type) || content_type.is_empty()) || !looks_json {
@@ -379,5 +433,21 @@ mod tests {
         let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs((now + 30) as u64));
         assert_eq!(parse_retry_after(&date, now), Some(30));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn ms_retry_after_wins_and_is_capped() {
+        assert_eq!(parse_retry_after_ms("1500"), Some(1_500));
+        assert_eq!(parse_retry_after_ms(" 12.2 "), Some(13));
+        assert_eq!(parse_retry_after_ms("-5"), Some(0));
+        assert_eq!(parse_retry_after_ms("NaN"), None);
+        assert_eq!(parse_retry_after_ms("1e12"), Some(RETRY_AFTER_CAP_SECS * 1_000));
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(requested_wait_ms(&h, 0), Some(7_000));
+        h.insert(MS_RETRY_AFTER_HEADER, "250".parse().unwrap());
+        assert_eq!(requested_wait_ms(&h, 0), Some(250));
+        h.insert(MS_RETRY_AFTER_HEADER, "soon".parse().unwrap());
+        assert_eq!(requested_wait_ms(&h, 0), Some(7_000));
     }
 }

@@ -4,7 +4,7 @@
 //! - new tokens: stored sealed (a rotated `refresh_token` before the new `access_token` is handed out), state
 //!   `REFRESHED`, a `payer.refreshed` audit record, in one transaction;
 //! - `invalid_grant` under any 4xx status: the payer refused the grant; the authorization moves to
-//!   `NEEDS_REAUTH` with its audit record and `refresh_expired` webhook, exactly once
+//!   `NEEDS_REAUTH` with its audit record and `authorization.needs_reauth` webhook, exactly once
 //!   (`lifecycle::transitions::mark_needs_reauth`);
 //! - anything else (5xx, timeout, connection error, unusable answer): transient; the sweep waits
 //!   [`REFRESH_RETRY_SECS`] before trying again.

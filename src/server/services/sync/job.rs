@@ -19,13 +19,13 @@ use serde_json::{json, value::RawValue, Value};
 use url::Url;
 
 use crate::{
-    domain::{ExitCode, SkippedType, SyncStatus},
+    domain::{ExitCode, IncompleteType, SkippedType, SyncStatus},
     server::{
         fhir::{self, index::references},
         platform::crypto,
         services::{
             directory,
-            payer::fhir_client::{FetchError, Payer},
+            payer::fhir_client::{FetchCounters, FetchError, Payer},
             webhooks::{self, WebhookEvent},
         },
         state::AppState,
@@ -108,6 +108,8 @@ pub struct Claimed {
     cursor: Cursor,
     progress: Progress,
     refs_tried: HashSet<String>,
+    /// The payer client's retry and rate-limit counters, drained into `progress.stats` at every save.
+    counters: Option<Arc<FetchCounters>>,
 }
 
 /// Claims one due job: pending, or syncing with an expired lease (its instance died) and `run_after` past,
@@ -132,6 +134,7 @@ pub async fn claim(state: &AppState) -> anyhow::Result<Option<Claimed>> {
         progress: row.progress,
         cursor,
         refs_tried,
+        counters: None,
     }))
 }
 
@@ -193,18 +196,16 @@ pub async fn run(state: &AppState, mut job: Claimed) {
     let outcome = match result {
         Ok(()) => finish(state, &mut job, None).await,
         Err(Stop::Fail(code, reason)) => finish(state, &mut job, Some((code, reason))).await,
-        Err(Stop::Pause(Pause::RetryAt(at))) => pause(state, &mut job, at).await,
-        Err(Stop::Pause(Pause::Shutdown)) => pause(state, &mut job, state.clock.now()).await,
+        Err(Stop::Pause(Pause::RetryAt(at))) => pause(state, &mut job, SyncStatus::Delayed, at).await,
+        Err(Stop::Pause(Pause::Shutdown)) => pause(state, &mut job, SyncStatus::Syncing, state.clock.now()).await,
         Err(Stop::Pause(Pause::LostLease)) => Ok(()),
         Err(Stop::Internal(e)) => {
             tracing::error!(job = %job.id, error = %e, "sync job failed internally");
             if job.attempt >= MAX_ATTEMPTS {
                 finish(state, &mut job, Some((ExitCode::SyncFailed, "internal error".into()))).await
             } else {
-                {
                 let at = state.clock.now() + 5 * job.attempt;
-                pause(state, &mut job, at).await
-            }
+                pause(state, &mut job, SyncStatus::Syncing, at).await
             }
         }
     };
@@ -224,6 +225,7 @@ async fn run_inner(state: &AppState, job: &mut Claimed, lost: &AtomicBool) -> Re
     let payer = Payer::new(state, &auth.id, endpoint.as_ref().map(|e| e.fhir_base_url.as_str()).unwrap_or(""))
         .await
         .map_err(|e| Stop::Fail(ExitCode::SyncFailed, format!("payer credentials unavailable: {e}")))?;
+    job.counters = Some(payer.counters());
 
     let patient_id = match job.cursor.patient_id.clone().or(auth.patient_id.clone()) {
         Some(p) => p,
@@ -537,17 +539,17 @@ impl<'a> PageWalk<'a> {
         Ok(PageWalk { ty, url, count, seen: HashSet::new(), pages: 0, halvings: 0, prefetched: None })
     }
 
-    /// Enters the page at `url` and makes it the job's cursor; `false` (with a warning) when the walk ends
-    /// instead: a repeated `next` link, or [`PAGE_CAP`] pages.
+    /// Enters the page at `url` and makes it the job's cursor; `false` when the walk ends instead, with the
+    /// type recorded as incomplete: a repeated `next` link, or [`PAGE_CAP`] pages.
     fn enter(&mut self, job: &mut Claimed) -> bool {
         let ty = self.ty;
         if !self.seen.insert(self.url.to_string()) {
-            warn(job, format!("{ty}: a repeated next link was not followed"));
+            incomplete(job, ty, "a repeated next link was not followed");
             return false;
         }
         self.pages += 1;
         if self.pages > PAGE_CAP {
-            warn(job, format!("{ty}: stopped after {PAGE_CAP} pages"));
+            incomplete(job, ty, &format!("paging stopped at the cap of {PAGE_CAP} pages"));
             return false;
         }
         job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: self.url.to_string(), count: self.count });
@@ -567,6 +569,7 @@ impl<'a> PageWalk<'a> {
             Err(FetchError::Timeout) if self.count > 1 && self.halvings < 4 => {
                 self.count = (self.count / 2).max(1);
                 self.halvings += 1;
+                job.progress.stats.page_size_reductions += 1;
                 self.seen.remove(self.url.as_str());
                 self.pages -= 1;
                 self.url = with_count(&self.url, self.count);
@@ -600,21 +603,29 @@ impl<'a> PageWalk<'a> {
     }
 }
 
-/// The page's `next` link resolved against `url`, if it stays on the payer's origin (else a warning).
+/// The page's `next` link resolved against `url`, if it stays on the payer's origin (else the type is recorded
+/// as incomplete: its later pages are not fetched).
 fn next_link(payer: &Payer, job: &mut Claimed, ty: &str, url: &Url, next: Option<&str>) -> Option<Url> {
     match next {
         None => None,
         Some(n) => match url.join(n) {
             Ok(next) if payer.same_origin(&next) => Some(next),
             Ok(_) => {
-                warn(job, format!("{ty}: a next link to another origin was not followed"));
+                incomplete(job, ty, "a next link to another origin was not followed");
                 None
             }
             Err(_) => {
-                warn(job, format!("{ty}: an invalid next link was not followed"));
+                incomplete(job, ty, "an invalid next link was not followed");
                 None
             }
         },
+    }
+}
+
+/// Records that `ty`'s paging stopped before the payer's last page (the job will end `partial`).
+fn incomplete(job: &mut Claimed, ty: &str, reason: &str) {
+    if !job.progress.incomplete.iter().any(|i| i.resource_type == ty) {
+        job.progress.incomplete.push(IncompleteType { resource_type: ty.to_string(), reason: reason.to_string() });
     }
 }
 
@@ -708,7 +719,12 @@ async fn resolve_references(state: &AppState, payer: &Payer, job: &mut Claimed, 
     }
 }
 
+/// The cursor as JSON to save; first drains the payer client's counters into the job's stats, so every save
+/// carries them.
 fn cursor_json(job: &mut Claimed) -> String {
+    if let Some(c) = &job.counters {
+        job.progress.stats.add(c.take());
+    }
     job.cursor.refs_tried = job.refs_tried.iter().cloned().collect();
     job.cursor.refs_tried.sort();
     serde_json::to_string(&job.cursor).unwrap_or_else(|_| "{}".into())
@@ -723,13 +739,15 @@ async fn checkpoint(state: &AppState, job: &mut Claimed) -> Result<(), Stop> {
     Ok(())
 }
 
-/// Releases the lease and sets `run_after` (status stays `syncing`, the cursor is kept).
-async fn pause(state: &AppState, job: &mut Claimed, at: i64) -> anyhow::Result<()> {
+/// Releases the lease and sets `run_after` with `status` (`delayed` when the payer asked for the wait, else
+/// `syncing`); the cursor is kept.
+async fn pause(state: &AppState, job: &mut Claimed, status: SyncStatus, at: i64) -> anyhow::Result<()> {
     let cursor = cursor_json(job);
-    sync_jobs::pause(&state.db, &job.id, &job.owner, &job.progress, &cursor, at, state.clock.now()).await
+    sync_jobs::pause(&state.db, &job.id, &job.owner, status, &job.progress, &cursor, at, state.clock.now()).await
 }
 
-/// Final status: `complete`, `partial` (some types skipped) or `failed` (with the exit code); then the
+/// Final status: `complete`, `partial` (some types skipped, or their paging stopped early) or `failed` (with
+/// the exit code); then the
 /// `sync_completed` / `sync_failed` webhook and the audit record, in one transaction.
 async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, String)>) -> anyhow::Result<()> {
     let now = state.clock.now();
@@ -738,7 +756,7 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
             warn(job, format!("sync failed: {reason}"));
             (SyncStatus::Failed, Some(*code))
         }
-        None if !job.progress.skipped.is_empty() => (SyncStatus::Partial, None),
+        None if !job.progress.skipped.is_empty() || !job.progress.incomplete.is_empty() => (SyncStatus::Partial, None),
         None => (SyncStatus::Complete, None),
     };
     let cursor = cursor_json(job);
@@ -748,11 +766,17 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
     directory::health::observe_sync(state, &job.authorization_id, exit_code).await;
     let auth = authorizations::get(&state.db, &job.authorization_id).await?;
     let counts: BTreeMap<&String, &i64> = job.progress.counts.iter().collect();
+    // This job when it brought data, else the latest one that did.
+    let last_synced_at = match exit_code {
+        None => Some(now),
+        Some(_) => sync_jobs::last_succeeded_at(&state.db, &job.authorization_id).await?,
+    };
     let mut tx = state.db.begin_write().await?;
     if let Some(a) = &auth {
         // Non-health data only: ids, counts per type, skipped types, the exit code.
         let skipped_types: Vec<&str> = job.progress.skipped.iter().map(|s| s.resource_type.as_str()).collect();
-        let (event, data) = match exit_code {
+        let incomplete_types: Vec<&str> = job.progress.incomplete.iter().map(|s| s.resource_type.as_str()).collect();
+        let (event, mut data) = match exit_code {
             Some(code) => (
                 WebhookEvent::SyncFailed,
                 json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
@@ -761,9 +785,17 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
             None => (
                 WebhookEvent::SyncCompleted,
                 json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
-                       "job_id": job.id, "status": status, "counts": counts, "skipped_types": skipped_types}),
+                       "job_id": job.id, "status": status, "counts": counts, "skipped_types": skipped_types,
+                       "incomplete_types": incomplete_types}),
             ),
         };
+        // The authorization's lifetime, as introspect and users give it.
+        if let Some(o) = data.as_object_mut() {
+            o.insert("state".into(), json!(a.state));
+            o.insert("expires_at".into(), json!(a.data_ends_at()));
+            o.insert("refresh_expires_at".into(), json!(a.payer_refresh_expires_at));
+            o.insert("last_synced_at".into(), json!(last_synced_at));
+        }
         webhooks::enqueue(&mut tx, now, &a.app_id, event, data).await?;
     }
     audit::record(

@@ -172,7 +172,7 @@ pub(super) async fn gate_on_sync(state: &AppState, scope: &Scope) -> Result<(), 
     for id in ids {
         if let Some(st) = crate::server::services::sync::status(&state.db, id).await? {
             match st.status.as_str() {
-                "pending" | "syncing" => return Err(FhirError::sync_running(RETRY_AFTER_SECS)),
+                _ if st.status.is_running() => return Err(FhirError::sync_running(RETRY_AFTER_SECS)),
                 "failed" => return Err(FhirError::sync_failed(st.exit_code.map(|c| c.as_str()).unwrap_or("SYNC_FAILED"))),
                 _ => {}
             }

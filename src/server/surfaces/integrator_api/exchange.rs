@@ -20,7 +20,7 @@ use crate::server::{
         surfaces::integrator_api::{
             clients::{app_by_secret, audit_event, check_owner, limit_token_endpoint, load_authorization, parse_params, required},
             error::{no_store, ApiResult, OAuthError},
-            grants::{endpoint_json, grant_response, patient_ref},
+            grants::{endpoint_json, grant_response, lifetime_json, patient_ref},
         },
     };
 
@@ -76,8 +76,9 @@ pub async fn exchange(
 // GET /link/introspect
 // ---------------------------------------------------------------------------------------------------------
 
-/// `GET /link/introspect` (Bearer) → `{active, jti, iat, exp, patient, state, endpoint, user: {externalId}, sub,
-/// usage}` for a patient token; `{active, jti, iat, exp, sub (app id), token_type: "application"}` for an
+/// `GET /link/introspect` (Bearer) → `{active, jti, iat, exp, patient, endpoint, user: {externalId}, sub, usage,
+/// state, expires_at, refresh_expires_at, last_synced_at, sync}` for a patient token (see
+/// `grants::lifetime_json`); `{active, jti, iat, exp, sub (app id), token_type: "application"}` for an
 /// application token.
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
     let principal = authenticate_bearer(&state, &headers).await?;
@@ -85,19 +86,22 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap) -> Ap
         Principal::Patient { token, authorization } => {
             let endpoint = endpoints::get(&state.db, &authorization.endpoint_id).await?;
             let types = authorizations::resource_types(&state.db, &authorization.id).await?;
-            Ok(no_store(json!({
+            let mut body = json!({
                 "active": true,
                 "jti": token.id,
                 "iat": token.created_at,
                 "exp": token.expires_at,
                 "patient": patient_ref(&authorization),
-                "state": authorization.state,
                 "endpoint": endpoint_json(endpoint.as_ref(), &authorization, &types),
                 "user": {"externalId": authorization.external_id},
                 "sub": authorization.id,
                 "usage": authorization.usage.as_str(),
                 "token_type": "patient",
-            })))
+            });
+            if let Some(o) = body.as_object_mut() {
+                o.extend(lifetime_json(&state, &authorization).await?);
+            }
+            Ok(no_store(body))
         }
         Principal::App { token, app_id, mode } => Ok(no_store(json!({
             "active": true,

@@ -10,6 +10,7 @@ use crate::{
         store::{
             authorizations::{self, Authorization},
             endpoints::{self, Endpoint},
+            sync_jobs::{self, JobStatus},
             tokens::{self, TokenKind, ACCESS_TOKEN_TTL_SECS},
         },
         surfaces::integrator_api::error::ApiResult,
@@ -34,6 +35,44 @@ pub fn endpoint_json(endpoint: Option<&Endpoint>, authorization: &Authorization,
         None => json!({"id": authorization.endpoint_id, "name": null, "label": [], "refreshable": false,
                        "resources": resource_types}),
     }
+}
+
+/// The `sync` object of users (and introspect): the latest sync job's outcome (schema `SyncStatus` in the
+/// OpenAPI document). `delayed_until` is set only while the job waits for the payer (`status: delayed`).
+pub fn sync_json(s: &JobStatus) -> Value {
+    json!({
+        "status": s.status,
+        "progress": s.progress,
+        "skipped": s.skipped,
+        "incomplete": s.incomplete,
+        "exit_code": s.exit_code.map(|c| c.as_str()),
+        "warnings": s.warnings,
+        "stats": s.stats,
+        "delayed_until": s.delayed_until,
+        "finished_at": s.finished_at,
+    })
+}
+
+/// What an integrator needs to know about an authorization's lifetime, on introspect and users (schema
+/// the lifetime fields of `Introspection` and `UserAuthorization`): `state`; `expires_at`, when its data is expunged (ONE_TIME: 24 h after the link; a
+/// `NEEDS_REAUTH` one: the end of its re-consent window), `null` when none is set; `refresh_expires_at`, when the
+/// payer's long-term grant ends (from the payer's `refresh_expires_in`), `null` when the payer did not say;
+/// `last_synced_at`, when its latest sync with data finished; `sync`, the latest sync ([`sync_json`]). Times are
+/// Unix seconds.
+///
+/// # Errors
+/// Database errors.
+pub async fn lifetime_json(state: &AppState, a: &Authorization) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let sync = sync_jobs::latest(&state.db, &a.id).await?;
+    let last_synced_at = sync_jobs::last_succeeded_at(&state.db, &a.id).await?;
+    let v = json!({
+        "state": a.state,
+        "expires_at": a.data_ends_at(),
+        "refresh_expires_at": a.payer_refresh_expires_at,
+        "last_synced_at": last_synced_at,
+        "sync": sync.as_ref().map(sync_json),
+    });
+    Ok(v.as_object().cloned().unwrap_or_default())
 }
 
 /// `Patient/{id}` of the authorization's payer patient, or `null` until the sync found it.

@@ -32,7 +32,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
                       "401": unauth}}}));
     p.insert(paths::TOKEN.into(), json!({"post": {
         "summary": "OAuth 2.0 token endpoint: refresh_token, client_credentials, authorization_code",
-        "description": "Confidential clients authenticate with HTTP Basic publishableKey:secretKey or client_id + client_secret in the body (RFC 6749 §2.3.1); a wrong secret is 401 invalid_client. authorization_code also takes a public client (client_id alone); PKCE (code_verifier) is always required. Rate limited per client address (429 with Retry-After).",
+        "description": "Confidential clients authenticate with HTTP Basic publishableKey:secretKey or client_id + client_secret in the body (RFC 6749 §2.3.1); a wrong secret is 401 invalid_client. authorization_code also takes a public client (client_id alone); PKCE (code_verifier) is always required. refresh_token rotates: a spent refresh token presented again within 30 s of its use, while the new refresh token is unused, answers the same new pair (a network retry); any other reuse is 400 invalid_grant and revokes every token of the authorization (RFC 9700 §4.14.2). Rate limited per client address (429 with Retry-After).",
         "security": [{"basic": []}, {}],
         "requestBody": {"required": true, "content": {
             "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/TokenRequest"}},
@@ -52,7 +52,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "security": [{"secretKey": []}, {"basic": []}],
         "parameters": [{"name": "externalId", "in": "path", "required": true, "schema": {"type": "string"}}],
         "responses": {"200": {"description": "Authorizations", "content": {"application/json": {"schema": {"type": "object",
-            "properties": {"externalId": {"type": "string"}, "authorizations": {"type": "array", "items": {"type": "object"}}}}}}},
+            "properties": {"externalId": {"type": "string"}, "authorizations": {"type": "array", "items": {"$ref": "#/components/schemas/UserAuthorization"}}}}}}},
                       "401": oauth_err}}}));
     let secret_security = json!([{"secretKey": []}, {"basic": []}]);
     p.insert(paths::SESSION.into(), json!({"get": {
@@ -203,6 +203,13 @@ pub fn paths() -> serde_json::Map<String, Value> {
 
 /// OpenAPI `components` shared by the /link paths.
 pub fn components() -> Value {
+    // The lifetime fields of an authorization on introspect (patient tokens) and users.
+    let lifetime = json!({
+        "expires_at": {"type": ["integer", "null"], "description": "Unix seconds when the data is expunged (ONE_TIME: 24 h after linking; NEEDS_REAUTH: the end of the re-consent window); null when none is set"},
+        "refresh_expires_at": {"type": ["integer", "null"], "description": "Unix seconds when the payer's long-term grant ends (from its refresh_expires_in); null when the payer did not say"},
+        "last_synced_at": {"type": ["integer", "null"], "description": "Unix seconds when the latest sync with data (complete or partial) finished"},
+        "sync": {"oneOf": [{"$ref": "#/components/schemas/SyncStatus"}, {"type": "null"}]},
+    });
     json!({
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Patient access token (at_…) or application token (app_…)"},
@@ -269,11 +276,32 @@ pub fn components() -> Value {
                 "step": {"type": "string"}, "endpoint_id": {"type": ["string", "null"]}, "exit_code": {"type": ["string", "null"]},
                 "created_at": {"type": "integer"}, "expires_at": {"type": "integer"},
                 "events": {"type": "array", "items": {"$ref": "#/components/schemas/LinkEvent"}}}},
+            "UserAuthorization": {"type": "object", "properties": {
+                "id": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},
+                "usage": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}, "usage_requested": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]},
+                "state": {"type": "string"}, "patient": {"type": ["string", "null"]}, "created_at": {"type": "integer"},
+                "expires_at": lifetime["expires_at"], "refresh_expires_at": lifetime["refresh_expires_at"],
+                "last_synced_at": lifetime["last_synced_at"], "sync": lifetime["sync"]}},
+            "SyncStatus": {"type": "object", "description": "The latest sync job of an authorization. partial: some types were skipped (skipped) or their paging stopped early (incomplete); delayed: the payer asked for a wait longer than a worker holds on (Retry-After or x-ms-retry-after-ms), the job resumes at delayed_until. stats counts what the payer cost: retries, page_size_reductions (a page asked again with half its _count after a timeout), rate_limit_waits and rate_limit_wait_secs (429/503 waits asked for).",
+                "required": ["status", "progress", "skipped", "incomplete", "warnings", "stats"], "properties": {
+                "status": {"type": "string", "enum": ["pending", "syncing", "delayed", "complete", "partial", "failed"]},
+                "progress": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "resources stored, by type"},
+                "skipped": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": ["integer", "null"]}, "reason": {"type": "string"}}}},
+                "incomplete": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}, "reason": {"type": "string"}}}},
+                "exit_code": {"type": ["string", "null"]},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "stats": {"type": "object", "properties": {"retries": {"type": "integer"}, "page_size_reductions": {"type": "integer"},
+                          "rate_limit_waits": {"type": "integer"}, "rate_limit_wait_secs": {"type": "integer"}}},
+                "delayed_until": {"type": ["integer", "null"], "description": "Unix seconds; only while status is delayed"},
+                "finished_at": {"type": ["integer", "null"]}}},
             "Introspection": {"type": "object", "properties": {
                 "active": {"type": "boolean"}, "jti": {"type": "string"}, "iat": {"type": "integer"}, "exp": {"type": ["integer", "null"]},
                 "patient": {"type": ["string", "null"]}, "state": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},
                 "user": {"type": "object", "properties": {"externalId": {"type": "string"}}},
-                "sub": {"type": "string"}, "usage": {"type": "string"}}}
+                "sub": {"type": "string"}, "usage": {"type": "string"}, "token_type": {"type": "string", "enum": ["patient", "application"]},
+                "mode": {"type": "string", "enum": ["test", "live"]},
+                "expires_at": lifetime["expires_at"], "refresh_expires_at": lifetime["refresh_expires_at"],
+                "last_synced_at": lifetime["last_synced_at"], "sync": lifetime["sync"]}}
         }
     })
 }

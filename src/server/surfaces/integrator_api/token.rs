@@ -38,8 +38,10 @@ use crate::{
 
 /// `POST /link/token` (form or JSON), RFC 6749 §4.1.3 / §4.4 / §6:
 /// - `grant_type=refresh_token&refresh_token=…` with HTTP Basic `publishableKey:secretKey`: a new
-///   `access_token` and a rotated `refresh_token` (the old one is spent; presenting a spent one again revokes
-///   the authorization's tokens, RFC 9700 §4.14.2).
+///   `access_token` and a rotated `refresh_token` (the old one is spent). The spent one presented again within
+///   `REFRESH_REUSE_GRACE_SECS` (30 s) of its use, while the new refresh token is still unused, answers the
+///   same new pair again (a network retry); any other reuse revokes the authorization's tokens (reuse
+///   detection, RFC 9700 §4.14.2).
 /// - `grant_type=client_credentials` with HTTP Basic: an application token (1800 s).
 /// - `grant_type=authorization_code&code&code_verifier&redirect_uri`: the redirect flow (PKCE S256, RFC 7636,
 ///   always). A confidential client authenticates (RFC 6749 §2.3.1): HTTP Basic `publishableKey:secretKey`, or
@@ -75,7 +77,11 @@ async fn refresh_grant(state: &AppState, headers: &HeaderMap, params: &HashMap<S
     let row = match tokens::consume(&state.db, now, TokenKind::Refresh, presented).await? {
         Ok(row) => row,
         Err(ConsumeError::AlreadyUsed) => {
-            // A spent refresh token presented again means it leaked: end every token of that grant.
+            if let Some(again) = retried_answer(state, presented).await? {
+                audit_event(state, headers, "token.refresh_retried", &app.id, None, None).await;
+                return Ok(no_store(again));
+            }
+            // Otherwise a spent refresh token presented again means it leaked: end every token of that grant.
             if let Some(a) = tokens::authorization_of(&state.db, TokenKind::Refresh, presented).await? {
                 tokens::revoke_for_authorization(&state.db.pool, now, &a).await?;
                 tracing::warn!(authorization_id = %a, "refresh token reuse detected; tokens revoked");
@@ -95,12 +101,35 @@ async fn refresh_grant(state: &AppState, headers: &HeaderMap, params: &HashMap<S
     }
     let family = row.detail.get("family").and_then(Value::as_str).map(str::to_owned);
     let response = grant_response(state, &authorization, family.as_deref()).await?;
+    tokens::keep_reissue(&state.db, &state.cipher, &row.id, &response.to_string()).await?;
     // A refresh fetches the patient's latest data (FHIR reads answer 429 until that sync is done).
     crate::server::services::sync::request_resync(&state.db, &authorization.id, now).await?;
     audit_event(state, headers, "token.refreshed", &app.id, Some(&authorization.id), None).await;
     Ok(no_store(response))
 }
 
+/// The answer a spent refresh token's use produced, when this is a retry of that use: within the grace window
+/// ([`tokens::REFRESH_REUSE_GRACE_SECS`]) and its new refresh token not used yet (a client that used the new one
+/// got the answer; presenting the old one again is a replay). Waits briefly while the first request is still
+/// writing its answer.
+async fn retried_answer(state: &AppState, presented: &str) -> anyhow::Result<Option<Value>> {
+    for _ in 0..40 {
+        let now = state.clock.now();
+        match tokens::reissue(&state.db, &state.cipher, now, TokenKind::Refresh, presented).await? {
+            tokens::Reissue::No => return Ok(None),
+            tokens::Reissue::NotYet => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            tokens::Reissue::Answer(text) => {
+                let answer: Value = serde_json::from_str(secrecy::ExposeSecret::expose_secret(&text))?;
+                let successor = answer.get("refresh_token").and_then(Value::as_str).unwrap_or("");
+                let access = answer.get("access_token").and_then(Value::as_str).unwrap_or("");
+                let live = tokens::is_unspent(&state.db, now, TokenKind::Refresh, successor).await?
+                    && tokens::verify(&state.db, now, TokenKind::Access, access).await?.is_some();
+                return Ok(live.then_some(answer));
+            }
+        }
+    }
+    Ok(None)
+}
 
 async fn client_credentials_grant(state: &AppState, headers: &HeaderMap, params: &HashMap<String, String>) -> ApiResult {
     let (app, mode) = authenticate_client(state, headers, params).await?;

@@ -17,14 +17,13 @@ use crate::{
                 connections::{mint_connections_url, CONNECTIONS_GRANT_TTL_SECS},
                 transitions::expunge_authorization,
             },
-            sync,
         },
         state::AppState,
         store::{apps, authorizations, endpoints},
         surfaces::integrator_api::{
             clients::{app_by_secret, app_by_secret_header, audit_event, parse_params, required},
             error::{no_store, ApiResult, OAuthError},
-            grants::{endpoint_json, patient_ref},
+            grants::{endpoint_json, lifetime_json, patient_ref},
         },
     },
 };
@@ -75,7 +74,8 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
 // ---------------------------------------------------------------------------------------------------------
 
 /// `GET /link/users/{externalId}` with the secret key (`Authorization: Bearer sk_…` or Basic `pk:sk`) →
-/// `{externalId, authorizations: [{id, endpoint, usage, state, patient, created_at, sync}]}` (same mode as the key).
+/// `{externalId, authorizations: [{id, endpoint, usage, usage_requested, patient, created_at, state, expires_at,
+/// refresh_expires_at, last_synced_at, sync}]}` (same mode as the key; see `grants::lifetime_json`).
 pub async fn users(State(state): State<AppState>, headers: HeaderMap, Path(external_id): Path<String>) -> ApiResult {
     let (app, mode) = app_by_secret_header(&state, &headers).await?;
     let list = authorizations::list_for_user(&state.db, &app.id, &external_id).await?;
@@ -83,20 +83,18 @@ pub async fn users(State(state): State<AppState>, headers: HeaderMap, Path(exter
     for a in list.into_iter().filter(|a| a.mode == mode) {
         let endpoint = endpoints::get(&state.db, &a.endpoint_id).await?;
         let types = authorizations::resource_types(&state.db, &a.id).await?;
-        let sync = sync::status(&state.db, &a.id).await?.map(|s| {
-            json!({"status": s.status, "progress": s.progress, "skipped": s.skipped,
-                   "exit_code": s.exit_code.map(|c| c.as_str()), "warnings": s.warnings})
-        });
-        out.push(json!({
+        let mut item = json!({
             "id": a.id,
             "endpoint": endpoint_json(endpoint.as_ref(), &a, &types),
             "usage": a.usage.as_str(),
             "usage_requested": a.usage_requested.as_str(),
-            "state": a.state,
             "patient": patient_ref(&a),
             "created_at": a.created_at,
-            "sync": sync,
-        }));
+        });
+        if let Some(o) = item.as_object_mut() {
+            o.extend(lifetime_json(&state, &a).await?);
+        }
+        out.push(item);
     }
     Ok(no_store(json!({"externalId": external_id, "authorizations": out})))
 }
