@@ -31,8 +31,8 @@ test('CLI app + imported endpoint → link on /demo → Coverage and claims show
     resource_types: ['Patient', 'Coverage', 'ExplanationOfBenefit'],
   };
   expect(importEndpoints([entry])).toContain('1 created');
-  // Importing twice updates in place.
-  expect(importEndpoints([entry])).toContain('1 updated');
+  // Importing the same file again changes nothing (the import is idempotent).
+  expect(importEndpoints([entry])).toContain('1 unchanged');
 
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));

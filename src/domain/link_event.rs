@@ -20,6 +20,12 @@ spelled_enum! {
         Search = "SEARCH",
         /// The patient chose a plan (or the integrator gave it).
         EndpointSelected = "ENDPOINT_SELECTED",
+        /// The patient could not find their plan and named it ("Can't find your plan?"; the name is kept for
+        /// the operator, not in the event); the session then exits with `PATIENT_CANCELLED`.
+        PlanNotFound = "PLAN_NOT_FOUND",
+        /// The patient chose "Remind me later" on a plan's pre-check screen; the session then exits with
+        /// `PATIENT_CANCELLED`.
+        RemindLater = "REMIND_LATER",
         /// The patient was sent to the plan's sign-in.
         Handoff = "HANDOFF",
         /// The browser blocked the sign-in window.

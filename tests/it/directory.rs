@@ -458,6 +458,8 @@ async fn cant_find_your_plan_stores_the_name_for_the_operator_and_ends_the_sessi
     let requests = link_sdk::server::store::plan_requests::latest(&app.state.db, 10).await.unwrap();
     assert_eq!(requests.len(), 1);
     assert_eq!((requests[0].name.as_str(), requests[0].mode, requests[0].app_id.as_str()), ("Lakeside Community Health Plan", Mode::Test, keys.app_id.as_str()));
+    let steps = last_events(&app, &s, 2).await;
+    assert_eq!(steps, [("PLAN_NOT_FOUND", None, None), ("EXIT", None, Some("PATIENT_CANCELLED".to_string()))], "the name is not in the events");
     let listed = cli_ok(&app, &["endpoints", "requests"]).await;
     assert!(listed.contains("\"Lakeside Community Health Plan\""), "{listed}");
 
@@ -514,8 +516,21 @@ async fn a_plan_with_a_portal_shows_its_pre_check_before_the_hand_off_and_remind
     // Remind me later: another browser changes nothing; the patient's ends the session cancelled.
     let remind = format!("{}/link/s/{sid}/remind-later", app.base_url);
     assert!(crate::common::browser().post(&remind).send().await.unwrap().status().is_client_error());
-    let r = app.client.post(&remind).send().await.unwrap();
+    let r = app.client.post(&remind).form(&[("endpoint", sandbox::REFRESHABLE_ENDPOINT_ID)]).send().await.unwrap();
     assert_eq!(r.status(), 303);
     let s = link_sdk::server::store::link_sessions::get(&app.state.db, &sid).await.unwrap().unwrap();
     assert_eq!((s.step.as_str(), s.exit_code.map(|c| c.as_str())), ("exited", Some("PATIENT_CANCELLED")));
+    // The session's steps say why, with the plan the pre-check was about.
+    let steps = last_events(&app, &s, 2).await;
+    assert_eq!(steps, [("REMIND_LATER", Some(sandbox::REFRESHABLE_ENDPOINT_ID.to_string()), None), ("EXIT", None, Some("PATIENT_CANCELLED".to_string()))]);
+}
+
+/// The last `n` events of session `s` as (name, endpoint_id, exit_code).
+async fn last_events(app: &crate::common::TestApp, s: &link_sdk::server::store::link_sessions::LinkSession, n: usize) -> Vec<(&'static str, Option<String>, Option<String>)> {
+    let public_id = s.public_id.as_deref().expect("a public id");
+    let all = link_sdk::server::store::link_events::of_session(&app.state.db.pool, public_id).await.unwrap();
+    all[all.len().saturating_sub(n)..]
+        .iter()
+        .map(|e| (e.name.as_str(), e.endpoint_id.clone(), e.exit_code.map(|c| c.as_str().to_string())))
+        .collect()
 }

@@ -318,6 +318,7 @@ fn precheck_view(s: &Screen, p: PrecheckView, m: &'static Msgs) -> impl IntoView
                 {m.connect_to.replace("{plan}", &plan)}
             </a>
             <form method="post" action=remind>
+                <input type="hidden" name="endpoint" value=p.plan.id.clone() />
                 <button type="submit" class="button block" data-event="REMIND_LATER">{m.remind_later}</button>
             </form>
             <a class="button link block" href=back>{m.choose_another}</a>

@@ -25,6 +25,7 @@ use crate::{
             apps,
             audit::{self, AuditEntry},
             consents::{self, ConsentChoice, NewConsent},
+            endpoints,
             link_sessions::{self, LinkSession},
             plan_requests,
         },
@@ -133,24 +134,34 @@ pub async fn retry(State(state): State<AppState>, Sid(sid): Sid, headers: Header
 
 /// `POST /link/s/{sid}/missing-plan` (`plan_name`): "Can't find your plan?" at the search step. Stores the name
 /// the patient typed for the operator (`link-sdk endpoints requests`; nothing else of the patient), then ends the
-/// session with `PATIENT_CANCELLED` (the page has already sent the `PLAN_NOT_FOUND` event). An empty name, or
+/// session with `PATIENT_CANCELLED`, after the `PLAN_NOT_FOUND` event (recorded here; the page sends its onEvent). An empty name, or
 /// another step, just shows the session's screen again.
 pub async fn missing_plan(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
     let s = bound!(state, sid, headers, body);
     let name = form_field(&body, "plan_name").map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     let Some(name) = name.filter(|_| at_live_search(&state, &s)) else { return Ok(see_other(&session_url(&sid))) };
-    plan_requests::record(&state.db, state.clock.now(), &s.app_id, s.mode, &name, &s.options.language).await?;
+    let now = state.clock.now();
+    plan_requests::record(&state.db, now, &s.app_id, s.mode, &name, &s.options.language).await?;
+    insights::note(&state.db, now, &s, NewEvent::new(LinkEventName::PlanNotFound, s.step)).await;
     end_with(&state, &s, ExitCode::PatientCancelled).await
 }
 
 /// `POST /link/s/{sid}/remind-later`: "Remind me later" on the pre-check screen ends the session with
-/// `PATIENT_CANCELLED` (the page has already sent the `REMIND_LATER` event). Another step just shows the
-/// session's screen again.
+/// `PATIENT_CANCELLED`, after the `REMIND_LATER` event (recorded with the plan, `endpoint`; the page sends its
+/// onEvent too). Another step just shows the session's screen again.
 pub async fn remind_later(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
     let s = bound!(state, sid, headers, body);
     if !at_live_search(&state, &s) {
         return Ok(see_other(&session_url(&sid)));
     }
+    // The plan whose pre-check it was (a form field: only an endpoint of the directory is named in the event).
+    let mut event = NewEvent::new(LinkEventName::RemindLater, s.step);
+    if let Some(id) = form_field(&body, "endpoint").filter(|id| uuid::Uuid::parse_str(id).is_ok()) {
+        if endpoints::get(&state.db, &id).await?.is_some_and(|e| e.mode == s.mode) {
+            event = event.endpoint(&id);
+        }
+    }
+    insights::note(&state.db, state.clock.now(), &s, event).await;
     end_with(&state, &s, ExitCode::PatientCancelled).await
 }
 
