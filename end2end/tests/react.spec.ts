@@ -6,7 +6,7 @@
 // Checked: one handle per instance despite StrictMode, link.js loaded once, the flow to onSuccess at the sandbox
 // payer with the public_token once, one modal at a time with each instance's callbacks going to it only,
 // unmounting mid-flow closing that instance's modal with no callback afterwards (and leaving another instance's
-// modal open), and `error` when link.js cannot be loaded.
+// modal open), `error` when link.js cannot be loaded, and link.js already on the page used as it is.
 import { test, expect, type Page } from '@playwright/test';
 import { build } from 'esbuild';
 import { createServer, type Server } from 'node:http';
@@ -104,7 +104,8 @@ test.beforeAll(async ({}, info) => {
     rmSync(dir, { recursive: true, force: true });
   }
   server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
     const js = files.get(path.slice(1));
     if (js !== undefined) {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
@@ -120,6 +121,7 @@ test.beforeAll(async ({}, info) => {
   document.addEventListener('securitypolicyviolation', (e) => __violations.push(e.violatedDirective + ' ' + e.blockedURI));
 </script>
 <script type="importmap" nonce="${nonce}">{"imports": {"react": "/react.js"}}</script>
+${url.searchParams.has('preloaded') ? `<script src="${linkBase}/link/v1/link.js"></script>` : ''}
 <script type="module" nonce="${nonce}" src="/app.js"></script></head>
 <body><div id="root"></div></body></html>`;
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': csp });
@@ -241,6 +243,21 @@ test('useFlexpaLink: `error` when link.js cannot be loaded, and open() does noth
   expect(attempts).toBe(1);
   expect(await page.locator('script[src$="/link/v1/link.js"]').count()).toBe(0);
   expect(await page.evaluate(() => (window as any).__creates)).toBe(0);
+});
+
+test('useFlexpaLink: with link.js already on the page, the hooks use it and load nothing', async ({ page }) => {
+  const loads: string[] = [];
+  page.on('request', (r) => { if (r.url().endsWith('/link.js')) loads.push(r.url()); });
+  await page.goto(`${hostPage}?key=${keys.testPublishable}&preloaded`);
+  await expect(page.getByRole('button', { name: 'Connect your health plan' })).toBeEnabled();
+  await expect(page.getByRole('button', { name: 'Connect another plan' })).toBeEnabled();
+  expect(loads).toEqual([`${linkBase}/link/v1/link.js`]);
+  expect(await page.locator('script[src$="/link/v1/link.js"]').count()).toBe(1);
+  expect(await page.evaluate(() => (window as any).__creates)).toBe(2);
+  await page.getByRole('button', { name: 'Connect another plan' }).click();
+  const modal = page.frameLocator('iframe[title="Connect your health plan"]');
+  await modal.getByRole('button', { name: 'No thanks' }).click();
+  await expect.poll(() => endings(page)).toEqual([['two', 'exit', 'PATIENT_CANCELLED']]);
 });
 
 for (const [width, height] of [[360, 740], [1280, 800]]) {
