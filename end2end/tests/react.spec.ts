@@ -162,73 +162,87 @@ async function ready(page: Page) {
   await expect(page.getByRole('button', { name: 'Connect another plan' })).toBeEnabled();
 }
 
-test('useFlexpaLink: StrictMode makes one handle each, link.js loads once, onSuccess gets the public_token once', async ({ page }) => {
-  await page.setViewportSize({ width: 1280, height: 800 });
-  await ready(page);
-  // StrictMode mounted each component twice; each instance still has one handle, and link.js was added once.
-  expect((await log(page)).filter((e) => e[1] === 'mount').map((e) => e[0]).sort()).toEqual(['one', 'one', 'two', 'two']);
-  expect(await page.evaluate(() => (window as any).__creates)).toBe(2);
-  expect(await page.locator('script[src$="/link/v1/link.js"]').count()).toBe(1);
+// Screenshots come from viewports set for the whole context (test.use): after page.setViewportSize, the new page
+// axe-core's shot() opens and closes left Playwright's clicks in the modal reaching nothing.
+test.describe('at 1280x800', () => {
+  test.use({ viewport: { width: 1280, height: 800 } });
 
-  // The second instance opens; the first one's open() while that modal is open does nothing.
-  await page.getByRole('button', { name: 'Connect another plan' }).click();
-  const modal = page.frameLocator('iframe[title="Connect your health plan"]');
-  await expect(modal.getByRole('heading', { level: 1 })).toHaveText('React App wants to connect to your health plan');
-  await page.evaluate(() => (window as any).__open.one());
-  await expect(modalFrames(page)).toHaveCount(1);
-  await modal.getByRole('button', { name: 'No thanks' }).click();
-  await expect.poll(() => endings(page)).toEqual([['two', 'exit', 'PATIENT_CANCELLED']]);
-  expect((await callbacks(page, 'one'))).toEqual([]);
-  await expect(modalFrames(page)).toHaveCount(0);
+  test('useFlexpaLink: StrictMode makes one handle each, link.js loads once, onSuccess gets the public_token once', async ({ page }) => {
+    await ready(page);
+    await shot(page, 'react-page');
+    // StrictMode mounted each component twice; each instance still has one handle, and link.js was added once.
+    expect((await log(page)).filter((e) => e[1] === 'mount').map((e) => e[0]).sort()).toEqual(['one', 'one', 'two', 'two']);
+    expect(await page.evaluate(() => (window as any).__creates)).toBe(2);
+    expect(await page.locator('script[src$="/link/v1/link.js"]').count()).toBe(1);
 
-  // The first instance, through the whole flow: syncing then success, with one token, and nothing for the second.
-  await page.getByRole('button', { name: 'Connect your health plan' }).click();
-  await modal.getByRole('button', { name: 'I agree, continue' }).click();
-  const popupPromise = page.waitForEvent('popup');
-  await modal.getByRole('link', { name: 'Connect to Sandbox Health Plan' }).click();
-  await signInAtSandbox(await popupPromise, 'new.member');
-  await expect.poll(async () => (await endings(page, 'one')).map((e) => e[1]), { timeout: 45_000 }).toContain('success');
-  await page.waitForTimeout(500);
-  const mine = await endings(page, 'one');
-  expect(mine.map((e) => e[1])).toEqual(['syncing', 'success']);
-  expect(mine[0][2]).toMatch(/^public-token-/);
-  expect(mine[1][2]).toBe(mine[0][2]);
-  expect(await endings(page, 'two')).toEqual([['two', 'exit', 'PATIENT_CANCELLED']]);
-  const events = (await callbacks(page, 'one')).filter((e) => e[1] === 'event').map((e) => e[2]);
-  expect(events.filter((n) => n === 'SUCCESS')).toEqual(['SUCCESS']);
-  expect(await page.evaluate(() => (window as any).__creates)).toBe(2);
-  expect(await page.evaluate(() => (window as any).__violations)).toEqual([]);
+    // The second instance opens; the first one's open() while that modal is open does nothing.
+    await page.getByRole('button', { name: 'Connect another plan' }).click();
+    const modal = page.frameLocator('iframe[title="Connect your health plan"]');
+    await expect(modal.getByRole('heading', { level: 1 })).toHaveText('React App wants to connect to your health plan');
+    await page.evaluate(() => (window as any).__open.one());
+    await expect(modalFrames(page)).toHaveCount(1);
+    await shot(page, 'react-consent');
+    await modal.getByRole('button', { name: 'No thanks' }).click();
+    await expect.poll(() => endings(page)).toEqual([['two', 'exit', 'PATIENT_CANCELLED']]);
+    expect((await callbacks(page, 'one'))).toEqual([]);
+    await expect(modalFrames(page)).toHaveCount(0);
+
+    // The first instance, through the whole flow: syncing then success, with one token, and nothing for the second.
+    await page.getByRole('button', { name: 'Connect your health plan' }).click();
+    await modal.getByRole('button', { name: 'I agree, continue' }).click();
+    const popupPromise = page.waitForEvent('popup');
+    await modal.getByRole('link', { name: 'Connect to Sandbox Health Plan' }).click();
+    await signInAtSandbox(await popupPromise, 'new.member');
+    await expect.poll(async () => (await endings(page, 'one')).map((e) => e[1]), { timeout: 45_000 }).toContain('success');
+    await page.waitForTimeout(500);
+    const mine = await endings(page, 'one');
+    expect(mine.map((e) => e[1])).toEqual(['syncing', 'success']);
+    expect(mine[0][2]).toMatch(/^public-token-/);
+    expect(mine[1][2]).toBe(mine[0][2]);
+    expect(await endings(page, 'two')).toEqual([['two', 'exit', 'PATIENT_CANCELLED']]);
+    const events = (await callbacks(page, 'one')).filter((e) => e[1] === 'event').map((e) => e[2]);
+    expect(events.filter((n) => n === 'SUCCESS')).toEqual(['SUCCESS']);
+    expect(await page.evaluate(() => (window as any).__creates)).toBe(2);
+    expect(await page.evaluate(() => (window as any).__violations)).toEqual([]);
+  });
 });
 
-test('useFlexpaLink: unmounting mid-flow closes only that instance\'s modal, and none of its callbacks fires after', async ({ page }) => {
-  await page.setViewportSize({ width: 360, height: 740 });
-  await ready(page);
-  const modal = page.frameLocator('iframe[title="Connect your health plan"]');
+test.describe('at 360x740', () => {
+  test.use({ viewport: { width: 360, height: 740 } });
 
-  // The first instance's modal is open (consent given, on the plan's hand-off); the second unmounts: it stays.
-  await page.getByRole('button', { name: 'Connect your health plan' }).click();
-  await modal.getByRole('button', { name: 'I agree, continue' }).click();
-  await expect(modal.getByRole('link', { name: 'Connect to Sandbox Health Plan' })).toBeVisible();
-  await page.evaluate(() => (window as any).__unmount('two'));
-  await expect(page.getByRole('button', { name: 'Connect another plan' })).toHaveCount(0);
-  await page.waitForTimeout(500);
-  await expect(modalFrames(page)).toHaveCount(1);
-  await expect(modal.getByRole('link', { name: 'Connect to Sandbox Health Plan' })).toBeVisible();
-  expect(await endings(page)).toEqual([]);
+  test('useFlexpaLink: unmounting mid-flow closes only that instance\'s modal, and none of its callbacks fires after', async ({ page }) => {
+    await ready(page);
+    await shot(page, 'react-page');
+    const modal = page.frameLocator('iframe[title="Connect your health plan"]');
 
-  // Now the first unmounts mid-flow: its modal closes, and no callback of it fires, then or later.
-  const before = (await callbacks(page, 'one')).length;
-  await page.evaluate(() => (window as any).__unmount('one'));
-  await expect(modalFrames(page)).toBeHidden();
-  await page.waitForTimeout(2000);
-  await expect(modalFrames(page)).toHaveCount(0);
-  expect((await callbacks(page, 'one')).length).toBe(before);
-  expect(await endings(page)).toEqual([]);
-  expect(await page.evaluate(() => (window as any).__creates)).toBe(2);
-  // The page behind is usable again (link.js gave it back its focus and clicks).
-  await expect(page.getByRole('heading', { name: 'React integrator' })).toBeVisible();
-  expect(await page.evaluate(() => document.querySelector('main')!.closest('[inert]'))).toBeNull();
-  expect(await page.evaluate(() => (window as any).__violations)).toEqual([]);
+    // The first instance's modal is open (consent given, on the plan's hand-off); the second unmounts: it stays.
+    await page.getByRole('button', { name: 'Connect your health plan' }).click();
+    await expect(modal.getByRole('heading', { level: 1 })).toHaveText('React App wants to connect to your health plan');
+    await shot(page, 'react-consent');
+    await modal.getByRole('button', { name: 'I agree, continue' }).click();
+    await expect(modal.getByRole('link', { name: 'Connect to Sandbox Health Plan' })).toBeVisible();
+    await shot(page, 'react-handoff');
+    await page.evaluate(() => (window as any).__unmount('two'));
+    await expect(page.getByRole('button', { name: 'Connect another plan' })).toHaveCount(0);
+    await page.waitForTimeout(500);
+    await expect(modalFrames(page)).toHaveCount(1);
+    await expect(modal.getByRole('link', { name: 'Connect to Sandbox Health Plan' })).toBeVisible();
+    expect(await endings(page)).toEqual([]);
+
+    // Now the first unmounts mid-flow: its modal closes, and no callback of it fires, then or later.
+    const before = (await callbacks(page, 'one')).length;
+    await page.evaluate(() => (window as any).__unmount('one'));
+    await expect(modalFrames(page)).toBeHidden();
+    await page.waitForTimeout(2000);
+    await expect(modalFrames(page)).toHaveCount(0);
+    expect((await callbacks(page, 'one')).length).toBe(before);
+    expect(await endings(page)).toEqual([]);
+    expect(await page.evaluate(() => (window as any).__creates)).toBe(2);
+    // The page behind is usable again (link.js gave it back its focus and clicks).
+    await expect(page.getByRole('heading', { name: 'React integrator' })).toBeVisible();
+    expect(await page.evaluate(() => document.querySelector('main')!.closest('[inert]'))).toBeNull();
+    expect(await page.evaluate(() => (window as any).__violations)).toEqual([]);
+  });
 });
 
 test('useFlexpaLink: `error` when link.js cannot be loaded, and open() does nothing', async ({ page }) => {
@@ -260,14 +274,3 @@ test('useFlexpaLink: with link.js already on the page, the hooks use it and load
   await expect.poll(() => endings(page)).toEqual([['two', 'exit', 'PATIENT_CANCELLED']]);
 });
 
-for (const [width, height] of [[360, 740], [1280, 800]]) {
-  test(`useFlexpaLink: the React page with the modal open at ${width}x${height}`, async ({ page }) => {
-    await page.setViewportSize({ width, height });
-    await ready(page);
-    await shot(page, 'react-page');
-    await page.getByRole('button', { name: 'Connect your health plan' }).click();
-    const modal = page.frameLocator('iframe[title="Connect your health plan"]');
-    await expect(modal.getByRole('heading', { level: 1 })).toHaveText('React App wants to connect to your health plan');
-    await shot(page, 'react-consent');
-  });
-}
