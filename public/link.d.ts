@@ -110,7 +110,8 @@ export interface LinkHandle {
   /** Opens the modal. Call it from a user gesture (a click). */
   open(options?: { endpoint?: string }): void;
   /**
-   * Closes the modal at once, as the patient's close button would: `onExit({code: 'PATIENT_CANCELLED'})` before
+   * Closes the modal this handle opened at once (a modal another handle opened stays open), as the patient's close
+   * button would: `onExit({code: 'PATIENT_CANCELLED'})` before
    * the payer authorized (an error screen's code on an error screen), `onSuccess(public_token)` after it.
    */
   exit(): void;

@@ -30,6 +30,7 @@
 
   function create(options) {
     var o = options || {};
+    var mine = null; // the session this handle opened last: exit() closes that one only, never another handle's
     var handle = {
       // Must be called from a user gesture; everything up to inserting the modal is synchronous.
       open: function (openOptions) {
@@ -38,6 +39,7 @@
         // step/code: the screen the modal shows (from its `load` messages); token: the latest public_token.
         var s = { n: nonce(), done: false, loaded: false, step: null, code: null, token: null };
         active = s;
+        mine = s;
         var emit = function (name, meta) { call(o.onEvent, name, meta || {}); };
         var wrap = null, frame = null, watchdog = null, inerted = [], overflow = '', before = d.activeElement;
         // linger: keep the (hidden) frame a moment so it can tell our server how the modal was closed.
@@ -143,8 +145,9 @@
           end('exit', { code: 'INVALID_PUBLISHABLE_KEY' });
         }, 20000);
       },
-      // Closes the open modal as the patient's close button would (see close() above).
-      exit: function () { if (active && active.close) active.close(); }
+      // Closes this handle's open modal as the patient's close button would (see close() above); a modal another
+      // handle opened stays open.
+      exit: function () { if (mine && mine === active && mine.close) mine.close(); }
     };
     return handle;
   }

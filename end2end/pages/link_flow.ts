@@ -172,3 +172,22 @@ export async function shot(page: Page, name: string, opts: { axe?: boolean } = {
   const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   expect(bad.map((v) => `${name} at ${vp?.width}: ${v.id} ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
 }
+
+/**
+ * A strict Content-Security-Policy for an integrator's page on another site, with what docs/integrating.md says
+ * Link needs and nothing more: scripts only by a fresh nonce and `scriptSources` (Link's script URLs), styles only
+ * from the page's own origin (no 'unsafe-inline'), frames only from `linkBase`. Returns the nonce and the header.
+ */
+export function strictHostCsp(linkBase: string, scriptSources: string): { nonce: string; csp: string } {
+  const nonce = Buffer.from(String(Math.random())).toString('base64').replace(/=+$/, '');
+  const csp = [
+    "default-src 'none'",
+    `script-src 'nonce-${nonce}' ${scriptSources}`,
+    "style-src 'self'",
+    `frame-src ${linkBase}`,
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join('; ');
+  return { nonce, csp };
+}

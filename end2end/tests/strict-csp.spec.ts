@@ -5,7 +5,7 @@
 import { test, expect } from '@playwright/test';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp, signInAtSandbox, shot, type AppKeys } from '../pages/link_flow';
+import { createApp, signInAtSandbox, shot, strictHostCsp, type AppKeys } from '../pages/link_flow';
 
 let keys: AppKeys;
 let server: Server;
@@ -15,17 +15,8 @@ test.beforeAll(async ({}, info) => {
   keys = createApp('Strict CSP App');
   const linkBase = info.project.use.baseURL ?? `http://127.0.0.1:${process.env.E2E_PORT}`;
   server = createServer((req, res) => {
-    const nonce = Buffer.from(String(Math.random())).toString('base64').replace(/=+$/, '');
     // The directives docs/integrating.md gives a host page, and nothing more for Link.
-    const csp = [
-      "default-src 'none'",
-      `script-src 'nonce-${nonce}' ${linkBase}/link.js`,
-      "style-src 'self'",
-      `frame-src ${linkBase}`,
-      "connect-src 'self'",
-      "base-uri 'none'",
-      "form-action 'none'",
-    ].join('; ');
+    const { nonce, csp } = strictHostCsp(linkBase, `${linkBase}/link.js`);
     const key = new URL(req.url ?? '/', 'http://x').searchParams.get('key') ?? '';
     const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Strict integrator</title>
 <script nonce="${nonce}">

@@ -122,13 +122,30 @@ async fn link_js_and_types_are_served() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("interface LinkCreateOptions"));
     assert_eq!(app.get("/link/frame.js").await.status(), 200);
-    let r = app.get("/link/v1/link-element.js").await;
-    assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
-    assert_eq!(r.headers()["access-control-allow-origin"], "*");
-    assert!(r.text().await.unwrap().contains("customElements.define('flexpa-link'"));
-    let r = app.get("/link/v1/link-element.d.ts").await;
-    assert!(r.text().await.unwrap().contains("interface FlexpaLinkElementEventMap"));
+    // The layers over link.js (the custom element, the React hook's ES module), loaded cross-origin.
+    for (path, marker, types, declared) in [
+        (
+            "/link/v1/link-element.js",
+            "customElements.define('flexpa-link'",
+            "/link/v1/link-element.d.ts",
+            "interface FlexpaLinkElementEventMap",
+        ),
+        (
+            "/link/v1/link-react.js",
+            "export function useFlexpaLink(",
+            "/link/v1/link-react.d.ts",
+            "export function useFlexpaLink(options: LinkCreateOptions)",
+        ),
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        assert!(r.text().await.unwrap().contains(marker), "{path}");
+        let r = app.get(types).await;
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/typescript"));
+        assert!(r.text().await.unwrap().contains(declared), "{types}");
+    }
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ const NOT_IN_OPENAPI: &[(&str, &str)] = &[
     ("/link/v1/link.d.ts", "TypeScript declarations, versioned path"),
     ("/link/v1/link-element.js", "the <flexpa-link> custom element over link.js (docs/integrating.md), not an HTTP API"),
     ("/link/v1/link-element.d.ts", "TypeScript declarations of the element"),
+    ("/link/v1/link-react.js", "the useFlexpaLink React hook over link.js (docs/integrating.md), not an HTTP API"),
+    ("/link/v1/link-react.d.ts", "TypeScript declarations of the hook"),
     ("/link/frame.js", "the hosted screens' own script"),
     ("/link/s/{sid}*", "the hosted Link screens and their forms: a patient's browser drives them, bound to one session"),
     ("/link/callback", "the payer's OAuth redirect_uri (registered at the payer), not called by integrators"),

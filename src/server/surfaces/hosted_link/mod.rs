@@ -3,8 +3,8 @@
 //! internal text), JSON only for the status the modal polls.
 //!
 //! Routes (the screens themselves are the Leptos page `/link/s/{sid}`, see `app::link`):
-//! - `GET /link.js`, `/link/v1/link.js` (+ `.d.ts`), `/link/v1/link-element.js` (+ `.d.ts`), `/link/frame.js`
-//!   ([`scripts`]);
+//! - `GET /link.js`, `/link/v1/link.js` (+ `.d.ts`), `/link/v1/link-element.js` (+ `.d.ts`),
+//!   `/link/v1/link-react.js` (+ `.d.ts`), `/link/frame.js` ([`scripts`]);
 //! - `GET /link?publishableKey&externalId&usage&origin&nonce&…` ([`entry`]);
 //! - `POST /link/s/{sid}/{consent,explainer,retry,exit,done}` ([`steps`]);
 //! - `GET|POST /link/s/{sid}/handoff` and `GET /link/callback` ([`payer`]);
@@ -59,6 +59,8 @@ pub fn router() -> Router<AppState> {
         .route("/link/v1/link.d.ts", get(scripts::link_dts))
         .route("/link/v1/link-element.js", get(scripts::element_js))
         .route("/link/v1/link-element.d.ts", get(scripts::element_dts))
+        .route("/link/v1/link-react.js", get(scripts::react_js))
+        .route("/link/v1/link-react.d.ts", get(scripts::react_dts))
         .route("/link/frame.js", get(scripts::frame_js))
         .route(integrator_api::paths::HOSTED_ENTRY, get(entry::entry))
         .route("/link/callback", get(payer::callback))
