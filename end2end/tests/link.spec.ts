@@ -106,6 +106,11 @@ for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
       const res = await request.post('/link/exchange', { data: { public_token: token, secret_key: keys.testSecret } });
       expect(res.status()).toBe(200);
       expect((await res.json()).access_token).toBeTruthy();
+      // The steps only the page saw reached the server too: the integrator reads them with its secret key.
+      const listed = await request.get('/link/sessions?externalId=e2e-user&limit=1', { headers: { Authorization: `Bearer ${keys.testSecret}` } });
+      expect(listed.status()).toBe(200);
+      const recorded = (await listed.json()).sessions[0].events.map((e: { name: string }) => e.name);
+      for (const e of ['SEARCH', 'ENDPOINT_SELECTED', 'HANDOFF', 'PAYER_AUTHORIZED', 'SUCCESS']) expect(recorded).toContain(e);
       expect(errors, errors.join('\n')).toEqual([]);
     });
   });

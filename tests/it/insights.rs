@@ -141,6 +141,44 @@ async fn a_successful_flow_is_recorded_step_by_step_and_read_with_the_secret_key
 }
 
 #[tokio::test]
+async fn steps_only_the_page_sees_are_recorded_from_its_beacons_bound_named_and_bounded() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let sid = open(&app, &entry_url(&keys.test_pk, "")).await;
+    to_search(&app, &sid).await;
+    let url = format!("{}/link/s/{sid}/event", app.base_url);
+    let send = |client: reqwest::Client, fields: Vec<(&'static str, String)>| {
+        let url = url.clone();
+        async move { client.post(url).form(&fields).send().await.unwrap().status().as_u16() }
+    };
+    let endpoint = sandbox::REFRESHABLE_ENDPOINT_ID.to_string();
+    // What the page reports: the search's length (the text is not even sent), the plan clicked, the window.
+    assert_eq!(send(app.client.clone(), vec![("name", "SEARCH".into()), ("queryLength", "5".into()), ("q", "aetna".into())]).await, 204);
+    assert_eq!(send(app.client.clone(), vec![("name", "ENDPOINT_SELECTED".into()), ("endpoint", endpoint.clone())]).await, 204);
+    assert_eq!(send(app.client.clone(), vec![("name", "POPUP_BLOCKED".into())]).await, 204);
+    // Nothing else: a name the server records itself, an unknown one, a plan that is not one, another browser.
+    assert_eq!(send(app.client.clone(), vec![("name", "SUCCESS".into())]).await, 204);
+    assert_eq!(send(app.client.clone(), vec![("name", "<script>".into())]).await, 204);
+    assert_eq!(send(app.client.clone(), vec![("name", "ENDPOINT_SELECTED".into()), ("endpoint", uuid::Uuid::new_v4().to_string())]).await, 204);
+    let other = send(crate::common::browser(), vec![("name", "POPUP_CLOSED".into())]).await;
+    assert!((400..500).contains(&other), "{other}");
+
+    let events = link_sdk::server::store::link_events::of_session(&app.state.db.pool, &public_id(&app, &sid).await).await.unwrap();
+    let client: Vec<_> = events.iter().filter(|e| insights::CLIENT_EVENTS.contains(&e.name)).collect();
+    assert_eq!(client.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["SEARCH", "ENDPOINT_SELECTED", "POPUP_BLOCKED"]);
+    assert_eq!(client[0].detail, serde_json::json!({"queryLength": 5}));
+    assert_eq!((client[1].endpoint_id.as_deref(), client[1].step), (Some(endpoint.as_str()), LinkStep::Search));
+    assert!(!events.iter().any(|e| e.name == LinkEventName::Success));
+
+    // A page that reports without end is heard up to the quota.
+    for _ in 0..insights::CLIENT_EVENTS_PER_SESSION {
+        send(app.client.clone(), vec![("name", "POPUP_CLOSED".into())]).await;
+    }
+    let n = link_sdk::server::store::link_events::count_named(&app.state.db, &public_id(&app, &sid).await, &insights::CLIENT_EVENTS).await.unwrap();
+    assert_eq!(n, insights::CLIENT_EVENTS_PER_SESSION);
+}
+
+#[tokio::test]
 async fn every_ending_is_recorded_with_its_exit_code_and_the_step_it_arose_at() {
     let app = spawn_app().await;
     let keys = new_app(&app, false).await;

@@ -89,6 +89,17 @@ where
     rows.iter().map(from_row).collect()
 }
 
+/// How many events session `public_id` has of the names `names`.
+///
+/// # Errors
+/// Database errors.
+pub async fn count_named(db: &Db, public_id: &str, names: &[LinkEventName]) -> anyhow::Result<i64> {
+    let list = names.iter().map(|n| format!("'{}'", n.as_str())).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT COUNT(*) AS n FROM link_events WHERE session_public_id = $1 AND name IN ({list})");
+    let row = sqlx::query(&sql).bind(public_id).fetch_one(&db.pool).await.context("counting a session's link events")?;
+    Ok(row.try_get("n")?)
+}
+
 /// The step of the newest `ERROR` event of session `public_id` (where the failure an exit from the error screen
 /// ends with arose), through `ex`.
 ///

@@ -128,6 +128,57 @@ pub async fn note(db: &Db, now: i64, s: &LinkSession, e: NewEvent) {
     }
 }
 
+/// The steps only the page sees (a search as the patient types, the plan clicked, the sign-in window blocked or
+/// closed), which it reports with [`client_event`]. Every other step is recorded by the server where it happens.
+pub const CLIENT_EVENTS: [LinkEventName; 4] =
+    [LinkEventName::Search, LinkEventName::EndpointSelected, LinkEventName::PopupBlocked, LinkEventName::PopupClosed];
+
+/// At most this many [`CLIENT_EVENTS`] are kept per session (a page reporting more is ignored: a session of a
+/// real patient has a few dozen).
+pub const CLIENT_EVENTS_PER_SESSION: i64 = 200;
+
+/// What the page reported of a step only it sees, already read from its form (`name`, and for `SEARCH` the
+/// query's length, never its text; for `ENDPOINT_SELECTED` the plan's id).
+#[derive(Debug, Clone, Default)]
+pub struct ClientEvent {
+    /// One of [`CLIENT_EVENTS`], spelled as `onEvent` names it.
+    pub name: String,
+    /// `SEARCH`: how many characters the patient typed (0 to 1,000).
+    pub query_length: Option<u32>,
+    /// `ENDPOINT_SELECTED`: the plan's endpoint id (kept only when it is an endpoint of the session's mode).
+    pub endpoint_id: Option<String>,
+}
+
+/// Records a step the page reported for session `s` at `now`, when it is one of [`CLIENT_EVENTS`] and the
+/// session has fewer than [`CLIENT_EVENTS_PER_SESSION`] of them; `endpoint_known` says whether an
+/// `ENDPOINT_SELECTED`'s plan is an endpoint of the session's mode. Returns whether it was recorded.
+///
+/// # Errors
+/// Database errors.
+pub async fn client_event(db: &Db, now: i64, s: &LinkSession, e: ClientEvent, endpoint_known: bool) -> anyhow::Result<bool> {
+    let Some(name) = LinkEventName::parse(&e.name).filter(|n| CLIENT_EVENTS.contains(n)) else { return Ok(false) };
+    let Some(public_id) = s.public_id.as_deref() else { return Ok(false) };
+    if s.step.is_ended() || link_events::count_named(db, public_id, &CLIENT_EVENTS).await? >= CLIENT_EVENTS_PER_SESSION {
+        return Ok(false);
+    }
+    let mut event = NewEvent::new(name, s.step);
+    match name {
+        LinkEventName::Search => {
+            let n = e.query_length.unwrap_or(0).min(1_000);
+            event = event.detail(json!({ "queryLength": n }));
+        }
+        LinkEventName::EndpointSelected => match e.endpoint_id.as_deref().filter(|_| endpoint_known) {
+            Some(id) => event = event.endpoint(id),
+            None => return Ok(false),
+        },
+        _ => {}
+    }
+    let mut tx = db.begin_write().await?;
+    record(&mut tx, now, s, event).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Records `OPEN` for the session `sid` just created (see [`note`]).
 pub async fn opened(db: &Db, now: i64, sid: &str) {
     match link_sessions::get(db, sid).await {

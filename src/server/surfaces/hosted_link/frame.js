@@ -65,7 +65,17 @@
     msg.nonce = nonce;
     window.parent.postMessage(msg, host);
   }
-  function ev(name, meta) { post({ type: 'event', name: name, metadata: meta || {} }); }
+  // Every step goes to the host page's onEvent; the steps only this page sees also go to the server (a beacon,
+  // bound like every step) so the session's recorded events are complete.
+  function ev(name, meta) {
+    meta = meta || {};
+    post({ type: 'event', name: name, metadata: meta });
+    if (['SEARCH', 'ENDPOINT_SELECTED', 'POPUP_BLOCKED', 'POPUP_CLOSED'].indexOf(name) < 0) return;
+    var f = { name: name };
+    if (name === 'SEARCH') f.queryLength = String(meta.queryLength || 0);
+    if (name === 'ENDPOINT_SELECTED') f.endpoint = meta.endpointId || '';
+    beacon('/event', f);
+  }
   // Once this page navigates away (a form the patient sent, or a reload or finish of our own), it starts no other
   // navigation: a reload racing the close button's POST would drop the redirect that answers it, and with it
   // the hosted flow's return to the app.
@@ -92,8 +102,10 @@
       return s;
     });
   }
-  function beacon(path) {
-    if (navigator.sendBeacon) navigator.sendBeacon(base + path, new URLSearchParams(bind ? { bind: bind } : {}));
+  function beacon(path, fields) {
+    var body = new URLSearchParams(fields || {});
+    if (bind) body.set('bind', bind);
+    if (navigator.sendBeacon) navigator.sendBeacon(base + path, body);
   }
   function closePopup() { try { if (popup && !popup.closed) popup.close(); } catch (e) { /* ignore */ } }
   function submit(f) { if (f.requestSubmit) f.requestSubmit(); else f.submit(); }

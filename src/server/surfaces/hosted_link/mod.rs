@@ -72,6 +72,7 @@ pub fn router() -> Router<AppState> {
         .route("/link/s/{sid}/done", post(steps::done))
         .route("/link/s/{sid}/missing-plan", post(steps::missing_plan))
         .route("/link/s/{sid}/remind-later", post(steps::remind_later))
+        .route("/link/s/{sid}/event", post(steps::event))
         .route("/link/s/{sid}/handoff", get(payer::handoff).post(payer::handoff_post))
         .route("/link/s/{sid}/status", get(progress::status))
         .route("/link/s/{sid}/finish", get(progress::finish))

@@ -165,6 +165,26 @@ pub async fn remind_later(State(state): State<AppState>, Sid(sid): Sid, headers:
     end_with(&state, &s, ExitCode::PatientCancelled).await
 }
 
+/// `POST /link/s/{sid}/event` (`name`, and `queryLength` or `endpoint`): a step only the page sees, sent by
+/// frame.js as a beacon (see [`insights::client_event`]: `SEARCH`, `ENDPOINT_SELECTED`, `POPUP_BLOCKED`,
+/// `POPUP_CLOSED`). Bound like every step; answers 204 whether or not it was kept (an unknown name, an ended
+/// session or one over its quota records nothing).
+pub async fn event(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
+    let endpoint_id = form_field(&body, "endpoint").filter(|id| uuid::Uuid::parse_str(id).is_ok());
+    let endpoint_known = match endpoint_id.as_deref() {
+        Some(id) => endpoints::get(&state.db, id).await?.is_some_and(|e| e.mode == s.mode),
+        None => false,
+    };
+    let reported = insights::ClientEvent {
+        name: form_field(&body, "name").unwrap_or_default(),
+        query_length: form_field(&body, "queryLength").and_then(|n| n.parse().ok()),
+        endpoint_id,
+    };
+    insights::client_event(&state.db, state.clock.now(), &s, reported, endpoint_known).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// Whether the session is at the plan search (where the pre-check is shown too) and has not timed out.
 fn at_live_search(state: &AppState, s: &LinkSession) -> bool {
     s.step == LinkStep::Search && s.expires_at > state.clock.now()

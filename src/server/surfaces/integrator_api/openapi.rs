@@ -264,7 +264,7 @@ pub fn components() -> Value {
                 "patient": {"type": ["string", "null"], "description": "Patient/<id>, the value behind $PATIENT_ID"},
                 "endpoint": {"$ref": "#/components/schemas/Endpoint"}}},
             "LinkEvent": {"type": "object", "required": ["name", "step", "at", "metadata"], "properties": {
-                "name": {"type": "string", "description": "recorded today: OPEN, CONSENT_GIVEN, CONSENT_DECLINED, PLAN_NOT_FOUND, REMIND_LATER, HANDOFF, PAYER_AUTHORIZED, SYNC_STARTED, SYNC_COMPLETED, SYNC_FAILED, ERROR, SUCCESS, EXIT; treat any other name as informational"},
+                "name": {"type": "string", "description": "recorded today: OPEN, CONSENT_GIVEN, CONSENT_DECLINED, PLAN_NOT_FOUND, REMIND_LATER, SEARCH, ENDPOINT_SELECTED, POPUP_BLOCKED, POPUP_CLOSED, HANDOFF, PAYER_AUTHORIZED, SYNC_STARTED, SYNC_COMPLETED, SYNC_FAILED, ERROR, SUCCESS, EXIT; treat any other name as informational"},
                 "step": {"type": "string", "description": "the session's step where it happened"},
                 "at": {"type": "integer", "description": "Unix seconds"},
                 "endpoint_id": {"type": ["string", "null"]}, "exit_code": {"type": ["string", "null"]},
