@@ -122,7 +122,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         ("skipExplainer", false, "true or false"),
         ("skipSyncing", false, "true or false"),
         ("requestedResources", false, "comma-separated FHIR resource types"),
-        ("language", false, "en or es (default: Accept-Language)"),
+        ("language", false, "en, es or ko (default: Accept-Language); the patient can change it on the consent screen"),
     ]
     .iter()
     .map(|(n, required, d)| {
@@ -130,7 +130,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
             "usage" => json!({"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}),
             "endpoint" => json!({"type": "string", "format": "uuid"}),
             "autoExit" | "skipExplainer" | "skipSyncing" => json!({"type": "string", "enum": ["true", "false"]}),
-            "language" => json!({"type": "string", "enum": ["en", "es"]}),
+            "language" => json!({"type": "string", "enum": crate::i18n::LANGUAGES.map(|(code, _)| code)}),
             _ => json!({"type": "string", "minLength": 1}),
         };
         json!({"name": n, "in": "query", "required": required, "schema": schema, "description": d})
