@@ -37,7 +37,6 @@ test('without JavaScript: the picker switches to Korean and later screens follow
     const overflow = await page.locator('body').evaluate((b) => b.scrollWidth > window.innerWidth).catch(() => false);
     expect(overflow).toBe(false);
     await shot(page, 'consent-ko', { axe: false });
-    await page.screenshot({ path: `screenshots/link-consent-ko-full-${vp.width}x${vp.height}.png`, fullPage: true });
   }
 
   await page.getByRole('button', { name: '동의하고 계속하기' }).click();
