@@ -101,8 +101,12 @@ export interface LinkCreateOptions {
   skipExplainer?: boolean;
   /** FHIR resource types to request (default: all the endpoint offers). */
   requestedResources?: string[];
-  /** `en` or `es` (default: the browser's `Accept-Language`). */
-  language?: 'en' | 'es';
+  /**
+   * The screens' language: `en` (English), `es` (Spanish) or `ko` (Korean); default: the browser's
+   * `Accept-Language`, else English. Any other value is treated as absent. The patient can change it with the
+   * consent screen's language picker; the choice holds for the rest of the session.
+   */
+  language?: 'en' | 'es' | 'ko';
 }
 
 /** What `FlexpaLink.create` returns. */

@@ -63,7 +63,7 @@ const ERR_INTERNAL: &str = "internal";
 /// The value of the confirmation step's `confirmed` field.
 const CONFIRMED: &str = "yes";
 
-/// Lists the grant's user's active connections, worded in `lang` (`en` or `es`).
+/// Lists the grant's user's active connections, worded in `lang` (`en`, `es` or `ko`).
 ///
 /// # Errors
 /// A missing, unknown or expired token (`expired`); internal errors are logged, never sent (`internal`).
@@ -215,7 +215,7 @@ pub mod ssr {
         if wants_html {
             let mut query = url::form_urlencoded::Serializer::new(String::new());
             query.append_pair("token", token.trim());
-            if let Some(l) = lang.as_deref().filter(|l| matches!(*l, "en" | "es")) {
+            if let Some(l) = lang.as_deref().and_then(crate::i18n::shipped) {
                 query.append_pair("language", l);
             }
             let query = match &result {
@@ -267,7 +267,7 @@ pub mod ssr {
 pub struct PreloadedConnections {
     /// `Ok((view, frame_ancestors))`, or the error [`list_connections`] would give.
     pub listed: Result<(ConnectionsView, String), ServerFnError>,
-    /// `en` or `es`.
+    /// `en`, `es` or `ko`.
     pub lang: &'static str,
 }
 
@@ -410,7 +410,7 @@ fn ConnectionList(
 struct CardContext {
     /// The page's grant token (the forms carry it).
     token: String,
-    /// `en` or `es`.
+    /// `en`, `es` or `ko`.
     lang: String,
     /// The integrator app's name.
     app_name: String,

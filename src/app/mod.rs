@@ -69,7 +69,7 @@ pub fn NotFoundPage() -> impl IntoView {
     }
 }
 
-/// Sets `<html lang>` to the page's language (`en` or `es`), which screen readers use to pick their voice.
+/// Sets `<html lang>` to the page's language (`en`, `es` or `ko`), which screen readers use to pick their voice.
 /// Exactly one per page: leptos_meta concatenates the attributes of every `<Html>`, and a browser keeps the
 /// first of two `lang` attributes.
 #[component]

@@ -1,5 +1,5 @@
-//! The message catalogue of every patient-facing string of the Link flow and the connections page, in English
-//! and Spanish.
+//! The message catalogue of every patient-facing string of the Link flow and the connections page, in English,
+//! Spanish and Korean ([`LANGUAGES`]).
 //!
 //! Compiled in both builds. `{app}` in a string is replaced by the app's name, `{plan}` by the plan's name,
 //! `{time}` by a date and time from [`human_time`].
@@ -8,8 +8,11 @@
 
 /// Every string of the flow in one language.
 #[derive(Debug)]
+#[cfg_attr(test, derive(serde::Serialize))]
 pub struct Msgs {
     pub lang: &'static str,
+    /// The name of the language picker ("Language").
+    pub language_label: &'static str,
     pub test_mode: &'static str,
     pub close: &'static str,
     pub dialog_label: &'static str,
@@ -152,6 +155,7 @@ pub struct Msgs {
 /// English.
 pub static EN: Msgs = Msgs {
     lang: "en",
+    language_label: "Language",
     test_mode: "Test mode",
     close: "Close",
     dialog_label: "Connect your health plan",
@@ -269,6 +273,7 @@ pub static EN: Msgs = Msgs {
 /// Spanish.
 pub static ES: Msgs = Msgs {
     lang: "es",
+    language_label: "Idioma",
     test_mode: "Modo de prueba",
     close: "Cerrar",
     dialog_label: "Conecte su plan de salud",
@@ -383,111 +388,252 @@ pub static ES: Msgs = Msgs {
     rate_limited_intro: "Se iniciaron demasiadas conexiones desde su red en poco tiempo. Espere un minuto, vuelva a la aplicación e inténtelo de nuevo.",
 };
 
-/// The catalogue of a language tag (`es…` → Spanish, anything else → English).
-pub fn msgs(lang: &str) -> &'static Msgs {
-    if spanish(lang) {
-        &ES
-    } else {
-        &EN
+/// Korean.
+pub static KO: Msgs = Msgs {
+    lang: "ko",
+    language_label: "언어",
+    test_mode: "테스트 모드",
+    close: "닫기",
+    dialog_label: "건강보험 연결",
+    consent_title: "{app}에서 건강보험 연결을 요청합니다",
+    consent_intro: "{app}에서는 본인의 허락을 받아, 이 서비스를 통해 가입하신 건강보험에서 본인의 건강 기록 사본을 받습니다.",
+    consent_what: "{app}에서 받게 되는 정보",
+    consent_claims: "청구 내역: 진료, 처방 및 지급된 금액",
+    consent_coverage: "보험 및 보장 내용",
+    consent_clinical: "건강보험이 보관하고 있는 의료 기록(질환, 알레르기, 약물, 검사 결과 등)",
+    consent_selected: "다음 종류의 기록만: {list}",
+    consent_how_long: "공유 기간",
+    consent_one_time: "한 번만. 연결하고 24시간이 지나면 이 서비스에서 기록이 삭제됩니다.",
+    consent_multiple: "계속. 동의를 철회하실 때까지, 건강보험이 허용하는 동안 기록이 계속 업데이트됩니다.",
+    consent_withdraw_title: "동의 철회",
+    consent_withdraw: "언제든지 동의를 철회할 수 있습니다. {app}에 보험 연결 해제를 요청하거나, 건강보험 계정 설정에서 앱을 삭제하세요. 건강보험에 로그인하기 전에는 아무것도 공유되지 않습니다.",
+    signature_label: "서명하려면 성명을 입력하세요",
+    signature_hint: "입력하신 성명은 이 동의에 대한 전자 서명이 됩니다.",
+    signature_missing: "계속하기 전에 서명할 성명을 입력하세요.",
+    agree: "동의하고 계속하기",
+    decline: "동의하지 않음",
+    explainer_title: "이용 방법",
+    explainer_step1: "가입하신 건강보험을 찾습니다.",
+    explainer_step2: "새 창에서 건강보험 웹사이트에 직접 로그인합니다. 화면에 {app} 대신 연결을 돕는 서비스의 이름이 표시될 수 있습니다.",
+    explainer_step3: "기록이 {app}에 복사됩니다.",
+    explainer_safe_title: "안전한 이유",
+    explainer_safe: "비밀번호는 건강보험에만 전달되며, {app} 또는 저희에게는 절대 전달되지 않습니다. 이 연결은 미국 정부가 건강보험에 제공을 의무화한 표준(SMART on FHIR)을 사용합니다.",
+    continue_: "계속",
+    search_title: "건강보험 찾기",
+    search_label: "건강보험 이름",
+    search_hint: "예: 보험 카드에 적힌 이름",
+    search_button: "검색",
+    results_label: "건강보험 목록",
+    no_results: "일치하는 건강보험이 없습니다. 철자를 확인하거나 다른 이름으로 검색해 보세요.",
+    connect: "연결",
+    connect_to: "{plan}에 연결",
+    health_usual_minutes: "보통 {minutes}분 정도 걸립니다",
+    health_usual_minute: "보통 1분 정도 걸립니다",
+    health_unsteady: "최근 일부 사용자가 연결하지 못했습니다. 다시 시도해야 할 수도 있습니다.",
+    health_failing: "이 보험은 현재 문제가 있습니다. 그래도 시도해 보시거나 나중에 다시 오셔도 됩니다.",
+    missing_summary: "보험을 찾을 수 없나요?",
+    missing_intro: "보험 이름을 알려 주시면 추가를 요청하겠습니다. 이번 연결은 여기서 닫히며, 나중에 다시 시도하실 수 있습니다.",
+    missing_label: "건강보험 이름",
+    missing_send: "보내고 닫기",
+    precheck_title: "계속하기 전에",
+    precheck_account: "{plan}에 연결하려면 {portal}의 온라인 계정(아이디와 비밀번호)이 필요합니다.",
+    precheck_idp: "{plan}에는 {idp} 계정으로 로그인합니다.",
+    precheck_types: "가입 유형: {types}.",
+    precheck_no_account: "아직 계정이 없으신가요?",
+    precheck_create: "보험 웹사이트에서 계정 만들기",
+    precheck_new_tab: "(새 탭에서 열림)",
+    remind_later: "나중에 하기",
+    connect_title: "건강보험에 연결",
+    connect_intro: "새 창에서 건강보험 웹사이트에 로그인하게 됩니다.",
+    payer_title: "건강보험에 로그인",
+    payer_waiting: "열린 창에서 로그인을 마치세요. 로그인이 끝나면 이 페이지가 자동으로 바뀝니다.",
+    payer_blocked: "브라우저가 로그인 창을 차단했습니다.",
+    payer_closed: "로그인을 마치기 전에 로그인 창이 닫혔습니다.",
+    continue_to_plan: "건강보험으로 이동",
+    choose_another: "다른 보험 선택",
+    try_again: "다시 시도",
+    syncing_title: "기록을 가져오는 중",
+    syncing_intro: "건강보험에서 허락했습니다. 기록을 복사하고 있으며, 1분 정도 걸릴 수 있습니다.",
+    syncing_progress: "지금까지 받은 기록",
+    syncing_none_yet: "시작하는 중…",
+    syncing_check_again: "진행 상황 확인",
+    success_title: "연결되었습니다",
+    success_intro: "건강보험이 {app}에 연결되었습니다.",
+    success_closing: "{app} 화면으로 돌아가는 중…",
+    success_returned: "이 창을 닫고 {app} 화면으로 돌아가셔도 됩니다.",
+    error_title: "문제가 발생했습니다",
+    exit: "나가기",
+    error_code_label: "오류 코드",
+    exited_title: "이 창을 닫으셔도 됩니다",
+    exited_intro: "아무것도 공유되지 않았습니다.",
+    expired_title: "만료된 링크입니다",
+    expired_intro: "이용하시던 앱에서 다시 시작하세요.",
+    invalid_link_title: "유효하지 않은 링크입니다",
+    return_to_app: "{app} 화면으로 돌아가기",
+    conn_title: "연결된 건강보험",
+    conn_lede: "이 건강보험들의 데이터를 {app}에 공유하셨습니다. 연결을 해제하면 공유가 중단되고, 저희가 보관한 사본도 즉시 삭제됩니다.",
+    conn_none: "연결된 건강보험이 없습니다.",
+    conn_list_label: "연결된 건강보험",
+    conn_remove: "{plan} 연결 해제",
+    conn_confirm_question: "{plan} 연결을 해제할까요?",
+    conn_confirm_detail: "{app}에서 더 이상 {plan}의 기록을 받지 않으며, 저희가 보관한 사본은 즉시 삭제됩니다. 되돌릴 수 없습니다. 다시 공유하려면 {app}에서 보험을 다시 연결해야 합니다.",
+    conn_confirm_yes: "네, {plan} 연결 해제",
+    conn_confirm_keep: "유지하기",
+    conn_confirm_first: "아무것도 해제되지 않았습니다. 연결 해제를 다시 누르고 확인하세요.",
+    conn_removed: "{plan} 연결이 해제되었습니다. 데이터가 삭제되었습니다.",
+    conn_removed_generic: "연결이 해제되었습니다. 데이터가 삭제되었습니다.",
+    conn_not_removed: "해당 연결을 해제할 수 없습니다. 이미 해제되었을 수 있습니다.",
+    conn_expired: "이 페이지의 링크가 만료되었거나 유효하지 않습니다.",
+    conn_go_back: "이용하시던 앱으로 돌아가 연결된 보험 목록을 다시 여세요.",
+    conn_internal: "저희 쪽에 문제가 생겼습니다. 잠시 후 다시 시도하세요.",
+    conn_unreachable: "서버에 연결할 수 없습니다. 인터넷 연결을 확인하고 다시 시도하세요.",
+    conn_needs_reconnect: "다시 연결 필요",
+    conn_shared: "공유한 기록",
+    conn_linked: "연결한 날짜",
+    conn_access: "접근 권한",
+    conn_access_ended: "건강보험에서 지속적인 접근을 종료했습니다. 직접 삭제하지 않으면 사본은 {time}까지 보관됩니다.",
+    conn_access_one_time: "1회: {time}에 접근이 끝나고 사본이 삭제됩니다",
+    conn_access_until: "지속, {time}까지",
+    conn_access_ongoing: "지속, 연결을 해제할 때까지",
+    conn_health_plan: "건강보험",
+    popup_done_title: "로그인되었습니다",
+    popup_done_intro: "이 창을 닫고 앱으로 돌아가세요.",
+    popup_error_title: "로그인이 완료되지 않았습니다",
+    popup_error_intro: "이 창을 닫고 앱으로 돌아가 다시 시도하세요.",
+    other_browser_title: "다른 브라우저에서 열린 링크입니다",
+    other_browser_intro: "안전을 위해 연결은 시작한 브라우저에서만 계속할 수 있습니다. 아무것도 공유되지 않았습니다. 앱으로 돌아가 처음부터 다시 시작하세요.",
+    rate_limited_title: "시도 횟수가 너무 많습니다",
+    rate_limited_intro: "짧은 시간 동안 사용 중인 네트워크에서 너무 많은 연결이 시작되었습니다. 1분 정도 기다린 후 앱으로 돌아가 다시 시도하세요.",
+};
+
+/// The shipped languages, in the order the language picker lists them: (code, the language's name in itself).
+pub const LANGUAGES: [(&str, &str); 3] = [("en", "English"), ("es", "Español"), ("ko", "한국어")];
+
+/// The shipped language a language tag names, by its primary subtag (RFC 5646 §2.2.1, case-insensitive):
+/// `es-MX` → `es`, `KO` → `ko`; `None` for any other language.
+pub fn shipped(tag: &str) -> Option<&'static str> {
+    let primary = tag.trim().split(['-', '_']).next().unwrap_or("");
+    LANGUAGES.iter().map(|(code, _)| *code).find(|code| primary.eq_ignore_ascii_case(code))
+}
+
+/// A shipped language, for the tables below that have one entry per language.
+#[derive(Clone, Copy)]
+enum Lang {
+    En,
+    Es,
+    Ko,
+}
+
+impl Lang {
+    /// The language of tag `lang` (anything not shipped is English).
+    fn of(lang: &str) -> Lang {
+        match shipped(lang) {
+            Some("es") => Lang::Es,
+            Some("ko") => Lang::Ko,
+            _ => Lang::En,
+        }
+    }
+
+    /// This language's entry of `[English, Spanish, Korean]`.
+    fn pick<T: Copy>(self, entries: [T; 3]) -> T {
+        entries[self as usize]
     }
 }
 
-/// Whether `lang` (`es`, `es-MX`, `ES`…) picks the Spanish catalogue; anything else is English.
-fn spanish(lang: &str) -> bool {
-    lang.to_ascii_lowercase().starts_with("es")
+/// The catalogue of a language tag (`es…` → Spanish, `ko…` → Korean, anything else → English).
+pub fn msgs(lang: &str) -> &'static Msgs {
+    Lang::of(lang).pick([&EN, &ES, &KO])
 }
 
-/// The page language: the `language` option (`en`, `es`, `es-MX`…) when it names a shipped catalogue,
+/// The page language: the `language` option (`en`, `es`, `ko`, `es-MX`…) when it names a shipped catalogue,
 /// otherwise the browser's `Accept-Language` ([`negotiate`]), otherwise `en`. Every patient page chooses with this.
 pub fn choose(language: Option<&str>, accept_language: Option<&str>) -> &'static str {
-    match language.map(str::to_ascii_lowercase) {
-        Some(l) if l.starts_with("es") => "es",
-        Some(l) if l.starts_with("en") => "en",
-        _ => negotiate(accept_language.unwrap_or("")),
+    match language.and_then(shipped) {
+        Some(l) => l,
+        None => negotiate(accept_language.unwrap_or("")),
     }
 }
 
-/// Picks `en` or `es` from an `Accept-Language` header, honouring q-values (RFC 9110 §12.5.4).
+/// Picks a shipped language (`en`, `es`, `ko`) from an `Accept-Language` header, honouring q-values (RFC 9110
+/// §12.5.4; `q=0` means "not acceptable"); `en` when none is acceptable.
 pub fn negotiate(accept_language: &str) -> &'static str {
     let mut best: Option<(&'static str, f32)> = None;
     for part in accept_language.split(',') {
         let mut it = part.trim().split(';');
-        let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let Some(lang) = shipped(it.next().unwrap_or("")) else { continue };
         let q = it
             .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
             .unwrap_or(1.0);
-        let lang = if tag.starts_with("es") {
-            "es"
-        } else if tag.starts_with("en") {
-            "en"
-        } else {
-            continue;
-        };
-        if best.is_none_or(|(_, bq)| q > bq) {
+        if q > 0.0 && best.is_none_or(|(_, bq)| q > bq) {
             best = Some((lang, q));
         }
     }
     best.map(|(l, _)| l).unwrap_or("en")
 }
 
-/// A moment as patients read it, in UTC: "29 Nov 2026, 22:18 UTC" (`en`), "29 nov 2026, 22:18 UTC" (`es`).
-/// `unix`: seconds since the Unix epoch; an out-of-range value gives an empty string.
+/// A moment as patients read it, in UTC: "29 Nov 2026, 22:18 UTC" (`en`), "29 nov 2026, 22:18 UTC" (`es`),
+/// "2026년 11월 29일 22:18 UTC" (`ko`). `unix`: seconds since the Unix epoch; an out-of-range value gives an empty
+/// string.
 #[cfg(feature = "ssr")]
 pub fn human_time(lang: &str, unix: i64) -> String {
     const EN_MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     const ES_MONTHS: [&str; 12] = ["ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic"];
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix) else { return String::new() };
-    let months = if spanish(lang) { ES_MONTHS } else { EN_MONTHS };
-    let month = months[usize::from(u8::from(t.month())) - 1];
-    format!("{} {month} {}, {:02}:{:02} UTC", t.day(), t.year(), t.hour(), t.minute())
+    let (day, month, year, hour, minute) = (t.day(), u8::from(t.month()), t.year(), t.hour(), t.minute());
+    match Lang::of(lang) {
+        Lang::Ko => format!("{year}년 {month}월 {day}일 {hour:02}:{minute:02} UTC"),
+        l => {
+            let month = l.pick([EN_MONTHS, ES_MONTHS, EN_MONTHS])[usize::from(month) - 1];
+            format!("{day} {month} {year}, {hour:02}:{minute:02} UTC")
+        }
+    }
 }
 
-/// The kind of a resource type not in [`RECORD_KINDS`]: (English, Spanish).
-const OTHER_RECORDS: (&str, &str) = ("Other records", "Otros registros");
+/// The kind of a resource type not in [`RECORD_KINDS`]: [English, Spanish, Korean].
+const OTHER_RECORDS: [&str; 3] = ["Other records", "Otros registros", "기타 기록"];
 
-/// Plain words for kinds of FHIR records (resource types), in display order: (types, English, Spanish).
-const RECORD_KINDS: &[(&[&str], &str, &str)] = &[
-    (&["Patient"], "Your profile", "Su perfil"),
-    (&["Coverage"], "Insurance coverage", "Cobertura del seguro"),
-    (&["ExplanationOfBenefit", "Claim", "ClaimResponse"], "Claims", "Reclamaciones"),
-    (&["Condition"], "Conditions", "Afecciones"),
-    (&["Observation"], "Test results and vital signs", "Resultados de pruebas y signos vitales"),
-    (&["DiagnosticReport"], "Lab and imaging reports", "Informes de laboratorio e imágenes"),
+/// Plain words for kinds of FHIR records (resource types), in display order: (types, [English, Spanish, Korean]).
+const RECORD_KINDS: &[(&[&str], [&str; 3])] = &[
+    (&["Patient"], ["Your profile", "Su perfil", "본인 정보"]),
+    (&["Coverage"], ["Insurance coverage", "Cobertura del seguro", "보험 보장 내용"]),
+    (&["ExplanationOfBenefit", "Claim", "ClaimResponse"], ["Claims", "Reclamaciones", "청구 내역"]),
+    (&["Condition"], ["Conditions", "Afecciones", "질환"]),
+    (&["Observation"], ["Test results and vital signs", "Resultados de pruebas y signos vitales", "검사 결과 및 활력 징후"]),
+    (&["DiagnosticReport"], ["Lab and imaging reports", "Informes de laboratorio e imágenes", "검사 및 영상 판독 보고서"]),
     (
         &["MedicationRequest", "MedicationStatement", "MedicationDispense", "Medication"],
-        "Medications",
-        "Medicamentos",
+        ["Medications", "Medicamentos", "약물"],
     ),
-    (&["AllergyIntolerance"], "Allergies", "Alergias"),
-    (&["Immunization"], "Immunizations", "Vacunas"),
-    (&["Procedure"], "Procedures", "Procedimientos"),
-    (&["Encounter"], "Visits", "Visitas"),
-    (&["DocumentReference"], "Clinical documents", "Documentos clínicos"),
-    (&["Practitioner", "PractitionerRole"], "Care providers", "Profesionales de la salud"),
-    (&["Organization"], "Health care organizations", "Organizaciones de salud"),
-    (&["Location"], "Places of care", "Lugares de atención"),
+    (&["AllergyIntolerance"], ["Allergies", "Alergias", "알레르기"]),
+    (&["Immunization"], ["Immunizations", "Vacunas", "예방접종"]),
+    (&["Procedure"], ["Procedures", "Procedimientos", "시술 및 수술"]),
+    (&["Encounter"], ["Visits", "Visitas", "진료 방문"]),
+    (&["DocumentReference"], ["Clinical documents", "Documentos clínicos", "진료 문서"]),
+    (&["Practitioner", "PractitionerRole"], ["Care providers", "Profesionales de la salud", "의료진"]),
+    (&["Organization"], ["Health care organizations", "Organizaciones de salud", "의료 기관"]),
+    (&["Location"], ["Places of care", "Lugares de atención", "진료 장소"]),
 ];
 
 /// Record counts by FHIR resource type (`counts`) as the patient reads them: plain words in `lang`, types of
 /// one kind summed (e.g. the four medication types), kinds in a fixed order, anything else last as "Other
 /// records". Rows with a zero total are left out.
 pub fn record_kinds(lang: &str, counts: &[(String, i64)]) -> Vec<(String, i64)> {
-    let es = spanish(lang);
+    let l = Lang::of(lang);
     let mut rows: Vec<(String, i64)> = Vec::new();
     let mut other = 0;
     for (rtype, n) in counts {
-        if !RECORD_KINDS.iter().any(|(types, _, _)| types.contains(&rtype.as_str())) {
+        if !RECORD_KINDS.iter().any(|(types, _)| types.contains(&rtype.as_str())) {
             other += n;
         }
     }
-    for (types, en_label, es_label) in RECORD_KINDS {
+    for (types, labels) in RECORD_KINDS {
         let n: i64 = counts.iter().filter(|(t, _)| types.contains(&t.as_str())).map(|(_, n)| n).sum();
         if n > 0 {
-            rows.push(((if es { *es_label } else { *en_label }).to_string(), n));
+            rows.push((l.pick(*labels).to_string(), n));
         }
     }
     if other > 0 {
-        rows.push(((if es { OTHER_RECORDS.1 } else { OTHER_RECORDS.0 }).to_string(), other));
+        rows.push((l.pick(OTHER_RECORDS).to_string(), other));
     }
     rows
 }
@@ -500,23 +646,74 @@ pub fn record_kind_labels(lang: &str, types: &[String]) -> Vec<String> {
 
 /// A plain-language explanation of an exit code for the error screen.
 pub fn exit_message(lang: &str, code: &str) -> &'static str {
-    let es = spanish(lang);
-    match code {
-        "PAYER_ACCESS_DENIED" => if es { "No se dio permiso en su plan de salud, así que no se compartió nada." } else { "Access was not allowed at your health plan, so nothing was shared." },
-        "PAYER_TIMEOUT" => if es { "Su plan de salud tardó demasiado en responder. Inténtelo de nuevo en unos minutos." } else { "Your health plan took too long to answer. Try again in a few minutes." },
-        "PAYER_SERVER_ERROR" => if es { "El sistema de su plan de salud tiene un problema en este momento. Inténtelo más tarde." } else { "Your health plan's system is having a problem right now. Try again later." },
-        "PAYER_TOKEN_EXCHANGE_FAILED" => if es { "Su plan de salud no completó la conexión. Inténtelo de nuevo." } else { "Your health plan did not finish the connection. Try again." },
-        "PLAN_NOT_REACHABLE" => if es { "Su plan no está disponible a través de este sitio de inicio de sesión. Pruebe con otro plan." } else { "Your plan is not available through this sign-in site. Try another plan." },
-        "PAYER_INVALID_REQUEST" | "MALFORMED_PAYER_CALLBACK" => if es { "Su plan de salud no entendió la solicitud. Inténtelo de nuevo o elija otro plan." } else { "Your health plan did not understand the request. Try again or choose another plan." },
-        "INVALID_STATE" => if es { "Este inicio de sesión ya no es válido. Vuelva a empezar con su plan." } else { "This sign-in is no longer valid. Start again with your plan." },
-        "ENDPOINT_CONFIGURATION_ERROR" | "SCOPE_CONFIGURATION_ERROR" => if es { "Este plan no está bien configurado aquí. Elija otro plan o inténtelo más tarde." } else { "This plan is not set up correctly here. Choose another plan or try later." },
-        "SYNC_FAILED" => if es { "Se conectó, pero no pudimos obtener sus registros. Inténtelo de nuevo." } else { "You connected, but we could not get your records. Try again." },
-        "INVALID_ENDPOINT" | "ENDPOINT_MODE_MISMATCH" => if es { "Ese plan de salud no está disponible aquí." } else { "That health plan is not available here." },
-        "BROWSER_MISMATCH" => if es { "Esta conexión empezó en otro navegador (o su navegador borró sus datos). Vuelva a la aplicación y empiece de nuevo en este navegador." } else { "This connection started in another browser (or your browser cleared its data). Go back to the app and start again in this browser." },
-        "RATE_LIMITED" => if es { "Se iniciaron demasiadas conexiones en poco tiempo. Espere un minuto e inténtelo de nuevo." } else { "Too many connections were started in a short time. Wait a minute and try again." },
-        "INVALID_PUBLISHABLE_KEY" | "INVALID_USER" | "INVALID_USAGE" => if es { "La aplicación no pudo iniciar la conexión. Vuelva a la aplicación e inténtelo de nuevo." } else { "The app could not start the connection. Go back to the app and try again." },
-        _ => if es { "No se compartió nada." } else { "Nothing was shared." },
-    }
+    Lang::of(lang).pick(match code {
+        "PAYER_ACCESS_DENIED" => [
+            "Access was not allowed at your health plan, so nothing was shared.",
+            "No se dio permiso en su plan de salud, así que no se compartió nada.",
+            "건강보험에서 접근을 허용하지 않아 아무것도 공유되지 않았습니다.",
+        ],
+        "PAYER_TIMEOUT" => [
+            "Your health plan took too long to answer. Try again in a few minutes.",
+            "Su plan de salud tardó demasiado en responder. Inténtelo de nuevo en unos minutos.",
+            "건강보험의 응답이 너무 늦습니다. 몇 분 후에 다시 시도하세요.",
+        ],
+        "PAYER_SERVER_ERROR" => [
+            "Your health plan's system is having a problem right now. Try again later.",
+            "El sistema de su plan de salud tiene un problema en este momento. Inténtelo más tarde.",
+            "현재 건강보험 시스템에 문제가 있습니다. 나중에 다시 시도하세요.",
+        ],
+        "PAYER_TOKEN_EXCHANGE_FAILED" => [
+            "Your health plan did not finish the connection. Try again.",
+            "Su plan de salud no completó la conexión. Inténtelo de nuevo.",
+            "건강보험에서 연결을 완료하지 못했습니다. 다시 시도하세요.",
+        ],
+        "PLAN_NOT_REACHABLE" => [
+            "Your plan is not available through this sign-in site. Try another plan.",
+            "Su plan no está disponible a través de este sitio de inicio de sesión. Pruebe con otro plan.",
+            "가입하신 보험은 이 로그인 사이트에서 이용할 수 없습니다. 다른 보험을 선택해 보세요.",
+        ],
+        "PAYER_INVALID_REQUEST" | "MALFORMED_PAYER_CALLBACK" => [
+            "Your health plan did not understand the request. Try again or choose another plan.",
+            "Su plan de salud no entendió la solicitud. Inténtelo de nuevo o elija otro plan.",
+            "건강보험에서 요청을 처리하지 못했습니다. 다시 시도하거나 다른 보험을 선택하세요.",
+        ],
+        "INVALID_STATE" => [
+            "This sign-in is no longer valid. Start again with your plan.",
+            "Este inicio de sesión ya no es válido. Vuelva a empezar con su plan.",
+            "이 로그인은 더 이상 유효하지 않습니다. 보험 로그인을 처음부터 다시 하세요.",
+        ],
+        "ENDPOINT_CONFIGURATION_ERROR" | "SCOPE_CONFIGURATION_ERROR" => [
+            "This plan is not set up correctly here. Choose another plan or try later.",
+            "Este plan no está bien configurado aquí. Elija otro plan o inténtelo más tarde.",
+            "이 보험은 여기에서 올바르게 설정되어 있지 않습니다. 다른 보험을 선택하거나 나중에 다시 시도하세요.",
+        ],
+        "SYNC_FAILED" => [
+            "You connected, but we could not get your records. Try again.",
+            "Se conectó, pero no pudimos obtener sus registros. Inténtelo de nuevo.",
+            "연결은 되었지만 기록을 가져오지 못했습니다. 다시 시도하세요.",
+        ],
+        "INVALID_ENDPOINT" | "ENDPOINT_MODE_MISMATCH" => [
+            "That health plan is not available here.",
+            "Ese plan de salud no está disponible aquí.",
+            "해당 건강보험은 여기에서 이용할 수 없습니다.",
+        ],
+        "BROWSER_MISMATCH" => [
+            "This connection started in another browser (or your browser cleared its data). Go back to the app and start again in this browser.",
+            "Esta conexión empezó en otro navegador (o su navegador borró sus datos). Vuelva a la aplicación y empiece de nuevo en este navegador.",
+            "이 연결은 다른 브라우저에서 시작되었습니다(또는 브라우저 데이터가 삭제되었습니다). 앱으로 돌아가 이 브라우저에서 다시 시작하세요.",
+        ],
+        "RATE_LIMITED" => [
+            "Too many connections were started in a short time. Wait a minute and try again.",
+            "Se iniciaron demasiadas conexiones en poco tiempo. Espere un minuto e inténtelo de nuevo.",
+            "짧은 시간 동안 너무 많은 연결이 시작되었습니다. 1분 정도 기다린 후 다시 시도하세요.",
+        ],
+        "INVALID_PUBLISHABLE_KEY" | "INVALID_USER" | "INVALID_USAGE" => [
+            "The app could not start the connection. Go back to the app and try again.",
+            "La aplicación no pudo iniciar la conexión. Vuelva a la aplicación e inténtelo de nuevo.",
+            "앱에서 연결을 시작하지 못했습니다. 앱으로 돌아가 다시 시도하세요.",
+        ],
+        _ => ["Nothing was shared.", "No se compartió nada.", "아무것도 공유되지 않았습니다."],
+    })
 }
 
 /// Replaces `{app}` in a catalogue string.
@@ -552,5 +749,54 @@ mod tests {
         assert_eq!(choose(Some("en"), Some("es")), "en");
         assert_eq!(choose(Some("fr"), Some("es-MX,en;q=0.5")), "es", "an unshipped language falls back to the browser's");
         assert_eq!(choose(None, None), "en");
+        assert_eq!(negotiate("ko-KR,ko;q=0.9,en-US;q=0.8"), "ko");
+        assert_eq!(negotiate("ko;q=0, es;q=0.2"), "es", "q=0 is not acceptable");
+        assert_eq!(choose(Some("KO-kr"), Some("es")), "ko");
+        assert_eq!(choose(Some("ja"), Some("ko")), "ko");
+        assert_eq!(choose(Some("kok"), None), "en", "a primary subtag, never a prefix");
+        assert_eq!(shipped("es_MX"), Some("es"));
+        assert_eq!(shipped("fr"), None);
+    }
+
+    /// Every shipped language has every message English has, none empty, each with exactly English's
+    /// placeholders (`{app}`, `{plan}`…), so no screen shows a raw `{…}` or drops a name.
+    #[test]
+    fn every_language_has_every_message_with_its_placeholders() {
+        fn placeholders(s: &str) -> Vec<String> {
+            let mut out: Vec<String> = s.split('{').skip(1).filter_map(|p| p.split_once('}')).map(|(n, _)| n.to_string()).collect();
+            out.sort();
+            out
+        }
+        let en = serde_json::to_value(&EN).unwrap();
+        let en = en.as_object().unwrap();
+        for (code, _) in LANGUAGES {
+            let m = msgs(code);
+            assert_eq!(m.lang, code);
+            let other = serde_json::to_value(m).unwrap();
+            let other = other.as_object().unwrap();
+            assert_eq!(other.len(), en.len(), "{code}");
+            for (key, english) in en {
+                let text = other.get(key).and_then(|v| v.as_str()).unwrap_or_else(|| panic!("{code}: {key} missing"));
+                assert!(!text.trim().is_empty(), "{code}: {key} is empty");
+                assert_eq!(placeholders(text), placeholders(english.as_str().unwrap()), "{code}: {key}");
+            }
+            for kind in RECORD_KINDS.iter().map(|(_, labels)| labels).chain([&OTHER_RECORDS]) {
+                assert!(kind.iter().all(|l| !l.is_empty()), "{kind:?}");
+            }
+            for exit in ["PAYER_ACCESS_DENIED", "SYNC_FAILED", "BROWSER_MISMATCH", "UNKNOWN"] {
+                assert_ne!(exit_message(code, exit), "", "{code}: {exit}");
+            }
+        }
+        assert_eq!(record_kinds("ko", &[("ExplanationOfBenefit".into(), 2)]), vec![("청구 내역".to_string(), 2)]);
+        assert_eq!(exit_message("ko-KR", "SYNC_FAILED"), "연결은 되었지만 기록을 가져오지 못했습니다. 다시 시도하세요.");
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn human_time_in_each_language() {
+        let t = 1_795_904_280; // 2026-11-28 22:18 UTC
+        assert_eq!(human_time("en", t), "28 Nov 2026, 22:18 UTC");
+        assert_eq!(human_time("es", t), "28 nov 2026, 22:18 UTC");
+        assert_eq!(human_time("ko", t), "2026년 11월 28일 22:18 UTC");
     }
 }

@@ -5,7 +5,7 @@ use super::catalogue::{msgs, record_kind_labels, with_app};
 
 /// Version of the consent text; bump it whenever any consent string of the catalogue changes (recorded with
 /// every consent as `consents.text_version`).
-pub const CONSENT_TEXT_VERSION: &str = "2026-11-30.2";
+pub const CONSENT_TEXT_VERSION: &str = "2026-12-01.1";
 
 /// The consent text shown (and recorded verbatim) for a session.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,5 +62,8 @@ mod tests {
             ["ExplanationOfBenefit", "Claim", "Coverage", "Basic"].map(String::from).to_vec();
         let t = ConsentText::new("en", "Acme", "ONE_TIME", &requested);
         assert_eq!(t.items, ["Only these kinds of records: Insurance coverage, Claims, Other records"]);
+        let t = ConsentText::new("ko", "Acme", "ONE_TIME", &requested);
+        assert_eq!(t.items, ["다음 종류의 기록만: 보험 보장 내용, 청구 내역, 기타 기록"]);
+        assert_eq!(t.title, "Acme에서 건강보험 연결을 요청합니다");
     }
 }

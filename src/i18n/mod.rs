@@ -1,4 +1,4 @@
-//! Patient-facing words, in both builds: the message catalogue (English and Spanish) and the consent text.
+//! Patient-facing words, in both builds: the message catalogue (English, Spanish and Korean) and the consent text.
 
 mod catalogue;
 mod consent;

@@ -226,6 +226,99 @@ async fn spanish_from_accept_language_or_the_language_option() {
     assert!(html.contains("Modo de prueba"));
 }
 
+/// The `<html …>` start tag of a page.
+fn html_tag(html: &str) -> String {
+    html[html.find("<html").unwrap()..].split('>').next().unwrap().to_string()
+}
+
+/// The consent screen's language picker is a plain form (no JavaScript): the patient's choice of Korean holds for
+/// every later screen of the session (`<html lang>` too), the consent recorded and the payer window's last page,
+/// and is recorded once as `LANGUAGE_CHANGED`; another browser cannot change it; `language=ko` works at `open()`.
+#[tokio::test]
+async fn korean_picked_on_the_consent_screen_holds_for_the_session_and_only_its_browser_can_pick() {
+    let app = spawn_app().await;
+    let keys = new_app(&app, false).await;
+    let sid = open(&app, &entry_url(&keys.test_pk, "")).await;
+    let screen = || async { app.get(&format!("/link/s/{sid}")).await.text().await.unwrap() };
+    let language = || async { link_sessions::get(&app.state.db, &sid).await.unwrap().unwrap().options.language };
+    let path = format!("/link/s/{sid}/language");
+
+    // Each language named in itself and marked with its own `lang`; English is the current one.
+    let html = screen().await;
+    assert!(html.contains(&format!("action=\"{path}\"")), "{html}");
+    for (code, name) in link_sdk::i18n::LANGUAGES {
+        assert!(html.contains(&format!("value=\"{code}\" lang=\"{code}\"")) && html.contains(&format!(">{name}</button>")), "{code}: {html}");
+    }
+    assert!(html.contains("value=\"en\" lang=\"en\" formnovalidate aria-current=\"true\""), "{html}");
+
+    // Another browser (no binding) is refused and changes nothing.
+    let other = crate::common::browser().post(format!("{}{path}", app.base_url)).form(&[("language", "ko")]).send().await.unwrap();
+    assert_eq!(other.status(), 403);
+    assert!(other.text().await.unwrap().contains("opened in another browser"));
+    assert_eq!(language().await, "en");
+
+    // The patient's browser: Korean, back on the consent screen.
+    let r = post_form(&app, &path, &[("language", "ko")]).await;
+    assert_eq!((r.status().as_u16(), location(&r)), (303, format!("/link/s/{sid}")));
+    assert_eq!(language().await, "ko");
+    let html = screen().await;
+    assert!(html_tag(&html).contains("lang=\"ko\""), "{html}");
+    assert!(html.contains("Acme Health에서 건강보험 연결을 요청합니다") && html.contains("동의하고 계속하기"), "{html}");
+    assert!(html.contains("value=\"ko\" lang=\"ko\" formnovalidate aria-current=\"true\""), "{html}");
+    // A language we do not ship, or the same one again, changes nothing.
+    for same in ["fr", "ko", ""] {
+        assert_eq!(post_form(&app, &path, &[("language", same)]).await.status(), 303);
+    }
+    assert_eq!(language().await, "ko");
+
+    // Consent is recorded in Korean; the explainer, the search and the payer window's last page are in Korean.
+    post_form(&app, &format!("/link/s/{sid}/consent"), &[("choice", "given")]).await;
+    let (lang, text): (String, String) = sqlx::query("SELECT language, text FROM consents WHERE link_session_id = $1")
+        .bind(&sid)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .map(|r| (r.get("language"), r.get("text")))
+        .unwrap();
+    assert_eq!(lang, "ko");
+    assert!(text.starts_with("Acme Health에서 건강보험 연결을 요청합니다\n"), "{text}");
+    let html = screen().await;
+    assert!(html_tag(&html).contains("lang=\"ko\"") && html.contains("이용 방법"), "{html}");
+    assert!(!html.contains(&format!("action=\"{path}\"")), "the picker is on the consent screen only");
+    // Past consent the language stays.
+    assert_eq!(post_form(&app, &path, &[("language", "en")]).await.status(), 303);
+    assert_eq!(language().await, "ko");
+    post_form(&app, &format!("/link/s/{sid}/explainer"), &[]).await;
+    assert!(screen().await.contains("건강보험 찾기"));
+    let u = handoff(&app, &sid, sandbox::REFRESHABLE_ENDPOINT_ID).await;
+    let callback = sandbox_sign_in(&app, &u, sandbox::MEMBER_TYPICAL).await;
+    let popup = app.client.get(&callback).send().await.unwrap().text().await.unwrap();
+    assert!(html_tag(&popup).contains("lang=\"ko\"") && popup.contains("로그인되었습니다"), "{popup}");
+    let html = screen().await;
+    assert!(html.contains("기록을 가져오는 중") || html.contains("연결되었습니다"), "{html}");
+
+    // One LANGUAGE_CHANGED event, from English to Korean, at the consent step.
+    let pid = link_sessions::get(&app.state.db, &sid).await.unwrap().unwrap().public_id.unwrap();
+    let r = app.client.get(format!("{}/link/sessions/{pid}", app.base_url)).bearer_auth(&keys.test_sk).send().await.unwrap();
+    let session: serde_json::Value = r.json().await.unwrap();
+    let changes: Vec<&serde_json::Value> =
+        session["events"].as_array().unwrap().iter().filter(|e| e["name"] == "LANGUAGE_CHANGED").collect();
+    assert_eq!(changes.len(), 1, "{session}");
+    assert_eq!((&changes[0]["step"], &changes[0]["metadata"]), (&serde_json::json!("consent"), &serde_json::json!({"from": "en", "to": "ko"})));
+
+    // `language=ko` at open(), and from Accept-Language.
+    let sid = open(&app, &entry_url(&keys.test_pk, "&language=ko")).await;
+    assert!(app.get(&format!("/link/s/{sid}")).await.text().await.unwrap().contains("테스트 모드"));
+    let r = app
+        .client
+        .get(format!("{}{}", app.base_url, entry_url(&keys.test_pk, "&language=xx")))
+        .header("accept-language", "ko-KR,ko;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    let sid = location(&r).split('#').next().unwrap().trim_start_matches("/link/s/").to_string();
+    assert_eq!(link_sessions::get(&app.state.db, &sid).await.unwrap().unwrap().options.language, "ko");
+}
+
 #[tokio::test]
 async fn invalid_options_end_with_their_exit_codes() {
     let app = spawn_app().await;
@@ -893,7 +986,6 @@ async fn closing_a_hosted_flow_after_authorization_returns_the_public_token() {
 async fn pages_carry_their_language_on_the_html_element() {
     let app = spawn_app().await;
     let keys = new_app(&app, false).await;
-    let html_tag = |html: &str| html[html.find("<html").unwrap()..].split('>').next().unwrap().to_string();
     let sid = open(&app, &entry_url(&keys.test_pk, "&language=es")).await;
     let tag = html_tag(&app.get(&format!("/link/s/{sid}")).await.text().await.unwrap());
     assert!(tag.contains("lang=\"es\"") && tag.matches("lang=").count() == 1, "{tag}");

@@ -153,6 +153,7 @@ fn consent_view(s: &Screen, m: &'static Msgs) -> AnyView {
     let action = format!("/link/s/{}/consent", s.sid);
     let sig_error = s.form_error.as_deref() == Some("signature");
     view! {
+        {language_picker(s, m)}
         <h1 id="link-title" tabindex="-1">{t.title}</h1>
         <p>{t.intro}</p>
         <h2>{t.what}</h2>
@@ -195,6 +196,37 @@ fn consent_view(s: &Screen, m: &'static Msgs) -> AnyView {
         </form>
     }
     .into_any()
+}
+
+/// The consent screen's language picker: one submit button per shipped language, each named in its own language
+/// (and marked with it), posted to `/link/s/{sid}/language` (works without JavaScript); the session keeps the
+/// choice for every later screen.
+fn language_picker(s: &Screen, m: &'static Msgs) -> impl IntoView {
+    let action = format!("/link/s/{}/language", s.sid);
+    let current = i18n::shipped(&s.lang).unwrap_or("en");
+    view! {
+        <form method="post" action=action class="link-lang" aria-labelledby="link-lang-label">
+            <span id="link-lang-label" class="link-lang-label">{m.language_label}</span>
+            {i18n::LANGUAGES
+                .iter()
+                .map(|(code, name)| {
+                    let chosen = *code == current;
+                    view! {
+                        <button
+                            type="submit"
+                            name="language"
+                            value=*code
+                            lang=*code
+                            formnovalidate
+                            aria-current=chosen.then_some("true")
+                        >
+                            {*name}
+                        </button>
+                    }
+                })
+                .collect_view()}
+        </form>
+    }
 }
 
 fn explainer_view(s: &Screen, m: &'static Msgs) -> AnyView {

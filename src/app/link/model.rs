@@ -152,7 +152,7 @@ pub struct Screen {
     pub step: LinkStep,
     /// The session timed out before it ended: the screen says so (and a hosted flow can still go back to its app).
     pub expired: bool,
-    /// `en` or `es`.
+    /// `en`, `es` or `ko`.
     pub lang: String,
     /// The app's name.
     pub app_name: String,

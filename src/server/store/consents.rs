@@ -30,7 +30,7 @@ pub struct NewConsent<'a> {
     pub scope: &'a str,
     /// The exact text shown.
     pub text: &'a str,
-    /// Its language (`en`, `es`).
+    /// Its language (`en`, `es`, `ko`).
     pub language: &'a str,
     /// Agreed or declined.
     pub choice: ConsentChoice,

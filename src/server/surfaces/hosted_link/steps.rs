@@ -1,4 +1,4 @@
-//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,explainer,retry,exit,done,missing-plan,remind-later}`): each requires the
+//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,language,explainer,retry,exit,done,missing-plan,remind-later}`): each requires the
 //! session's binding (its cookie, or the `bind` field frame.js adds), moves the session on with one conditional
 //! update from the step it expects, then redirects to the session's screen (or, in the hosted flow, to the
 //! app's `redirect_uri` when the session ends). A post without the binding changes nothing and gets the "opened
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::{
     domain::{ExitCode, LinkEventName, LinkStep},
-    i18n::{ConsentText, CONSENT_TEXT_VERSION},
+    i18n::{self, ConsentText, CONSENT_TEXT_VERSION},
     server::{
         services::{
             insights::{self, NewEvent},
@@ -112,6 +112,23 @@ pub async fn consent(State(state): State<AppState>, Sid(sid): Sid, headers: Head
     }
     let next = if s.options.skip_explainer { pick_step(&s) } else { LinkStep::Explainer };
     link_sessions::advance(&state.db, now, &sid, LinkStep::Consent, next, None).await?;
+    Ok(see_other(&session_url(&sid)))
+}
+
+/// `POST /link/s/{sid}/language` (`language` = `en`, `es` or `ko`): the consent screen's language picker. Keeps the
+/// choice on the session (`options.language`: every later screen, the consent text recorded and the payer window's
+/// pages are in it), records `LANGUAGE_CHANGED` with `{from, to}`, and shows the screen again. After the consent
+/// step, with a language we do not ship or the one already chosen, nothing changes.
+pub async fn language(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
+    let to = form_field(&body, "language").as_deref().and_then(i18n::shipped);
+    if let Some(to) = to.filter(|to| s.step == LinkStep::Consent && *to != s.options.language) {
+        let now = state.clock.now();
+        link_sessions::set_language(&state.db, now, &s, to).await?;
+        let event = NewEvent::new(LinkEventName::LanguageChanged, LinkStep::Consent)
+            .detail(json!({"from": s.options.language, "to": to}));
+        insights::note(&state.db, now, &s, event).await;
+    }
     Ok(see_other(&session_url(&sid)))
 }
 
