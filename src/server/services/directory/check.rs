@@ -102,6 +102,21 @@ fn is_loopback(u: &url::Url) -> bool {
     }
 }
 
+/// What the directory knows is wrong with endpoint `e` for an operator's list: the checks on the entry alone
+/// ([`check_entry`], always current) and the probe problems the last `endpoints check` stored (`stored`, the
+/// JSON array it recorded), without repeating a code; each as `message — fix: …`.
+pub fn known_problems(e: &Endpoint, stored: Option<&Value>) -> Vec<String> {
+    let mut out: Vec<(String, String)> = check_entry(e).into_iter().map(|p| (p.code.to_string(), format!("{} — fix: {}", p.message, p.fix))).collect();
+    for p in stored.and_then(Value::as_array).into_iter().flatten() {
+        let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let code = text("code");
+        if !out.iter().any(|(c, _)| *c == code) {
+            out.push((code, format!("{} — fix: {}", text("message"), text("fix"))));
+        }
+    }
+    out.into_iter().map(|(_, line)| line).collect()
+}
+
 /// The checks on the entry alone (no network).
 pub fn check_entry(e: &Endpoint) -> Vec<Problem> {
     let mut out = Vec::new();

@@ -6,12 +6,16 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use crate::{
-    domain::{ExitCode, Mode},
+    domain::{ExitCode, HealthStatus},
     server::{
-        services::insights::funnel::{self, Block, Funnel},
+        services::{
+            directory::{self, check},
+            insights::funnel::{self, Block, Funnel},
+        },
         state::AppState,
         store::{
             apps::{self, App},
+            endpoint_health,
             endpoints::{self, Endpoint},
             link_events::{self, Failure},
             link_outcomes::{self, OutcomeFilter},
@@ -45,8 +49,11 @@ pub struct EndpointRow {
     pub endpoint: Endpoint,
     /// When an operator disabled it.
     pub disabled_at: Option<i64>,
-    /// What stops it from working, in words (empty: ready).
+    /// What stops it from working or deserves a look, in words with the fix (empty: ready): the directory's
+    /// checks on the entry and the last `endpoints check` probe (`services::directory::check::known_problems`).
     pub setup_problems: Vec<String>,
+    /// Its health status from real attempts and the last check (`services::directory::health`).
+    pub status: HealthStatus,
     /// Its funnel in the period, when patients chose it.
     pub health: Option<Block>,
     /// Its most frequent failures in the period: (exit code, count).
@@ -115,30 +122,6 @@ fn notice_text(n: &str) -> Option<&'static str> {
     }
 }
 
-/// Why an endpoint cannot work as configured, in words for the operator (empty: ready). Only what can be seen
-/// without calling the payer.
-pub fn setup_problems(e: &Endpoint) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(var) = e.client_secret_ref.as_deref().filter(|v| !v.trim().is_empty()) {
-        if e.client_secret().is_none() {
-            out.push(format!("The client secret variable {var} is not set on this server."));
-        }
-    }
-    if e.mode == Mode::Live {
-        let plain = [Some(&e.fhir_base_url), e.authorize_url.as_ref(), e.token_url.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|u| u.starts_with("http://"));
-        if plain {
-            out.push("A live endpoint must use https for its FHIR, authorize and token URLs.".into());
-        }
-    }
-    if e.resource_types.is_empty() {
-        out.push("No resource types listed: patients are asked for every type.".into());
-    }
-    out
-}
-
 /// Loads the [`View`] of query `q` for the session whose form token is `csrf`.
 ///
 /// # Errors
@@ -164,29 +147,29 @@ pub async fn load(state: &AppState, q: ConsoleQuery, csrf: String) -> anyhow::Re
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| b.newest.event.at.cmp(&a.newest.event.at)));
     let disabled: HashMap<String, i64> = endpoints::disabled(&state.db).await?.into_iter().collect();
     let health: HashMap<&str, &Block> = funnel.per_endpoint.iter().map(|(id, b)| (id.as_str(), b)).collect();
-    let endpoint_rows = all_endpoints
-        .iter()
-        .map(|e| {
-            let mut top: Vec<(ExitCode, usize)> = Vec::new();
-            for f in failures.iter().filter(|f| f.event.endpoint_id.as_deref() == Some(e.id.as_str())) {
-                if let Some(code) = f.event.exit_code {
-                    match top.iter_mut().find(|(c, _)| *c == code) {
-                        Some(t) => t.1 += 1,
-                        None => top.push((code, 1)),
-                    }
+    let mut endpoint_rows = Vec::with_capacity(all_endpoints.len());
+    for e in &all_endpoints {
+        let mut top: Vec<(ExitCode, usize)> = Vec::new();
+        for f in failures.iter().filter(|f| f.event.endpoint_id.as_deref() == Some(e.id.as_str())) {
+            if let Some(code) = f.event.exit_code {
+                match top.iter_mut().find(|(c, _)| *c == code) {
+                    Some(t) => t.1 += 1,
+                    None => top.push((code, 1)),
                 }
             }
-            top.sort_by(|a, b| b.1.cmp(&a.1));
-            top.truncate(3);
-            EndpointRow {
-                endpoint: e.clone(),
-                disabled_at: disabled.get(&e.id).copied(),
-                setup_problems: setup_problems(e),
-                health: health.get(e.id.as_str()).map(|b| (*b).clone()),
-                top_failures: top,
-            }
-        })
-        .collect();
+        }
+        top.sort_by(|a, b| b.1.cmp(&a.1));
+        top.truncate(3);
+        let stored = endpoint_health::get(&state.db, &e.id).await?;
+        endpoint_rows.push(EndpointRow {
+            endpoint: e.clone(),
+            disabled_at: disabled.get(&e.id).copied(),
+            setup_problems: check::known_problems(e, stored.as_ref().and_then(|r| r.check_problems.as_ref())),
+            status: directory::health::current(state, &e.id).await?.status,
+            health: health.get(e.id.as_str()).map(|b| (*b).clone()),
+            top_failures: top,
+        });
+    }
     let deliveries: HashMap<String, DeliveryHealth> =
         webhook_deliveries::health_by_app(&state.db, since).await?.into_iter().map(|d| (d.app_id.clone(), d)).collect();
     let app_rows = all_apps

@@ -5,7 +5,7 @@
 use axum::response::Html;
 
 use crate::{
-    domain::{ExitCode, LinkStep},
+    domain::{ExitCode, HealthStatus, LinkStep},
     server::{
         services::{
             console::SIGN_IN_PATH,
@@ -269,6 +269,13 @@ fn endpoints_section(v: &View) -> String {
             }
             None => "No sessions in this period".into(),
         };
+        let status_word = match e.status {
+            HealthStatus::Ok => "<span class=\"ok\">OK</span>",
+            HealthStatus::Degraded => "<span class=\"bad\">Degraded</span>",
+            HealthStatus::Down => "<span class=\"bad\">Down</span>",
+            HealthStatus::Unchecked => "Unchecked",
+        };
+        let health = format!("{status_word}<br>{health}");
         let state = match e.disabled_at {
             Some(at) => format!("<span class=\"bad\">Disabled</span> <small>since {}</small>", when(at)),
             None => format!(
