@@ -94,6 +94,12 @@ pub struct Msgs {
     pub success_closing: &'static str,
     /// The hosted flow's success screen once the app has the result (the patient came back to this page).
     pub success_returned: &'static str,
+    /// `multiplePlans`: the success screen's offer of another plan, its button, and the button that ends.
+    pub success_more: &'static str,
+    pub success_another: &'static str,
+    pub success_done: &'static str,
+    /// `multiplePlans`, after more than one plan: how many (`{n}`) are connected in this sitting.
+    pub success_count: &'static str,
     // Error
     pub error_title: &'static str,
     pub exit: &'static str,
@@ -221,6 +227,10 @@ pub static EN: Msgs = Msgs {
     success_intro: "Your health plan is connected to {app}.",
     success_closing: "Returning you to {app}…",
     success_returned: "You can close this window and go back to {app}.",
+    success_more: "Do you have another health plan, such as a second or a previous one? You can connect it too.",
+    success_another: "Connect another plan",
+    success_done: "Done",
+    success_count: "{n} plans connected",
     error_title: "Something went wrong",
     exit: "Exit",
     error_code_label: "Error code",
@@ -338,6 +348,10 @@ pub static ES: Msgs = Msgs {
     success_intro: "Su plan de salud está conectado a {app}.",
     success_closing: "Volviendo a {app}…",
     success_returned: "Puede cerrar esta ventana y volver a {app}.",
+    success_more: "¿Tiene otro plan de salud, como un segundo plan o uno anterior? También puede conectarlo.",
+    success_another: "Conectar otro plan",
+    success_done: "Listo",
+    success_count: "{n} planes conectados",
     error_title: "Algo salió mal",
     exit: "Salir",
     error_code_label: "Código de error",

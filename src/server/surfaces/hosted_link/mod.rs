@@ -6,7 +6,7 @@
 //! - `GET /link.js`, `/link/v1/link.js` (+ `.d.ts`), `/link/v1/link-element.js` (+ `.d.ts`), `/link/frame.js`
 //!   ([`scripts`]);
 //! - `GET /link?publishableKey&externalId&usage&origin&nonce&…` ([`entry`]);
-//! - `POST /link/s/{sid}/{consent,explainer,retry,exit,done}` ([`steps`]);
+//! - `POST /link/s/{sid}/{consent,explainer,retry,another,exit,done}` ([`steps`]);
 //! - `GET|POST /link/s/{sid}/handoff` and `GET /link/callback` ([`payer`]);
 //! - `GET /link/s/{sid}/status` and `GET /link/s/{sid}/finish` ([`progress`]);
 //! - `GET /link/s/{sid}` and `GET /link/connections` ([`page`]); `GET /link/test-page` ([`pages`], sandbox only).
@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/link/s/{sid}/consent", post(steps::consent))
         .route("/link/s/{sid}/explainer", post(steps::explainer))
         .route("/link/s/{sid}/retry", post(steps::retry))
+        .route("/link/s/{sid}/another", post(steps::another))
         .route("/link/s/{sid}/exit", post(steps::exit))
         .route("/link/s/{sid}/done", post(steps::done))
         .route("/link/s/{sid}/missing-plan", post(steps::missing_plan))

@@ -121,6 +121,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         ("endpoint", false, "an endpoint UUID: skips the plan search"),
         ("skipExplainer", false, "true or false"),
         ("skipSyncing", false, "true or false"),
+        ("multiplePlans", false, "true or false: the modal's success screen offers \"Connect another plan\" (ignored with redirect_uri)"),
         ("requestedResources", false, "comma-separated FHIR resource types"),
         ("language", false, "en or es (default: Accept-Language)"),
     ]
@@ -129,7 +130,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         let schema = match *n {
             "usage" => json!({"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}),
             "endpoint" => json!({"type": "string", "format": "uuid"}),
-            "autoExit" | "skipExplainer" | "skipSyncing" => json!({"type": "string", "enum": ["true", "false"]}),
+            "autoExit" | "skipExplainer" | "skipSyncing" | "multiplePlans" => json!({"type": "string", "enum": ["true", "false"]}),
             "language" => json!({"type": "string", "enum": ["en", "es"]}),
             _ => json!({"type": "string", "minLength": 1}),
         };
