@@ -191,6 +191,14 @@ async fn the_same_plan_signed_in_twice_reuses_its_authorization() {
         assert_eq!(exchanged_authorization(&app, &keys, token).await, a1);
     }
 
+    // Back to the search once more, then closed there: still the session's success (the plans stay linked).
+    post_form(&app, &format!("/link/s/{sid}/another"), &[]).await;
+    assert_eq!(step_of(&app, &sid).await.0, "search");
+    post_form(&app, &format!("/link/s/{sid}/exit"), &[]).await;
+    assert_eq!(step_of(&app, &sid).await, ("done".into(), None), "closing after a linked plan is a success");
+    let status: Value = app.get(&format!("/link/s/{sid}/status")).await.json().await.unwrap();
+    assert!(status["publicToken"].is_null(), "no token of an unfinished round: {status}");
+
     // Never across apps, never for a ONE_TIME link: each of those is a new authorization.
     let other = new_app(&app, false).await;
     let sid = open(&app, &entry(&other.test_pk, "user-again", "MULTIPLE", "")).await;

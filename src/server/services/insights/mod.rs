@@ -188,10 +188,11 @@ pub async fn report(conn: &mut AnyConnection, now: i64, s: &LinkSession) -> anyh
 }
 
 /// Where a session is, as the integrator reads it: `success`, `exited`, `expired` (timed out before an ending)
-/// or `open`.
+/// or `open`. A `multiplePlans` session that linked a plan is a success whatever came after.
 pub fn status(s: &LinkSession, now: i64) -> &'static str {
     match s.step {
         LinkStep::Success | LinkStep::Done => "success",
+        _ if s.plans_linked > 0 => "success",
         LinkStep::Exited => "exited",
         _ if s.expires_at <= now => "expired",
         _ => "open",

@@ -191,15 +191,15 @@ pub async fn exit(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderM
     if !link_flow::is_bound(&s, binding::presented(&state, &headers, &sid, field.as_deref())) {
         return Ok(other_browser_page(&s.options.language, s.host_origin.as_deref(), &s.nonce));
     }
+    if s.options.multiple_plans && s.redirect_uri.is_none() && !s.step.is_ended() && link_flow::has_linked_plans(&s) {
+        link_flow::finish_linked(&state, &s).await?;
+        return Ok(see_other(&session_url(&sid)));
+    }
     if s.expires_at <= state.clock.now() {
         if s.step.is_ended() {
             return Ok(see_other(&session_url(&sid)));
         }
         return end_with(&state, &s, ExitCode::PatientCancelled).await;
-    }
-    if s.options.multiple_plans && s.redirect_uri.is_none() && !s.step.is_ended() && link_flow::has_linked_plans(&s) {
-        link_flow::finish_linked(&state, &s).await?;
-        return Ok(see_other(&session_url(&sid)));
     }
     match s.step {
         LinkStep::Exited | LinkStep::Done => Ok(see_other(&session_url(&sid))),
