@@ -4,10 +4,12 @@
   // Defining twice (the script loaded twice) is a no-op: the first definition stays.
   if (!w.customElements || w.customElements.get('flexpa-link')) return;
 
-  // <flexpa-link publishable-key usage external-id [endpoint] [language] [skip-explainer] [skip-syncing]>: a thin
-  // layer over the FlexpaLink global. A click on the element (its own button, or the content you put inside) opens
-  // Link; the endings arrive as DOM events on the element: `syncing` ({publicToken}), `success` ({publicToken}),
-  // `exit` ({code}) and `event` ({name, metadata}), each ending once. FlexpaLink shows one modal at a time:
+  // <flexpa-link publishable-key usage external-id [endpoint] [language] [skip-explainer] [skip-syncing]
+  // [multiple-plans]>: a thin layer over the FlexpaLink global. A click on the element (its own button, or the
+  // content you put inside) opens Link; the endings arrive as DOM events on the element: `syncing`
+  // ({publicToken}), `success` ({publicToken}), `exit` ({code}) and `event` ({name, metadata}), each ending once.
+  // With multiple-plans: `success` ({publicToken, endpointId, reused}) once per plan, then one `exit` whose code
+  // is null once a plan was linked. FlexpaLink shows one modal at a time:
   // a click while another Link modal is open does nothing.
   function Element() {
     return Reflect.construct(HTMLElement, [], Element);
@@ -44,6 +46,7 @@
     }
     var el = this;
     var attr = function (n) { var v = el.getAttribute(n); return v == null || v === '' ? undefined : v; };
+    var multi = el.hasAttribute('multiple-plans');
     var options = {
       publishableKey: attr('publishable-key') || '',
       user: { externalId: attr('external-id') || '' },
@@ -52,9 +55,12 @@
       language: attr('language'),
       skipExplainer: el.hasAttribute('skip-explainer'),
       skipSyncing: el.hasAttribute('skip-syncing'),
+      multiplePlans: multi,
       onSyncing: function (t) { fire(el, 'syncing', { publicToken: t }); },
-      onSuccess: function (t) { fire(el, 'success', { publicToken: t }); },
-      onExit: function (e) { fire(el, 'exit', { code: (e && e.code) || 'PATIENT_CANCELLED' }); },
+      onSuccess: function (t, meta) {
+        fire(el, 'success', meta ? { publicToken: t, endpointId: meta.endpointId, reused: meta.reused } : { publicToken: t });
+      },
+      onExit: function (e) { fire(el, 'exit', { code: e ? e.code || 'PATIENT_CANCELLED' : multi ? null : 'PATIENT_CANCELLED' }); },
       onEvent: function (name, metadata) { fire(el, 'event', { name: name, metadata: metadata || {} }); },
     };
     w.FlexpaLink.create(options).open();

@@ -12,6 +12,11 @@
 // - A session belongs to the browser that opened it: a step that arrives without its binding (the modal's own
 //   copy or its cookie, e.g. lost when the browser cleared Link's data) ends it with
 //   `onExit({code: 'BROWSER_MISMATCH'})`; too many sessions started from one network end with `RATE_LIMITED`.
+// - With `multiplePlans: true` the patient may link several plans in one sitting: `onSuccess(public_token,
+//   metadata)` fires once per plan linked (each its own authorization and token) and the modal stays open on the
+//   success screen ("Connect another plan" / "Done"); the ending is then one `onExit()`, without an error once a
+//   plan was linked (Done, ×, Esc, `exit()`, or closing a later plan's error screen), else `onExit({code})`
+//   exactly as without the option. Without the option nothing of this changes.
 
 /** Why a Link session ended without success (`onExit`). */
 export type LinkExitCode =
@@ -55,10 +60,25 @@ export type LinkEventName =
   | 'POPUP_BLOCKED'
   | 'POPUP_CLOSED'
   | 'PAYER_AUTHORIZED'
+  /** The plan's sign-in matched a link this user already had (same plan, same patient): that one was renewed. */
+  | 'PLAN_REUSED'
   | 'SYNC_STARTED'
+  /** `multiplePlans`: the patient chose "Connect another plan" on the success screen. */
+  | 'ANOTHER_PLAN'
   | 'SUCCESS'
   | 'EXIT'
   | 'ERROR';
+
+/** The second argument of `onSuccess` with `multiplePlans: true` (absent without it). */
+export interface LinkSuccessMetadata {
+  /** The plan's endpoint UUID. */
+  endpointId: string | null;
+  /**
+   * The sign-in renewed an authorization this user already had for the same plan and patient (MULTIPLE links
+   * only): the token exchanges to that authorization, not a new one.
+   */
+  reused: boolean;
+}
 
 /** Options of `FlexpaLink.create`. */
 export interface LinkCreateOptions {
@@ -73,8 +93,9 @@ export interface LinkCreateOptions {
    * when the sync is done (and, with `autoExit: false`, the patient pressed Continue), or when the patient closes
    * the modal after the payer authorized (the sync then goes on: `/fhir/*` answers 429 until the data is ready).
    * It is the same token `onSyncing` delivered: if your backend exchanged it there, do not exchange it again.
+   * With `multiplePlans: true`: called once per plan linked, with `metadata`, and the modal stays open.
    */
-  onSuccess: (publicToken: string) => void;
+  onSuccess: (publicToken: string, metadata?: LinkSuccessMetadata) => void;
   /**
    * Called when the payer authorized and the sync started, with the `public_token` (once per token: a patient who
    * retries another plan after a failed sync authorizes again and gets a new one). Exchanging it at once is fine:
@@ -99,6 +120,12 @@ export interface LinkCreateOptions {
   skipSyncing?: boolean;
   /** Skip the explainer screen (default `false`). */
   skipExplainer?: boolean;
+  /**
+   * Let the patient link several plans in one sitting (default `false`): the success screen offers "Connect
+   * another plan" and "Done"; `onSuccess(publicToken, metadata)` fires once per plan, and the modal ends with one
+   * `onExit()` (no error once a plan was linked). Consent covers the whole session. `autoExit` does not apply.
+   */
+  multiplePlans?: boolean;
   /** FHIR resource types to request (default: all the endpoint offers). */
   requestedResources?: string[];
   /**

@@ -36,8 +36,12 @@
       open: function (openOptions) {
         if (active) return;
         var endpoint = (openOptions && openOptions.endpoint) || o.endpoint || null;
-        // step/code: the screen the modal shows (from its `load` messages); token: the latest public_token.
-        var s = { n: nonce(), done: false, loaded: false, step: null, code: null, token: null };
+        // step/code: the screen the modal shows (from its `load` messages); token: the latest public_token;
+        // meta: its plan ({endpointId, reused}); linked: the tokens onSuccess had (multiplePlans).
+        var s = { n: nonce(), done: false, loaded: false, step: null, code: null, token: null, meta: {}, linked: [] };
+        // multiplePlans: onSuccess(public_token, metadata) once per plan linked, the modal stays open, and its
+        // ending is one onExit: without an error once a plan was linked, else with its code as without it.
+        var multi = o.multiplePlans === true;
         active = s;
         mine = s;
         var emit = function (name, meta) { call(o.onEvent, name, meta || {}); };
@@ -60,8 +64,19 @@
           inerted.forEach(function (el) { el.inert = false; });
           if (wrap) d.documentElement.style.overflow = overflow;
           if (before && before.focus) try { before.focus(); } catch (e) { /* gone */ }
-          if (kind === 'success') { emit('SUCCESS', {}); call(o.onSuccess, value); }
+          if (multi) {
+            if (kind === 'success') linked(value);
+            var error = s.linked.length ? undefined : value;
+            emit('EXIT', error || {}); call(o.onExit, error);
+          } else if (kind === 'success') { emit('SUCCESS', {}); call(o.onSuccess, value); }
           else { emit('EXIT', value); call(o.onExit, value); }
+        }
+        // multiplePlans: one plan linked (once per public_token).
+        function linked(t) {
+          if (!t || s.linked.indexOf(t) >= 0) return;
+          s.linked.push(t);
+          var meta = { endpointId: s.meta.endpointId || null, reused: !!s.meta.reused };
+          emit('SUCCESS', meta); call(o.onSuccess, t, meta);
         }
         // Closing from this page (Esc while focus is here, or exit()): the same ending the modal's own close
         // button gives. After the payer authorized: onSuccess with the token onSyncing had; on an error screen:
@@ -89,13 +104,18 @@
             // Once per public_token (a patient who retries after a failed sync authorizes again: a new token).
             if (m.publicToken !== s.token) {
               s.token = m.publicToken;
-              emit('PAYER_AUTHORIZED', {}); emit('SYNC_STARTED', {}); call(o.onSyncing, m.publicToken);
+              s.meta = { endpointId: typeof m.endpointId === 'string' ? m.endpointId : null, reused: m.reused === true };
+              emit('PAYER_AUTHORIZED', {});
+              // The plan's sign-in renewed a link this user already had (same plan and patient): no duplicate.
+              if (s.meta.reused) emit('PLAN_REUSED', { endpointId: s.meta.endpointId });
+              emit('SYNC_STARTED', {}); call(o.onSyncing, m.publicToken);
             }
           } else if (m.type === 'success') {
             // The modal may no longer hold the token (e.g. it reloaded after the patient closed it): the one
             // onSyncing delivered is the same.
             var t = typeof m.publicToken === 'string' && m.publicToken ? m.publicToken : s.token;
-            if (t) end('success', t);
+            if (multi) { linked(t); if (m.final) end('exit', { code: 'PATIENT_CANCELLED' }); }
+            else if (t) end('success', t);
           } else if (m.type === 'exit') {
             // A hint is for the integrator's developer (e.g. an origin to register), never for the patient.
             if (typeof m.hint === 'string' && m.hint && window.console) console.error('FlexpaLink: ' + m.hint.slice(0, 500));
@@ -118,6 +138,7 @@
           skipSyncing: String(!!o.skipSyncing),
           skipExplainer: String(!!o.skipExplainer)
         });
+        if (multi) q.set('multiplePlans', 'true');
         if (endpoint) q.set('endpoint', endpoint);
         if (o.requestedResources && o.requestedResources.length) q.set('requestedResources', [].concat(o.requestedResources).join(','));
         if (o.language) q.set('language', String(o.language));

@@ -1,7 +1,8 @@
 // The <flexpa-link> custom element on a plain integrator page (another site): its default button opens Link, the
 // endings arrive as DOM events (`exit` once when consent is declined; `syncing` and `success` with the same
 // public_token after a sign-in at the sandbox payer; `event` for the steps), loading the element's script twice
-// defines it once, and with two elements on the page one modal opens at a time.
+// defines it once, and with two elements on the page one modal opens at a time; with `multiple-plans`, `success`
+// per plan (with its endpoint) and then one `exit` with a null code.
 import { test, expect, type Page } from '@playwright/test';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,12 +26,16 @@ test.beforeAll(async ({}, info) => {
   endpoint="6f1c3a52-8d4e-4b7a-9c21-5a0e7d3b1001" skip-explainer></flexpa-link>
 <flexpa-link id="two" publishable-key="${key}" usage="ONE_TIME" external-id="element-user-2"
   label="Connect another plan"></flexpa-link>
+<flexpa-link id="three" publishable-key="${key}" usage="ONE_TIME" external-id="element-user-3"
+  endpoint="6f1c3a52-8d4e-4b7a-9c21-5a0e7d3b1001" skip-explainer multiple-plans label="Connect several plans"></flexpa-link>
 </main>
 <script>
   window.__log = [];
+  window.__details = [];
   for (const el of document.querySelectorAll('flexpa-link')) {
     for (const type of ['syncing', 'success', 'exit', 'event']) {
       el.addEventListener(type, (e) => __log.push([el.id, type, type === 'event' ? e.detail.name : (e.detail.publicToken || e.detail.code)]));
+      if (type !== 'event') el.addEventListener(type, (e) => __details.push(e.detail));
     }
   }
 </script></body></html>`;
@@ -76,4 +81,22 @@ test('<flexpa-link>: events on the element, one modal at a time, each ending onc
   expect(mine.map((e) => e[1])).toEqual(['syncing', 'success']);
   expect(mine[0][2]).toMatch(/^public-token-/);
   expect(mine[1][2]).toBe(mine[0][2]);
+});
+
+test('<flexpa-link multiple-plans>: `success` per plan with its endpoint, then one `exit` with a null code', async ({ page }) => {
+  await page.goto(`${hostPage}?key=${keys.testPublishable}`);
+  await page.getByRole('button', { name: 'Connect several plans' }).click();
+  const modal = page.frameLocator('iframe[title="Connect your health plan"]');
+  await modal.getByRole('button', { name: 'I agree, continue' }).click();
+  const popupPromise = page.waitForEvent('popup');
+  await modal.getByRole('link', { name: 'Connect to Sandbox Health Plan' }).click();
+  await signInAtSandbox(await popupPromise, 'new.member');
+  await expect(modal.getByRole('button', { name: 'Connect another plan' })).toBeVisible({ timeout: 45_000 });
+  await expect.poll(async () => (await endings(page)).map((e) => e[1])).toEqual(['syncing', 'success']);
+  await modal.getByRole('button', { name: 'Done' }).click();
+  await expect.poll(async () => (await endings(page)).map((e) => e[1])).toEqual(['syncing', 'success', 'exit']);
+  const [, success, exit] = await page.evaluate(() => (window as any).__details);
+  expect(success).toEqual({ publicToken: expect.stringMatching(/^public-token-/), endpointId: '6f1c3a52-8d4e-4b7a-9c21-5a0e7d3b1001', reused: false });
+  expect(exit).toEqual({ code: null });
+  await expect(page.locator('iframe[title="Connect your health plan"]')).toHaveCount(0);
 });

@@ -34,12 +34,18 @@ spelled_enum! {
         PopupClosed = "POPUP_CLOSED",
         /// The plan authorized (its callback, with a code we exchanged).
         PayerAuthorized = "PAYER_AUTHORIZED",
+        /// The plan's sign-in matched an authorization the app already had for this user (same plan, same payer
+        /// `patient`): that one got the fresh payer tokens and is synced again instead of a second being created.
+        PlanReused = "PLAN_REUSED",
         /// The sync of the patient's records started.
         SyncStarted = "SYNC_STARTED",
         /// The sync finished with data.
         SyncCompleted = "SYNC_COMPLETED",
         /// The sync ended without the data (metadata: its exit code).
         SyncFailed = "SYNC_FAILED",
+        /// On the success screen of a session opened with `multiplePlans`, the patient chose to connect another
+        /// plan: the session goes back to the plan search (the plans linked so far stay linked).
+        AnotherPlan = "ANOTHER_PLAN",
         /// The session ended with success (the integrator gets the `public_token`).
         Success = "SUCCESS",
         /// The session ended without success (its exit code).

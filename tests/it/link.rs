@@ -792,7 +792,7 @@ async fn link_auth_redirect_flow_ends_with_a_code_the_token_endpoint_exchanges()
 }
 
 /// Polls the session's `/status` until its step is no longer `syncing` (the background sync worker runs).
-async fn status_after_sync(app: &TestApp, sid: &str) -> serde_json::Value {
+pub(crate) async fn status_after_sync(app: &TestApp, sid: &str) -> serde_json::Value {
     for _ in 0..400 {
         let status: serde_json::Value = app.get(&format!("/link/s/{sid}/status")).await.json().await.unwrap();
         if status["step"] != "syncing" {

@@ -20,6 +20,7 @@ mod insights;
 mod lifecycle;
 mod link;
 mod link_api;
+mod multiplan;
 mod openapi_routes;
 mod operators;
 mod payer_oauth;

@@ -101,6 +101,7 @@ fn LinkFrame(s: Screen) -> impl IntoView {
                 data-host-origin=s.host_origin.clone().unwrap_or_default()
                 data-hosted=s.hosted.to_string()
                 data-auto-exit=s.auto_exit.to_string()
+                data-multiple-plans=s.multiple_plans.to_string()
                 data-exit-code=s.exit_code.clone().unwrap_or_default()
                 data-brand=s.brand_color.clone().unwrap_or_default()
                 data-brand-ink=s.brand_ink.clone().unwrap_or_default()
@@ -554,6 +555,9 @@ fn SyncProgress(sid: String, lang: String, progress: Vec<(String, i64)>) -> impl
 }
 
 fn success_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    if s.multiple_plans && s.step == LinkStep::Success {
+        return several_plans_view(s, m);
+    }
     let finish = format!("/link/s/{}/finish", s.sid);
     // A hosted flow that already went back to the app (the patient came back here) has nothing left to do.
     let returned = s.hosted && s.step == LinkStep::Done;
@@ -572,6 +576,32 @@ fn success_view(s: &Screen, m: &'static Msgs) -> AnyView {
         } else {
             ().into_any()
         }}
+    }
+    .into_any()
+}
+
+/// The success screen of a modal opened with `multiplePlans`: each plan linked is already with the host page
+/// (`onSuccess`); the patient connects another plan (back to the search) or is done (the close's success).
+fn several_plans_view(s: &Screen, m: &'static Msgs) -> AnyView {
+    let another = format!("/link/s/{}/another", s.sid);
+    let done = format!("/link/s/{}/exit", s.sid);
+    let linked = s.plans_linked + 1;
+    view! {
+        <div class="link-success-mark" aria-hidden="true">"✓"</div>
+        <h1 id="link-title" tabindex="-1">{m.success_title}</h1>
+        <p>{with_app(m.success_intro, &s.app_name)}</p>
+        {(linked > 1).then(|| view! {
+            <p class="hint" data-testid="plans-linked">{m.success_count.replace("{n}", &linked.to_string())}</p>
+        })}
+        <p>{m.success_more}</p>
+        <div class="link-actions">
+            <form method="post" action=another>
+                <button type="submit" class="button primary block" data-testid="another-plan" data-event="ANOTHER_PLAN">{m.success_another}</button>
+            </form>
+            <form method="post" action=done>
+                <button type="submit" class="button block" data-testid="plans-done">{m.success_done}</button>
+            </form>
+        </div>
     }
     .into_any()
 }

@@ -178,6 +178,10 @@ pub struct Screen {
     pub host_origin: Option<String>,
     /// `autoExit`.
     pub auto_exit: bool,
+    /// `multiplePlans` (modal only): the success screen offers "Connect another plan" and "Done".
+    pub multiple_plans: bool,
+    /// Plans the session linked before the one in play.
+    pub plans_linked: i64,
     /// The chosen or preselected plan.
     pub endpoint: Option<PlanView>,
     /// Whether the integrator fixed the plan (search skipped).

@@ -335,10 +335,12 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
     }
 }
 
-/// In one transaction: creates the Authorization, attaches it to its session (only while the session still
-/// waits at the payer: `None` and nothing kept otherwise) and consent, audits it, queues its sync job, and mints
-/// the session's `public_token` with a sealed copy on the session for the modal, moving it to `syncing` (or
-/// `success` with `skipSyncing`).
+/// In one transaction: creates the Authorization, or renews the one the app already has for this user, plan and
+/// payer `patient` (the reuse rule, [`authorizations::reusable`]: no second live authorization for the same grant;
+/// a `PLAN_REUSED` event says so), attaches it to its session (only while the session still waits at the payer:
+/// `None` and nothing kept otherwise) and consent, audits it, queues its sync job (a reused one keeps a job still
+/// running), and mints a `public_token` for it with a sealed copy on the session for the modal, moving it to
+/// `syncing` (or `success` with `skipSyncing`).
 async fn record_authorization(
     state: &AppState,
     session: &LinkSession,
@@ -347,15 +349,23 @@ async fn record_authorization(
     endpoint_id: &str,
 ) -> anyhow::Result<Option<Authorized>> {
     let now = state.clock.now();
+    let mut tx = state.db.begin_write().await?;
+    let reused = authorizations::reusable(&mut tx, &new, now).await?;
     let detail = json!({
         "endpoint_id": endpoint_id,
         "usage_requested": new.usage_requested.as_str(),
         "usage": new.usage.as_str(),
         "downgraded": new.downgraded,
+        "reused": reused.is_some(),
     });
-    let mut tx = state.db.begin_write().await?;
-    let id = authorizations::create(&mut tx, &state.cipher, now, new, tokens).await?;
-    if !link_sessions::attach_authorization(&mut *tx, now, &session.id, &id).await? {
+    let id = match &reused {
+        Some(id) => {
+            authorizations::renew(&mut tx, &state.cipher, id, now, &new, tokens).await?;
+            id.clone()
+        }
+        None => authorizations::create(&mut tx, &state.cipher, now, new, tokens).await?,
+    };
+    if !link_sessions::attach_authorization(&mut *tx, now, &session.id, &id, reused.is_some()).await? {
         tx.rollback().await?;
         return Ok(None);
     }
@@ -373,7 +383,9 @@ async fn record_authorization(
         },
     )
     .await?;
-    sync_jobs::insert(&mut *tx, &id, endpoint_id, now).await?;
+    if reused.is_none() || sync_jobs::unfinished(&mut *tx, &id).await?.is_none() {
+        sync_jobs::insert(&mut *tx, &id, endpoint_id, now).await?;
+    }
     let token = tokens::issue(
         &mut *tx,
         now,
@@ -386,13 +398,72 @@ async fn record_authorization(
     .await?;
     let next = if session.options.skip_syncing { LinkStep::Success } else { LinkStep::Syncing };
     link_sessions::store_public_token(&mut *tx, &state.cipher, now, &session.id, &token, next).await?;
-    let moved = LinkSession { step: next, authorization_id: Some(id.clone()), ..session.clone() };
+    let moved = LinkSession { step: next, authorization_id: Some(id.clone()), authorization_reused: reused.is_some(), ..session.clone() };
     let after = if next == LinkStep::Success { LinkEventName::Success } else { LinkEventName::SyncStarted };
-    for name in [LinkEventName::PayerAuthorized, after] {
+    let reuse = reused.is_some().then_some(LinkEventName::PlanReused);
+    for name in [Some(LinkEventName::PayerAuthorized), reuse, Some(after)].into_iter().flatten() {
         insights::record(&mut tx, now, &moved, NewEvent::new(name, LinkStep::Payer).endpoint(endpoint_id)).await?;
     }
     tx.commit().await?;
     Ok(Some(Authorized { link_session_id: session.id.clone(), authorization_id: id, public_token: SecretString::from(token) }))
+}
+
+/// Whether session `s` has linked a plan that its ending must report as a success: it is past the payer's
+/// authorization now (syncing or success), or, opened with `multiplePlans`, it linked plans before the one in
+/// play.
+pub fn has_linked_plans(s: &LinkSession) -> bool {
+    matches!(s.step, LinkStep::Syncing | LinkStep::Success | LinkStep::Done)
+        || (s.options.multiple_plans && s.plans_linked > 0)
+}
+
+/// "Connect another plan" on the success screen of a `multiplePlans` session: back to the plan search (the
+/// transition [`link_sessions::another_plan`], from `success` only, while the session is live), with an
+/// `ANOTHER_PLAN` event. The consent given covers the session: no second consent. Returns whether it moved (not
+/// for a session without `multiplePlans`, or at another step).
+///
+/// # Errors
+/// Database errors.
+pub async fn another_plan(state: &AppState, s: &LinkSession) -> anyhow::Result<bool> {
+    if !s.options.multiple_plans || s.step != LinkStep::Success {
+        return Ok(false);
+    }
+    let now = state.clock.now();
+    let mut tx = state.db.begin_write().await?;
+    if !link_sessions::another_plan(&mut *tx, now, &s.id).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let moved = LinkSession { step: LinkStep::Search, plans_linked: s.plans_linked + 1, ..s.clone() };
+    insights::record(&mut tx, now, &moved, NewEvent::new(LinkEventName::AnotherPlan, LinkStep::Success)).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Ends a modal session that linked plans ([`has_linked_plans`]) with success, whatever step the patient closed
+/// it at: step `done` (one conditional update from `s.step`), its outstanding payer requests voided, and the
+/// sealed `public_token` kept only when the plan in play is past its authorization (the page gets it once more).
+/// The session's events go to the app (`link.events`) now, once.
+///
+/// # Errors
+/// Database errors.
+pub async fn finish_linked(state: &AppState, s: &LinkSession) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    if !link_sessions::advance(&state.db, now, &s.id, s.step, LinkStep::Done, None).await? {
+        return Ok(());
+    }
+    payer_auth_requests::void_for_session(&state.db.pool, now, &s.id).await?;
+    if !matches!(s.step, LinkStep::Syncing | LinkStep::Success) {
+        link_sessions::clear_public_token(&state.db, now, &s.id).await?;
+    }
+    let done = LinkSession { step: LinkStep::Done, ..s.clone() };
+    if s.step == LinkStep::Syncing {
+        // The modal hands the `public_token` over while the sync runs: that is the session's success.
+        insights::note(&state.db, now, &done, NewEvent::new(LinkEventName::Success, s.step)).await;
+    }
+    let mut tx = state.db.begin_write().await?;
+    insights::report(&mut tx, now, &done).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Ends a redirect-flow (`GET /link/auth`) session that reached an authorization: mints the single-use

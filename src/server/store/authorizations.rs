@@ -274,6 +274,15 @@ pub fn payer_token_aad(authorization_id: &str, kind: &str) -> String {
     format!("authorization:{authorization_id}:payer_{kind}")
 }
 
+/// The payer tokens of authorization `id` sealed with the current key, each with its aad ([`payer_token_aad`]):
+/// (sealed `access_token`, sealed `refresh_token` if any, key id).
+fn seal_payer_tokens(cipher: &Cipher, id: &str, tokens: &PayerTokens) -> (Vec<u8>, Option<Vec<u8>>, String) {
+    let (access, key_id) = cipher.seal_str(tokens.access_token.expose_secret(), &payer_token_aad(id, "access_token"));
+    let refresh =
+        tokens.refresh_token.as_ref().map(|r| cipher.seal_str(r.expose_secret(), &payer_token_aad(id, "refresh_token")).0);
+    (access, refresh, key_id)
+}
+
 /// What the payer's token endpoint gave us, ready to be stored.
 #[derive(Debug)]
 pub struct PayerTokens {
@@ -334,11 +343,7 @@ pub async fn create(
     tokens: &PayerTokens,
 ) -> anyhow::Result<String> {
     let id = uuid::Uuid::new_v4().to_string();
-    let (access, key_id) = cipher.seal_str(tokens.access_token.expose_secret(), &payer_token_aad(&id, "access_token"));
-    let refresh = tokens
-        .refresh_token
-        .as_ref()
-        .map(|r| cipher.seal_str(r.expose_secret(), &payer_token_aad(&id, "refresh_token")).0);
+    let (access, refresh, key_id) = seal_payer_tokens(cipher, &id, tokens);
     sqlx::query(
         "INSERT INTO authorizations (id, app_id, mode, external_id, endpoint_id, link_session_id, patient_id, \
          usage_requested, usage, downgraded, state, payer_scope, payer_access_token_enc, payer_refresh_token_enc, \
@@ -373,6 +378,75 @@ pub async fn create(
     .execute(&mut *conn)
     .await?;
     Ok(id)
+}
+
+/// The reuse rule: the authorization a new sign-in should renew instead of creating a second one, if any. Same
+/// app, mode and user (`external_id`), same endpoint and same payer `patient`, both MULTIPLE (`new.usage`; a
+/// ONE_TIME link is a snapshot with its own 24-hour window, so each sign-in is its own), active (not
+/// `NEEDS_REAUTH`) and live at `now`. Never another app's or mode's. The newest one when several match.
+///
+/// # Errors
+/// Database errors.
+pub async fn reusable(conn: &mut AnyConnection, new: &NewAuthorization, now: i64) -> anyhow::Result<Option<String>> {
+    let Some(patient_id) = new.patient_id.as_deref().filter(|p| !p.is_empty()) else { return Ok(None) };
+    if new.usage != Usage::Multiple {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!(
+        "SELECT a.id FROM authorizations a WHERE a.app_id = $1 AND a.mode = $2 AND a.external_id = $3 \
+         AND a.endpoint_id = $4 AND a.patient_id = $5 AND a.usage = $6 AND a.{active} AND {live} \
+         ORDER BY a.created_at DESC LIMIT 1",
+        active = active_sql(),
+        live = live_sql("a", "$7"),
+    ))
+    .bind(&new.app_id)
+    .bind(new.mode.as_str())
+    .bind(&new.external_id)
+    .bind(&new.endpoint_id)
+    .bind(patient_id)
+    .bind(Usage::Multiple.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("looking for a reusable authorization")?;
+    Ok(row.map(|r| r.try_get::<String, _>("id")).transpose()?)
+}
+
+/// Renews authorization `id` (found by [`reusable`]) with a new sign-in's payer tokens: both sealed as at
+/// creation, the payer's scope, token endpoint, FHIR base and grant end replaced, the refresh backoff cleared and
+/// the expiry warning armed again; its state is kept (still active).
+///
+/// # Errors
+/// Database errors.
+pub async fn renew(
+    conn: &mut AnyConnection,
+    cipher: &Cipher,
+    id: &str,
+    now: i64,
+    new: &NewAuthorization,
+    tokens: &PayerTokens,
+) -> anyhow::Result<()> {
+    let (access, refresh, key_id) = seal_payer_tokens(cipher, id, tokens);
+    sqlx::query(
+        "UPDATE authorizations SET payer_access_token_enc = $1, payer_refresh_token_enc = $2, payer_key_id = $3, \
+         payer_token_expires_at = $4, payer_scope = $5, payer_refresh_expires_at = $6, payer_fhir_base = $7, \
+         payer_token_url = $8, refresh_after = NULL, pending_expiration_sent_for = NULL, updated_at = $9 \
+         WHERE id = $10",
+    )
+    .bind(access)
+    .bind(refresh)
+    .bind(key_id)
+    .bind(tokens.expires_at)
+    .bind(tokens.scope.as_deref())
+    .bind(tokens.refresh_expires_at)
+    .bind(&new.fhir_base)
+    .bind(&new.token_url)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .context("renewing an authorization's payer tokens")?;
+    Ok(())
 }
 
 /// Moves an `AUTHORIZED` authorization to `EXCHANGED` (the integrator exchanged its `public_token`); any other
@@ -453,9 +527,7 @@ pub async fn store_refreshed_tokens(
     now: i64,
     tokens: &PayerTokens,
 ) -> anyhow::Result<()> {
-    let (access, key_id) = cipher.seal_str(tokens.access_token.expose_secret(), &payer_token_aad(id, "access_token"));
-    let refresh =
-        tokens.refresh_token.as_ref().map(|r| cipher.seal_str(r.expose_secret(), &payer_token_aad(id, "refresh_token")).0);
+    let (access, refresh, key_id) = seal_payer_tokens(cipher, id, tokens);
     sqlx::query(
         "UPDATE authorizations SET payer_access_token_enc = $1, payer_refresh_token_enc = $2, payer_key_id = $3, \
          payer_token_expires_at = $4, payer_scope = COALESCE($5, payer_scope), updated_at = $6, refresh_after = NULL, \

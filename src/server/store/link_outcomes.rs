@@ -203,15 +203,16 @@ pub async fn list(db: &Db, f: &OutcomeFilter) -> anyhow::Result<Vec<Outcome>> {
         .collect()
 }
 
-/// Public ids of sessions opened before `before` that have no ending and were never reported (timed out without
-/// an ending, once `before` is their opening plus the session lifetime), at most `limit`.
+/// Public ids of sessions opened before `before` that have no exit and were never reported (timed out without
+/// an ending, or a `multiplePlans` session left open after a success, once `before` is their opening plus the
+/// session lifetime), at most `limit`.
 ///
 /// # Errors
 /// Database errors.
 pub async fn unreported_open_before(db: &Db, before: i64, limit: i64) -> anyhow::Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT public_id FROM link_outcomes WHERE opened_at < $1 AND reported_at IS NULL \
-         AND succeeded_at IS NULL AND ended_at IS NULL ORDER BY opened_at LIMIT $2",
+         AND ended_at IS NULL ORDER BY opened_at LIMIT $2",
     )
     .bind(before)
     .bind(limit)

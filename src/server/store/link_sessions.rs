@@ -43,6 +43,9 @@ pub struct SessionOptions {
     pub skip_explainer: bool,
     /// FHIR resource types asked for (empty: everything the endpoint offers).
     pub requested_resources: Vec<String>,
+    /// `multiplePlans` (modal only): the success screen offers "Connect another plan", and the session may link
+    /// several plans, each its own authorization and `public_token`.
+    pub multiple_plans: bool,
     /// `en`, `es` or `ko`: from the `language` option, else `Accept-Language` at creation; the patient may change it
     /// on the consent screen.
     pub language: String,
@@ -55,6 +58,7 @@ impl Default for SessionOptions {
             skip_syncing: false,
             skip_explainer: false,
             requested_resources: Vec::new(),
+            multiple_plans: false,
             language: "en".into(),
         }
     }
@@ -109,6 +113,10 @@ pub struct LinkSession {
     /// SHA-256 (hex) of the session's binder, the value only the browser that opened it holds
     /// (`services::link_flow::is_bound`). `None` for sessions that never had a browser (the test shortcut).
     pub binder_hash: Option<String>,
+    /// Plans linked before the one in play (`multiplePlans`: one per "Connect another plan").
+    pub plans_linked: i64,
+    /// Whether `authorization_id` is an existing authorization the sign-in reused (same plan and payer `patient`).
+    pub authorization_reused: bool,
 }
 
 impl std::fmt::Debug for LinkSession {
@@ -186,7 +194,7 @@ where
 /// The columns [`from_row`] reads.
 const COLUMNS: &str = "id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, redirect_uri, \
      client_state, nonce, step, authorization_id, exit_code, public_token_enc, public_token_key_id, expires_at, \
-     code_challenge, binder_hash, public_id, created_at";
+     code_challenge, binder_hash, public_id, created_at, plans_linked, authorization_reused";
 
 fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LinkSession> {
     let options_text: String = row.try_get("options")?;
@@ -220,6 +228,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LinkSession> {
         binder_hash: row.try_get("binder_hash")?,
         public_id: row.try_get("public_id")?,
         created_at: row.try_get("created_at")?,
+        plans_linked: row.try_get("plans_linked")?,
+        authorization_reused: row.try_get::<i64, _>("authorization_reused")? != 0,
     })
 }
 
@@ -423,18 +433,25 @@ where
     Ok(())
 }
 
-/// Records the authorization a session's payer sign-in created and moves it to [`LinkStep::Authorized`], only
-/// while the session is live and still waiting at the payer step (one conditional update); returns whether it
-/// did. A session that was cancelled or ended meanwhile is left as it is, and the caller rolls back.
+/// Records the authorization a session's payer sign-in created (or `reused`: an existing one it renewed) and
+/// moves it to [`LinkStep::Authorized`], only while the session is live and still waiting at the payer step (one
+/// conditional update); returns whether it did. A session that was cancelled or ended meanwhile is left as it
+/// is, and the caller rolls back.
 ///
 /// # Errors
 /// Database errors.
-pub async fn attach_authorization<'e, E>(ex: E, now: i64, id: &str, authorization_id: &str) -> anyhow::Result<bool>
+pub async fn attach_authorization<'e, E>(
+    ex: E,
+    now: i64,
+    id: &str,
+    authorization_id: &str,
+    reused: bool,
+) -> anyhow::Result<bool>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let done = sqlx::query(
-        "UPDATE link_sessions SET authorization_id = $1, step = $2, updated_at = $3 \
+        "UPDATE link_sessions SET authorization_id = $1, step = $2, updated_at = $3, authorization_reused = $6 \
          WHERE id = $4 AND step = $5 AND expires_at > $3",
     )
     .bind(authorization_id)
@@ -442,6 +459,31 @@ where
     .bind(now)
     .bind(id)
     .bind(LinkStep::Payer.as_str())
+    .bind(i64::from(reused))
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// "Connect another plan" (`multiplePlans`): moves a live session from [`LinkStep::Success`] back to
+/// [`LinkStep::Search`] (one conditional update), counting the plan just linked and destroying the sealed copy of
+/// its `public_token` (the page already has it). Returns whether it moved.
+///
+/// # Errors
+/// Database errors.
+pub async fn another_plan<'e, E>(ex: E, now: i64, id: &str) -> anyhow::Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "UPDATE link_sessions SET step = $1, plans_linked = plans_linked + 1, authorization_reused = 0, \
+         exit_code = NULL, public_token_enc = NULL, public_token_key_id = NULL, updated_at = $2 \
+         WHERE id = $3 AND step = $4 AND expires_at > $2",
+    )
+    .bind(LinkStep::Search.as_str())
+    .bind(now)
+    .bind(id)
+    .bind(LinkStep::Success.as_str())
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -113,7 +113,10 @@ where
 ///
 /// # Errors
 /// Database errors.
-pub async fn unfinished(db: &Db, authorization_id: &str) -> anyhow::Result<Option<String>> {
+pub async fn unfinished<'e, E>(ex: E, authorization_id: &str) -> anyhow::Result<Option<String>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let row = sqlx::query(
         "SELECT id FROM sync_jobs WHERE authorization_id = $1 AND status IN ($2, $3, $4) ORDER BY created_at DESC LIMIT 1",
     )
@@ -121,7 +124,7 @@ pub async fn unfinished(db: &Db, authorization_id: &str) -> anyhow::Result<Optio
     .bind(SyncStatus::Pending.as_str())
     .bind(SyncStatus::Syncing.as_str())
     .bind(SyncStatus::Delayed.as_str())
-    .fetch_optional(&db.pool)
+    .fetch_optional(ex)
     .await?;
     Ok(row.map(|r| r.try_get("id")).transpose()?)
 }

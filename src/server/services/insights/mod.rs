@@ -78,7 +78,8 @@ pub fn payer_text(s: &str) -> String {
 
 /// Records `e` for session `s` at `now` through `conn` (pass the transaction of the change it records): the
 /// event, the session's outcome (an `OPEN` starts it) and, when `e` ends the session, the `link.events` webhook
-/// (once per session). Sessions created before sessions had a public id are not recorded.
+/// (once per session; a `multiplePlans` session ends when it is done, not at its first plan's success). Sessions
+/// created before sessions had a public id are not recorded.
 ///
 /// An `EXIT` from the error screen ends at the step where that error arose.
 ///
@@ -107,7 +108,9 @@ pub async fn record(conn: &mut AnyConnection, now: i64, s: &LinkSession, e: NewE
     };
     let step = Step { name: e.name, endpoint_id: endpoint_id.as_deref(), exit_code: e.exit_code, exit_step, at: now };
     link_outcomes::apply(&mut *conn, public_id, &step).await?;
-    if e.name.is_ending() {
+    // A `multiplePlans` session's success is one plan's: it ends when the patient closes it (or it times out).
+    let ends = e.name.is_ending() && !(s.options.multiple_plans && e.name == LinkEventName::Success && !s.step.is_ended());
+    if ends {
         report(conn, now, s).await?;
     }
     Ok(())
@@ -236,10 +239,11 @@ pub async fn report(conn: &mut AnyConnection, now: i64, s: &LinkSession) -> anyh
 }
 
 /// Where a session is, as the integrator reads it: `success`, `exited`, `expired` (timed out before an ending)
-/// or `open`.
+/// or `open`. A `multiplePlans` session that linked a plan is a success whatever came after.
 pub fn status(s: &LinkSession, now: i64) -> &'static str {
     match s.step {
         LinkStep::Success | LinkStep::Done => "success",
+        _ if s.plans_linked > 0 => "success",
         LinkStep::Exited => "exited",
         _ if s.expires_at <= now => "expired",
         _ => "open",

@@ -67,7 +67,7 @@ pub async fn enqueue(db: &Db, authorization_id: &str, now: i64) -> anyhow::Resul
 pub async fn request_resync(db: &Db, authorization_id: &str, now: i64) -> anyhow::Result<String> {
     let auth = authorizations::get(db, authorization_id).await?.ok_or_else(|| anyhow::anyhow!("unknown authorization"))?;
     anyhow::ensure!(auth.revoked_at.is_none(), "authorization is revoked");
-    if let Some(id) = sync_jobs::unfinished(db, authorization_id).await? {
+    if let Some(id) = sync_jobs::unfinished(&db.pool, authorization_id).await? {
         return Ok(id);
     }
     let id = sync_jobs::insert(&db.pool, authorization_id, &auth.endpoint_id, now).await?;

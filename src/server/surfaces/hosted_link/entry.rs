@@ -57,6 +57,7 @@ pub struct EntryParams {
     auto_exit: Option<String>,
     skip_syncing: Option<String>,
     skip_explainer: Option<String>,
+    multiple_plans: Option<String>,
     requested_resources: Option<String>,
     language: Option<String>,
     #[serde(rename = "redirect_uri")]
@@ -291,6 +292,8 @@ async fn validate<'a>(
         skip_syncing: flag(&p.skip_syncing, false),
         skip_explainer: flag(&p.skip_explainer, false),
         requested_resources: requested_resources(p.requested_resources.as_deref()),
+        // The hosted flow ends with one redirect carrying one result: several plans are the modal's.
+        multiple_plans: flag(&p.multiple_plans, false) && ending.redirect_uri.is_none(),
         language: ending.lang.into(),
     };
     Ok(Ok(Valid { app, mode, external_id: external_id.trim().to_string(), usage, endpoint_id, options }))

@@ -36,6 +36,9 @@
   }
   var sid = d.linkSession, nonce = d.nonce, host = d.hostOrigin, step = d.step;
   var hosted = d.hosted === 'true';
+  // multiplePlans: each plan's success goes to the host page at once (onSuccess per plan) and the modal stays
+  // open; its ending (Done, ×) comes from the server's `done` step with `final`.
+  var multi = d.multiplePlans === 'true' && !hosted;
   var framed = !!host && window.parent !== window;
   var base = '/link/s/' + sid;
   var popup = null, lastHref = null, timer = null, token = null;
@@ -241,10 +244,17 @@
   }
   function watch(ms) { if (!timer) timer = setInterval(poll, ms); }
 
-  function succeed() {
+  function succeed(final) {
     if (hosted) { if (leave()) location.assign(base + '/finish'); return; }
-    post({ type: 'success', publicToken: token });
-    beacon('/done');
+    post({ type: 'success', publicToken: token, endpointId: plan.endpointId, reused: plan.reused, final: final || undefined });
+    if (!multi || final) beacon('/done');
+  }
+  // The plan in play, for the host page's metadata.
+  var plan = { endpointId: null, reused: false };
+  function announce(s) {
+    token = s.publicToken || null;
+    plan = { endpointId: s.endpointId || null, reused: !!s.reused };
+    if (token) post({ type: 'syncing', publicToken: token, endpointId: plan.endpointId, reused: plan.reused });
   }
 
   if (step === 'payer' || step === 'authorized') watch(1500);
@@ -252,19 +262,20 @@
     // The patient closed the modal after the payer authorized, or it already said success: tell the host page
     // now, with the token if the server still has it (link.js also kept the one onSyncing delivered).
     status().catch(function () { return {}; }).then(function (s) {
-      token = s.publicToken || null;
-      if (token) post({ type: 'syncing', publicToken: token });
-      succeed();
+      announce(s);
+      succeed(multi);
     });
   } else if (step === 'syncing' || step === 'success') {
     status().then(function (s) {
-      token = s.publicToken || null;
-      if (token) post({ type: 'syncing', publicToken: token });
+      announce(s);
       if (s.step !== step) { reload(''); return; }
       if (step === 'syncing') {
         timer = setInterval(function () {
           status().then(function (n) { if (n.step !== 'syncing') { clearInterval(timer); reload(''); } }).catch(function () {});
         }, 1500);
+      } else if (multi) {
+        // This plan is linked: the host page gets it now; the patient connects another or is done.
+        if (token) succeed(false);
       } else if (d.autoExit === 'true') {
         setTimeout(succeed, hosted ? 1200 : 600);
       }

@@ -6,7 +6,8 @@
 //! - `GET /link.js`, `/link/v1/link.js` (+ `.d.ts`), `/link/v1/link-element.js` (+ `.d.ts`),
 //!   `/link/v1/link-react.js` (+ `.d.ts`), `/link/frame.js` ([`scripts`]);
 //! - `GET /link?publishableKey&externalId&usage&origin&nonce&…` ([`entry`]);
-//! - `POST /link/s/{sid}/{consent,language,explainer,retry,exit,done,missing-plan,remind-later}` ([`steps`]);
+//! - `POST /link/s/{sid}/{consent,language,explainer,retry,another,exit,done,missing-plan,remind-later,event}`
+//!   ([`steps`]);
 //! - `GET|POST /link/s/{sid}/handoff` and `GET /link/callback` ([`payer`]);
 //! - `GET /link/s/{sid}/status` and `GET /link/s/{sid}/finish` ([`progress`]);
 //! - `GET /link/s/{sid}` and `GET /link/connections` ([`page`]); `GET /link/test-page` ([`pages`], sandbox only).
@@ -69,6 +70,7 @@ pub fn router() -> Router<AppState> {
         .route("/link/s/{sid}/language", post(steps::language))
         .route("/link/s/{sid}/explainer", post(steps::explainer))
         .route("/link/s/{sid}/retry", post(steps::retry))
+        .route("/link/s/{sid}/another", post(steps::another))
         .route("/link/s/{sid}/exit", post(steps::exit))
         .route("/link/s/{sid}/done", post(steps::done))
         .route("/link/s/{sid}/missing-plan", post(steps::missing_plan))

@@ -149,7 +149,7 @@ const opts = {
   publishableKey: q.get('publishableKey') || '',
   user: q.has('externalId') ? { externalId: q.get('externalId') } : undefined,
   usage: q.get('usage') || 'ONE_TIME',
-  onSuccess: (t) => note('onSuccess', t),
+  onSuccess: (t, m) => { note('onSuccess', t); if (m) note('onSuccess metadata', m); },
   // A test may define window.__onSyncing (e.g. Playwright's exposeFunction) to act as an integrator's backend.
   onSyncing: async (t) => {
     note('onSyncing', t);
@@ -162,6 +162,7 @@ const opts = {
 if (q.has('endpoint')) opts.endpoint = q.get('endpoint');
 if (q.has('autoExit')) opts.autoExit = q.get('autoExit') === 'true';
 if (q.has('skipSyncing')) opts.skipSyncing = q.get('skipSyncing') === 'true';
+if (q.has('multiplePlans')) opts.multiplePlans = q.get('multiplePlans') === 'true';
 if (q.has('skipExplainer')) opts.skipExplainer = q.get('skipExplainer') === 'true';
 if (q.has('requestedResources')) opts.requestedResources = q.get('requestedResources').split(',');
 if (q.has('language')) opts.language = q.get('language');

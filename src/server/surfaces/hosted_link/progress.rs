@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// `GET /link/s/{sid}/status` (binding: the `X-Link-Bind` header or the binder cookie) → `{step, exitCode,
-/// publicToken, progress}`; `404 {"step": "expired"}` for an unknown or expired session; `403 {"step": "unbound",
+/// publicToken, progress, endpointId, reused}` (`reused`: the plan's sign-in renewed an existing authorization); `404 {"step": "expired"}` for an unknown or expired session; `403 {"step": "unbound",
 /// "exitCode": "BROWSER_MISMATCH", "publicToken": null}` without the binding.
 pub async fn status(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap) -> FlowResult {
     let no_store = [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))];
@@ -49,6 +49,8 @@ pub async fn status(State(state): State<AppState>, Sid(sid): Sid, headers: Heade
         "exitCode": s.exit_code.map(ExitCode::as_str),
         "publicToken": token,
         "progress": progress,
+        "endpointId": s.endpoint_id,
+        "reused": s.authorization_reused,
     });
     Ok((no_store, Json(body)).into_response())
 }

@@ -92,6 +92,8 @@ pub async fn load(state: &AppState, sid: &str, params: ScreenQuery) -> anyhow::R
         nonce: s.nonce.clone(),
         host_origin: s.host_origin.clone(),
         auto_exit: s.options.auto_exit,
+        multiple_plans: s.options.multiple_plans && s.host_origin.is_some(),
+        plans_linked: s.plans_linked,
         endpoint,
         endpoint_fixed: s.endpoint_fixed,
         exit_code: s.exit_code.map(|c| c.as_str().to_string()),

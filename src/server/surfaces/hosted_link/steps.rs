@@ -1,4 +1,4 @@
-//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,language,explainer,retry,exit,done,missing-plan,remind-later}`): each requires the
+//! The steps' plain HTML forms (`POST /link/s/{sid}/{consent,language,explainer,retry,another,exit,done,missing-plan,remind-later}`): each requires the
 //! session's binding (its cookie, or the `bind` field frame.js adds), moves the session on with one conditional
 //! update from the step it expects, then redirects to the session's screen (or, in the hosted flow, to the
 //! app's `redirect_uri` when the session ends). A post without the binding changes nothing and gets the "opened
@@ -149,6 +149,17 @@ pub async fn retry(State(state): State<AppState>, Sid(sid): Sid, headers: Header
     Ok(see_other(&session_url(&sid)))
 }
 
+/// `POST /link/s/{sid}/another`: "Connect another plan" on the success screen of a session opened with
+/// `multiplePlans`: back to the plan search ([`link_flow::another_plan`]). Any other session or step just shows
+/// the session's screen again (an integrator that did not opt in never goes back to search after success).
+pub async fn another(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderMap, body: Bytes) -> FlowResult {
+    let s = bound!(state, sid, headers, body);
+    if s.expires_at > state.clock.now() {
+        link_flow::another_plan(&state, &s).await?;
+    }
+    Ok(see_other(&session_url(&sid)))
+}
+
 /// `POST /link/s/{sid}/missing-plan` (`plan_name`): "Can't find your plan?" at the search step. Stores the name
 /// the patient typed for the operator (`link-sdk endpoints requests`; nothing else of the patient), then ends the
 /// session with `PATIENT_CANCELLED`, after the `PLAN_NOT_FOUND` event (recorded here; the page sends its onEvent). An empty name, or
@@ -216,7 +227,9 @@ fn at_live_search(state: &AppState, s: &LinkSession) -> bool {
 ///   sync goes on; the integrator's backend sees 429 until the data is ready);
 /// - a session that timed out before it ended: `PATIENT_CANCELLED`;
 /// - an ended session: its ending again (the screen repeats it to the host page; a hosted flow already went back
-///   to the app).
+///   to the app);
+/// - a `multiplePlans` session that linked a plan: success at any step ("Done" on its success screen is this
+///   close), see [`link_flow::finish_linked`].
 ///
 /// The hosted flow ends with a 303 to its `redirect_uri` (its screens' CSP allows that target, see
 /// `ScreenPolicy`); the modal's screen then tells the host page.
@@ -225,6 +238,10 @@ pub async fn exit(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderM
     let field = form_field(&body, BIND_FIELD);
     if !link_flow::is_bound(&s, binding::presented(&state, &headers, &sid, field.as_deref())) {
         return Ok(other_browser_page(&s.options.language, s.host_origin.as_deref(), &s.nonce));
+    }
+    if s.options.multiple_plans && s.redirect_uri.is_none() && !s.step.is_ended() && link_flow::has_linked_plans(&s) {
+        link_flow::finish_linked(&state, &s).await?;
+        return Ok(see_other(&session_url(&sid)));
     }
     if s.expires_at <= state.clock.now() {
         if s.step.is_ended() {

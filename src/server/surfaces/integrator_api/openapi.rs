@@ -121,6 +121,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         ("endpoint", false, "an endpoint UUID: skips the plan search"),
         ("skipExplainer", false, "true or false"),
         ("skipSyncing", false, "true or false"),
+        ("multiplePlans", false, "true or false: the modal's success screen offers \"Connect another plan\" (ignored with redirect_uri)"),
         ("requestedResources", false, "comma-separated FHIR resource types"),
         ("language", false, "en, es or ko (default: Accept-Language); the patient can change it on the consent screen"),
     ]
@@ -129,7 +130,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         let schema = match *n {
             "usage" => json!({"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]}),
             "endpoint" => json!({"type": "string", "format": "uuid"}),
-            "autoExit" | "skipExplainer" | "skipSyncing" => json!({"type": "string", "enum": ["true", "false"]}),
+            "autoExit" | "skipExplainer" | "skipSyncing" | "multiplePlans" => json!({"type": "string", "enum": ["true", "false"]}),
             "language" => json!({"type": "string", "enum": crate::i18n::LANGUAGES.map(|(code, _)| code)}),
             _ => json!({"type": "string", "minLength": 1}),
         };
@@ -264,7 +265,7 @@ pub fn components() -> Value {
                 "patient": {"type": ["string", "null"], "description": "Patient/<id>, the value behind $PATIENT_ID"},
                 "endpoint": {"$ref": "#/components/schemas/Endpoint"}}},
             "LinkEvent": {"type": "object", "required": ["name", "step", "at", "metadata"], "properties": {
-                "name": {"type": "string", "description": "recorded today: OPEN, CONSENT_GIVEN, CONSENT_DECLINED, LANGUAGE_CHANGED, PLAN_NOT_FOUND, REMIND_LATER, SEARCH, ENDPOINT_SELECTED, POPUP_BLOCKED, POPUP_CLOSED, HANDOFF, PAYER_AUTHORIZED, SYNC_STARTED, SYNC_COMPLETED, SYNC_FAILED, ERROR, SUCCESS, EXIT; treat any other name as informational"},
+                "name": {"type": "string", "description": "recorded today: OPEN, CONSENT_GIVEN, CONSENT_DECLINED, LANGUAGE_CHANGED, PLAN_NOT_FOUND, REMIND_LATER, SEARCH, ENDPOINT_SELECTED, POPUP_BLOCKED, POPUP_CLOSED, HANDOFF, PAYER_AUTHORIZED, PLAN_REUSED, ANOTHER_PLAN, SYNC_STARTED, SYNC_COMPLETED, SYNC_FAILED, ERROR, SUCCESS, EXIT; treat any other name as informational"},
                 "step": {"type": "string", "description": "the session's step where it happened"},
                 "at": {"type": "integer", "description": "Unix seconds"},
                 "endpoint_id": {"type": ["string", "null"]}, "exit_code": {"type": ["string", "null"]},
