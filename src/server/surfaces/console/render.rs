@@ -297,7 +297,7 @@ fn endpoints_section(v: &View) -> String {
     }
     format!(
         "<section id=\"endpoints\" aria-labelledby=\"endpoints-h\"><h2 id=\"endpoints-h\">Endpoints</h2>\
-         <p class=\"hint\">The status comes from each plan's latest link attempts and its last `endpoints check`; the figures under it are this period's Link sessions. Disabling hides a plan from patients at once.</p>\
+         <p class=\"hint\">The status comes from each plan's latest link attempts and its last <code>endpoints check</code>; the figures under it are this period's Link sessions. Disabling hides a plan from patients at once.</p>\
          <table class=\"stack\"><thead><tr><th scope=\"col\">Endpoint</th><th scope=\"col\">Setup</th><th scope=\"col\">Health</th>\
          <th scope=\"col\">State</th></tr></thead><tbody>{rows}</tbody></table></section>"
     )
