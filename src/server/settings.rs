@@ -153,6 +153,10 @@ pub struct Settings {
     #[arg(long, env = "LINK_RATE_LIMIT_FHIR", default_value_t = 600, global = true)]
     pub rate_limit_fhir: u32,
 
+    /// Re-syncs (`POST /link/sync`) per minute per authorization that queue a job; 0: no limit.
+    #[arg(long, env = "LINK_RATE_LIMIT_RESYNC", default_value_t = 1, global = true)]
+    pub rate_limit_resync: u32,
+
     /// Days the funnel keeps how each Link session went (`link_outcomes`: stages reached, times, exit code; no
     /// user id, nothing that can act), counted from the session's opening.
     #[arg(long, env = "LINK_INSIGHTS_RETENTION_DAYS", default_value_t = 395, global = true)]

@@ -109,6 +109,32 @@ where
     Ok(id)
 }
 
+/// Queues a sync of an authorization due at `now` unless it has an unfinished (`pending`, `syncing` or
+/// `delayed`) job: one conditional `INSERT … SELECT … WHERE NOT EXISTS`. Returns the new job's id, or `None`
+/// when an unfinished job was there.
+///
+/// # Errors
+/// Database errors.
+pub async fn insert_unless_unfinished(db: &Db, authorization_id: &str, endpoint_id: &str, now: i64) -> anyhow::Result<Option<String>> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let n = sqlx::query(
+        "INSERT INTO sync_jobs (id, authorization_id, status, run_after, created_at, updated_at, endpoint_id) \
+         SELECT $1, $2, $3, $4, $4, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM sync_jobs \
+         WHERE authorization_id = $2 AND status IN ($3, $6, $7))",
+    )
+    .bind(&id)
+    .bind(authorization_id)
+    .bind(SyncStatus::Pending.as_str())
+    .bind(now)
+    .bind(endpoint_id)
+    .bind(SyncStatus::Syncing.as_str())
+    .bind(SyncStatus::Delayed.as_str())
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok((n == 1).then_some(id))
+}
+
 /// The newest unfinished (`pending`, `syncing` or `delayed`) job of an authorization.
 ///
 /// # Errors
@@ -161,6 +187,63 @@ pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<Jo
         delayed_until: (status == SyncStatus::Delayed).then_some(run_after),
         finished_at: row.try_get("finished_at")?,
     }))
+}
+
+/// One run of an authorization's sync, as its history lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Run {
+    /// The job's id.
+    pub job_id: String,
+    /// Where the run is (a run still going is `pending`, `syncing` or `delayed`).
+    pub status: SyncStatus,
+    /// When it was queued (Unix seconds).
+    pub created_at: i64,
+    /// When a worker first took it (Unix seconds); `None` while it waits.
+    pub started_at: Option<i64>,
+    /// When it finished (Unix seconds); `None` while it runs.
+    pub finished_at: Option<i64>,
+    /// Resources stored, by resource type.
+    pub counts: BTreeMap<String, i64>,
+    /// Types skipped, with why.
+    pub skipped: Vec<SkippedType>,
+    /// Types whose paging stopped early, with why.
+    pub incomplete: Vec<IncompleteType>,
+    /// Why it failed.
+    pub exit_code: Option<ExitCode>,
+}
+
+/// The authorization's latest `limit` runs, newest first (an unfinished one first on a tie).
+///
+/// # Errors
+/// Database errors, or a stored status this build does not know.
+pub async fn history(db: &Db, authorization_id: &str, limit: i64) -> anyhow::Result<Vec<Run>> {
+    let rows = sqlx::query(
+        "SELECT id, status, created_at, started_at, finished_at, progress, skipped, exit_code, warnings, incomplete, \
+         stats FROM sync_jobs WHERE authorization_id = $1 \
+         ORDER BY created_at DESC, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END, updated_at DESC LIMIT $2",
+    )
+    .bind(authorization_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.try_get("status")?;
+            let exit_code: Option<String> = row.try_get("exit_code")?;
+            let p = progress_of(row)?;
+            Ok(Run {
+                job_id: row.try_get("id")?,
+                status: SyncStatus::parse(&status).context("sync_jobs.status")?,
+                created_at: row.try_get("created_at")?,
+                started_at: row.try_get("started_at")?,
+                finished_at: row.try_get("finished_at")?,
+                counts: p.counts,
+                skipped: p.skipped,
+                incomplete: p.incomplete,
+                exit_code: exit_code.as_deref().and_then(ExitCode::parse),
+            })
+        })
+        .collect()
 }
 
 /// When the authorization's latest sync with data (`complete` or `partial`) finished (Unix seconds).

@@ -67,12 +67,57 @@ pub async fn enqueue(db: &Db, authorization_id: &str, now: i64) -> anyhow::Resul
 pub async fn request_resync(db: &Db, authorization_id: &str, now: i64) -> anyhow::Result<String> {
     let auth = authorizations::get(db, authorization_id).await?.ok_or_else(|| anyhow::anyhow!("unknown authorization"))?;
     anyhow::ensure!(auth.revoked_at.is_none(), "authorization is revoked");
-    if let Some(id) = sync_jobs::unfinished(&db.pool, authorization_id).await? {
-        return Ok(id);
+    // The conditional insert and the read after it: a job finishing in between is simply queued again.
+    for _ in 0..3 {
+        if let Some(id) = sync_jobs::insert_unless_unfinished(db, authorization_id, &auth.endpoint_id, now).await? {
+            WAKE.notify_one();
+            return Ok(id);
+        }
+        if let Some(id) = sync_jobs::unfinished(&db.pool, authorization_id).await? {
+            return Ok(id);
+        }
     }
-    let id = sync_jobs::insert(&db.pool, authorization_id, &auth.endpoint_id, now).await?;
-    WAKE.notify_one();
-    Ok(id)
+    anyhow::bail!("could not queue a re-sync of {authorization_id}")
+}
+
+/// The last runs of an authorization's sync that the API lists ([`history`]).
+pub const HISTORY_RUNS: i64 = 10;
+
+/// The authorization's last [`HISTORY_RUNS`] sync runs, newest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn history(db: &Db, authorization_id: &str) -> anyhow::Result<Vec<sync_jobs::Run>> {
+    sync_jobs::history(db, authorization_id, HISTORY_RUNS).await
+}
+
+/// What the FHIR API does with a read of an authorization's data, given its syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadGate {
+    /// Serve the stored data: no sync yet, the latest one succeeded, or an earlier one did (a re-sync running
+    /// or failed leaves the previous data readable).
+    Open,
+    /// The first sync is still running: 429.
+    FirstSyncRunning,
+    /// The first sync failed, with this exit code: 422.
+    FirstSyncFailed(Option<crate::domain::ExitCode>),
+}
+
+/// The rule of [`ReadGate`]: only the *first* sync holds reads back (429 while it runs, 422 when it failed);
+/// once a sync has brought data, re-syncs (on demand, scheduled or after a refresh) never do.
+///
+/// # Errors
+/// Database errors.
+pub async fn read_gate(db: &Db, authorization_id: &str) -> anyhow::Result<ReadGate> {
+    let Some(latest) = sync_jobs::latest(db, authorization_id).await? else { return Ok(ReadGate::Open) };
+    if latest.status.succeeded() || sync_jobs::last_succeeded_at(db, authorization_id).await?.is_some() {
+        return Ok(ReadGate::Open);
+    }
+    Ok(match latest.status {
+        s if s.is_running() => ReadGate::FirstSyncRunning,
+        crate::domain::SyncStatus::Failed => ReadGate::FirstSyncFailed(latest.exit_code),
+        _ => ReadGate::Open,
+    })
 }
 
 
