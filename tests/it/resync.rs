@@ -110,6 +110,13 @@ async fn a_resync_is_queued_once_rate_limited_and_reads_keep_answering() {
         assert!(created <= started && started <= finished, "{run}");
         assert!(run["counts"]["ExplanationOfBenefit"].as_i64().unwrap() > 0, "{run}");
     }
+    // Nothing changed at the sandbox payer: every resource the re-sync received is unchanged (referenced
+    // resources already stored are not read again), nothing added, updated or removed.
+    let (first, again) = (&runs[1], &runs[0]);
+    assert!(first["added"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!([&again["added"], &again["updated"], &again["removed"]], [&json!(0), &json!(0), &json!(0)], "{again}");
+    let received: i64 = again["counts"].as_object().unwrap().values().map(|n| n.as_i64().unwrap()).sum();
+    assert_eq!(again["unchanged"], json!(received), "{again}");
 }
 
 #[tokio::test]
@@ -171,3 +178,4 @@ async fn another_apps_one_time_and_ended_authorizations_are_refused() {
     }
     assert_eq!(sync::status(&app.state.db, &authz).await.unwrap().unwrap().status, "complete", "nothing queued");
 }
+

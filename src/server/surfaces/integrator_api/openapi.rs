@@ -329,10 +329,12 @@ pub fn components() -> Value {
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "stats": {"type": "object", "properties": {"retries": {"type": "integer"}, "page_size_reductions": {"type": "integer"},
                           "rate_limit_waits": {"type": "integer"}, "rate_limit_wait_secs": {"type": "integer"}}},
+                "changes": {"type": "object", "description": "what the sync changed: each resource received counted once as added, updated (other content) or unchanged (same content, or older than the one stored); removed: stored resources of a fully fetched type the plan no longer returned, deleted",
+                    "properties": {"added": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"}, "removed": {"type": "integer"}}},
                 "delayed_until": {"type": ["integer", "null"], "description": "Unix seconds; only while status is delayed"},
                 "finished_at": {"type": ["integer", "null"]}}},
             "SyncRun": {"type": "object", "description": "One run of an authorization's sync.",
-                "required": ["job_id", "status", "created_at", "counts", "skipped", "incomplete"], "properties": {
+                "required": ["job_id", "status", "created_at", "counts", "skipped", "incomplete", "added", "updated", "unchanged", "removed"], "properties": {
                 "job_id": {"type": "string"},
                 "status": {"type": "string", "enum": ["pending", "syncing", "delayed", "complete", "partial", "failed"]},
                 "created_at": {"type": "integer", "description": "Unix seconds, when it was queued"},
@@ -341,7 +343,9 @@ pub fn components() -> Value {
                 "counts": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "resources stored, by type"},
                 "skipped": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": ["integer", "null"]}, "reason": {"type": "string"}}}},
                 "incomplete": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}, "reason": {"type": "string"}}}},
-                "exit_code": {"type": ["string", "null"]}}},
+                "exit_code": {"type": ["string", "null"]},
+                "added": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
+                "removed": {"type": "integer", "description": "see SyncStatus.changes"}}},
             "Introspection": {"type": "object", "properties": {
                 "active": {"type": "boolean"}, "jti": {"type": "string"}, "iat": {"type": "integer"}, "exp": {"type": ["integer", "null"]},
                 "patient": {"type": ["string", "null"]}, "state": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},
