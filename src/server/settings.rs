@@ -127,6 +127,11 @@ pub struct Settings {
     #[arg(long, env = "LINK_REAUTH_GRACE", default_value_t = 2_592_000, global = true)]
     pub reauth_grace_secs: i64,
 
+    /// How often each live MULTIPLE authorization is re-synced, in seconds (each run comes up to a tenth of it
+    /// early, at random, so re-syncs spread out); 0: no scheduled re-syncs. Default 24 hours.
+    #[arg(long, env = "LINK_RESYNC_INTERVAL", default_value_t = 86_400, global = true)]
+    pub resync_interval_secs: i64,
+
     /// How many of an endpoint's latest link attempts its health is computed from (success rate, median time
     /// to connect, status).
     #[arg(long, env = "LINK_ENDPOINT_HEALTH_WINDOW", default_value_t = 20, global = true)]

@@ -179,3 +179,48 @@ async fn another_apps_one_time_and_ended_authorizations_are_refused() {
     assert_eq!(sync::status(&app.state.db, &authz).await.unwrap().unwrap().status, "complete", "nothing queued");
 }
 
+#[tokio::test]
+async fn scheduled_resyncs_are_jittered_and_queued_once_across_instances() {
+    let app = server().await;
+    let keys = create_app(&app, "Schedule").await;
+    let (authz, _) = link_member(&app, &keys, "MULTIPLE").await;
+    let (one_time, _) = link_member(&app, &keys, "ONE_TIME").await;
+    drain(&app).await;
+    let interval = app.state.settings.resync_interval_secs;
+    assert_eq!(interval, 86_400, "the default");
+    let next_of = |id: String| {
+        let db = app.state.db.clone();
+        async move {
+            let row = sqlx::query("SELECT next_sync_at FROM authorizations WHERE id = $1").bind(id).fetch_one(&db.pool).await.unwrap();
+            sqlx::Row::try_get::<Option<i64>, _>(&row, "next_sync_at").unwrap()
+        }
+    };
+    // Due one interval after the link, up to a tenth of it early.
+    let linked = app.clock_now();
+    let due = next_of(authz.clone()).await.expect("MULTIPLE is scheduled");
+    assert!((linked + interval - interval / 10..=linked + interval).contains(&due), "{due} vs {linked}");
+    assert_eq!(next_of(one_time.clone()).await, None, "ONE_TIME is never re-synced");
+    assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 0, "not due yet");
+
+    // Due, while an on-demand re-sync is pending: two instances' schedules at once claim it once, and the
+    // authorization still has that one job only.
+    app.clock.advance(interval + 1);
+    let now = app.clock_now();
+    let pending = sync::request_resync(&app.state.db, &authz, now).await.unwrap();
+    let (a, b) = tokio::join!(sync::run_schedule(&app.state), sync::run_schedule(&app.state));
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "exactly one instance claims the due re-sync");
+    let runs = sync::history(&app.state.db, &authz).await.unwrap();
+    assert_eq!((runs.len(), runs[0].job_id.as_str()), (2, pending.as_str()), "never two jobs at once: {runs:?}");
+    let next = next_of(authz.clone()).await.unwrap();
+    assert!((now + interval - interval / 10..=now + interval).contains(&next), "moved one jittered interval on");
+    drain(&app).await;
+    assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 0);
+
+    // Once due again, the schedule queues a job of its own.
+    app.clock.advance(interval + 1);
+    assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 1);
+    drain(&app).await;
+    let runs = sync::history(&app.state.db, &authz).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0].status, "complete");
+}

@@ -576,7 +576,7 @@ async fn authorize_directly(app: &TestApp, payer: &TestPayer, l: &Linked, usage:
             token_url: format!("{}/token", payer.0.base),
             resource_types: requested.iter().map(|s| s.to_string()).collect(),
             expunge_at: None,
-            next_sync_at: (usage == Usage::Multiple).then_some(now + sync::RESYNC_INTERVAL_SECS),
+            next_sync_at: if usage == Usage::Multiple { sync::next_resync_at(app.state.settings.resync_interval_secs, now) } else { None },
         },
         &authorizations::PayerTokens {
             access_token: SecretString::from(at),
@@ -930,7 +930,7 @@ async fn resync_on_demand_and_on_schedule() {
     assert_eq!(sync::status(&app.state.db, &auth).await.unwrap().unwrap().status, "pending");
     assert_eq!(drain(&app).await, 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 0);
-    app.clock.advance(sync::RESYNC_INTERVAL_SECS + 1);
+    app.clock.advance(app.state.settings.resync_interval_secs + 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 0);
     assert_eq!(drain(&app).await, 1);
