@@ -154,7 +154,8 @@ pub async fn run_once(state: &AppState) -> bool {
 /// Queues a re-sync of every MULTIPLE authorization whose `next_sync_at` is due, and moves that time one
 /// (jittered) interval on ([`next_resync_at`]). One conditional update per authorization, so two instances never
 /// both queue it; [`request_resync`] never queues a second job while one is pending or running. Returns how many
-/// were queued (none when `--resync-interval-secs` is 0).
+/// due re-syncs this call claimed (one whose authorization already had a job pending or running adds no second
+/// job); none when `--resync-interval-secs` is 0.
 ///
 /// # Errors
 /// Database errors.
