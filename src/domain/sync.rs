@@ -1,5 +1,5 @@
-//! [`SyncStatus`], [`SkippedType`], [`IncompleteType`] and [`SyncStats`]: the outcome of a sync job
-//! (`sync_jobs.status`, `.skipped`, `.incomplete`, `.stats`).
+//! [`SyncStatus`], [`SkippedType`], [`IncompleteType`], [`SyncStats`] and [`SyncChanges`]: the outcome of a sync
+//! job (`sync_jobs.status`, `.skipped`, `.incomplete`, `.stats`, `.changes`).
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +77,36 @@ pub struct SyncStats {
     /// Seconds those waits asked for, added up (each capped).
     #[serde(default)]
     pub rate_limit_wait_secs: u64,
+}
+
+/// What a sync changed in the stored data (JSON in `sync_jobs.changes`; every counter adds up over the job's
+/// runs). Each resource the payer sent is counted once as `added` (not stored before), `updated` (stored with
+/// other content) or `unchanged` (the same JSON, or an older version than the one stored); `removed` counts
+/// stored resources of a fully fetched type that the payer no longer returned (deleted at the end of the sync).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncChanges {
+    /// Resources stored for the first time.
+    #[serde(default)]
+    pub added: u64,
+    /// Resources stored before, replaced by different content.
+    #[serde(default)]
+    pub updated: u64,
+    /// Resources sent again with the same content (or an older version, not stored).
+    #[serde(default)]
+    pub unchanged: u64,
+    /// Stored resources the payer no longer returned, deleted.
+    #[serde(default)]
+    pub removed: u64,
+}
+
+impl SyncChanges {
+    /// Adds `other`'s counters to these.
+    pub fn add(&mut self, other: SyncChanges) {
+        self.added += other.added;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.removed += other.removed;
+    }
 }
 
 impl SyncStats {

@@ -127,6 +127,11 @@ pub struct Settings {
     #[arg(long, env = "LINK_REAUTH_GRACE", default_value_t = 2_592_000, global = true)]
     pub reauth_grace_secs: i64,
 
+    /// How often each live MULTIPLE authorization is re-synced, in seconds (each run comes up to a tenth of it
+    /// early, at random, so re-syncs spread out); 0: no scheduled re-syncs. Default 24 hours.
+    #[arg(long, env = "LINK_RESYNC_INTERVAL", default_value_t = 86_400, global = true)]
+    pub resync_interval_secs: i64,
+
     /// How many of an endpoint's latest link attempts its health is computed from (success rate, median time
     /// to connect, status).
     #[arg(long, env = "LINK_ENDPOINT_HEALTH_WINDOW", default_value_t = 20, global = true)]
@@ -152,6 +157,10 @@ pub struct Settings {
     /// FHIR API requests per minute per access token; 0: no limit.
     #[arg(long, env = "LINK_RATE_LIMIT_FHIR", default_value_t = 600, global = true)]
     pub rate_limit_fhir: u32,
+
+    /// Re-syncs (`POST /link/sync`) per minute per authorization that queue a job; 0: no limit.
+    #[arg(long, env = "LINK_RATE_LIMIT_RESYNC", default_value_t = 1, global = true)]
+    pub rate_limit_resync: u32,
 
     /// Days the funnel keeps how each Link session went (`link_outcomes`: stages reached, times, exit code; no
     /// user id, nothing that can act), counted from the session's opening.

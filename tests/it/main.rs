@@ -24,6 +24,7 @@ mod multiplan;
 mod openapi_routes;
 mod operators;
 mod payer_oauth;
+mod resync;
 mod site_reload;
 mod sandbox;
 mod sandbox_state;

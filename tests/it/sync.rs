@@ -159,6 +159,10 @@ struct Faults {
     no_patient_in_token: bool,
     /// `next` of the Coverage page points to this other origin.
     coverage_cross_origin_next: Option<String>,
+    /// Coverage ids the search no longer returns (deleted at the payer).
+    coverage_deleted: Vec<String>,
+    /// Coverage ids the search returns with other content (`status: cancelled`).
+    coverage_changed: Vec<String>,
 }
 
 #[derive(Default)]
@@ -420,7 +424,23 @@ async fn handle(State(p): State<TestPayer>, req: Request) -> Response {
     let page = q.get("_page").cloned().unwrap_or_default();
     let body = match ty.as_str() {
         "Patient" => fx.patient_search.clone(),
-        "Coverage" => bundle(&fx.coverages, faults.coverage_cross_origin_next.as_deref(), &[]),
+        "Coverage" => {
+            let id_of = |c: &String| serde_json::from_str::<Value>(c).unwrap()["id"].as_str().unwrap().to_string();
+            let served: Vec<String> = fx
+                .coverages
+                .iter()
+                .filter(|c| !faults.coverage_deleted.contains(&id_of(c)))
+                .map(|c| {
+                    if !faults.coverage_changed.contains(&id_of(c)) {
+                        return c.clone();
+                    }
+                    let mut v: Value = serde_json::from_str(c).unwrap();
+                    v["status"] = json!("cancelled");
+                    v.to_string()
+                })
+                .collect();
+            bundle(&served, faults.coverage_cross_origin_next.as_deref(), &[])
+        }
         "ExplanationOfBenefit" => {
             let pid = urlencode(&fx.patient_id);
             match page.as_str() {
@@ -556,7 +576,7 @@ async fn authorize_directly(app: &TestApp, payer: &TestPayer, l: &Linked, usage:
             token_url: format!("{}/token", payer.0.base),
             resource_types: requested.iter().map(|s| s.to_string()).collect(),
             expunge_at: None,
-            next_sync_at: (usage == Usage::Multiple).then_some(now + sync::RESYNC_INTERVAL_SECS),
+            next_sync_at: if usage == Usage::Multiple { sync::next_resync_at(app.state.settings.resync_interval_secs, now) } else { None },
         },
         &authorizations::PayerTokens {
             access_token: SecretString::from(at),
@@ -910,7 +930,7 @@ async fn resync_on_demand_and_on_schedule() {
     assert_eq!(sync::status(&app.state.db, &auth).await.unwrap().unwrap().status, "pending");
     assert_eq!(drain(&app).await, 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 0);
-    app.clock.advance(sync::RESYNC_INTERVAL_SECS + 1);
+    app.clock.advance(app.state.settings.resync_interval_secs + 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 1);
     assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 0);
     assert_eq!(drain(&app).await, 1);
@@ -1283,6 +1303,89 @@ async fn finished_syncs_queue_webhooks() {
     assert!(completed.1["data"]["expires_at"].is_i64(), "ONE_TIME: the expunge time");
     assert!(completed.1["data"].get("refresh_expires_at").is_some());
     assert_eq!(failed.1["data"]["last_synced_at"], Value::Null, "that authorization never synced");
+}
+
+/// The `sync_completed` payload of sync job `job`.
+async fn completed_payload(app: &TestApp, app_id: &str, job: &str) -> Value {
+    let rows = sqlx::query("SELECT payload FROM webhook_deliveries WHERE app_id = $1 AND event = 'sync_completed'")
+        .bind(app_id)
+        .fetch_all(&app.state.db.pool)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| serde_json::from_str::<Value>(&r.try_get::<String, _>("payload").unwrap()).unwrap())
+        .find(|p| p["data"]["job_id"] == json!(job))
+        .unwrap_or_else(|| panic!("no sync_completed for {job}"))["data"]
+        .clone()
+}
+
+#[tokio::test]
+async fn resyncs_count_added_updated_unchanged_and_removed_resources() {
+    let payer = TestPayer::start(Faults::default()).await;
+    let app = app_with(|_| {}).await;
+    let l = setup(&app, &payer, Usage::Multiple, &["Coverage"], true).await;
+    sqlx::query("UPDATE apps SET webhook_url = 'http://127.0.0.1:9/hook' WHERE id = $1")
+        .bind(&l.app_id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+    let auth = authorize_directly(&app, &payer, &l, Usage::Multiple, &["Coverage"]).await;
+    drain(&app).await;
+    let changes = |d: &Value| [&d["added"], &d["updated"], &d["unchanged"], &d["removed"], &d["skipped"]].map(|v| v.as_u64().unwrap());
+    let history = sync::history(&app.state.db, &auth).await.unwrap();
+    let first = completed_payload(&app, &l.app_id, &history[0].job_id).await;
+    let stored = first["added"].as_u64().unwrap();
+    assert_eq!(stored, 5, "the Patient and 4 Coverage: {first}");
+    assert_eq!(changes(&first), [stored, 0, 0, 0, 0], "{first}");
+
+    // Nothing changed at the payer: every resource comes back unchanged, none added, updated or removed.
+    app.clock.advance(1);
+    let job = sync::request_resync(&app.state.db, &auth, app.clock.now_secs()).await.unwrap();
+    drain(&app).await;
+    let same = completed_payload(&app, &l.app_id, &job).await;
+    assert_eq!(changes(&same), [0, 0, stored, 0, 0], "{same}");
+    assert_eq!(same["status"], "complete");
+
+    // The payer deleted one Coverage and changed another: one removed (gone from the FHIR data), one updated.
+    let ids: Vec<String> =
+        payer.0.fx.coverages.iter().map(|c| serde_json::from_str::<Value>(c).unwrap()["id"].as_str().unwrap().to_string()).collect();
+    {
+        let mut f = payer.0.faults.lock().unwrap();
+        f.coverage_deleted = vec![ids[0].clone()];
+        f.coverage_changed = vec![ids[1].clone()];
+    }
+    app.clock.advance(1);
+    let job = sync::request_resync(&app.state.db, &auth, app.clock.now_secs()).await.unwrap();
+    drain(&app).await;
+    let changed = completed_payload(&app, &l.app_id, &job).await;
+    assert_eq!(changes(&changed), [0, 1, stored - 2, 1, 0], "{changed}");
+    let coverage_ids = |app: &TestApp, auth: String| {
+        let db = app.state.db.clone();
+        async move {
+            let rows = sqlx::query("SELECT id FROM resources WHERE authorization_id = $1 AND resource_type = 'Coverage' ORDER BY id")
+                .bind(auth)
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+            rows.iter().map(|r| r.try_get::<String, _>("id").unwrap()).collect::<Vec<_>>()
+        }
+    };
+    let left = coverage_ids(&app, auth.clone()).await;
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(!left.contains(&ids[0]));
+    // The history carries the same counts.
+    let runs = sync::history(&app.state.db, &auth).await.unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!((runs[0].changes.added, runs[0].changes.updated, runs[0].changes.removed), (0, 1, 1));
+
+    // A type skipped (403) removes nothing, whatever it returned before.
+    payer.0.faults.lock().unwrap().forbidden = vec!["Coverage".into()];
+    app.clock.advance(1);
+    let job = sync::request_resync(&app.state.db, &auth, app.clock.now_secs()).await.unwrap();
+    drain(&app).await;
+    let skipped = completed_payload(&app, &l.app_id, &job).await;
+    assert_eq!((skipped["removed"].as_u64(), skipped["skipped"].as_u64(), skipped["status"].as_str()), (Some(0), Some(1), Some("partial")), "{skipped}");
+    assert_eq!(coverage_ids(&app, auth.clone()).await, left);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! | `token` | client address | `POST /link/token`, `/link/exchange`, `/link/test/public_token`, the console's sign-in (`/console/sign-in`) |
 //! | `exchange` | app | `POST /link/exchange`, once the secret key is known |
 //! | `fhir` | access token (its SHA-256) | every `/fhir/*` request with a Bearer token |
+//! | `resync` | authorization | `POST /link/sync` when it would queue a job (default 1 a minute) |
 //!
 //! Limits are per instance (kept in memory; several instances each allow the rate). The client address is the
 //! one `tls::client_address` resolved (forwarding headers only from trusted proxies). Each surface answers an
@@ -77,6 +78,8 @@ pub struct RateLimits {
     pub exchange: Limiter<String>,
     /// FHIR API requests per access token (keyed by its hash).
     pub fhir: Limiter<String>,
+    /// Re-syncs asked for per authorization (keyed by its id).
+    pub resync: Limiter<String>,
 }
 
 impl RateLimits {
@@ -87,6 +90,7 @@ impl RateLimits {
             token: Limiter::per_minute(settings.rate_limit_token),
             exchange: Limiter::per_minute(settings.rate_limit_exchange),
             fhir: Limiter::per_minute(settings.rate_limit_fhir),
+            resync: Limiter::per_minute(settings.rate_limit_resync),
         }
     }
 
@@ -96,6 +100,7 @@ impl RateLimits {
         self.token.retain_recent();
         self.exchange.retain_recent();
         self.fhir.retain_recent();
+        self.resync.retain_recent();
     }
 }
 

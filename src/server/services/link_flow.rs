@@ -321,7 +321,7 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
         token_url: request.token_url.clone(),
         resource_types: session.options.requested_resources.clone(),
         expunge_at: (usage == Usage::OneTime).then_some(now + ONE_TIME_TTL_SECS),
-        next_sync_at: (usage == Usage::Multiple).then_some(now + sync::RESYNC_INTERVAL_SECS),
+        next_sync_at: if usage == Usage::Multiple { sync::next_resync_at(state.settings.resync_interval_secs, now) } else { None },
     };
     match record_authorization(state, &session, new, &grant.tokens, &endpoint.id).await.map_err(fail)? {
         Some(done) => {

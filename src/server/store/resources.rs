@@ -6,6 +6,9 @@
 //! version without `lastUpdated` always replaces the stored one (it cannot be ordered, and it is the most
 //! recently fetched). With `--encrypt-resources` the body is sealed with aad [`resource_aad`].
 //!
+//! Each row remembers the sync job that last received it (`sync_job_id`): at the end of a sync, the rows of a
+//! fully fetched type that the job did not see are the ones the payer no longer returns ([`remove_unseen`]).
+//!
 //! Reads ([`read`], [`search`], [`read_many`], [`everything`]) are limited to a [`Scope`] of authorizations and
 //! return each body as stored (opened when sealed), never re-serialized.
 
@@ -14,10 +17,13 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use sqlx::{any::AnyRow, Row as _};
 
-use crate::domain::Mode;
+use crate::domain::{Mode, SyncChanges};
 use crate::server::{
     fhir::search::{self, Criterion},
-    platform::{crypto::Cipher, db::Db},
+    platform::{
+        crypto::Cipher,
+        db::{Backend, Db},
+    },
     state::AppState,
     store::authorizations,
 };
@@ -73,28 +79,63 @@ pub fn body_text(
     }
 }
 
-/// Upserts resources of one authorization in one transaction; returns how many rows were written.
+/// Upserts resources of one authorization in one transaction, each marked as seen by `job_id` (the sync job
+/// storing them; `None` outside a sync). Returns what changed: each resource counted once as `added` (no row
+/// before), `updated` (a row with other JSON, replaced) or `unchanged` (the same JSON, or an older
+/// `meta.lastUpdated` than the row's, which is kept). The comparison opens the stored body, so no digest of
+/// health data is kept in clear.
 ///
 /// # Errors
-/// Database errors.
-pub async fn upsert(state: &AppState, authorization_id: &str, now: i64, items: &[Indexed]) -> anyhow::Result<u64> {
+/// Database errors, or a stored body that does not open.
+pub async fn upsert(
+    state: &AppState,
+    authorization_id: &str,
+    now: i64,
+    items: &[Indexed],
+    job_id: Option<&str>,
+) -> anyhow::Result<SyncChanges> {
+    let mut changes = SyncChanges::default();
     if items.is_empty() {
-        return Ok(0);
+        return Ok(changes);
     }
     let encrypt = state.settings.encrypt_resources;
     let mut tx = state.db.begin_write().await?;
-    let mut n = 0;
     for r in items {
+        let prior = sqlx::query(
+            "SELECT body, body_enc, body_key_id FROM resources WHERE authorization_id = $1 AND resource_type = $2 AND id = $3",
+        )
+        .bind(authorization_id)
+        .bind(&r.resource_type)
+        .bind(&r.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // `Some(None)`: stored, but its body does not open any more (counted as updated).
+        let prior: Option<Option<String>> = match prior {
+            Some(row) => Some(
+                body_text(
+                    &state.cipher,
+                    authorization_id,
+                    &r.resource_type,
+                    &r.id,
+                    row.try_get("body")?,
+                    row.try_get("body_enc")?,
+                    row.try_get("body_key_id")?,
+                )
+                .ok(),
+            ),
+            None => None,
+        };
         let (body, body_enc, key_id) = seal_body(state, authorization_id, &r.resource_type, &r.id, &r.raw);
-        n += sqlx::query(
+        let written = sqlx::query(
             "INSERT INTO resources (authorization_id, resource_type, id, version_id, last_updated, last_updated_at, \
-             patient_ref, date_value, status, body, body_enc, body_key_id, search_tokens, fetched_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             patient_ref, date_value, status, body, body_enc, body_key_id, search_tokens, fetched_at, sync_job_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (authorization_id, resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
              last_updated = excluded.last_updated, last_updated_at = excluded.last_updated_at, \
              patient_ref = excluded.patient_ref, date_value = excluded.date_value, status = excluded.status, \
              body = excluded.body, body_enc = excluded.body_enc, body_key_id = excluded.body_key_id, \
-             search_tokens = excluded.search_tokens, fetched_at = excluded.fetched_at \
+             search_tokens = excluded.search_tokens, fetched_at = excluded.fetched_at, \
+             sync_job_id = excluded.sync_job_id \
              WHERE resources.last_updated_at IS NULL OR excluded.last_updated_at IS NULL \
              OR excluded.last_updated_at >= resources.last_updated_at",
         )
@@ -113,26 +154,81 @@ pub async fn upsert(state: &AppState, authorization_id: &str, now: i64, items: &
         // Identifier values (member ids) are identifying: with encryption at rest they are not indexed in clear.
         .bind(if encrypt { "[]".to_string() } else { serde_json::to_string(&r.tokens)? })
         .bind(now)
+        .bind(job_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if written == 0 {
+            // An older version than the row's: the row stays, and still counts as seen by this job.
+            mark_seen(&mut *tx, authorization_id, &r.resource_type, &r.id, job_id).await?;
+        }
+        match (prior, written) {
+            (None, _) => changes.added += 1,
+            (Some(_), 0) => changes.unchanged += 1,
+            (Some(Some(p)), _) if p == r.raw => changes.unchanged += 1,
+            (Some(_), _) => changes.updated += 1,
+        }
     }
+    tx.commit().await?;
+    Ok(changes)
+}
+
+/// Marks a stored resource as seen by `job_id`; whether it is stored.
+async fn mark_seen<'e, E>(ex: E, authorization_id: &str, resource_type: &str, id: &str, job_id: Option<&str>) -> anyhow::Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    Ok(sqlx::query(
+        "UPDATE resources SET sync_job_id = COALESCE($4, sync_job_id) \
+         WHERE authorization_id = $1 AND resource_type = $2 AND id = $3",
+    )
+    .bind(authorization_id)
+    .bind(resource_type)
+    .bind(id)
+    .bind(job_id)
+    .execute(ex)
+    .await?
+    .rows_affected()
+        > 0)
+}
+
+/// Deletes the authorization's resources of `types` that sync job `job_id` did not see (neither received nor
+/// found referenced): those the payer no longer returns. Call it only for types the job fetched completely.
+/// Returns how many were deleted. On SQLite with `secure_delete` on, as an expunge deletes.
+///
+/// # Errors
+/// Database errors.
+pub async fn remove_unseen(db: &Db, authorization_id: &str, types: &[String], job_id: &str) -> anyhow::Result<u64> {
+    if types.is_empty() {
+        return Ok(0);
+    }
+    let placeholders: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "DELETE FROM resources WHERE authorization_id = $1 AND (sync_job_id IS NULL OR sync_job_id <> $2) \
+         AND resource_type IN ({})",
+        placeholders.join(", ")
+    );
+    let mut tx = db.begin_write().await?;
+    if db.backend() == Backend::Sqlite {
+        // Overwrite deleted content in the file instead of leaving it in free pages.
+        sqlx::query("PRAGMA secure_delete = ON").execute(&mut *tx).await?;
+    }
+    let mut q = sqlx::query(&sql).bind(authorization_id).bind(job_id);
+    for t in types {
+        q = q.bind(t);
+    }
+    let n = q.execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;
     Ok(n)
 }
 
-/// Whether a resource is already stored for this authorization.
+/// Whether a resource is already stored for this authorization; when it is, it is marked as seen by `job_id`
+/// (a reference the sync found again keeps its target).
 ///
 /// # Errors
 /// Database errors.
-pub async fn exists(state: &AppState, authorization_id: &str, resource_type: &str, id: &str) -> anyhow::Result<bool> {
-    Ok(sqlx::query("SELECT 1 FROM resources WHERE authorization_id = $1 AND resource_type = $2 AND id = $3")
-        .bind(authorization_id)
-        .bind(resource_type)
-        .bind(id)
-        .fetch_optional(&state.db.pool)
-        .await?
-        .is_some())
+pub async fn exists(state: &AppState, authorization_id: &str, resource_type: &str, id: &str, job_id: Option<&str>) -> anyhow::Result<bool> {
+    mark_seen(&state.db.pool, authorization_id, resource_type, id, job_id).await
 }
 
 /// The resource types stored for an authorization, in name order.

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use sqlx::Row as _;
 
 use crate::{
-    domain::{ExitCode, IncompleteType, SkippedType, SyncStats, SyncStatus},
+    domain::{ExitCode, IncompleteType, SkippedType, SyncChanges, SyncStats, SyncStatus},
     server::platform::db::Db,
 };
 
@@ -30,6 +30,8 @@ pub struct Progress {
     pub incomplete: Vec<IncompleteType>,
     /// Retries, page-size reductions and rate-limit waits so far.
     pub stats: SyncStats,
+    /// What the job changed in the stored data so far.
+    pub changes: SyncChanges,
 }
 
 /// The latest state of an authorization's sync.
@@ -49,6 +51,8 @@ pub struct JobStatus {
     pub incomplete: Vec<IncompleteType>,
     /// Retries, page-size reductions and rate-limit waits so far.
     pub stats: SyncStats,
+    /// What it changed in the stored data so far.
+    pub changes: SyncChanges,
     /// When a `delayed` job runs again (Unix seconds); `None` in every other status.
     pub delayed_until: Option<i64>,
     /// When the job finished (Unix seconds).
@@ -82,6 +86,7 @@ fn progress_of(row: &sqlx::any::AnyRow) -> anyhow::Result<Progress> {
         skipped: serde_json::from_str(&text("skipped")?).unwrap_or_default(),
         incomplete: serde_json::from_str(&text("incomplete")?).unwrap_or_default(),
         stats: serde_json::from_str(&text("stats")?).unwrap_or_default(),
+        changes: serde_json::from_str(&text("changes")?).unwrap_or_default(),
     })
 }
 
@@ -107,6 +112,32 @@ where
     .execute(ex)
     .await?;
     Ok(id)
+}
+
+/// Queues a sync of an authorization due at `now` unless it has an unfinished (`pending`, `syncing` or
+/// `delayed`) job: one conditional `INSERT … SELECT … WHERE NOT EXISTS`. Returns the new job's id, or `None`
+/// when an unfinished job was there.
+///
+/// # Errors
+/// Database errors.
+pub async fn insert_unless_unfinished(db: &Db, authorization_id: &str, endpoint_id: &str, now: i64) -> anyhow::Result<Option<String>> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let n = sqlx::query(
+        "INSERT INTO sync_jobs (id, authorization_id, status, run_after, created_at, updated_at, endpoint_id) \
+         SELECT $1, $2, $3, $4, $4, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM sync_jobs \
+         WHERE authorization_id = $2 AND status IN ($3, $6, $7))",
+    )
+    .bind(&id)
+    .bind(authorization_id)
+    .bind(SyncStatus::Pending.as_str())
+    .bind(now)
+    .bind(endpoint_id)
+    .bind(SyncStatus::Syncing.as_str())
+    .bind(SyncStatus::Delayed.as_str())
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok((n == 1).then_some(id))
 }
 
 /// The newest unfinished (`pending`, `syncing` or `delayed`) job of an authorization.
@@ -135,7 +166,7 @@ where
 /// Database errors, or a stored status this build does not know.
 pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<JobStatus>> {
     let Some(row) = sqlx::query(
-        "SELECT status, progress, skipped, exit_code, warnings, incomplete, stats, run_after, finished_at \
+        "SELECT status, progress, skipped, exit_code, warnings, incomplete, stats, changes, run_after, finished_at \
          FROM sync_jobs WHERE authorization_id = $1 \
          ORDER BY created_at DESC, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END, updated_at DESC LIMIT 1",
     )
@@ -158,9 +189,71 @@ pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<Jo
         warnings: p.warnings,
         incomplete: p.incomplete,
         stats: p.stats,
+        changes: p.changes,
         delayed_until: (status == SyncStatus::Delayed).then_some(run_after),
         finished_at: row.try_get("finished_at")?,
     }))
+}
+
+/// One run of an authorization's sync, as its history lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Run {
+    /// The job's id.
+    pub job_id: String,
+    /// Where the run is (a run still going is `pending`, `syncing` or `delayed`).
+    pub status: SyncStatus,
+    /// When it was queued (Unix seconds).
+    pub created_at: i64,
+    /// When a worker first took it (Unix seconds); `None` while it waits.
+    pub started_at: Option<i64>,
+    /// When it finished (Unix seconds); `None` while it runs.
+    pub finished_at: Option<i64>,
+    /// Resources stored, by resource type.
+    pub counts: BTreeMap<String, i64>,
+    /// Types skipped, with why.
+    pub skipped: Vec<SkippedType>,
+    /// Types whose paging stopped early, with why.
+    pub incomplete: Vec<IncompleteType>,
+    /// Why it failed.
+    pub exit_code: Option<ExitCode>,
+    /// What it changed in the stored data (`added`, `updated`, `unchanged`, `removed`).
+    #[serde(flatten)]
+    pub changes: SyncChanges,
+}
+
+/// The authorization's latest `limit` runs, newest first (an unfinished one first on a tie).
+///
+/// # Errors
+/// Database errors, or a stored status this build does not know.
+pub async fn history(db: &Db, authorization_id: &str, limit: i64) -> anyhow::Result<Vec<Run>> {
+    let rows = sqlx::query(
+        "SELECT id, status, created_at, started_at, finished_at, progress, skipped, exit_code, warnings, incomplete, \
+         stats, changes FROM sync_jobs WHERE authorization_id = $1 \
+         ORDER BY created_at DESC, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END, updated_at DESC LIMIT $2",
+    )
+    .bind(authorization_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let status: String = row.try_get("status")?;
+            let exit_code: Option<String> = row.try_get("exit_code")?;
+            let p = progress_of(row)?;
+            Ok(Run {
+                job_id: row.try_get("id")?,
+                status: SyncStatus::parse(&status).context("sync_jobs.status")?,
+                created_at: row.try_get("created_at")?,
+                started_at: row.try_get("started_at")?,
+                finished_at: row.try_get("finished_at")?,
+                counts: p.counts,
+                skipped: p.skipped,
+                incomplete: p.incomplete,
+                exit_code: exit_code.as_deref().and_then(ExitCode::parse),
+                changes: p.changes,
+            })
+        })
+        .collect()
 }
 
 /// When the authorization's latest sync with data (`complete` or `partial`) finished (Unix seconds).
@@ -200,7 +293,7 @@ pub async fn claim(
                 AND k.status = $5 AND k.lease_until >= $3) < $4) \
            ORDER BY j.run_after, j.created_at LIMIT 1 {}) \
          AND (lease_until IS NULL OR lease_until < $3) \
-         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped, incomplete, stats",
+         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped, incomplete, stats, changes",
         db.skip_locked()
     );
     let row = sqlx::query(&sql)
@@ -245,7 +338,7 @@ pub async fn renew_lease(db: &Db, id: &str, owner: &str, until: i64) -> anyhow::
 pub async fn checkpoint(db: &Db, id: &str, owner: &str, p: &Progress, cursor: &str, now: i64) -> anyhow::Result<bool> {
     let n = sqlx::query(
         "UPDATE sync_jobs SET progress = $1, warnings = $2, skipped = $3, state = $4, updated_at = $5, \
-         incomplete = $8, stats = $9 WHERE id = $6 AND lease_owner = $7",
+         incomplete = $8, stats = $9, changes = $10 WHERE id = $6 AND lease_owner = $7",
     )
     .bind(json_text(&p.counts)?)
     .bind(json_text(&p.warnings)?)
@@ -256,6 +349,7 @@ pub async fn checkpoint(db: &Db, id: &str, owner: &str, p: &Progress, cursor: &s
     .bind(owner)
     .bind(json_text(&p.incomplete)?)
     .bind(json_text(&p.stats)?)
+    .bind(json_text(&p.changes)?)
     .execute(&db.pool)
     .await?
     .rows_affected();
@@ -281,7 +375,7 @@ pub async fn pause(
     sqlx::query(
         "UPDATE sync_jobs SET run_after = $1, lease_owner = NULL, lease_until = NULL, attempt = attempt - 1, \
          progress = $2, warnings = $3, skipped = $4, state = $5, updated_at = $6, status = $9, incomplete = $10, \
-         stats = $11 WHERE id = $7 AND lease_owner = $8",
+         stats = $11, changes = $12 WHERE id = $7 AND lease_owner = $8",
     )
     .bind(run_after)
     .bind(json_text(&p.counts)?)
@@ -294,6 +388,7 @@ pub async fn pause(
     .bind(status.as_str())
     .bind(json_text(&p.incomplete)?)
     .bind(json_text(&p.stats)?)
+    .bind(json_text(&p.changes)?)
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -317,8 +412,8 @@ pub async fn finish(
 ) -> anyhow::Result<bool> {
     let n = sqlx::query(
         "UPDATE sync_jobs SET status = $1, exit_code = $2, progress = $3, warnings = $4, skipped = $5, state = $6, \
-         finished_at = $7, updated_at = $7, lease_owner = NULL, lease_until = NULL, incomplete = $10, stats = $11 \
-         WHERE id = $8 AND lease_owner = $9",
+         finished_at = $7, updated_at = $7, lease_owner = NULL, lease_until = NULL, incomplete = $10, stats = $11, \
+         changes = $12 WHERE id = $8 AND lease_owner = $9",
     )
     .bind(status.as_str())
     .bind(exit_code.map(ExitCode::as_str))
@@ -331,6 +426,7 @@ pub async fn finish(
     .bind(owner)
     .bind(json_text(&p.incomplete)?)
     .bind(json_text(&p.stats)?)
+    .bind(json_text(&p.changes)?)
     .execute(&db.pool)
     .await?
     .rows_affected();

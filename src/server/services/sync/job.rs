@@ -19,7 +19,7 @@ use serde_json::{json, value::RawValue, Value};
 use url::Url;
 
 use crate::{
-    domain::{ExitCode, IncompleteType, SkippedType, SyncStatus},
+    domain::{ExitCode, IncompleteType, SkippedType, SyncChanges, SyncStatus},
     server::{
         fhir::{self, index::references},
         platform::crypto,
@@ -465,7 +465,8 @@ async fn find_patient(state: &AppState, payer: &Payer, job: &mut Claimed) -> Res
         return Err(no_patient());
     }
     let id = patients[0].id.clone();
-    resources::upsert(state, &job.authorization_id, state.clock.now(), &page.resources).await?;
+    let changes = resources::upsert(state, &job.authorization_id, state.clock.now(), &page.resources, Some(&job.id)).await?;
+    job.progress.changes.add(changes);
     Ok(id)
 }
 
@@ -488,7 +489,8 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
             return Err(TypeStop::Skip(e, Some(200)));
         }
         let next = next_link(payer, job, ty, &walk.url, page.next.as_deref());
-        walk.store(state, payer, job, &page.resources, next.as_ref()).await?;
+        let changes = walk.store(state, payer, job, &page.resources, next.as_ref()).await?;
+        job.progress.changes.add(changes);
         for r in &page.resources {
             *job.progress.counts.entry(r.resource_type.clone()).or_default() += 1;
         }
@@ -508,7 +510,8 @@ async fn sync_patient(state: &AppState, payer: &Payer, job: &mut Claimed, patien
     let body = payer.get(&url).await.map_err(type_error)?;
     let stored = read_one(state, job, &body, "Patient").map_err(|r| TypeStop::Skip(r, None))?;
     if let Some((item, refs)) = stored {
-        resources::upsert(state, &job.authorization_id, state.clock.now(), std::slice::from_ref(&item)).await?;
+        let changes = resources::upsert(state, &job.authorization_id, state.clock.now(), std::slice::from_ref(&item), Some(&job.id)).await?;
+        job.progress.changes.add(changes);
         *job.progress.counts.entry("Patient".into()).or_default() += 1;
         add_refs(payer, job, &refs, 1);
     }
@@ -584,22 +587,26 @@ impl<'a> PageWalk<'a> {
         }
     }
 
-    /// Stores the page's resources; meanwhile fetches `next` when the walk will go on to it (not seen yet,
-    /// under the page cap, no shutdown).
-    async fn store(&mut self, state: &AppState, payer: &Payer, job: &Claimed, found: &[resources::Indexed], next: Option<&Url>) -> Result<(), TypeStop> {
+    /// Stores the page's resources (returning what changed); meanwhile fetches `next` when the walk will go on
+    /// to it (not seen yet, under the page cap, no shutdown).
+    async fn store(
+        &mut self,
+        state: &AppState,
+        payer: &Payer,
+        job: &Claimed,
+        found: &[resources::Indexed],
+        next: Option<&Url>,
+    ) -> Result<SyncChanges, TypeStop> {
         let now = state.clock.now();
-        let store = resources::upsert(state, &job.authorization_id, now, found);
+        let store = resources::upsert(state, &job.authorization_id, now, found, Some(&job.id));
         match next {
             Some(n) if !self.seen.contains(n.as_str()) && self.pages < PAGE_CAP && !state.shutdown.is_cancelled() => {
                 let (stored, fetched) = tokio::join!(store, payer.get(n));
-                stored?;
                 self.prefetched = Some(fetched);
+                Ok(stored?)
             }
-            _ => {
-                store.await?;
-            }
+            _ => Ok(store.await?),
         }
-        Ok(())
     }
 }
 
@@ -661,7 +668,7 @@ async fn resolve_references(state: &AppState, payer: &Payer, job: &mut Claimed, 
         let mut todo = Vec::new();
         for (r, depth) in batch {
             let (ty, id) = r.split_once('/').unwrap_or(("", ""));
-            if job.refs_tried.contains(&r) || resources::exists(state, &job.authorization_id, ty, id).await? {
+            if job.refs_tried.contains(&r) || resources::exists(state, &job.authorization_id, ty, id, Some(&job.id)).await? {
                 job.cursor.refs_pending.remove(&r);
                 job.refs_tried.insert(r);
                 continue;
@@ -705,7 +712,8 @@ async fn resolve_references(state: &AppState, payer: &Payer, job: &mut Claimed, 
             job.cursor.refs_pending.remove(&r);
             job.refs_tried.insert(r);
         }
-        resources::upsert(state, &job.authorization_id, state.clock.now(), &items).await?;
+        let changes = resources::upsert(state, &job.authorization_id, state.clock.now(), &items, Some(&job.id)).await?;
+        job.progress.changes.add(changes);
         for i in &items {
             *job.progress.counts.entry(i.resource_type.clone()).or_default() += 1;
         }
@@ -746,6 +754,20 @@ async fn pause(state: &AppState, job: &mut Claimed, status: SyncStatus, at: i64)
     sync_jobs::pause(&state.db, &job.id, &job.owner, status, &job.progress, &cursor, at, state.clock.now()).await
 }
 
+/// Deletes the stored resources of every type this job fetched completely (not skipped, paging not stopped
+/// early) that the job did not see: the payer no longer returns them. Returns how many.
+async fn remove_unseen(state: &AppState, job: &Claimed) -> anyhow::Result<u64> {
+    let full: Vec<String> = job
+        .cursor
+        .done
+        .iter()
+        .filter(|t| !job.progress.skipped.iter().any(|s| &s.resource_type == *t))
+        .filter(|t| !job.progress.incomplete.iter().any(|i| &i.resource_type == *t))
+        .cloned()
+        .collect();
+    resources::remove_unseen(&state.db, &job.authorization_id, &full, &job.id).await
+}
+
 /// Final status: `complete`, `partial` (some types skipped, or their paging stopped early) or `failed` (with
 /// the exit code); then the
 /// `sync_completed` / `sync_failed` webhook and the audit record, in one transaction.
@@ -759,6 +781,9 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
         None if !job.progress.skipped.is_empty() || !job.progress.incomplete.is_empty() => (SyncStatus::Partial, None),
         None => (SyncStatus::Complete, None),
     };
+    if failure.is_none() {
+        job.progress.changes.removed += remove_unseen(state, job).await?;
+    }
     let cursor = cursor_json(job);
     if !sync_jobs::finish(&state.db, &job.id, &job.owner, status, exit_code, &job.progress, &cursor, now).await? {
         return Ok(());
@@ -766,6 +791,7 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
     directory::health::observe_sync(state, &job.authorization_id, exit_code).await;
     let auth = authorizations::get(&state.db, &job.authorization_id).await?;
     let counts: BTreeMap<&String, &i64> = job.progress.counts.iter().collect();
+    let changes = job.progress.changes;
     // This job when it brought data, else the latest one that did.
     let last_synced_at = match exit_code {
         None => Some(now),
@@ -786,7 +812,8 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
                 WebhookEvent::SyncCompleted,
                 json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
                        "job_id": job.id, "status": status, "counts": counts, "skipped_types": skipped_types,
-                       "incomplete_types": incomplete_types}),
+                       "incomplete_types": incomplete_types, "added": changes.added, "updated": changes.updated,
+                       "unchanged": changes.unchanged, "removed": changes.removed, "skipped": skipped_types.len()}),
             ),
         };
         // The authorization's lifetime, as introspect and users give it.
@@ -807,7 +834,7 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
             app_id: auth.as_ref().map(|a| a.app_id.as_str()),
             authorization_id: Some(&job.authorization_id),
             request_id: None,
-            detail: Some(json!({"job_id": job.id, "status": status, "exit_code": exit_code, "counts": counts})),
+            detail: Some(json!({"job_id": job.id, "status": status, "exit_code": exit_code, "counts": counts, "changes": changes})),
         },
     )
     .await?;

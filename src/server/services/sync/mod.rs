@@ -9,8 +9,8 @@
 //!   lease; an expired lease means its instance died and the job is taken over.
 //! - Workers: at most `--sync-workers` jobs per instance and [`job::PER_PAYER_LIMIT`] per payer across all
 //!   instances; they stop at the next page on shutdown, releasing the lease for a prompt resume.
-//! - MULTIPLE authorizations re-sync on demand ([`request_resync`]) and every [`RESYNC_INTERVAL_SECS`]
-//!   ([`run_schedule`]).
+//! - MULTIPLE authorizations re-sync on demand ([`request_resync`]) and every `--resync-interval-secs`, jittered
+//!   ([`next_resync_at`], [`run_schedule`]).
 //!
 //! What is fetched (see [`job`]): `Patient` by id, then `GET {Type}?patient={id}&_count=N` for each
 //! `requestedResources` type (or the endpoint's types, or [`job::DEFAULT_TYPES`]), following `next` links
@@ -32,8 +32,6 @@ use crate::server::{
     },
 };
 
-/// Interval between scheduled re-syncs of a MULTIPLE authorization, in seconds (24 h).
-pub const RESYNC_INTERVAL_SECS: i64 = 86_400;
 /// Wakes this process's poll loop when a job is enqueued (other instances find it by polling).
 static WAKE: Notify = Notify::const_new();
 /// Poll interval of the worker loop.
@@ -42,6 +40,14 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const SCHEDULE_INTERVAL: Duration = Duration::from_secs(30);
 /// Due re-syncs queued per pass of the schedule.
 const SCHEDULE_BATCH: i64 = 100;
+
+/// When the next scheduled re-sync of a MULTIPLE authorization is due, `interval` seconds
+/// (`--resync-interval-secs`) after `now` less a random tenth of it at most, so that authorizations linked
+/// together do not all re-sync at once. `None` when scheduled re-syncs are off (`interval` 0).
+pub fn next_resync_at(interval: i64, now: i64) -> Option<i64> {
+    use rand::Rng as _;
+    (interval > 0).then(|| now + interval - rand::thread_rng().gen_range(0..=interval / 10))
+}
 
 /// Wakes this process's workers after a job was queued inside a transaction (call it once committed).
 pub fn wake() {
@@ -67,12 +73,57 @@ pub async fn enqueue(db: &Db, authorization_id: &str, now: i64) -> anyhow::Resul
 pub async fn request_resync(db: &Db, authorization_id: &str, now: i64) -> anyhow::Result<String> {
     let auth = authorizations::get(db, authorization_id).await?.ok_or_else(|| anyhow::anyhow!("unknown authorization"))?;
     anyhow::ensure!(auth.revoked_at.is_none(), "authorization is revoked");
-    if let Some(id) = sync_jobs::unfinished(&db.pool, authorization_id).await? {
-        return Ok(id);
+    // The conditional insert and the read after it: a job finishing in between is simply queued again.
+    for _ in 0..3 {
+        if let Some(id) = sync_jobs::insert_unless_unfinished(db, authorization_id, &auth.endpoint_id, now).await? {
+            WAKE.notify_one();
+            return Ok(id);
+        }
+        if let Some(id) = sync_jobs::unfinished(&db.pool, authorization_id).await? {
+            return Ok(id);
+        }
     }
-    let id = sync_jobs::insert(&db.pool, authorization_id, &auth.endpoint_id, now).await?;
-    WAKE.notify_one();
-    Ok(id)
+    anyhow::bail!("could not queue a re-sync of {authorization_id}")
+}
+
+/// The last runs of an authorization's sync that the API lists ([`history`]).
+pub const HISTORY_RUNS: i64 = 10;
+
+/// The authorization's last [`HISTORY_RUNS`] sync runs, newest first.
+///
+/// # Errors
+/// Database errors.
+pub async fn history(db: &Db, authorization_id: &str) -> anyhow::Result<Vec<sync_jobs::Run>> {
+    sync_jobs::history(db, authorization_id, HISTORY_RUNS).await
+}
+
+/// What the FHIR API does with a read of an authorization's data, given its syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadGate {
+    /// Serve the stored data: no sync yet, the latest one succeeded, or an earlier one did (a re-sync running
+    /// or failed leaves the previous data readable).
+    Open,
+    /// The first sync is still running: 429.
+    FirstSyncRunning,
+    /// The first sync failed, with this exit code: 422.
+    FirstSyncFailed(Option<crate::domain::ExitCode>),
+}
+
+/// The rule of [`ReadGate`]: only the *first* sync holds reads back (429 while it runs, 422 when it failed);
+/// once a sync has brought data, re-syncs (on demand, scheduled or after a refresh) never do.
+///
+/// # Errors
+/// Database errors.
+pub async fn read_gate(db: &Db, authorization_id: &str) -> anyhow::Result<ReadGate> {
+    let Some(latest) = sync_jobs::latest(db, authorization_id).await? else { return Ok(ReadGate::Open) };
+    if latest.status.succeeded() || sync_jobs::last_succeeded_at(db, authorization_id).await?.is_some() {
+        return Ok(ReadGate::Open);
+    }
+    Ok(match latest.status {
+        s if s.is_running() => ReadGate::FirstSyncRunning,
+        crate::domain::SyncStatus::Failed => ReadGate::FirstSyncFailed(latest.exit_code),
+        _ => ReadGate::Open,
+    })
 }
 
 
@@ -101,16 +152,23 @@ pub async fn run_once(state: &AppState) -> bool {
 }
 
 /// Queues a re-sync of every MULTIPLE authorization whose `next_sync_at` is due, and moves that time one
-/// interval on. One conditional update per authorization, so two instances never both queue it.
-/// Returns how many were queued.
+/// (jittered) interval on ([`next_resync_at`]). One conditional update per authorization, so two instances never
+/// both queue it; [`request_resync`] never queues a second job while one is pending or running. Returns how many
+/// due re-syncs this call claimed (one whose authorization already had a job pending or running adds no second
+/// job); none when `--resync-interval-secs` is 0.
 ///
 /// # Errors
 /// Database errors.
 pub async fn run_schedule(state: &AppState) -> anyhow::Result<usize> {
     let now = state.clock.now();
     let mut queued = 0;
+    let interval = state.settings.resync_interval_secs;
+    if interval <= 0 {
+        return Ok(0);
+    }
     for (id, due) in authorizations::resyncs_due(&state.db, now, SCHEDULE_BATCH).await? {
-        if authorizations::claim_resync(&state.db, &id, due, now + RESYNC_INTERVAL_SECS).await? {
+        let next = next_resync_at(interval, now).unwrap_or(now + interval);
+        if authorizations::claim_resync(&state.db, &id, due, next).await? {
             request_resync(&state.db, &id, now).await?;
             queued += 1;
         }

@@ -165,16 +165,17 @@ impl Caller {
     }
 }
 
-/// 429 while a sync of these authorizations runs; 422 when the latest one failed. An application-wide scope
-/// is never gated.
+/// 429 while the first sync of one of these authorizations runs; 422 when it failed (`sync::read_gate`: a
+/// re-sync never holds reads back). An application-wide scope is never gated.
 pub(super) async fn gate_on_sync(state: &AppState, scope: &Scope) -> Result<(), FhirError> {
+    use crate::server::services::sync::{read_gate, ReadGate};
     let Scope::Authorizations(ids) = scope else { return Ok(()) };
     for id in ids {
-        if let Some(st) = crate::server::services::sync::status(&state.db, id).await? {
-            match st.status.as_str() {
-                _ if st.status.is_running() => return Err(FhirError::sync_running(RETRY_AFTER_SECS)),
-                "failed" => return Err(FhirError::sync_failed(st.exit_code.map(|c| c.as_str()).unwrap_or("SYNC_FAILED"))),
-                _ => {}
+        match read_gate(&state.db, id).await? {
+            ReadGate::Open => {}
+            ReadGate::FirstSyncRunning => return Err(FhirError::sync_running(RETRY_AFTER_SECS)),
+            ReadGate::FirstSyncFailed(code) => {
+                return Err(FhirError::sync_failed(code.map(|c| c.as_str()).unwrap_or("SYNC_FAILED")))
             }
         }
     }

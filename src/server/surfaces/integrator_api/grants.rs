@@ -48,6 +48,7 @@ pub fn sync_json(s: &JobStatus) -> Value {
         "exit_code": s.exit_code.map(|c| c.as_str()),
         "warnings": s.warnings,
         "stats": s.stats,
+        "changes": s.changes,
         "delayed_until": s.delayed_until,
         "finished_at": s.finished_at,
     })

@@ -1,4 +1,4 @@
-//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, sessions (the steps of Link
+//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, re-sync and sync history, sessions (the steps of Link
 //! sessions), connections URL, the plan directory with its health, the redirect flow's authorization endpoint,
 //! and the test-mode `public_token` shortcut.
 //!
@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod grants;
 pub mod openapi;
 pub mod sessions;
+pub mod sync;
 pub mod test_shortcut;
 pub mod token;
 pub mod users;
@@ -52,6 +53,8 @@ pub mod paths {
     pub const SESSIONS: &str = "/link/sessions";
     /// `GET` one Link session, by its public id, with its steps.
     pub const SESSION: &str = "/link/sessions/{id}";
+    /// `POST` a re-sync of one MULTIPLE authorization now; `GET` its sync history.
+    pub const SYNC: &str = "/link/sync";
     /// `POST` test-mode shortcut minting a `public_token` for a sandbox member.
     pub const TEST_PUBLIC_TOKEN: &str = "/link/test/public_token";
 }
@@ -71,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::TEST_PUBLIC_TOKEN, post(test_shortcut::test_public_token))
         .route(paths::CONNECTIONS_URL, post(users::connections_url))
         .route(paths::ENDPOINTS, get(directory::endpoints))
+        .route(paths::SYNC, post(sync::request).get(sync::history))
         // A wrong method gets the same RFC 6749 §5.2 JSON body as every other error here (axum keeps `Allow`).
         .method_not_allowed_fallback(|| async {
             error::OAuthError::new(

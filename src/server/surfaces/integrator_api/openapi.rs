@@ -189,6 +189,42 @@ pub fn paths() -> serde_json::Map<String, Value> {
         "responses": {"200": {"description": "Plans by name", "content": {"application/json": {"schema": {"type": "object",
             "required": ["endpoints"], "properties": {"endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/DirectoryEntry"}}}}}}},
                       "400": oauth_err, "401": oauth_err}}}));
+    let which = json!({"type": "object", "description": "exactly one of access_token and authorization_id",
+        "properties": {"access_token": {"type": "string", "minLength": 1, "description": "a patient access token (at_…) of this app"},
+                       "authorization_id": {"type": "string", "minLength": 1},
+                       "secret_key": {"type": "string", "description": "when not sent in Authorization"}}});
+    let history_runs = crate::server::services::sync::HISTORY_RUNS;
+    p.insert(paths::SYNC.into(), json!({
+        "post": {
+            "summary": "Re-sync one live MULTIPLE authorization now",
+            "description": "Queues a sync job (the payer token is refreshed first when it has to be). A job already pending, syncing \
+                or delayed is answered instead of a second one (queued false). Queuing is rate-limited per authorization \
+                (--rate-limit-resync a minute, 429 with Retry-After). The FHIR API keeps serving the previous data while it runs. \
+                An authorization of another app or mode is 404 not_found; a ONE_TIME one 400 invalid_request; a revoked, \
+                expired or NEEDS_REAUTH one 409 invalid_grant.",
+            "security": [{"secretKey": []}, {"basic": []}, {}],
+            "requestBody": form_or_json(which.clone()),
+            "responses": {
+                "202": {"description": "The job queued (or already running)", "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["job_id", "authorization_id", "queued", "sync"],
+                    "properties": {"job_id": {"type": "string"}, "authorization_id": {"type": "string"},
+                                   "queued": {"type": "boolean", "description": "false: the job was already pending or running"},
+                                   "sync": {"$ref": "#/components/schemas/SyncStatus"}}}}}},
+                "400": oauth_err, "401": oauth_err, "404": oauth_err, "409": oauth_err, "429": limited}},
+        "get": {
+            "summary": format!("The last {history_runs} sync runs of one authorization, newest first"),
+            "description": "Name the authorization with authorization_id (preferred: it keeps tokens out of URLs) or access_token.",
+            "security": [{"secretKey": []}, {"basic": []}],
+            "parameters": [
+                {"name": "authorization_id", "in": "query", "required": false, "schema": {"type": "string"}},
+                {"name": "access_token", "in": "query", "required": false, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "The runs", "content": {"application/json": {"schema": {"type": "object",
+                    "required": ["authorization_id", "sync_history"],
+                    "properties": {"authorization_id": {"type": "string"},
+                                   "sync_history": {"type": "array", "maxItems": history_runs, "items": {"$ref": "#/components/schemas/SyncRun"}}}}}}},
+                "400": oauth_err, "401": oauth_err, "404": oauth_err}}}));
     p.insert(paths::TEST_PUBLIC_TOKEN.into(), json!({"post": {
         "summary": "Test mode: link a sandbox member without the UI and return a public_token",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
@@ -293,8 +329,23 @@ pub fn components() -> Value {
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "stats": {"type": "object", "properties": {"retries": {"type": "integer"}, "page_size_reductions": {"type": "integer"},
                           "rate_limit_waits": {"type": "integer"}, "rate_limit_wait_secs": {"type": "integer"}}},
+                "changes": {"type": "object", "description": "what the sync changed: each resource received counted once as added, updated (other content) or unchanged (same content, or older than the one stored); removed: stored resources of a fully fetched type the plan no longer returned, deleted",
+                    "properties": {"added": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"}, "removed": {"type": "integer"}}},
                 "delayed_until": {"type": ["integer", "null"], "description": "Unix seconds; only while status is delayed"},
                 "finished_at": {"type": ["integer", "null"]}}},
+            "SyncRun": {"type": "object", "description": "One run of an authorization's sync.",
+                "required": ["job_id", "status", "created_at", "counts", "skipped", "incomplete", "added", "updated", "unchanged", "removed"], "properties": {
+                "job_id": {"type": "string"},
+                "status": {"type": "string", "enum": ["pending", "syncing", "delayed", "complete", "partial", "failed"]},
+                "created_at": {"type": "integer", "description": "Unix seconds, when it was queued"},
+                "started_at": {"type": ["integer", "null"], "description": "Unix seconds, when a worker first took it"},
+                "finished_at": {"type": ["integer", "null"]},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "resources stored, by type"},
+                "skipped": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": ["integer", "null"]}, "reason": {"type": "string"}}}},
+                "incomplete": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}, "reason": {"type": "string"}}}},
+                "exit_code": {"type": ["string", "null"]},
+                "added": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
+                "removed": {"type": "integer", "description": "see SyncStatus.changes"}}},
             "Introspection": {"type": "object", "properties": {
                 "active": {"type": "boolean"}, "jti": {"type": "string"}, "iat": {"type": "integer"}, "exp": {"type": ["integer", "null"]},
                 "patient": {"type": ["string", "null"]}, "state": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},
