@@ -45,6 +45,17 @@ pub fn is_unsafe_navigation_scheme(scheme: &str) -> bool {
     UNSAFE_NAVIGATION_SCHEMES.iter().any(|s| scheme.eq_ignore_ascii_case(s))
 }
 
+/// Every `name=value` pair of the request's `Cookie` headers (RFC 6265 §5.4: pairs separated by `;`), in order;
+/// a header that is not visible ASCII is skipped.
+pub fn request_cookies(headers: &axum::http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+}
+
 /// The narrowest CSP source expression (CSP3 §2.3.1) that browsers honour for navigating to `target`:
 /// - `http(s)`: `scheme://host[:port]/path` (no query: a source never has one; after a redirect, browsers
 ///   compare the origin only, CSP3 §6.7.2.8, so a redirect inside the target's origin still passes);

@@ -15,11 +15,11 @@
 //! Every cookie here is `HttpOnly`, `Path=/` and scoped by a name tag (a hash prefix, never the secret), so
 //! several sessions in one browser never overwrite each other's.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::server::{
-    platform::crypto,
+    platform::{crypto, http::request_cookies},
     state::AppState,
     store::{link_sessions::SESSION_TTL_SECS, payer_auth_requests::AUTH_REQUEST_TTL_SECS},
 };
@@ -88,27 +88,17 @@ pub fn handoff_cookie(state: &AppState, binder: &SecretString) -> Option<HeaderV
 pub fn clear_handoff_cookies(state: &AppState, headers: &HeaderMap) -> Vec<HeaderValue> {
     let prefix = prefixed(state, HANDOFF_COOKIE);
     let secure = if https(state) { "; Secure" } else { "" };
-    cookies(headers)
+    request_cookies(headers)
         .filter(|(k, _)| k.starts_with(&prefix))
         .filter_map(|(k, _)| HeaderValue::from_str(&format!("{k}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}")).ok())
         .collect()
-}
-
-/// Every `name=value` pair of the request's `Cookie` headers.
-fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
 }
 
 /// What a request presents as session `sid`'s binder: its binder cookie, the `X-Link-Bind` header and the `bind`
 /// form field (`field`), whichever it has.
 pub fn presented<'a>(state: &AppState, headers: &'a HeaderMap, sid: &str, field: Option<&'a str>) -> Vec<&'a str> {
     let name = binder_cookie_name(state, sid);
-    let mut out: Vec<&str> = cookies(headers).filter(|(k, _)| *k == name).map(|(_, v)| v).collect();
+    let mut out: Vec<&str> = request_cookies(headers).filter(|(k, _)| *k == name).map(|(_, v)| v).collect();
     out.extend(headers.get(BIND_HEADER).and_then(|v| v.to_str().ok()));
     out.extend(field);
     out
@@ -117,7 +107,7 @@ pub fn presented<'a>(state: &AppState, headers: &'a HeaderMap, sid: &str, field:
 /// The hand-off values a callback request presents (every hand-off cookie it carries).
 pub fn handoff_binders<'a>(state: &AppState, headers: &'a HeaderMap) -> Vec<&'a str> {
     let prefix = prefixed(state, HANDOFF_COOKIE);
-    cookies(headers).filter(|(k, _)| k.starts_with(&prefix)).map(|(_, v)| v).collect()
+    request_cookies(headers).filter(|(k, _)| k.starts_with(&prefix)).map(|(_, v)| v).collect()
 }
 
 /// The `bind` field of a posted form (`application/x-www-form-urlencoded`, whatever the `Content-Type` says:

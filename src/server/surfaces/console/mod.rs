@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::server::{
-    platform::{crypto, telemetry::request_id},
+    platform::{crypto, http::request_cookies, telemetry::request_id},
     services::console,
     state::AppState,
     store::audit::{self, AuditEntry},
@@ -80,16 +80,9 @@ pub struct Operator {
     pub csrf: String,
 }
 
-/// A cookie's value from the request's `Cookie` headers.
+/// A cookie's value from the request's `Cookie` headers (the first of that name).
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+    request_cookies(headers).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
 
 /// A `Set-Cookie` value: HttpOnly, `SameSite=Strict`, `Secure` when the server is reached over https.
