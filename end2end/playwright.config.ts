@@ -4,7 +4,7 @@ import { defineConfig, devices } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /**
  * A port for the server: free now, and below the kernel's ephemeral range (ip_local_port_range, 32768–60999 by
@@ -53,6 +53,14 @@ const dataDir = process.env.E2E_DATA_DIR ?? makeDataDir();
 process.env.E2E_DATA_DIR = dataDir;
 process.env.E2E_PORT = String(port);
 
+/**
+ * The built site the servers serve: E2E_SITE_ROOT (absolute, or relative to this folder), else ../target/site
+ * (what .ci/build-site makes). The test command builds its own, quicker one in target/test-site. Workers inherit
+ * the resolved path.
+ */
+const siteRoot = resolve(__dirname, process.env.E2E_SITE_ROOT ?? join('..', 'target', 'site'));
+process.env.E2E_SITE_ROOT = siteRoot;
+
 const chromium = {
   executablePath: '/usr/bin/chromium',
   args: [
@@ -64,11 +72,17 @@ const chromium = {
 export default defineConfig({
   testDir: './tests',
   outputDir: './test-results',
-  timeout: 60_000,
+  // Generous: a test walks whole flows, syncs included, and the test command runs the cargo suites beside it.
+  timeout: 120_000,
   expect: { timeout: 10_000 },
+  // Spec files run side by side on E2E_WORKERS workers (default 2: each test spends most of its time waiting on
+  // the browser and the server); the tests of one file run in order. Every spec makes its own app, keys and
+  // sessions, so files never see each other's data.
   fullyParallel: false,
-  workers: 1,
-  retries: process.env.CI ? 1 : 0,
+  workers: Number(process.env.E2E_WORKERS ?? 2),
+  // E2E_RETRIES (the test command sets 1; default 0, or 1 under CI): a test that fails and then passes is listed
+  // as "flaky" in the output, never silently.
+  retries: Number(process.env.E2E_RETRIES ?? (process.env.CI ? 1 : 0)),
   reporter: [['list']],
   use: {
     baseURL,
@@ -85,7 +99,7 @@ export default defineConfig({
     : {
         // The suite opens hundreds of Link sessions from one address: far more than --rate-limit-sessions allows a
         // real client (the limits themselves are tested in tests/it/trust.rs).
-        command: `../target/debug/link-sdk --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ../target/site --leptos-config ../Leptos.toml --rate-limit-sessions 0 --rate-limit-token 0`,
+        command: `../target/debug/link-sdk --addr 127.0.0.1:${port} --data-dir ${dataDir} --site-root ${siteRoot} --leptos-config ../Leptos.toml --rate-limit-sessions 0 --rate-limit-token 0`,
         url: `${baseURL}/readyz`,
         reuseExistingServer: false,
         timeout: 120_000,

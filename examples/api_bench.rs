@@ -5,17 +5,22 @@
 //! sync over HTTP — then measures with `wrk` (Debian package `wrk`):
 //! - `POST /link/exchange` (each request spends one pre-minted `public_token`),
 //! - `GET /fhir/ExplanationOfBenefit/{id}` (read by id),
-//! - a 1,000-result search, unfiltered (SQL paging) and with a date filter (every stored EOB parsed),
+//! - a 1,000-result search: unfiltered, with a date filter, and with `_include=ExplanationOfBenefit:*`,
 //! - `GET /fhir/Patient/{id}/$everything` (the whole record in one Bundle),
 //!
 //! each next to the same response bytes served as a static file by the same server (`/pkg/…`), the
-//! ceiling of the HTTP stack on this machine. Run:
+//! ceiling of the HTTP stack on this machine; then the bytes on the wire and the time of one request (median
+//! of 5, `curl`) of each FHIR scenario without compression, with `Accept-Encoding: gzip` and with `br`.
+//! Run:
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target/bench cargo build --release --examples && target/bench/release/examples/api_bench
 //! BENCH_SECS=5 BENCH_CONNECTIONS=16 target/bench/release/examples/api_bench   # shorter
+//! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres target/bench/release/examples/api_bench
 //! ```
-//! Only 127.0.0.1 is contacted; each wrk run is bounded by `BENCH_SECS` (default 10), the sync by 10 minutes.
+//! With `BENCH_DATABASE_URL` (a PostgreSQL server's URL) the server runs on a new database created there
+//! (`link_bench_<unix s>`, dropped at the end); otherwise on a SQLite file. Only 127.0.0.1 (and that server) is
+//! contacted; each wrk run is bounded by `BENCH_SECS` (default 10), the sync by 10 minutes.
 
 use std::{path::Path, process::Command, sync::Arc, time::Duration};
 
@@ -112,6 +117,24 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(site.join("pkg"))?;
     let mut settings = Settings::for_tests(dir.path().join("data"));
     settings.site_root = Some(site.clone());
+    // The per-token, per-app and per-address limits would answer most of the load with 429s.
+    settings.rate_limit_fhir = 0;
+    settings.rate_limit_exchange = 0;
+    settings.rate_limit_token = 0;
+    settings.rate_limit_sessions = 0;
+    let pg = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.context("BENCH_DATABASE_URL")?;
+            let name = format!("link_bench_{}", clock_now());
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+            let base = admin.rsplit_once('/').map_or(admin.clone(), |(b, _)| b.to_string());
+            settings.database_url = Some(format!("{base}/{name}"));
+            Some((conn, name))
+        }
+        _ => None,
+    };
+    let database = if pg.is_some() { "PostgreSQL" } else { "SQLite" };
     settings.sync_workers = 2;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = Application::build(settings, clock.clone()).await?;
@@ -179,11 +202,12 @@ async fn main() -> anyhow::Result<()> {
         ("read by id", format!("/fhir/ExplanationOfBenefit/{eob_id}")),
         ("search 1,000 (no filter)", "/fhir/ExplanationOfBenefit?patient=$PATIENT_ID&_count=1000".to_string()),
         ("search 1,000 (date filter)", "/fhir/ExplanationOfBenefit?patient=$PATIENT_ID&service-date=ge1900-01-01&_count=1000".to_string()),
+        ("search 1,000 (_include all)", "/fhir/ExplanationOfBenefit?patient=$PATIENT_ID&_include=ExplanationOfBenefit:*&_count=1000".to_string()),
         ("$everything (whole record)", format!("/fhir/Patient/{patient}/$everything?_count=5000")),
     ];
 
     println!();
-    println!("machine: {}; wrk -t2 -c{} -d{}s", machine(), env_or("BENCH_CONNECTIONS", "32"), env_or("BENCH_SECS", "10"));
+    println!("machine: {}; database: {database}; wrk -t2 -c{} -d{}s", machine(), env_or("BENCH_CONNECTIONS", "32"), env_or("BENCH_SECS", "10"));
     println!("| scenario | response bytes | req/s | p50 | p99 | non-2xx | static file req/s | static p50 | static p99 | ratio | load avg |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     // Exchange.
@@ -194,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
         let s = wrk(&format!("{base}/pkg/exchange.json"), None, None)?;
         row("exchange (POST /link/exchange)", sample.len(), &f, &s);
     }
-    for (name, path) in cases {
+    for (name, path) in &cases {
         let bytes = http.get(format!("{base}{path}")).bearer_auth(&at).send().await?.bytes().await?;
         let file = format!("pkg/{}.json", name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
         std::fs::write(site.join(&file), &bytes)?;
@@ -202,7 +226,52 @@ async fn main() -> anyhow::Result<()> {
         let s = wrk(&format!("{base}/{file}"), None, None)?;
         row(name, bytes.len(), &f, &s);
     }
+
+    println!();
+    println!("One request at a time (curl, median of 5): bytes on the wire and time to the last byte");
+    println!("| scenario | identity bytes | identity time | gzip bytes | gzip time | br bytes | br time | load avg |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, path) in &cases {
+        let url = format!("{base}{}", path.replace('$', "%24"));
+        let mut cells = Vec::new();
+        for encoding in ["identity", "gzip", "br"] {
+            let (bytes, secs) = curl_median(&url, &at, encoding)?;
+            cells.push(format!("{bytes} | {:.1} ms", secs * 1000.0));
+        }
+        println!("| {name} | {} | {} |", cells.join(" | "), loadavg());
+    }
+    if let Some((mut conn, name)) = pg {
+        state.db.pool.close().await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+    }
     Ok(())
+}
+
+/// Unix seconds now (names the benchmark's database).
+fn clock_now() -> i64 {
+    SystemClock.now()
+}
+
+/// Bytes received and seconds to the last byte of one GET with `Accept-Encoding: encoding` (the body is not
+/// decoded), the median of 5 runs.
+fn curl_median(url: &str, bearer: &str, encoding: &str) -> anyhow::Result<(u64, f64)> {
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{size_download} %{time_total}"])
+            .args(["-H", &format!("Authorization: Bearer {bearer}"), "-H", &format!("Accept-Encoding: {encoding}")])
+            .arg(url)
+            .output()
+            .context("running curl")?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut it = text.split_whitespace();
+        let bytes: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let secs: f64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        runs.push((secs, bytes));
+    }
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (secs, bytes) = runs[runs.len() / 2];
+    Ok((bytes, secs))
 }
 
 fn row(name: &str, bytes: usize, f: &Figures, s: &Figures) {

@@ -2,7 +2,8 @@
  * Types of `<flexpa-link>` (served at /link/v1/link-element.js, after /link.js): a custom element over the
  * FlexpaLink global. Attributes: `publishable-key`, `usage` (`ONE_TIME` | `MULTIPLE`), `external-id`, and optional
  * `endpoint`, `language`, `skip-explainer`, `skip-syncing`, `multiple-plans` (several plans in one sitting),
- * `label` (the default button's text).
+ * `label` (the default button's text); `repair-token` (repair mode: `usage` and `external-id` may then be left
+ * out, see `LinkRepairOptions` in link.d.ts).
  */
 import type { LinkEventName, LinkExitCode } from './link';
 

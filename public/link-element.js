@@ -5,7 +5,7 @@
   if (!w.customElements || w.customElements.get('flexpa-link')) return;
 
   // <flexpa-link publishable-key usage external-id [endpoint] [language] [skip-explainer] [skip-syncing]
-  // [multiple-plans]>: a thin layer over the FlexpaLink global. A click on the element (its own button, or the
+  // [multiple-plans] [repair-token]>: a thin layer over the FlexpaLink global. A click on the element (its own button, or the
   // content you put inside) opens Link; the endings arrive as DOM events on the element: `syncing`
   // ({publicToken}), `success` ({publicToken}), `exit` ({code}) and `event` ({name, metadata}), each ending once.
   // With multiple-plans: `success` ({publicToken, endpointId, reused}) once per plan, then one `exit` whose code
@@ -63,6 +63,13 @@
       onExit: function (e) { fire(el, 'exit', { code: e ? e.code || 'PATIENT_CANCELLED' : multi ? null : 'PATIENT_CANCELLED' }); },
       onEvent: function (name, metadata) { fire(el, 'event', { name: name, metadata: metadata || {} }); },
     };
+    // Repair mode: the user and usage are the repaired authorization's; only the ones set are checked.
+    var repairToken = attr('repair-token');
+    if (repairToken) {
+      options.repairToken = repairToken;
+      if (!attr('external-id')) delete options.user;
+      if (!attr('usage')) delete options.usage;
+    }
     w.FlexpaLink.create(options).open();
   };
 

@@ -2,7 +2,7 @@
  * Types of `useFlexpaLink` (served at /link/v1/link-react.js, an ES module that imports `react` from the host app):
  * a React hook over the FlexpaLink global, which it loads from /link/v1/link.js when the page has not.
  */
-import type { LinkCreateOptions } from './link';
+import type { LinkCreateOptions, LinkRepairOptions } from './link';
 
 /** What `useFlexpaLink` returns. */
 export interface FlexpaLinkHook {
@@ -23,3 +23,5 @@ export interface FlexpaLinkHook {
  * component's open modal and silences its callbacks (none fires after unmount).
  */
 export function useFlexpaLink(options: LinkCreateOptions): FlexpaLinkHook;
+/** Repair mode (docs/repair.md): the same hook with `repairToken`. */
+export function useFlexpaLink(options: LinkRepairOptions): FlexpaLinkHook;

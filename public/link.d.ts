@@ -38,7 +38,11 @@ export type LinkExitCode =
   | 'ENDPOINT_CONFIGURATION_ERROR'
   | 'SCOPE_CONFIGURATION_ERROR'
   | 'BROWSER_MISMATCH'
-  | 'RATE_LIMITED';
+  | 'RATE_LIMITED'
+  /** Repair mode: the `repairToken` is malformed, unknown, expired or used, or its authorization ended. */
+  | 'INVALID_REPAIR_TOKEN'
+  /** Repair mode: the patient signed in as another member of the plan; nothing changed. */
+  | 'REPAIR_PATIENT_MISMATCH';
 
 /** The argument of `onExit`. */
 export interface LinkExitError {
@@ -148,9 +152,28 @@ export interface LinkHandle {
   exit(): void;
 }
 
+/**
+ * Options of `FlexpaLink.create` in repair mode: the patient renews an existing authorization's payer grant
+ * (docs/repair.md). `repairToken` comes from your backend (`POST /link/repair`, single use, 30 minutes, spent when
+ * the modal opens); the user, usage and plan are the authorization's (`user` and `usage`, when given, must match).
+ * Plan search and the explainer are skipped and the consent screen says it is a renewal. `onSuccess` gets a
+ * `public_token` that exchanges to the same authorization (exchanging it is optional: your existing
+ * `access_token` and `refresh_token` keep working). A sign-in as another member ends with
+ * `onExit({code: 'REPAIR_PATIENT_MISMATCH'})` and changes nothing.
+ */
+export interface LinkRepairOptions
+  extends Omit<LinkCreateOptions, 'user' | 'usage' | 'endpoint' | 'multiplePlans' | 'requestedResources'> {
+  /** `rpt_…` from `POST /link/repair`. */
+  repairToken: string;
+  /** The authorization's user (optional; must match). */
+  user?: { externalId: string };
+  /** The authorization's usage (optional; must match: repair is for `MULTIPLE`). */
+  usage?: 'MULTIPLE';
+}
+
 /** The `FlexpaLink` global. */
 export interface FlexpaLinkStatic {
-  create(options: LinkCreateOptions): LinkHandle;
+  create(options: LinkCreateOptions | LinkRepairOptions): LinkHandle;
   readonly version: string;
 }
 

@@ -22,6 +22,13 @@
   }
   function check(o, endpoint) {
     if (typeof o.publishableKey !== 'string' || !/^pk_(test|live)_[\w-]+$/.test(o.publishableKey)) return 'INVALID_PUBLISHABLE_KEY';
+    // Repair mode: the user, usage and plan are the repaired authorization's (when given, they must match).
+    if (o.repairToken != null) {
+      if (typeof o.repairToken !== 'string' || !/^rpt_[\w-]{20,120}$/.test(o.repairToken)) return 'INVALID_REPAIR_TOKEN';
+      if (o.user != null && (typeof o.user.externalId !== 'string' || !o.user.externalId.trim())) return 'INVALID_USER';
+      if (o.usage != null && o.usage !== 'ONE_TIME' && o.usage !== 'MULTIPLE') return 'INVALID_USAGE';
+      return null;
+    }
     if (!o.user || typeof o.user.externalId !== 'string' || !o.user.externalId.trim()) return 'INVALID_USER';
     if (o.usage !== 'ONE_TIME' && o.usage !== 'MULTIPLE') return 'INVALID_USAGE';
     if (endpoint != null && (typeof endpoint !== 'string' || !UUID.test(endpoint))) return 'INVALID_ENDPOINT';
@@ -35,13 +42,15 @@
       // Must be called from a user gesture; everything up to inserting the modal is synchronous.
       open: function (openOptions) {
         if (active) return;
-        var endpoint = (openOptions && openOptions.endpoint) || o.endpoint || null;
+        var repair = o.repairToken != null;
+        // A repair session goes to the repaired authorization's plan: no endpoint of its own, one plan.
+        var endpoint = repair ? null : (openOptions && openOptions.endpoint) || o.endpoint || null;
         // step/code: the screen the modal shows (from its `load` messages); token: the latest public_token;
         // meta: its plan ({endpointId, reused}); linked: the tokens onSuccess had (multiplePlans).
         var s = { n: nonce(), done: false, loaded: false, step: null, code: null, token: null, meta: {}, linked: [] };
         // multiplePlans: onSuccess(public_token, metadata) once per plan linked, the modal stays open, and its
         // ending is one onExit: without an error once a plan was linked, else with its code as without it.
-        var multi = o.multiplePlans === true;
+        var multi = o.multiplePlans === true && !repair;
         active = s;
         mine = s;
         var emit = function (name, meta) { call(o.onEvent, name, meta || {}); };
@@ -130,14 +139,16 @@
 
         var q = new URLSearchParams({
           publishableKey: o.publishableKey,
-          externalId: o.user.externalId,
-          usage: o.usage,
           origin: location.origin,
           nonce: s.n,
           autoExit: String(o.autoExit !== false),
           skipSyncing: String(!!o.skipSyncing),
           skipExplainer: String(!!o.skipExplainer)
         });
+        if (o.user && o.user.externalId) q.set('externalId', o.user.externalId);
+        if (o.usage) q.set('usage', o.usage);
+        // Single use: spent as the session starts (open Link again with a new one from POST /link/repair).
+        if (repair) q.set('repairToken', o.repairToken);
         if (multi) q.set('multiplePlans', 'true');
         if (endpoint) q.set('endpoint', endpoint);
         if (o.requestedResources && o.requestedResources.length) q.set('requestedResources', [].concat(o.requestedResources).join(','));

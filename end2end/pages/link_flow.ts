@@ -45,7 +45,7 @@ export function importEndpoints(endpoints: object[] | object, dataDirOverride?: 
 
 /**
  * Starts a second server (own port and data folder) with extra flags, e.g. a short `--payer-timeout-secs`, and
- * the built site of target/site unless `opts.siteRoot` names another folder.
+ * the built site of E2E_SITE_ROOT (else target/site) unless `opts.siteRoot` names another folder.
  * It binds port 0 and the URL is read from its banner ("Link SDK is running at http://…"), so no port is guessed;
  * `stop()` ends it and removes its data folder.
  */
@@ -56,7 +56,7 @@ export async function startServer(
   const dataDir = mkdtempSync(join(tmpdir(), 'link-e2e-extra-'));
   const root = join(__dirname, '..', '..');
   const proc: ChildProcess = spawn(bin, [
-    '--addr', '127.0.0.1:0', '--data-dir', dataDir, '--site-root', opts.siteRoot ?? join(root, 'target', 'site'),
+    '--addr', '127.0.0.1:0', '--data-dir', dataDir, '--site-root', opts.siteRoot ?? process.env.E2E_SITE_ROOT ?? join(root, 'target', 'site'),
     '--leptos-config', join(root, 'Leptos.toml'), ...extra,
   ], { stdio: ['ignore', 'pipe', 'ignore'] });
   const stop = () => {

@@ -28,9 +28,12 @@ async function endings(host: LinkTestPage) {
   return [...(await host.callbacks('onSuccess')).map((v) => ({ onSuccess: v })), ...(await host.callbacks('onExit')).map((v) => ({ onExit: v }))];
 }
 
-/** Waits for the one ending, then checks that no second one follows and the modal is gone. */
-async function oneEnding(host: LinkTestPage) {
-  await expect.poll(async () => (await endings(host)).length, { timeout: 30_000 }).toBeGreaterThan(0);
+/**
+ * Waits for the one ending (up to `timeout` ms: a sync of big.claims on a machine busy with other tests takes
+ * longer than the default), then checks that no second one follows and the modal is gone.
+ */
+async function oneEnding(host: LinkTestPage, timeout = 30_000) {
+  await expect.poll(async () => (await endings(host)).length, { timeout }).toBeGreaterThan(0);
   await host.page.waitForTimeout(1500);
   const all = await endings(host);
   expect(all, JSON.stringify(all)).toHaveLength(1);
@@ -62,6 +65,7 @@ test.describe('modal', () => {
   test.use({ viewport: { width: 1280, height: 800 } });
 
   test('a backend that exchanges in onSyncing still gets onSuccess with the same token, once', async ({ page, request }) => {
+    test.setTimeout(180_000);
     await page.exposeFunction('__onSyncing', async (token: string) => {
       const r = await request.post('/link/exchange', { data: { public_token: token, secret_key: keys.testSecret } });
       return r.status();
@@ -72,7 +76,7 @@ test.describe('modal', () => {
     const syncing = await host.waitForCallback('onSyncing', 30_000);
     await expect.poll(() => host.callbacks('onSyncing handled'), { timeout: 20_000 }).toEqual([200]);
     await expect(host.heading()).toHaveText('Getting your records');
-    const ending = await oneEnding(host);
+    const ending = await oneEnding(host, 120_000);
     expect(ending).toEqual({ onSuccess: syncing });
     const names = (await host.log()).map((e) => e.name);
     expect(names.indexOf('onSyncing handled')).toBeLessThan(names.indexOf('onSuccess'));
@@ -272,6 +276,8 @@ test.describe('hosted flow endings at 360x740', () => {
   });
 
   test('Spanish hosted pages carry lang="es"; the end screens read well at both sizes', async ({ page, browser, baseURL }) => {
+    // Four whole flows of big.claims (2,400 claims each) in one test.
+    test.setTimeout(240_000);
     for (const lang of ['en', 'es']) {
       for (const vp of [{ width: 360, height: 740 }, { width: 1280, height: 800 }]) {
         const context = await browser.newContext({ viewport: vp, baseURL });

@@ -26,7 +26,7 @@ test('islands hydrate once the site is built, without a restart', async ({ page 
     expect(wasm).toEqual([]);
 
     // The site arrives as .ci/build-site writes it: a complete pkg/ renamed into place.
-    cpSync(join(__dirname, '..', '..', 'target', 'site', 'pkg'), join(site, 'pkg.new'), { recursive: true });
+    cpSync(join(process.env.E2E_SITE_ROOT!, 'pkg'), join(site, 'pkg.new'), { recursive: true });
     renameSync(join(site, 'pkg.new'), join(site, 'pkg'));
     await expect
       .poll(async () => (await (await fetch(`${server.base}/`)).text()).includes('/pkg/'), { timeout: 15_000 })

@@ -32,6 +32,23 @@ impl AuthorizationState {
     pub fn is_ended(self) -> bool {
         matches!(self, AuthorizationState::Revoked | AuthorizationState::Expired)
     }
+
+    /// Whether repair mode may renew an authorization in this state: `NEEDS_REAUTH`, or an active one (the
+    /// patient renews before the payer grant ends). Never an ended one.
+    pub fn is_repairable(self) -> bool {
+        self == AuthorizationState::NeedsReauth || self.is_active()
+    }
+
+    /// The state after a successful repair (new payer tokens from a fresh sign-in): an active state is kept; a
+    /// `NEEDS_REAUTH` one becomes active again: `EXCHANGED` when the integrator had exchanged its
+    /// `public_token` (`exchanged`), else `AUTHORIZED`. (`REFRESHED` is reached again by the next refresh.)
+    pub fn after_repair(self, exchanged: bool) -> AuthorizationState {
+        match self {
+            s if s.is_active() => s,
+            _ if exchanged => AuthorizationState::Exchanged,
+            _ => AuthorizationState::Authorized,
+        }
+    }
 }
 
 spelled_enum! {
@@ -66,5 +83,19 @@ impl StateReason {
                 | StateReason::RevokedByOperator
                 | StateReason::Revoked
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuthorizationState as S;
+
+    #[test]
+    fn repair_returns_to_an_active_state() {
+        assert_eq!(S::NeedsReauth.after_repair(true), S::Exchanged);
+        assert_eq!(S::NeedsReauth.after_repair(false), S::Authorized);
+        assert_eq!(S::Refreshed.after_repair(true), S::Refreshed);
+        assert_eq!(S::Exchanged.after_repair(true), S::Exchanged);
+        assert!(S::ALL.iter().all(|s| s.is_repairable() != s.is_ended()));
     }
 }

@@ -47,6 +47,14 @@ spelled_enum! {
         /// Too many Link sessions were started from one network address in a short time (`Retry-After` says when
         /// to try again).
         RateLimited = "RATE_LIMITED",
+        /// Repair mode: the `repairToken` is malformed, unknown, expired or already used, or the authorization it
+        /// names can no longer be repaired (revoked, expired, expunged): ask your backend for a new one
+        /// (`POST /link/repair`).
+        InvalidRepairToken = "INVALID_REPAIR_TOKEN",
+        /// Repair mode: the patient signed in at the plan as another member than the one the authorization is
+        /// for. Nothing was merged: the authorization is left exactly as it was and the new sign-in's payer
+        /// tokens were discarded.
+        RepairPatientMismatch = "REPAIR_PATIENT_MISMATCH",
     }
 }
 
@@ -62,6 +70,6 @@ mod tests {
             assert_eq!(ExitCode::parse(c.as_str()), Some(c));
             assert!(seen.insert(c.as_str()));
         }
-        assert_eq!(ExitCode::ALL.len(), 19);
+        assert_eq!(ExitCode::ALL.len(), 21);
     }
 }

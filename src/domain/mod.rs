@@ -18,5 +18,5 @@ pub use exit_code::ExitCode;
 pub use link_event::LinkEventName;
 pub use link_step::LinkStep;
 pub use mode::Mode;
-pub use sync::{IncompleteType, SkippedType, SyncChanges, SyncStats, SyncStatus};
+pub use sync::{IncompleteType, Incremental, SkippedType, SyncChanges, SyncStats, SyncStatus};
 pub use usage::{Usage, ONE_TIME_TTL_SECS};

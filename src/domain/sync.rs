@@ -99,6 +99,18 @@ pub struct SyncChanges {
     pub removed: u64,
 }
 
+/// How a sync asked the payer for each type (JSON in `sync_jobs.incremental`; `None` on a job = a full sync).
+/// An incremental sync searches `types` with `_lastUpdated=ge{since}`: only what the payer changed since, so
+/// nothing is found missing (no `removed`) for those types; the other types are read in full.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incremental {
+    /// The FHIR `instant` the changes are asked from (`YYYY-MM-DDThh:mm:ssZ`): when the previous sync with
+    /// data started, less a margin for the payer's clock and indexing delay.
+    pub since: String,
+    /// The types searched for changes only, in sync order.
+    pub types: Vec<String>,
+}
+
 impl SyncChanges {
     /// Adds `other`'s counters to these.
     pub fn add(&mut self, other: SyncChanges) {

@@ -29,6 +29,9 @@ pub struct Msgs {
     pub consent_multiple: &'static str,
     pub consent_withdraw_title: &'static str,
     pub consent_withdraw: &'static str,
+    /// Repair mode: the consent screen's title and first paragraph say it renews an existing connection.
+    pub consent_renew_title: &'static str,
+    pub consent_renew_intro: &'static str,
     pub signature_label: &'static str,
     pub signature_hint: &'static str,
     pub signature_missing: &'static str,
@@ -156,6 +159,10 @@ pub struct Msgs {
     // Too many sessions started from one network
     pub rate_limited_title: &'static str,
     pub rate_limited_intro: &'static str,
+    // A hosted (re-connect) link that was already used, or has expired
+    pub hosted_used_title: &'static str,
+    pub hosted_used_intro: &'static str,
+    pub hosted_expired_intro: &'static str,
 }
 
 /// English.
@@ -177,6 +184,8 @@ pub static EN: Msgs = Msgs {
     consent_multiple: "Ongoing. Your records are refreshed for as long as your health plan allows, until you withdraw.",
     consent_withdraw_title: "Withdrawing",
     consent_withdraw: "You can withdraw at any time: ask {app} to disconnect your plan, or remove the app from your health plan's account settings. Nothing is shared before you sign in with your plan.",
+    consent_renew_title: "Renew {app}'s connection to your health plan",
+    consent_renew_intro: "Your health plan needs you to sign in again so that {app} can keep receiving your health records. You connected this plan before: sign in as the same member. Nothing else changes.",
     signature_label: "Type your full name to sign",
     signature_hint: "Your typed name is your electronic signature for this consent.",
     signature_missing: "Type your full name to sign before you continue.",
@@ -278,6 +287,9 @@ pub static EN: Msgs = Msgs {
     other_browser_intro: "For your safety, a connection can only go on in the browser where it started. Nothing was shared. Go back to the app and start again from there.",
     rate_limited_title: "Too many attempts",
     rate_limited_intro: "Too many connections were started from your network in a short time. Wait a minute, then go back to the app and try again.",
+    hosted_used_title: "This link was already used",
+    hosted_used_intro: "Each connection link works once, in the browser where it was first opened. If you still need to connect, ask the app for a new link.",
+    hosted_expired_intro: "Connection links work for a limited time. Ask the app for a new link.",
 };
 
 /// Spanish.
@@ -299,6 +311,8 @@ pub static ES: Msgs = Msgs {
     consent_multiple: "De forma continua. Sus registros se actualizan mientras su plan lo permita, hasta que usted lo retire.",
     consent_withdraw_title: "Cómo retirar el permiso",
     consent_withdraw: "Puede retirar su permiso en cualquier momento: pida a {app} que desconecte su plan, o quite la aplicación en la configuración de su cuenta del plan de salud. No se comparte nada antes de que inicie sesión con su plan.",
+    consent_renew_title: "Renueve la conexión de {app} con su plan de salud",
+    consent_renew_intro: "Su plan de salud necesita que vuelva a iniciar sesión para que {app} pueda seguir recibiendo sus registros de salud. Usted ya conectó este plan: inicie sesión como el mismo miembro. Nada más cambia.",
     signature_label: "Escriba su nombre completo para firmar",
     signature_hint: "Su nombre escrito es su firma electrónica de este consentimiento.",
     signature_missing: "Escriba su nombre completo para firmar antes de continuar.",
@@ -400,6 +414,9 @@ pub static ES: Msgs = Msgs {
     other_browser_intro: "Por su seguridad, una conexión solo puede continuar en el navegador donde empezó. No se compartió nada. Vuelva a la aplicación y empiece de nuevo desde allí.",
     rate_limited_title: "Demasiados intentos",
     rate_limited_intro: "Se iniciaron demasiadas conexiones desde su red en poco tiempo. Espere un minuto, vuelva a la aplicación e inténtelo de nuevo.",
+    hosted_used_title: "Este enlace ya se usó",
+    hosted_used_intro: "Cada enlace de conexión funciona una sola vez, en el navegador donde se abrió por primera vez. Si todavía necesita conectarse, pida a la aplicación un enlace nuevo.",
+    hosted_expired_intro: "Los enlaces de conexión funcionan por un tiempo limitado. Pida a la aplicación un enlace nuevo.",
 };
 
 /// Korean.
@@ -421,6 +438,8 @@ pub static KO: Msgs = Msgs {
     consent_multiple: "계속. 동의를 철회하실 때까지, 건강보험이 허용하는 동안 기록이 계속 업데이트됩니다.",
     consent_withdraw_title: "동의 철회",
     consent_withdraw: "언제든지 동의를 철회할 수 있습니다. {app}에 보험 연결 해제를 요청하거나, 건강보험 계정 설정에서 앱을 삭제하세요. 건강보험에 로그인하기 전에는 아무것도 공유되지 않습니다.",
+    consent_renew_title: "{app}의 건강보험 연결을 갱신합니다",
+    consent_renew_intro: "{app}에서 건강 기록을 계속 받을 수 있도록 건강보험에 다시 로그인해야 합니다. 이전에 연결한 보험이므로 같은 가입자로 로그인하세요. 그 외에는 달라지는 것이 없습니다.",
     signature_label: "서명하려면 성명을 입력하세요",
     signature_hint: "입력하신 성명은 이 동의에 대한 전자 서명이 됩니다.",
     signature_missing: "계속하기 전에 서명할 성명을 입력하세요.",
@@ -522,6 +541,9 @@ pub static KO: Msgs = Msgs {
     other_browser_intro: "안전을 위해 연결은 시작한 브라우저에서만 계속할 수 있습니다. 아무것도 공유되지 않았습니다. 앱으로 돌아가 처음부터 다시 시작하세요.",
     rate_limited_title: "시도 횟수가 너무 많습니다",
     rate_limited_intro: "짧은 시간 동안 사용 중인 네트워크에서 너무 많은 연결이 시작되었습니다. 1분 정도 기다린 후 앱으로 돌아가 다시 시도하세요.",
+    hosted_used_title: "이미 사용된 링크입니다",
+    hosted_used_intro: "연결 링크는 처음 연 브라우저에서 한 번만 사용할 수 있습니다. 아직 연결이 필요하시면 앱에 새 링크를 요청하세요.",
+    hosted_expired_intro: "연결 링크는 정해진 기간 동안만 사용할 수 있습니다. 앱에 새 링크를 요청하세요.",
 };
 
 /// The shipped languages, in the order the language picker lists them: (code, the language's name in itself).
@@ -724,6 +746,16 @@ pub fn exit_message(lang: &str, code: &str) -> &'static str {
             "Too many connections were started in a short time. Wait a minute and try again.",
             "Se iniciaron demasiadas conexiones en poco tiempo. Espere un minuto e inténtelo de nuevo.",
             "짧은 시간 동안 너무 많은 연결이 시작되었습니다. 1분 정도 기다린 후 다시 시도하세요.",
+        ],
+        "REPAIR_PATIENT_MISMATCH" => [
+            "You signed in as a different member than the one connected before, so nothing was changed. Try again and sign in as the same member.",
+            "Inició sesión como un miembro distinto del que se conectó antes, así que no se cambió nada. Inténtelo de nuevo e inicie sesión como el mismo miembro.",
+            "이전에 연결한 가입자와 다른 가입자로 로그인하여 아무것도 변경되지 않았습니다. 다시 시도하여 같은 가입자로 로그인하세요.",
+        ],
+        "INVALID_REPAIR_TOKEN" => [
+            "This renewal link is no longer valid. Go back to the app and start the renewal again.",
+            "Este enlace de renovación ya no es válido. Vuelva a la aplicación y empiece la renovación de nuevo.",
+            "이 갱신 링크는 더 이상 유효하지 않습니다. 앱으로 돌아가 갱신을 다시 시작하세요.",
         ],
         "INVALID_PUBLISHABLE_KEY" | "INVALID_USER" | "INVALID_USAGE" => [
             "The app could not start the connection. Go back to the app and try again.",

@@ -5,7 +5,7 @@ use super::catalogue::{msgs, record_kind_labels, with_app};
 
 /// Version of the consent text; bump it whenever any consent string of the catalogue changes (recorded with
 /// every consent as `consents.text_version`).
-pub const CONSENT_TEXT_VERSION: &str = "2026-12-01.1";
+pub const CONSENT_TEXT_VERSION: &str = "2026-12-02.1";
 
 /// The consent text shown (and recorded verbatim) for a session.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,13 @@ impl ConsentText {
         }
     }
 
+    /// The same text for repair mode: its title and first paragraph say it renews the connection the patient
+    /// made before (what is shared, for how long and how to withdraw stay as they were).
+    pub fn renewal(self, lang: &str, app: &str) -> Self {
+        let m = msgs(lang);
+        ConsentText { title: with_app(m.consent_renew_title, app), intro: with_app(m.consent_renew_intro, app), ..self }
+    }
+
     /// The exact text as recorded in the consent record (one paragraph per line).
     pub fn plain(&self) -> String {
         let mut out = vec![self.title.clone(), self.intro.clone(), self.what.clone()];
@@ -65,5 +72,8 @@ mod tests {
         let t = ConsentText::new("ko", "Acme", "ONE_TIME", &requested);
         assert_eq!(t.items, ["다음 종류의 기록만: 보험 보장 내용, 청구 내역, 기타 기록"]);
         assert_eq!(t.title, "Acme에서 건강보험 연결을 요청합니다");
+        let r = ConsentText::new("es", "Acme", "MULTIPLE", &[]).renewal("es", "Acme");
+        assert_eq!(r.title, "Renueve la conexión de Acme con su plan de salud");
+        assert_eq!(r.items, ConsentText::new("es", "Acme", "MULTIPLE", &[]).items);
     }
 }

@@ -91,6 +91,11 @@ impl Application {
             shutdown: CancellationToken::new(),
             limits: Arc::new(crate::server::platform::rate_limit::RateLimits::new(&settings_for_limits)),
         };
+        // Resources stored before the current search index rules get their index rows before any search.
+        let reindexed = crate::server::store::resources::reindex(&state).await.context("indexing stored resources")?;
+        if reindexed > 0 {
+            tracing::info!(resources = reindexed, "search index written for stored resources");
+        }
         if state.settings.sandbox {
             crate::server::surfaces::sandbox::register_endpoints(&state).await.context("registering the sandbox payers")?;
         }

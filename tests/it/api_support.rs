@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use link_sdk::{
     domain::{Mode, Usage},
+    server::{services::sync, surfaces::sandbox},
     server::store::{
         apps::{self, NewApp},
         authorizations::{self, NewAuthorization, PayerTokens},
@@ -203,6 +204,24 @@ pub async fn linked(app: &TestApp, usage: Usage, refreshable: bool) -> Linked {
     store_resources(app, &authorization_id, &fixture_resources()).await;
     let public_token = public_token(app, &keys, &authorization_id).await;
     Linked { keys, endpoint, authorization_id, public_token }
+}
+
+/// Links a sandbox `member` for `external_id` through the test-mode shortcut (`POST /link/test/public_token`,
+/// MULTIPLE) and runs the sync queue until it is empty: the payer OAuth and the sync over HTTP. Returns the
+/// `public_token` and the authorization id.
+pub async fn link_sandbox_member(app: &TestApp, keys: &TestKeys, external_id: &str, member: &str) -> (String, String) {
+    let r = app
+        .client
+        .post(format!("{}/link/test/public_token", app.base_url))
+        .json(&json!({"secret_key": keys.sk, "external_id": external_id, "endpoint_id": sandbox::REFRESHABLE_ENDPOINT_ID,
+                      "member": member, "usage": "MULTIPLE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    while sync::run_once(&app.state).await {}
+    (v["public_token"].as_str().unwrap().to_string(), v["authorization_id"].as_str().unwrap().to_string())
 }
 
 /// `POST /link/exchange` and the JSON answer (panics unless 200).

@@ -207,3 +207,14 @@ pub async fn begin_handoff(
 pub fn new_session_id() -> String {
     link_sdk::server::platform::crypto::random_token("ls_")
 }
+
+/// The audit actions recorded for an authorization, oldest first.
+pub async fn audit_actions(db: &link_sdk::server::platform::db::Db, authorization_id: &str) -> Vec<String> {
+    use link_sdk::server::store::audit;
+    audit::query(db, &audit::ExportFilter { authorization_id: Some(authorization_id.into()), ..Default::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l["action"].as_str().unwrap().to_string())
+        .collect()
+}

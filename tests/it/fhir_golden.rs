@@ -126,23 +126,7 @@ async fn data_set(app: &crate::common::TestApp, aliases: &Aliases) -> (Tokens, I
     let b_public = public_token(app, &l.keys, &b_auth).await;
 
     // The sandbox member, linked through the test-mode shortcut and synced by the sync worker over HTTP.
-    let r = app
-        .client
-        .post(format!("{}/link/test/public_token", app.base_url))
-        .json(&json!({"secret_key": l.keys.sk, "external_id": "sandbox-user", "endpoint_id": sandbox::REFRESHABLE_ENDPOINT_ID,
-                      "member": sandbox::MEMBER_TYPICAL, "usage": "MULTIPLE"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    let s_public = v["public_token"].as_str().unwrap().to_string();
-    let s_auth = v["authorization_id"].as_str().unwrap().to_string();
-    for _ in 0..20 {
-        if !sync::run_once(&app.state).await {
-            break;
-        }
-    }
+    let (s_public, s_auth) = link_sandbox_member(app, &l.keys, "sandbox-user", sandbox::MEMBER_TYPICAL).await;
     let st = sync::status(&app.state.db, &s_auth).await.unwrap().unwrap();
     assert_eq!(st.status, "complete", "{st:?}");
     let sandbox_patient = authorizations::get(&app.state.db, &s_auth).await.unwrap().unwrap().patient_id.unwrap();

@@ -212,12 +212,7 @@ async fn events(app: &TestApp, app_id: &str, event: &str) -> Vec<Value> {
 }
 
 async fn actions(app: &TestApp, authorization_id: &str) -> Vec<String> {
-    audit::query(&app.state.db, &audit::ExportFilter { authorization_id: Some(authorization_id.into()), ..Default::default() })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l["action"].as_str().unwrap().to_string())
-        .collect()
+    crate::common::audit_actions(&app.state.db, authorization_id).await
 }
 
 /// Payer tokens destroyed, our tokens revoked, resources gone.

@@ -24,6 +24,7 @@ const NOT_IN_OPENAPI: &[(&str, &str)] = &[
     ("/link/v1/link-react.d.ts", "TypeScript declarations of the hook"),
     ("/link/frame.js", "the hosted screens' own script"),
     ("/link/s/{sid}*", "the hosted Link screens and their forms: a patient's browser drives them, bound to one session"),
+    ("/link/h/{token}", "a hosted (re-connect) link opened by the patient (HTML); its URL comes from POST /link/hosted"),
     ("/link/callback", "the payer's OAuth redirect_uri (registered at the payer), not called by integrators"),
     ("/link/connections", "the patient's connections page (HTML); its URL comes from POST /link/connections-url"),
     ("/link/test-page", "a bare integrator page for end-to-end tests (sandbox mode only)"),

@@ -2,20 +2,28 @@
 //! member linked through the test-mode shortcut, synced over HTTP by the real sync jobs, and the FHIR API still
 //! serving the previous data while a re-sync runs.
 
-use link_sdk::server::{services::sync, surfaces::sandbox};
+use link_sdk::{
+    domain::SyncStatus,
+    server::{services::sync, surfaces::sandbox},
+};
 use serde_json::{json, Value};
 
-use crate::api_support::{create_app, exchange, get_bearer, server, ClockNow as _, TestKeys};
+use crate::api_support::{app_token, create_app, exchange, get_bearer, server, ClockNow as _, TestKeys};
 use crate::common::TestApp;
 use crate::payer_oauth::drain;
 
 /// A sandbox member linked with `usage` for `keys`' app and exchanged: `(authorization_id, access_token)`.
 async fn link_member(app: &TestApp, keys: &TestKeys, usage: &str) -> (String, String) {
+    link_member_at(app, keys, sandbox::REFRESHABLE_ENDPOINT_ID, sandbox::MEMBER_TYPICAL, usage).await
+}
+
+/// `member` of the sandbox payer `endpoint_id` linked with `usage` and exchanged: `(authorization_id, access_token)`.
+async fn link_member_at(app: &TestApp, keys: &TestKeys, endpoint_id: &str, member: &str, usage: &str) -> (String, String) {
     let r = app
         .client
         .post(format!("{}/link/test/public_token", app.base_url))
-        .json(&json!({"secret_key": keys.sk, "external_id": "resync-user", "endpoint_id": sandbox::REFRESHABLE_ENDPOINT_ID,
-                      "member": sandbox::MEMBER_TYPICAL, "usage": usage}))
+        .json(&json!({"secret_key": keys.sk, "external_id": "resync-user", "endpoint_id": endpoint_id,
+                      "member": member, "usage": usage}))
         .send()
         .await
         .unwrap();
@@ -108,12 +116,16 @@ async fn a_resync_is_queued_once_rate_limited_and_reads_keep_answering() {
         let (created, started, finished) =
             (run["created_at"].as_i64().unwrap(), run["started_at"].as_i64().unwrap(), run["finished_at"].as_i64().unwrap());
         assert!(created <= started && started <= finished, "{run}");
-        assert!(run["counts"]["ExplanationOfBenefit"].as_i64().unwrap() > 0, "{run}");
     }
-    // Nothing changed at the sandbox payer: every resource the re-sync received is unchanged (referenced
-    // resources already stored are not read again), nothing added, updated or removed.
+    // Nothing changed at the sandbox payer. The first sync read everything; the re-sync asked for changes only
+    // (the payer lists `_lastUpdated`) and got none but the Patient, which is read by id every time: unchanged.
+    // Nothing added, updated or removed.
     let (first, again) = (&runs[1], &runs[0]);
     assert!(first["added"].as_u64().unwrap() > 0, "{first}");
+    assert!(first["counts"]["ExplanationOfBenefit"].as_i64().unwrap() > 0, "{first}");
+    assert_eq!(first["incremental"], Value::Null, "{first}");
+    assert!(again["incremental"]["types"].as_array().unwrap().contains(&json!("ExplanationOfBenefit")), "{again}");
+    assert_eq!(again["counts"], json!({"Patient": 1}), "{again}");
     assert_eq!([&again["added"], &again["updated"], &again["removed"]], [&json!(0), &json!(0), &json!(0)], "{again}");
     let received: i64 = again["counts"].as_object().unwrap().values().map(|n| n.as_i64().unwrap()).sum();
     assert_eq!(again["unchanged"], json!(received), "{again}");
@@ -223,4 +235,72 @@ async fn scheduled_resyncs_are_jittered_and_queued_once_across_instances() {
     let runs = sync::history(&app.state.db, &authz).await.unwrap();
     assert_eq!(runs.len(), 3);
     assert_eq!(runs[0].status, "complete");
+}
+
+/// The sandbox member whose claims change every day at 00:00 UTC of the sandbox clock: one ExplanationOfBenefit
+/// is gone for the day, the one gone the day before is back, one more is updated.
+const CHANGING: &str = sandbox::MEMBER_CHANGING;
+
+/// How many ExplanationOfBenefit of `patient` the searchset lists through our FHIR API, read with a fresh
+/// application token (the clock moves by days here, past a patient access token's lifetime).
+async fn stored_claims(app: &TestApp, keys: &TestKeys, patient: &str) -> usize {
+    let token = app_token(app, keys).await;
+    let r = get_bearer(app, &format!("/fhir/ExplanationOfBenefit?patient={patient}&_count=100"), &token).await;
+    let v: Value = r.json().await.unwrap();
+    v["entry"].as_array().unwrap_or_else(|| panic!("{v}")).len()
+}
+
+#[tokio::test]
+async fn scheduled_resyncs_ask_for_changes_only_where_the_payer_offers_it_and_read_everything_weekly() {
+    let app = server().await;
+    let keys = create_app(&app, "Incremental").await;
+    let (authz, t) = link_member_at(&app, &keys, sandbox::REFRESHABLE_ENDPOINT_ID, CHANGING, "MULTIPLE").await;
+    // The same kind of member at a payer whose CapabilityStatement lists no `_lastUpdated`.
+    let (plain, _) = link_member_at(&app, &keys, sandbox::FAULTY_ENDPOINT_ID, sandbox::MEMBER_TYPICAL, "MULTIPLE").await;
+    drain(&app).await;
+    let runs = |id: String| {
+        let db = app.state.db.clone();
+        async move { sync::history(&db, &id).await.unwrap() }
+    };
+    let first = runs(authz.clone()).await.remove(0);
+    assert_eq!((first.status, first.incremental.clone()), (SyncStatus::Complete, None), "the first sync reads everything");
+    let slots = sandbox::CHANGING_EOB_SLOTS;
+    let patient: Value = get_bearer(&app, "/fhir/Patient/$PATIENT_ID", &t).await.json().await.unwrap();
+    let patient = patient["id"].as_str().unwrap().to_string();
+    assert_eq!(stored_claims(&app, &keys, &patient).await, slots - 1, "one slot is gone today");
+
+    // A day later the schedule re-syncs both. Changes only, since the first sync's start less an hour: the claim
+    // that came back is added, the updated one updated; the one gone today stays stored (only a full read can
+    // tell it was deleted).
+    app.clock.advance(86_400);
+    assert_eq!(sync::run_schedule(&app.state).await.unwrap(), 2);
+    drain(&app).await;
+    let second = runs(authz.clone()).await.remove(0);
+    let inc = second.incremental.clone().expect("asked for changes only");
+    assert!(inc.types.contains(&"ExplanationOfBenefit".to_string()) && !inc.types.contains(&"Patient".to_string()), "{inc:?}");
+    let since = time::OffsetDateTime::from_unix_timestamp(first.started_at.unwrap() - 3_600).unwrap();
+    assert_eq!(inc.since, since.format(&time::format_description::well_known::Rfc3339).unwrap());
+    assert_eq!((second.changes.added, second.changes.updated, second.changes.removed), (1, 1, 0), "{second:?}");
+    assert_eq!(second.counts.get("ExplanationOfBenefit"), Some(&2), "only what changed was sent: {second:?}");
+    assert_eq!(stored_claims(&app, &keys, &patient).await, slots);
+    // The payer without `_lastUpdated`: a full read.
+    let other = runs(plain.clone()).await.remove(0);
+    assert_eq!((other.incremental.clone(), other.status), (None, SyncStatus::Complete), "{other:?}");
+
+    // A week after the last full read, the next re-sync reads everything again, and the claim gone today is
+    // removed.
+    app.clock.advance(7 * 86_400);
+    assert!(sync::run_schedule(&app.state).await.unwrap() >= 1);
+    drain(&app).await;
+    let third = runs(authz.clone()).await.remove(0);
+    assert_eq!(third.incremental, None, "a full read at least weekly");
+    assert_eq!(third.changes.removed, 1, "{third:?}");
+    assert_eq!(stored_claims(&app, &keys, &patient).await, slots - 1);
+
+    // Through the API: the history and the webhook-visible status say how each run asked.
+    let (status, h) = history(&app, &keys.sk, &authz).await;
+    assert_eq!(status, 200, "{h}");
+    let listed = h["sync_history"].as_array().unwrap();
+    assert_eq!(listed[0]["incremental"], Value::Null);
+    assert_eq!(listed[1]["incremental"]["since"], json!(inc.since), "{h}");
 }

@@ -150,7 +150,10 @@ fn step_view(s: &Screen, m: &'static Msgs) -> AnyView {
 }
 
 fn consent_view(s: &Screen, m: &'static Msgs) -> AnyView {
-    let t = ConsentText::new(&s.lang, &s.app_name, &s.usage, &s.requested_resources);
+    let mut t = ConsentText::new(&s.lang, &s.app_name, &s.usage, &s.requested_resources);
+    if s.renewal {
+        t = t.renewal(&s.lang, &s.app_name);
+    }
     let action = format!("/link/s/{}/consent", s.sid);
     let sig_error = s.form_error.as_deref() == Some("signature");
     view! {

@@ -200,6 +200,9 @@ pub struct Screen {
     pub form_error: Option<String>,
     /// The payer popup state to show on the payer screen (`blocked`).
     pub wait: Option<String>,
+    /// Repair mode: the session renews an existing connection (the consent screen says so).
+    #[serde(default)]
+    pub renewal: bool,
 }
 
 /// What a screen's response must carry besides the page: its CSP `frame-ancestors` and the extra

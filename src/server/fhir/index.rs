@@ -1,6 +1,7 @@
 //! The index values read from a resource when it is stored: type, id, version, `meta.lastUpdated`, the patient
-//! it belongs to, its main date, `status`, "system|code" tokens, and every reference it holds. The store writes
-//! them into the `resources` table's columns beside the JSON text, unchanged.
+//! it belongs to, its main date, `status`, "system|code" tokens, the values of its search parameters, and every
+//! reference it holds. The store writes them beside the JSON text (the `resources` table's columns and
+//! `resource_params`), unchanged.
 
 use std::collections::BTreeSet;
 
@@ -29,6 +30,8 @@ pub struct Indexed {
     pub status: Option<String>,
     /// "system|code" tokens of identifier, type, category, code, class.
     pub tokens: Vec<String>,
+    /// The values of every search parameter of the type (`search::param_values`), filtered on in SQL.
+    pub params: Vec<super::search::ParamValue>,
     /// The exact JSON text received.
     pub raw: String,
 }
@@ -52,6 +55,7 @@ pub fn index(raw: &str, value: &Value) -> Option<Indexed> {
         date_value: main_date(&resource_type, value),
         status: value.get("status").and_then(Value::as_str).map(String::from),
         tokens: search_tokens(value),
+        params: super::search::param_values(&resource_type, value),
         version_id: meta_str("versionId"),
         last_updated,
         last_updated_at,

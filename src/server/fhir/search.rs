@@ -236,27 +236,85 @@ impl TokenValue {
         sys_ok && code_ok
     }
 
-    /// Whether an element (code string, Coding, CodeableConcept, Identifier) matches.
+    /// Whether an element (code string, Coding, CodeableConcept, Identifier) matches: one of its
+    /// [`token_pairs`] does.
     pub fn matches(&self, v: &Value) -> bool {
-        match v {
-            Value::String(s) => self.matches_pair(None, Some(s)),
-            Value::Bool(b) => self.matches_pair(None, Some(if *b { "true" } else { "false" })),
-            Value::Object(m) => {
-                if let Some(Value::Array(codings)) = m.get("coding") {
-                    return codings.iter().any(|c| self.matches(c));
-                }
-                let system = m.get("system").and_then(Value::as_str);
-                if let Some(code) = m.get("code").and_then(Value::as_str) {
-                    return self.matches_pair(system, Some(code));
-                }
-                if let Some(value) = m.get("value").and_then(Value::as_str) {
-                    return self.matches_pair(system, Some(value));
-                }
-                false
+        let mut pairs = Vec::new();
+        token_pairs(v, &mut pairs);
+        pairs.iter().any(|(system, code)| self.matches_pair(*system, Some(code)))
+    }
+}
+
+/// The `(system, code)` pairs a token parameter matches in one element: a code string or boolean `(None,
+/// code)`, a Coding `(system, code)`, each Coding of a CodeableConcept, an Identifier `(system, value)`.
+pub fn token_pairs<'a>(v: &'a Value, out: &mut Vec<(Option<&'a str>, &'a str)>) {
+    match v {
+        Value::String(s) => out.push((None, s)),
+        Value::Bool(b) => out.push((None, if *b { "true" } else { "false" })),
+        Value::Object(m) => {
+            if let Some(Value::Array(codings)) = m.get("coding") {
+                codings.iter().for_each(|c| token_pairs(c, out));
+                return;
             }
-            _ => false,
+            let system = m.get("system").and_then(Value::as_str);
+            if let Some(code) = m.get("code").and_then(Value::as_str).or_else(|| m.get("value").and_then(Value::as_str)) {
+                out.push((system, code));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One search index value of a stored resource, read at sync time so searches filter in SQL: what a
+/// parameter's matching reads from the resource ([`TokenValue::matches`], [`element_range`]), one value per
+/// element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamValue {
+    /// A token parameter's `(system, code)` pair.
+    Token {
+        /// The parameter name.
+        param: &'static str,
+        /// `system`, when the element has one.
+        system: Option<String>,
+        /// The code (or Identifier value).
+        code: String,
+    },
+    /// A date parameter's element range `[lo, hi)` in Unix s (open Period ends: `i64::MIN` / `i64::MAX`).
+    Date {
+        /// The parameter name.
+        param: &'static str,
+        /// Start.
+        lo: i64,
+        /// End (exclusive).
+        hi: i64,
+    },
+}
+
+/// The index values of every search parameter of `rtype` (including `_lastUpdated`) in a resource.
+pub fn param_values(rtype: &str, v: &Value) -> Vec<ParamValue> {
+    let mut out = Vec::new();
+    for p in params_for(rtype).chain(COMMON.iter()) {
+        for el in p.paths.iter().flat_map(|path| values_at(v, path)) {
+            match p.kind {
+                ParamKind::Token => {
+                    let mut pairs = Vec::new();
+                    token_pairs(el, &mut pairs);
+                    out.extend(pairs.into_iter().map(|(system, code)| ParamValue::Token {
+                        param: p.name,
+                        system: system.map(String::from),
+                        code: code.to_string(),
+                    }));
+                }
+                ParamKind::Date => {
+                    if let Some((lo, hi)) = element_range(el) {
+                        out.push(ParamValue::Date { param: p.name, lo, hi });
+                    }
+                }
+            }
         }
     }
+    out.dedup();
+    out
 }
 
 // ----------------------------------------------------------------------------------------------------------
@@ -450,6 +508,8 @@ pub fn element_range(v: &Value) -> Option<Range> {
 pub enum Criterion {
     /// A token parameter.
     Token {
+        /// The parameter name.
+        name: &'static str,
         /// Element paths.
         paths: &'static [&'static str],
         /// Alternatives.
@@ -459,6 +519,8 @@ pub enum Criterion {
     },
     /// A date parameter.
     Date {
+        /// The parameter name.
+        name: &'static str,
         /// Element paths.
         paths: &'static [&'static str],
         /// Alternatives.
@@ -529,14 +591,14 @@ impl Criterion {
     /// Whether a resource satisfies it.
     pub fn matches(&self, resource: &Value) -> bool {
         match self {
-            Criterion::Token { paths, values, negate } => {
+            Criterion::Token { paths, values, negate, .. } => {
                 let hit = paths
                     .iter()
                     .flat_map(|p| values_at(resource, p))
                     .any(|el| values.iter().any(|t| t.matches(el)));
                 hit != *negate
             }
-            Criterion::Date { paths, values } => paths
+            Criterion::Date { paths, values, .. } => paths
                 .iter()
                 .flat_map(|p| values_at(resource, p))
                 .filter_map(element_range)

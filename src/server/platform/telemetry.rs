@@ -54,7 +54,7 @@ pub fn make_span<B>(request: &Request<B>) -> tracing::Span {
 
 /// Prefixes of values that act as bearer capabilities when they appear in a path (Link session ids,
 /// tokens we issue): they are replaced by `{redacted}` in logs.
-const SECRET_SEGMENT_PREFIXES: [&str; 7] = ["ls_", "public-token-", "at_", "rt_", "app_", "ac_", "ct_"];
+const SECRET_SEGMENT_PREFIXES: [&str; 8] = ["ls_", "public-token-", "at_", "rt_", "app_", "ac_", "ct_", "hlt_"];
 
 /// The path as it may be logged: segments that are session ids or tokens become `{redacted}`.
 pub fn redact_path(path: &str) -> std::borrow::Cow<'_, str> {
@@ -79,5 +79,6 @@ mod tests {
         assert_eq!(redact_path("/link/s/ls_abcdefghijklmnop/consent"), "/link/s/{redacted}/consent");
         assert_eq!(redact_path("/fhir/Patient/123"), "/fhir/Patient/123");
         assert_eq!(redact_path("/link/at_"), "/link/at_");
+        assert_eq!(redact_path("/link/h/hlt_abcdefghijklmnop"), "/link/h/{redacted}");
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::{
     domain::Mode,
     server::{
-        services::lifecycle::transitions::access_status,
+        services::lifecycle::transitions::access_status_of,
         state::AppState,
         store::{
             authorizations::{self, Authorization},
@@ -112,10 +112,9 @@ pub async fn authenticate_bearer(state: &AppState, headers: &HeaderMap) -> Resul
                 .await?
                 .ok_or(AccessError::Invalid("the authorization no longer exists"))?;
             // The lifecycle rules decide readability (ONE_TIME window, revocation, expiry) and say why not.
-            match access_status(&state.db, now, &authorization.id).await? {
-                Some(st) if st.readable => {}
-                Some(st) => return Err(AccessError::Invalid(st.description())),
-                None => return Err(AccessError::Invalid("the authorization no longer exists")),
+            let st = access_status_of(&authorization, now);
+            if !st.readable {
+                return Err(AccessError::Invalid(st.description()));
             }
             Ok(Principal::Patient { token: row, authorization: Box::new(authorization) })
         }

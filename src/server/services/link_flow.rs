@@ -22,23 +22,33 @@ use crate::{
             payer::{
                 discovery,
                 oauth::{self, CallbackParams},
+                refresh::{self, RefreshError},
             },
             sync,
+            webhooks::{self, rfc3339, WebhookEvent},
         },
         state::AppState,
         store::{
             apps,
             audit::{self, AuditEntry},
-            authorizations::{self, NewAuthorization},
+            authorizations::{self, Authorization, NewAuthorization},
             consents, endpoints,
             endpoints::Endpoint,
-            link_sessions::{self, LinkSession},
+            hosted_links,
+            link_sessions::{self, LinkSession, NewSession},
             payer_auth_requests::{self, AuthRequest, NewAuthRequest, RequestCheck},
             sync_jobs,
             tokens::{self, TokenKind, CODE_TTL_SECS, PUBLIC_TOKEN_TTL_SECS},
         },
     },
 };
+
+/// Whether `id` is a usable `externalId` (the integrator's user id): 1 to 255 bytes once trimmed, no control
+/// characters. Stored trimmed.
+pub fn valid_external_id(id: &str) -> bool {
+    let t = id.trim();
+    !t.is_empty() && t.len() <= 255 && !t.chars().any(char::is_control)
+}
 
 /// The consent `scope` recorded for a session: SMART patient scopes of what will be read.
 pub fn consent_scope(s: &LinkSession) -> String {
@@ -64,6 +74,36 @@ pub fn new_binder() -> (SecretString, String) {
     let binder = crypto::random_id(32);
     let hash = crypto::hash_token(&binder);
     (SecretString::from(binder), hash)
+}
+
+/// Creates a Link session (its first step is consent) with its `link.opened` and `consent.shown` audit records,
+/// in `tx`; `repairs` names the authorization a repair-mode session renews. The caller hands the session's
+/// binder to the browser that asked, and calls [`insights::opened`] once `tx` is committed.
+///
+/// # Errors
+/// Database errors.
+pub async fn open_session(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    now: i64,
+    new: NewSession<'_>,
+    repairs: Option<&str>,
+) -> anyhow::Result<String> {
+    let (app_id, mode, usage) = (new.app_id.to_string(), new.mode, new.usage);
+    let hosted = new.host_origin.is_none();
+    let sid = link_sessions::create(&mut **tx, now, new).await?;
+    if let Some(repairs) = repairs {
+        link_sessions::set_repair_authorization(&mut **tx, &sid, repairs).await?;
+    }
+    let repair = repairs.is_some();
+    for (action, detail) in [
+        ("link.opened", json!({"mode": mode.as_str(), "usage": usage.as_str(), "hosted": hosted, "repair": repair})),
+        // Every session starts on the consent screen.
+        ("consent.shown", json!({"usage": usage.as_str()})),
+    ] {
+        let entry = AuditEntry { actor: "patient", action, app_id: Some(&app_id), detail: Some(detail), ..Default::default() };
+        audit::record(&mut **tx, now, entry).await?;
+    }
+    Ok(sid)
 }
 
 /// Whether one of the `presented` values is the binder whose hash is `stored` (constant-time comparison of the
@@ -302,6 +342,9 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
         f.exit_code()
     })?;
     grant.tokens.refresh_expires_at = endpoints::capped_grant_end(&state.db, &endpoint.id, now, grant.tokens.refresh_expires_at).await.map_err(fail)?;
+    if let Some(repairs) = session.repair_authorization_id.as_deref() {
+        return repair_authorization(state, &session, repairs, &endpoint, &grant.tokens, grant.patient_id.as_deref()).await;
+    }
     // The seed's rule: no refresh token (or a payer that cannot refresh) means ONE_TIME.
     let (usage, downgraded) = match session.usage {
         Usage::Multiple if grant.tokens.refresh_token.is_none() || !endpoint.refreshable => (Usage::OneTime, true),
@@ -365,47 +408,205 @@ async fn record_authorization(
         }
         None => authorizations::create(&mut tx, &state.cipher, now, new, tokens).await?,
     };
-    if !link_sessions::attach_authorization(&mut *tx, now, &session.id, &id, reused.is_some()).await? {
+    let done = attach_and_mint(&mut tx, state, session, &id, reused.is_some(), endpoint_id, detail).await?;
+    if done.is_some() {
+        tx.commit().await?;
+    } else {
         tx.rollback().await?;
+    }
+    Ok(done)
+}
+
+/// The rest of a payer callback's transaction once the session's Authorization is created, renewed or repaired
+/// (`id`; `reused`: an existing one): attaches it to its session (only while the session still waits at the
+/// payer: `None` and the caller rolls back otherwise) and consent, audits it (`detail`), queues its sync job (an
+/// existing one keeps a job still running), and mints a `public_token` for it with a sealed copy on the session
+/// for the modal, moving it to `syncing` (or `success` with `skipSyncing`). The caller commits.
+async fn attach_and_mint(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    state: &AppState,
+    session: &LinkSession,
+    id: &str,
+    reused: bool,
+    endpoint_id: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<Option<Authorized>> {
+    let now = state.clock.now();
+    if !link_sessions::attach_authorization(&mut **tx, now, &session.id, id, reused).await? {
         return Ok(None);
     }
-    consents::attach_authorization(&mut *tx, &session.id, &id).await?;
+    consents::attach_authorization(&mut **tx, &session.id, id).await?;
     audit::record(
-        &mut *tx,
+        &mut **tx,
         now,
         AuditEntry {
             actor: "patient",
             action: "payer.authorized",
             app_id: Some(&session.app_id),
-            authorization_id: Some(&id),
+            authorization_id: Some(id),
             request_id: None,
             detail: Some(detail),
         },
     )
     .await?;
-    if reused.is_none() || sync_jobs::unfinished(&mut *tx, &id).await?.is_none() {
-        sync_jobs::insert(&mut *tx, &id, endpoint_id, now).await?;
+    if !reused || sync_jobs::unfinished(&mut **tx, id).await?.is_none() {
+        sync_jobs::insert(&mut **tx, id, endpoint_id, now).await?;
     }
     let token = tokens::issue(
-        &mut *tx,
+        &mut **tx,
         now,
         TokenKind::Public,
         &session.app_id,
-        Some(&id),
+        Some(id),
         Some(PUBLIC_TOKEN_TTL_SECS),
         json!({"link_session_id": session.id}),
     )
     .await?;
     let next = if session.options.skip_syncing { LinkStep::Success } else { LinkStep::Syncing };
-    link_sessions::store_public_token(&mut *tx, &state.cipher, now, &session.id, &token, next).await?;
-    let moved = LinkSession { step: next, authorization_id: Some(id.clone()), authorization_reused: reused.is_some(), ..session.clone() };
+    link_sessions::store_public_token(&mut **tx, &state.cipher, now, &session.id, &token, next).await?;
+    hosted_link_completed(tx, state, now, session, id, &token).await?;
+    let moved = LinkSession { step: next, authorization_id: Some(id.to_string()), authorization_reused: reused, ..session.clone() };
     let after = if next == LinkStep::Success { LinkEventName::Success } else { LinkEventName::SyncStarted };
-    let reuse = reused.is_some().then_some(LinkEventName::PlanReused);
+    let reuse = reused.then_some(LinkEventName::PlanReused);
     for name in [Some(LinkEventName::PayerAuthorized), reuse, Some(after)].into_iter().flatten() {
-        insights::record(&mut tx, now, &moved, NewEvent::new(name, LinkStep::Payer).endpoint(endpoint_id)).await?;
+        insights::record(tx, now, &moved, NewEvent::new(name, LinkStep::Payer).endpoint(endpoint_id)).await?;
     }
-    tx.commit().await?;
-    Ok(Some(Authorized { link_session_id: session.id.clone(), authorization_id: id, public_token: SecretString::from(token) }))
+    Ok(Some(Authorized { link_session_id: session.id.clone(), authorization_id: id.to_string(), public_token: SecretString::from(token) }))
+}
+
+/// Repair mode's callback (session `session` repairs `authorization_id`): the payer `patient` of the new sign-in
+/// must be the authorization's, at the same endpoint; then, holding its refresh lease (no refresh of the old grant
+/// runs meanwhile, [`refresh::without_refresh`]) and in one transaction, the authorization gets the new
+/// payer tokens and returns to an active state ([`crate::domain::AuthorizationState::after_repair`], the conditional update
+/// [`authorizations::repair`]), an `authorization.repaired` audit record and webhook (once, its `event_id`
+/// derived from the authorization and the repair time), then everything a callback does for a reused
+/// authorization ([`attach_and_mint`]: the session's `public_token` exchanges to the same authorization, a sync).
+///
+/// # Errors
+/// `REPAIR_PATIENT_MISMATCH` when the patient (or endpoint) differs or is unknown: nothing is stored, the new
+/// payer tokens are dropped and the authorization stays as it was; `INVALID_REPAIR_TOKEN` when it can no longer
+/// be repaired (revoked or expired meanwhile); `PATIENT_CANCELLED` when the session ended meanwhile;
+/// `PAYER_TIMEOUT` when a refresh held the lease too long; `PAYER_SERVER_ERROR` for database errors (logged).
+async fn repair_authorization(
+    state: &AppState,
+    session: &LinkSession,
+    authorization_id: &str,
+    endpoint: &Endpoint,
+    tokens: &authorizations::PayerTokens,
+    patient_id: Option<&str>,
+) -> Result<Authorized, ExitCode> {
+    let fail = |e: anyhow::Error| internal(Some(session.id.clone()), &e).1;
+    let now = state.clock.now();
+    let a = authorizations::get(&state.db, authorization_id).await.map_err(fail)?.ok_or(ExitCode::InvalidRepairToken)?;
+    let same_patient = matches!((a.patient_id.as_deref(), patient_id), (Some(old), Some(new)) if !old.is_empty() && old == new);
+    if !same_patient || a.endpoint_id != endpoint.id {
+        let entry = AuditEntry {
+            actor: "patient",
+            action: "repair.patient_mismatch",
+            app_id: Some(&session.app_id),
+            authorization_id: Some(authorization_id),
+            detail: Some(json!({"payer_patient_known": patient_id.is_some(), "payer_tokens_discarded": true})),
+            ..Default::default()
+        };
+        audit::record(&state.db.pool, now, entry).await.map_err(fail)?;
+        tracing::warn!(authorization_id, "repair signed in as another payer patient: refused, nothing merged");
+        return Err(ExitCode::RepairPatientMismatch);
+    }
+    // Under the refresh lease, so that no refresh of the old grant lands after the repair (or refuses it); the
+    // authorization is read again there (a refresh may have changed its state meanwhile).
+    let repaired = |a: Authorization| async move {
+        if !a.is_repairable(now) {
+            return Ok(Err(ExitCode::InvalidRepairToken));
+        }
+        let exchanged = tokens::exchanged_for(&state.db.pool, authorization_id).await?;
+        let to = a.state.after_repair(exchanged);
+        let next_sync = sync::next_resync_at(state.settings.resync_interval_secs, now);
+        let mut tx = state.db.begin_write().await?;
+        if !authorizations::repair(&mut tx, &state.cipher, authorization_id, a.state, to, now, tokens, next_sync).await? {
+            tx.rollback().await?;
+            return Ok(Err(ExitCode::InvalidRepairToken));
+        }
+        audit::record(
+            &mut *tx,
+            now,
+            AuditEntry {
+                actor: "patient",
+                action: "authorization.repaired",
+                app_id: Some(&a.app_id),
+                authorization_id: Some(authorization_id),
+                detail: Some(json!({"from": a.state.as_str(), "to": to.as_str()})),
+                ..Default::default()
+            },
+        )
+        .await?;
+        webhooks::enqueue_once(
+            &mut tx,
+            now,
+            &a.app_id,
+            WebhookEvent::AuthorizationRepaired,
+            &format!("{authorization_id}|repaired:{now}"),
+            json!({"authorization_id": authorization_id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
+                   "previous_state": a.state.as_str(), "state": to.as_str(), "repaired_at": rfc3339(now),
+                   "refresh_expires_at": tokens.refresh_expires_at}),
+        )
+        .await?;
+        let detail = json!({"endpoint_id": endpoint.id, "usage": a.usage.as_str(), "reused": true, "repaired": true});
+        match attach_and_mint(&mut tx, state, session, authorization_id, true, &endpoint.id, detail).await? {
+            Some(done) => {
+                tx.commit().await?;
+                Ok(Ok(done))
+            }
+            None => {
+                tx.rollback().await?;
+                Ok(Err(ExitCode::PatientCancelled))
+            }
+        }
+    };
+    let leased = refresh::without_refresh(state, authorization_id, || async {
+        match authorizations::get(&state.db, authorization_id).await? {
+            Some(a) => repaired(a).await,
+            None => Ok(Err(ExitCode::InvalidRepairToken)),
+        }
+    })
+    .await;
+    let result: anyhow::Result<Result<Authorized, ExitCode>> = match leased {
+        Ok(r) => r,
+        Err(RefreshError::Failed(code, why)) => {
+            tracing::warn!(authorization_id, why, "repair waited too long for a payer refresh");
+            Ok(Err(code))
+        }
+        Err(RefreshError::Internal(e)) => Err(e),
+        Err(_) => Ok(Err(ExitCode::InvalidRepairToken)),
+    };
+    let done = result.map_err(fail)??;
+    sync::wake();
+    tracing::info!(authorization_id, "authorization repaired");
+    Ok(done)
+}
+
+/// When session `session` was started by a hosted (re-connect) link: marks the link completed and queues its
+/// `link.completed` webhook with the `public_token` (sealed until sent; `event_id` fixed by the link's id), in
+/// the transaction that minted the token, so the integrator's backend gets it even if the patient never comes
+/// back to the app.
+async fn hosted_link_completed(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    state: &AppState,
+    now: i64,
+    session: &LinkSession,
+    authorization_id: &str,
+    public_token: &str,
+) -> anyhow::Result<()> {
+    let Some(link) = hosted_links::by_session(&mut **tx, &session.id).await? else { return Ok(()) };
+    if !hosted_links::complete(&mut **tx, now, &link.id).await? {
+        return Ok(());
+    }
+    let data = json!({
+        "hosted_link_id": link.id,
+        "externalId": link.external_id,
+        "authorization_id": authorization_id,
+        "public_token": public_token,
+    });
+    webhooks::enqueue_once_sealed(&mut **tx, &state.cipher, now, &link.app_id, WebhookEvent::LinkCompleted, &link.id, data).await
 }
 
 /// Whether session `s` has linked a plan that its ending must report as a success: it is past the payer's
@@ -519,12 +720,17 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 /// success: `{redirect_uri}?public_token=…&state=…`, or for a redirect-flow session its authorization code. Also
 /// destroys the session's sealed `public_token` copy (it is not kept once handed over) and marks the session
 /// `done`. `None` when the session has no token to give (not authorized, already finished, or finished by a
-/// concurrent request: the move to `done` is one conditional update, so the result is handed over once).
+/// concurrent request: the move to `done` is one conditional update, so the result is handed over once), and
+/// for a top-level session without `redirect_uri` (a hosted link of an app that registered none: its
+/// `public_token` went to the app's backend in `link.completed`; the session is done and its own screen says
+/// so).
 ///
 /// # Errors
 /// Database errors.
 pub async fn finish_hosted(state: &AppState, s: &LinkSession) -> anyhow::Result<Option<String>> {
-    let Some(redirect_uri) = &s.redirect_uri else { return Ok(None) };
+    if s.host_origin.is_some() {
+        return Ok(None);
+    }
     let Some(token) = link_sessions::public_token(&state.cipher, s) else { return Ok(None) };
     let now = state.clock.now();
     if !link_sessions::advance(&state.db, now, &s.id, s.step, LinkStep::Done, None).await? {
@@ -541,6 +747,7 @@ pub async fn finish_hosted(state: &AppState, s: &LinkSession) -> anyhow::Result<
     if s.code_challenge.is_some() {
         return redirect_flow_code(state, s).await.map(Some);
     }
+    let Some(redirect_uri) = &s.redirect_uri else { return Ok(None) };
     let mut params = vec![("public_token", token.expose_secret())];
     if let Some(cs) = &s.client_state {
         params.push(("state", cs.as_str()));

@@ -5,10 +5,10 @@
 //!   `{"event_id", "event", "version", "timestamp", "data"}` ([`Envelope`]). The body of an event is fixed when
 //!   it is enqueued: every retry sends the same bytes, so `event_id` is stable and a receiver de-duplicates on it.
 //! - Events: `sync_completed`, `sync_failed`, `authorization.pending_expiration`, `authorization.needs_reauth`,
-//!   `authorization.expired`, `authorization_revoked`,
-//!   `endpoint.status_changed`, `link.events` ([`WebhookEvent`]). The three `authorization.*` events are
+//!   `authorization.repaired`, `authorization.expired`, `authorization_revoked`,
+//!   `endpoint.status_changed`, `link.events`, `link.completed` ([`WebhookEvent`]). The `authorization.*` events are
 //!   sent once per authorization (per payer grant end for `pending_expiration`) with an `event_id` derived from
-//!   what they announce ([`event_id_for`]), so the same fact never gets two ids.
+//!   what they announce ([`event_id_for`]; `authorization.repaired` once per repair), so the same fact never gets two ids.
 //! - Header `Link-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. `t` is the time of
 //!   *this attempt*, so a retry is signed afresh. Receivers must check the signature with the app's signing
 //!   secret and reject a `t` outside a replay window ([`DEFAULT_TOLERANCE_SECS`], 5 minutes) — see
@@ -29,6 +29,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use hmac::{Hmac, Mac as _};
 use rand::Rng as _;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -40,7 +41,10 @@ use sqlx::AnyConnection;
 use crate::{
     domain::spelling::spelled_enum,
     server::{
-        platform::{crypto, db::Db},
+        platform::{
+            crypto::{self, Cipher},
+            db::Db,
+        },
         settings::RunMode,
         state::AppState,
         store::{
@@ -65,6 +69,10 @@ spelled_enum! {
         /// The payer ended long-term access (refused a refresh, or its grant ended): the authorization needs the
         /// patient to link again; its data stays readable until `expires_at`.
         NeedsReauth = "authorization.needs_reauth",
+        /// Repair mode renewed the authorization's payer grant (the patient signed in again as the same payer
+        /// `patient`): the same `authorization_id`, access and refresh tokens go on, its state is active again and
+        /// a sync is queued. Once per repair.
+        AuthorizationRepaired = "authorization.repaired",
         /// The authorization reached its end (ONE_TIME after 24 h, or its own expiry) and its data was expunged.
         AuthorizationExpired = "authorization.expired",
         /// The authorization was revoked (by the patient, the app or an operator) and its data expunged.
@@ -74,6 +82,10 @@ spelled_enum! {
         EndpointStatusChanged = "endpoint.status_changed",
         /// A Link session ended (or timed out): every step it took, in order (no health data).
         LinkEvents = "link.events",
+        /// The patient completed a hosted (re-connect) link: the payer authorized and `data.public_token` is
+        /// ready for `POST /link/exchange` (with `hosted_link_id`, `externalId`, `authorization_id`). Once per
+        /// link. Its body is stored sealed until sent.
+        LinkCompleted = "link.completed",
     }
 }
 
@@ -130,7 +142,7 @@ pub async fn enqueue(
     event: WebhookEvent,
     data: Value,
 ) -> anyhow::Result<()> {
-    enqueue_with_id(conn, now, app_id, event, data, format!("evt_{}", uuid::Uuid::new_v4().simple())).await
+    enqueue_with_id(conn, now, app_id, event, data, format!("evt_{}", uuid::Uuid::new_v4().simple()), None).await
 }
 
 /// The `event_id` of a once-only event: `evt_` and 32 hex digits of SHA-256 over the event and `what` (e.g. the
@@ -152,7 +164,29 @@ pub async fn enqueue_once(
     what: &str,
     data: Value,
 ) -> anyhow::Result<()> {
-    enqueue_with_id(conn, now, app_id, event, data, event_id_for(event, what)).await
+    enqueue_with_id(conn, now, app_id, event, data, event_id_for(event, what), None).await
+}
+
+/// [`enqueue_once`] for an event whose `data` carries a secret (a `public_token`): the body is stored sealed
+/// with `cipher` (AES-256-GCM, bound to its `event_id`) and opened only to send it.
+///
+/// # Errors
+/// Database errors.
+pub async fn enqueue_once_sealed(
+    conn: &mut AnyConnection,
+    cipher: &Cipher,
+    now: i64,
+    app_id: &str,
+    event: WebhookEvent,
+    what: &str,
+    data: Value,
+) -> anyhow::Result<()> {
+    enqueue_with_id(conn, now, app_id, event, data, event_id_for(event, what), Some(cipher)).await
+}
+
+/// The additional data a sealed body is bound to.
+fn payload_aad(event_id: &str) -> String {
+    format!("webhook_deliveries.payload:{event_id}")
 }
 
 async fn enqueue_with_id(
@@ -162,6 +196,7 @@ async fn enqueue_with_id(
     event: WebhookEvent,
     data: Value,
     event_id: String,
+    seal: Option<&Cipher>,
 ) -> anyhow::Result<()> {
     if apps::webhook_url(&mut *conn, app_id).await?.is_none() {
         return Ok(());
@@ -173,11 +208,17 @@ async fn enqueue_with_id(
         timestamp: rfc3339(now),
         data,
     };
-    let payload = serde_json::to_string(&envelope)?;
+    let mut payload = serde_json::to_string(&envelope)?;
+    let mut key_id = None;
+    if let Some(cipher) = seal {
+        let (sealed, kid) = cipher.seal_str(&payload, &payload_aad(&event_id));
+        payload = STANDARD.encode(sealed);
+        key_id = Some(kid);
+    }
     webhook_deliveries::insert(
         &mut *conn,
         now,
-        NewDelivery { event_id: &event_id, app_id, event: event.as_str(), payload: &payload },
+        NewDelivery { event_id: &event_id, app_id, event: event.as_str(), payload: &payload, payload_key_id: key_id.as_deref() },
     )
     .await?;
     tracing::debug!(app_id, event = event.as_str(), event_id, "webhook event queued");
@@ -343,8 +384,16 @@ async fn attempt(state: &AppState, c: &webhook_deliveries::Claimed) -> Result<i6
         return Err(Failure { status: None, message: "webhook URL must use https".into(), permanent: true });
     }
     let secret = ensure_signing_secret(state, &c.app_id).await.map_err(|_| Failure::new("signing secret unavailable"))?;
-    let body = c.payload.as_bytes();
-    let signature = sign(secret.expose_secret(), state.clock.now(), body);
+    let body = match &c.payload_key_id {
+        None => c.payload.clone(),
+        Some(kid) => STANDARD
+            .decode(&c.payload)
+            .ok()
+            .and_then(|sealed| state.cipher.open_str(&sealed, kid, &payload_aad(&c.event_id)).ok())
+            .map(|b| b.expose_secret().to_string())
+            .ok_or(Failure { status: None, message: "the sealed body no longer opens".into(), permanent: true })?,
+    };
+    let signature = sign(secret.expose_secret(), state.clock.now(), body.as_bytes());
     let response = state
         .http
         .post(parsed)
@@ -353,7 +402,7 @@ async fn attempt(state: &AppState, c: &webhook_deliveries::Claimed) -> Result<i6
         .header(SIGNATURE_HEADER, signature)
         .header("Link-Event-Id", &c.event_id)
         .header("Link-Event", &c.event)
-        .body(c.payload.clone())
+        .body(body)
         .send()
         .await
         .map_err(|e| Failure::new(if e.is_timeout() { "timed out" } else { "connection failed" }))?;

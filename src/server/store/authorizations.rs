@@ -91,6 +91,13 @@ impl Authorization {
     pub fn is_live(&self, now: i64) -> bool {
         !self.is_ended() && self.data_ends_at().is_none_or(|end| end > now)
     }
+
+    /// The repair rule: repair mode may renew its payer grant at `now`. MULTIPLE, live, and `NEEDS_REAUTH` or
+    /// active ([`AuthorizationState::is_repairable`]); never ONE_TIME (a snapshot with its own window) nor an
+    /// ended one. [`repair`] applies the same rule in its conditional update.
+    pub fn is_repairable(&self, now: i64) -> bool {
+        self.usage == Usage::Multiple && self.state.is_repairable() && self.is_live(now)
+    }
 }
 
 /// The live rule as SQL, on the `authorizations` row aliased `a`, at the time given by the placeholder or
@@ -449,6 +456,59 @@ pub async fn renew(
     Ok(())
 }
 
+/// Repairs authorization `id` with a new sign-in's payer tokens, only while it is still in state `from` and
+/// repairable ([`Authorization::is_repairable`]; one conditional update, so a revocation or another repair in
+/// between wins): both tokens sealed as at creation, the payer's scope, FHIR base, token endpoint and grant end
+/// replaced, the refresh backoff cleared, the expiry warning and the `NEEDS_REAUTH` notice armed again, the state
+/// set to `to` (its reason cleared), the readable window a `NEEDS_REAUTH` gave it removed, the re-sync schedule
+/// set to `next_sync_at`, and `repaired_at` set. Returns whether it was repaired.
+///
+/// # Errors
+/// Database errors.
+#[allow(clippy::too_many_arguments)]
+pub async fn repair(
+    conn: &mut AnyConnection,
+    cipher: &Cipher,
+    id: &str,
+    from: AuthorizationState,
+    to: AuthorizationState,
+    now: i64,
+    tokens: &PayerTokens,
+    next_sync_at: Option<i64>,
+) -> anyhow::Result<bool> {
+    if !from.is_repairable() {
+        return Ok(false);
+    }
+    let (access, refresh, key_id) = seal_payer_tokens(cipher, id, tokens);
+    let n = sqlx::query(&format!(
+        "UPDATE authorizations SET payer_access_token_enc = $1, payer_refresh_token_enc = $2, payer_key_id = $3, \
+         payer_token_expires_at = $4, payer_scope = COALESCE($5, payer_scope), payer_refresh_expires_at = $6, \
+         refresh_after = NULL, pending_expiration_sent_for = NULL, reauth_notified_at = NULL, state = $7, \
+         state_reason = NULL, expunge_at = CASE WHEN state = $8 THEN NULL ELSE expunge_at END, next_sync_at = $9, \
+         repaired_at = $10, updated_at = $10 \
+         WHERE id = $11 AND state = $12 AND usage = $13 AND {live}",
+        live = live_sql("authorizations", "$10"),
+    ))
+    .bind(access)
+    .bind(refresh)
+    .bind(key_id)
+    .bind(tokens.expires_at)
+    .bind(tokens.scope.as_deref())
+    .bind(tokens.refresh_expires_at)
+    .bind(to.as_str())
+    .bind(AuthorizationState::NeedsReauth.as_str())
+    .bind(next_sync_at)
+    .bind(now)
+    .bind(id)
+    .bind(from.as_str())
+    .bind(Usage::Multiple.as_str())
+    .execute(&mut *conn)
+    .await
+    .context("repairing an authorization")?
+    .rows_affected();
+    Ok(n == 1)
+}
+
 /// Moves an `AUTHORIZED` authorization to `EXCHANGED` (the integrator exchanged its `public_token`); any other
 /// state is left as it is. Returns whether it moved.
 ///
@@ -654,7 +714,8 @@ fn owner_of(row: &AnyRow) -> anyhow::Result<Owner> {
 /// Moves an active (or not yet notified `NEEDS_REAUTH`) authorization to `NEEDS_REAUTH` with `reason`, destroys
 /// its payer `refresh_token`, stops its re-sync schedule, and keeps it readable until its own `expunge_at` (set to
 /// `readable_until` when it had none). Marks it notified, so this happens once. Returns its owner and the end of
-/// its readable window when it moved, `None` when it was not in such a state.
+/// its readable window (and when it was last repaired: each episode after a repair is its own fact) when it moved,
+/// `None` when it was not in such a state.
 ///
 /// # Errors
 /// Database errors.
@@ -664,14 +725,14 @@ pub async fn mark_needs_reauth(
     reason: StateReason,
     now: i64,
     readable_until: i64,
-) -> anyhow::Result<Option<(Owner, Option<i64>)>> {
+) -> anyhow::Result<Option<(Owner, Option<i64>, Option<i64>)>> {
     let row = sqlx::query(
         &format!(
             "UPDATE authorizations SET state = $1, state_reason = COALESCE(state_reason, $2), \
              updated_at = $3, reauth_notified_at = $3, expunge_at = COALESCE(expunge_at, $4), \
              payer_refresh_token_enc = NULL, next_sync_at = NULL \
              WHERE id = $5 AND expunged_at IS NULL AND reauth_notified_at IS NULL AND ({} OR state = $1) \
-             RETURNING app_id, external_id, endpoint_id, expunge_at",
+             RETURNING app_id, external_id, endpoint_id, expunge_at, repaired_at",
             active_sql()
         ),
     )
@@ -682,7 +743,7 @@ pub async fn mark_needs_reauth(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| Ok((owner_of(&r)?, r.try_get("expunge_at")?))).transpose()
+    row.map(|r| Ok((owner_of(&r)?, r.try_get("expunge_at")?, r.try_get("repaired_at")?))).transpose()
 }
 
 /// What [`expunge`] did.

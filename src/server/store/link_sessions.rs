@@ -117,6 +117,8 @@ pub struct LinkSession {
     pub plans_linked: i64,
     /// Whether `authorization_id` is an existing authorization the sign-in reused (same plan and payer `patient`).
     pub authorization_reused: bool,
+    /// Repair mode: the authorization this session renews (from the repair token it was opened with).
+    pub repair_authorization_id: Option<String>,
 }
 
 impl std::fmt::Debug for LinkSession {
@@ -194,7 +196,7 @@ where
 /// The columns [`from_row`] reads.
 const COLUMNS: &str = "id, app_id, mode, external_id, usage, options, endpoint_id, host_origin, redirect_uri, \
      client_state, nonce, step, authorization_id, exit_code, public_token_enc, public_token_key_id, expires_at, \
-     code_challenge, binder_hash, public_id, created_at, plans_linked, authorization_reused";
+     code_challenge, binder_hash, public_id, created_at, plans_linked, authorization_reused, repair_authorization_id";
 
 fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LinkSession> {
     let options_text: String = row.try_get("options")?;
@@ -230,7 +232,25 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<LinkSession> {
         created_at: row.try_get("created_at")?,
         plans_linked: row.try_get("plans_linked")?,
         authorization_reused: row.try_get::<i64, _>("authorization_reused")? != 0,
+        repair_authorization_id: row.try_get("repair_authorization_id")?,
     })
+}
+
+/// Makes session `id` (just created, in the same transaction) a repair session of `authorization_id`.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_repair_authorization<'e, E>(ex: E, id: &str, authorization_id: &str) -> anyhow::Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query("UPDATE link_sessions SET repair_authorization_id = $1 WHERE id = $2")
+        .bind(authorization_id)
+        .bind(id)
+        .execute(ex)
+        .await
+        .context("recording the authorization a session repairs")?;
+    Ok(())
 }
 
 /// Loads a session by id (expired ones too: callers decide).

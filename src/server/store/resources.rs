@@ -10,7 +10,8 @@
 //! fully fetched type that the job did not see are the ones the payer no longer returns ([`remove_unseen`]).
 //!
 //! Reads ([`read`], [`search`], [`read_many`], [`everything`]) are limited to a [`Scope`] of authorizations and
-//! return each body as stored (opened when sealed), never re-serialized.
+//! return each body as stored (opened when sealed), never re-serialized. Each upsert also replaces the
+//! resource's search index rows (`store::resource_params`), on which [`search`] filters in SQL.
 
 use std::collections::BTreeSet;
 
@@ -25,7 +26,7 @@ use crate::server::{
         db::{Backend, Db},
     },
     state::AppState,
-    store::authorizations,
+    store::{authorizations, resource_params},
 };
 
 /// What [`upsert`] stores: a resource's JSON text and the index values read from it.
@@ -34,6 +35,12 @@ pub use crate::server::fhir::index::{index, Indexed};
 /// The aad sealing one resource's JSON when resources are encrypted at rest.
 pub fn resource_aad(authorization_id: &str, resource_type: &str, id: &str) -> String {
     format!("resource:{authorization_id}/{resource_type}/{id}")
+}
+
+/// Whether resources get search index rows (`resource_params`), so searches filter in SQL: not when they are
+/// encrypted at rest (the index would hold identifier values and dates in clear).
+pub fn params_indexed(state: &AppState) -> bool {
+    !state.settings.encrypt_resources
 }
 
 /// What to store in `resources (body, body_enc, body_key_id)` for one resource's JSON: `(Some(json), None,
@@ -99,6 +106,7 @@ pub async fn upsert(
         return Ok(changes);
     }
     let encrypt = state.settings.encrypt_resources;
+    let indexed = params_indexed(state);
     let mut tx = state.db.begin_write().await?;
     for r in items {
         let prior = sqlx::query(
@@ -128,14 +136,14 @@ pub async fn upsert(
         let (body, body_enc, key_id) = seal_body(state, authorization_id, &r.resource_type, &r.id, &r.raw);
         let written = sqlx::query(
             "INSERT INTO resources (authorization_id, resource_type, id, version_id, last_updated, last_updated_at, \
-             patient_ref, date_value, status, body, body_enc, body_key_id, search_tokens, fetched_at, sync_job_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             patient_ref, date_value, status, body, body_enc, body_key_id, search_tokens, fetched_at, sync_job_id, \
+             params_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (authorization_id, resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
              last_updated = excluded.last_updated, last_updated_at = excluded.last_updated_at, \
              patient_ref = excluded.patient_ref, date_value = excluded.date_value, status = excluded.status, \
              body = excluded.body, body_enc = excluded.body_enc, body_key_id = excluded.body_key_id, \
              search_tokens = excluded.search_tokens, fetched_at = excluded.fetched_at, \
-             sync_job_id = excluded.sync_job_id \
+             sync_job_id = excluded.sync_job_id, params_version = excluded.params_version \
              WHERE resources.last_updated_at IS NULL OR excluded.last_updated_at IS NULL \
              OR excluded.last_updated_at >= resources.last_updated_at",
         )
@@ -155,9 +163,13 @@ pub async fn upsert(
         .bind(if encrypt { "[]".to_string() } else { serde_json::to_string(&r.tokens)? })
         .bind(now)
         .bind(job_id)
+        .bind(if indexed { resource_params::PARAMS_VERSION } else { 0 })
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if written > 0 {
+            resource_params::replace(&mut *tx, authorization_id, &r.resource_type, &r.id, indexed.then_some(r.params.as_slice())).await?;
+        }
         if written == 0 {
             // An older version than the row's: the row stays, and still counts as seen by this job.
             mark_seen(&mut *tx, authorization_id, &r.resource_type, &r.id, job_id).await?;
@@ -413,8 +425,10 @@ pub struct Search<'a> {
     pub resource_type: &'a str,
     /// `_id`: only these ids (an empty list matches nothing); `None`: any id.
     pub ids: Option<&'a [String]>,
-    /// The other parameters, matched against the stored JSON.
+    /// The other parameters: on the index rows (`resource_params`) when `indexed`, else on the stored JSON.
     pub criteria: &'a [Criterion],
+    /// Whether the resources have index rows ([`params_indexed`]).
+    pub indexed: bool,
     /// Page size.
     pub count: usize,
     /// Matches skipped before the page.
@@ -439,7 +453,13 @@ pub async fn search(db: &Db, cipher: &Cipher, s: &Search<'_>) -> anyhow::Result<
         None => {}
     }
     let order = "ORDER BY r.id, r.authorization_id";
-    if s.criteria.is_empty() {
+    if s.indexed {
+        for c in s.criteria {
+            let condition = resource_params::criterion_sql(c, &mut |v| f.bind(v));
+            f.and(condition);
+        }
+    }
+    if s.criteria.is_empty() || s.indexed {
         return f.page(db, cipher, order, s.count, s.offset).await;
     }
     // The criteria are matched on the JSON: every row of the type in scope is read.
@@ -463,22 +483,33 @@ fn meets(criteria: &[Criterion], keys: &BTreeSet<&str>, body: &str) -> bool {
     search::parse_fields(body, keys).is_some_and(|v| criteria.iter().all(|c| c.matches(&v)))
 }
 
-/// The rows of these `(authorization_id, resource_type, id)` keys that exist, in the keys' order (`_include`).
+/// Keys [`read_many`] looks up per statement (3 bound values each).
+const KEYS_PER_READ: usize = 300;
+
+/// The rows of these `(authorization_id, resource_type, id)` keys that exist, in the keys' order (`_include`),
+/// read in one statement per [`KEYS_PER_READ`] keys.
 ///
 /// # Errors
 /// Database errors, or a sealed body that does not open.
 pub async fn read_many(db: &Db, cipher: &Cipher, keys: &[(String, String, String)]) -> anyhow::Result<Vec<Stored>> {
-    let mut out = Vec::with_capacity(keys.len());
-    for (authorization_id, resource_type, id) in keys {
+    let mut found: std::collections::HashMap<(String, String, String), Stored> = std::collections::HashMap::new();
+    for chunk in keys.chunks(KEYS_PER_READ) {
         let mut f = Filter::default();
-        let (a, t, i) = (f.bind(authorization_id), f.bind(resource_type), f.bind(id));
-        f.and(format!("r.authorization_id = {a} AND r.resource_type = {t} AND r.id = {i}"));
+        let alternatives: Vec<String> = chunk
+            .iter()
+            .map(|(authorization_id, resource_type, id)| {
+                let (a, t, i) = (f.bind(authorization_id), f.bind(resource_type), f.bind(id));
+                format!("(r.authorization_id = {a} AND r.resource_type = {t} AND r.id = {i})")
+            })
+            .collect();
+        f.and(format!("({})", alternatives.join(" OR ")));
         let sql = format!("SELECT {COLUMNS} FROM resources r WHERE {}", f.sql());
-        if let Some(row) = f.fetch_all(db, &sql).await?.first() {
-            out.push(stored(cipher, row)?);
+        for row in f.fetch_all(db, &sql).await? {
+            let r = stored(cipher, &row)?;
+            found.insert((r.authorization_id.clone(), r.resource_type.clone(), r.id.clone()), r);
         }
     }
-    Ok(out)
+    Ok(keys.iter().filter_map(|k| found.remove(k)).collect())
 }
 
 /// A patient's whole record (`Patient/{id}/$everything`, FHIR R4 §Patient-everything).
@@ -529,4 +560,61 @@ pub async fn everything(db: &Db, cipher: &Cipher, e: &Everything<'_>) -> anyhow:
 fn last_updated_of(body: &str) -> Option<i64> {
     let v: Value = serde_json::from_str(body).ok()?;
     Some(search::parse_fhir_date(v.pointer("/meta/lastUpdated")?.as_str()?)?.0)
+}
+
+/// Rows [`reindex`] reads per batch.
+const REINDEX_BATCH: i64 = 500;
+
+/// Writes the search index rows of every resource stored before the current index rules
+/// (`resources.params_version` below [`resource_params::PARAMS_VERSION`]), a batch per transaction; each row is
+/// claimed by raising its version first, so instances starting together index it once. Returns how many
+/// were indexed. Does nothing when resources are encrypted at rest ([`params_indexed`]).
+///
+/// # Errors
+/// Database errors.
+pub async fn reindex(state: &AppState) -> anyhow::Result<u64> {
+    if !params_indexed(state) {
+        return Ok(0);
+    }
+    let version = resource_params::PARAMS_VERSION;
+    let mut done = 0;
+    loop {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM resources r WHERE r.params_version < $1 LIMIT {REINDEX_BATCH}"
+        ))
+        .bind(version)
+        .fetch_all(&state.db.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        let mut tx = state.db.begin_write().await?;
+        for row in &rows {
+            let (a, t, i): (String, String, String) =
+                (row.try_get("authorization_id")?, row.try_get("resource_type")?, row.try_get("id")?);
+            let claimed = sqlx::query(
+                "UPDATE resources SET params_version = $4 \
+                 WHERE authorization_id = $1 AND resource_type = $2 AND id = $3 AND params_version < $4",
+            )
+            .bind(&a)
+            .bind(&t)
+            .bind(&i)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                continue;
+            }
+            // A body that does not open or parse gets no index rows (it matches no filter).
+            let params = stored(&state.cipher, row)
+                .ok()
+                .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+                .map(|v| search::param_values(&t, &v))
+                .unwrap_or_default();
+            resource_params::replace(&mut *tx, &a, &t, &i, Some(&params)).await?;
+            done += 1;
+        }
+        tx.commit().await?;
+    }
 }

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use sqlx::Row as _;
 
 use crate::{
-    domain::{ExitCode, IncompleteType, SkippedType, SyncChanges, SyncStats, SyncStatus},
+    domain::{ExitCode, IncompleteType, Incremental, SkippedType, SyncChanges, SyncStats, SyncStatus},
     server::platform::db::Db,
 };
 
@@ -32,6 +32,8 @@ pub struct Progress {
     pub stats: SyncStats,
     /// What the job changed in the stored data so far.
     pub changes: SyncChanges,
+    /// The types asked for changes only, and since when; `None` for a full sync.
+    pub incremental: Option<Incremental>,
 }
 
 /// The latest state of an authorization's sync.
@@ -53,6 +55,8 @@ pub struct JobStatus {
     pub stats: SyncStats,
     /// What it changed in the stored data so far.
     pub changes: SyncChanges,
+    /// The types asked for changes only, and since when; `None` for a full sync.
+    pub incremental: Option<Incremental>,
     /// When a `delayed` job runs again (Unix seconds); `None` in every other status.
     pub delayed_until: Option<i64>,
     /// When the job finished (Unix seconds).
@@ -87,6 +91,7 @@ fn progress_of(row: &sqlx::any::AnyRow) -> anyhow::Result<Progress> {
         incomplete: serde_json::from_str(&text("incomplete")?).unwrap_or_default(),
         stats: serde_json::from_str(&text("stats")?).unwrap_or_default(),
         changes: serde_json::from_str(&text("changes")?).unwrap_or_default(),
+        incremental: row.try_get::<Option<String>, _>("incremental")?.and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -166,7 +171,7 @@ where
 /// Database errors, or a stored status this build does not know.
 pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<JobStatus>> {
     let Some(row) = sqlx::query(
-        "SELECT status, progress, skipped, exit_code, warnings, incomplete, stats, changes, run_after, finished_at \
+        "SELECT status, progress, skipped, exit_code, warnings, incomplete, stats, changes, incremental, run_after, finished_at \
          FROM sync_jobs WHERE authorization_id = $1 \
          ORDER BY created_at DESC, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END, updated_at DESC LIMIT 1",
     )
@@ -190,6 +195,7 @@ pub async fn latest(db: &Db, authorization_id: &str) -> anyhow::Result<Option<Jo
         incomplete: p.incomplete,
         stats: p.stats,
         changes: p.changes,
+        incremental: p.incremental,
         delayed_until: (status == SyncStatus::Delayed).then_some(run_after),
         finished_at: row.try_get("finished_at")?,
     }))
@@ -219,6 +225,31 @@ pub struct Run {
     /// What it changed in the stored data (`added`, `updated`, `unchanged`, `removed`).
     #[serde(flatten)]
     pub changes: SyncChanges,
+    /// The types asked for changes only (`_lastUpdated`), and since when; `null` for a full sync.
+    pub incremental: Option<Incremental>,
+}
+
+/// The columns [`run_of`] reads.
+const RUN_COLUMNS: &str =
+    "id, status, created_at, started_at, finished_at, progress, skipped, exit_code, warnings, incomplete, stats, changes, incremental";
+
+fn run_of(row: &sqlx::any::AnyRow) -> anyhow::Result<Run> {
+    let status: String = row.try_get("status")?;
+    let exit_code: Option<String> = row.try_get("exit_code")?;
+    let p = progress_of(row)?;
+    Ok(Run {
+        job_id: row.try_get("id")?,
+        status: SyncStatus::parse(&status).context("sync_jobs.status")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        counts: p.counts,
+        skipped: p.skipped,
+        incomplete: p.incomplete,
+        exit_code: exit_code.as_deref().and_then(ExitCode::parse),
+        changes: p.changes,
+        incremental: p.incremental,
+    })
 }
 
 /// The authorization's latest `limit` runs, newest first (an unfinished one first on a tie).
@@ -226,34 +257,43 @@ pub struct Run {
 /// # Errors
 /// Database errors, or a stored status this build does not know.
 pub async fn history(db: &Db, authorization_id: &str, limit: i64) -> anyhow::Result<Vec<Run>> {
-    let rows = sqlx::query(
-        "SELECT id, status, created_at, started_at, finished_at, progress, skipped, exit_code, warnings, incomplete, \
-         stats, changes FROM sync_jobs WHERE authorization_id = $1 \
-         ORDER BY created_at DESC, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END, updated_at DESC LIMIT $2",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM sync_jobs WHERE authorization_id = $1 \
+         ORDER BY created_at DESC, CASE WHEN finished_at IS NULL THEN 0 ELSE 1 END, updated_at DESC LIMIT $2"
+    ))
     .bind(authorization_id)
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let status: String = row.try_get("status")?;
-            let exit_code: Option<String> = row.try_get("exit_code")?;
-            let p = progress_of(row)?;
-            Ok(Run {
-                job_id: row.try_get("id")?,
-                status: SyncStatus::parse(&status).context("sync_jobs.status")?,
-                created_at: row.try_get("created_at")?,
-                started_at: row.try_get("started_at")?,
-                finished_at: row.try_get("finished_at")?,
-                counts: p.counts,
-                skipped: p.skipped,
-                incomplete: p.incomplete,
-                exit_code: exit_code.as_deref().and_then(ExitCode::parse),
-                changes: p.changes,
-            })
-        })
-        .collect()
+    rows.iter().map(run_of).collect()
+}
+
+/// The authorization's latest run that brought data (`complete` or `partial`) with its saved cursor, and the
+/// start (Unix seconds) of its latest such run that read every type in full (`incremental` unset).
+///
+/// # Errors
+/// Database errors, or a stored status this build does not know.
+pub async fn last_success(db: &Db, authorization_id: &str) -> anyhow::Result<Option<(Run, String, Option<i64>)>> {
+    let row = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS}, state FROM sync_jobs WHERE authorization_id = $1 AND status IN ($2, $3) \
+         ORDER BY finished_at DESC LIMIT 1"
+    ))
+    .bind(authorization_id)
+    .bind(SyncStatus::Complete.as_str())
+    .bind(SyncStatus::Partial.as_str())
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let full = sqlx::query(
+        "SELECT MAX(started_at) AS at FROM sync_jobs WHERE authorization_id = $1 AND status IN ($2, $3) \
+         AND incremental IS NULL",
+    )
+    .bind(authorization_id)
+    .bind(SyncStatus::Complete.as_str())
+    .bind(SyncStatus::Partial.as_str())
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(Some((run_of(&row)?, row.try_get("state")?, full.try_get("at")?)))
 }
 
 /// When the authorization's latest sync with data (`complete` or `partial`) finished (Unix seconds).
@@ -293,7 +333,7 @@ pub async fn claim(
                 AND k.status = $5 AND k.lease_until >= $3) < $4) \
            ORDER BY j.run_after, j.created_at LIMIT 1 {}) \
          AND (lease_until IS NULL OR lease_until < $3) \
-         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped, incomplete, stats, changes",
+         RETURNING id, authorization_id, attempt, state, progress, warnings, skipped, incomplete, stats, changes, incremental",
         db.skip_locked()
     );
     let row = sqlx::query(&sql)
@@ -338,7 +378,7 @@ pub async fn renew_lease(db: &Db, id: &str, owner: &str, until: i64) -> anyhow::
 pub async fn checkpoint(db: &Db, id: &str, owner: &str, p: &Progress, cursor: &str, now: i64) -> anyhow::Result<bool> {
     let n = sqlx::query(
         "UPDATE sync_jobs SET progress = $1, warnings = $2, skipped = $3, state = $4, updated_at = $5, \
-         incomplete = $8, stats = $9, changes = $10 WHERE id = $6 AND lease_owner = $7",
+         incomplete = $8, stats = $9, changes = $10, incremental = $11 WHERE id = $6 AND lease_owner = $7",
     )
     .bind(json_text(&p.counts)?)
     .bind(json_text(&p.warnings)?)
@@ -350,6 +390,7 @@ pub async fn checkpoint(db: &Db, id: &str, owner: &str, p: &Progress, cursor: &s
     .bind(json_text(&p.incomplete)?)
     .bind(json_text(&p.stats)?)
     .bind(json_text(&p.changes)?)
+    .bind(p.incremental.as_ref().map(json_text).transpose()?)
     .execute(&db.pool)
     .await?
     .rows_affected();
@@ -375,7 +416,7 @@ pub async fn pause(
     sqlx::query(
         "UPDATE sync_jobs SET run_after = $1, lease_owner = NULL, lease_until = NULL, attempt = attempt - 1, \
          progress = $2, warnings = $3, skipped = $4, state = $5, updated_at = $6, status = $9, incomplete = $10, \
-         stats = $11, changes = $12 WHERE id = $7 AND lease_owner = $8",
+         stats = $11, changes = $12, incremental = $13 WHERE id = $7 AND lease_owner = $8",
     )
     .bind(run_after)
     .bind(json_text(&p.counts)?)
@@ -389,6 +430,7 @@ pub async fn pause(
     .bind(json_text(&p.incomplete)?)
     .bind(json_text(&p.stats)?)
     .bind(json_text(&p.changes)?)
+    .bind(p.incremental.as_ref().map(json_text).transpose()?)
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -413,7 +455,7 @@ pub async fn finish(
     let n = sqlx::query(
         "UPDATE sync_jobs SET status = $1, exit_code = $2, progress = $3, warnings = $4, skipped = $5, state = $6, \
          finished_at = $7, updated_at = $7, lease_owner = NULL, lease_until = NULL, incomplete = $10, stats = $11, \
-         changes = $12 WHERE id = $8 AND lease_owner = $9",
+         changes = $12, incremental = $13 WHERE id = $8 AND lease_owner = $9",
     )
     .bind(status.as_str())
     .bind(exit_code.map(ExitCode::as_str))
@@ -427,6 +469,7 @@ pub async fn finish(
     .bind(json_text(&p.incomplete)?)
     .bind(json_text(&p.stats)?)
     .bind(json_text(&p.changes)?)
+    .bind(p.incremental.as_ref().map(json_text).transpose()?)
     .execute(&db.pool)
     .await?
     .rows_affected();

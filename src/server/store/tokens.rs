@@ -35,6 +35,8 @@ pub const CODE_TTL_SECS: i64 = 600;
 /// How long after its use a rotated refresh token presented again gets the same new pair (a network retry),
 /// seconds; after it, or once the new refresh token was used, a reuse is a replay (RFC 9700 §4.14.2).
 pub const REFRESH_REUSE_GRACE_SECS: i64 = 30;
+/// Lifetime of a repair token, seconds (single use, redeemed when the repair session starts).
+pub const REPAIR_TOKEN_TTL_SECS: i64 = 1_800;
 
 /// What a token is for; each kind has its own prefix so a token of one kind is never accepted as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +51,15 @@ pub enum TokenKind {
     App,
     /// Authorization code (`ac_…`) of the redirect flow (RFC 6749 §4.1), single use, bound to PKCE.
     Code,
+    /// Repair token (`rpt_…`), [`REPAIR_TOKEN_TTL_SECS`], single use: starts one Link session that renews the
+    /// payer grant of its authorization (`FlexpaLink.create({repairToken})`).
+    Repair,
 }
 
 impl TokenKind {
     /// Every kind.
-    pub const ALL: [TokenKind; 5] =
-        [TokenKind::Public, TokenKind::Access, TokenKind::Refresh, TokenKind::App, TokenKind::Code];
+    pub const ALL: [TokenKind; 6] =
+        [TokenKind::Public, TokenKind::Access, TokenKind::Refresh, TokenKind::App, TokenKind::Code, TokenKind::Repair];
 
     /// The value stored in `tokens.kind`.
     pub fn as_str(self) -> &'static str {
@@ -64,6 +69,7 @@ impl TokenKind {
             TokenKind::Refresh => "refresh",
             TokenKind::App => "app",
             TokenKind::Code => "code",
+            TokenKind::Repair => "repair",
         }
     }
 
@@ -80,6 +86,7 @@ impl TokenKind {
             TokenKind::Refresh => "rt_",
             TokenKind::App => "app_",
             TokenKind::Code => "ac_",
+            TokenKind::Repair => "rpt_",
         }
     }
 
@@ -203,6 +210,24 @@ async fn lookup(db: &Db, kind: TokenKind, token: &str) -> anyhow::Result<Option<
         }
         None => Ok(None),
     }
+}
+
+/// Whether the integrator ever got tokens for authorization `authorization_id` (a `public_token` exchange or a
+/// redirect-flow code issued an access or refresh token for it, whatever became of them since).
+///
+/// # Errors
+/// Database errors.
+pub async fn exchanged_for<'e, E>(ex: E, authorization_id: &str) -> anyhow::Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT id FROM tokens WHERE authorization_id = $1 AND kind IN ($2, $3) LIMIT 1")
+        .bind(authorization_id)
+        .bind(TokenKind::Access.as_str())
+        .bind(TokenKind::Refresh.as_str())
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.is_some())
 }
 
 /// The row of a presented token of `kind` when it is known, not revoked and not expired at `now`.

@@ -14,8 +14,10 @@ pub struct NewDelivery<'a> {
     pub app_id: &'a str,
     /// The event name.
     pub event: &'a str,
-    /// The exact body sent on every attempt.
+    /// The exact body sent on every attempt, or (with `payload_key_id`) the base64 of its sealed box.
     pub payload: &'a str,
+    /// The key that sealed `payload`, when the body carries a secret; `None` for a plain body.
+    pub payload_key_id: Option<&'a str>,
 }
 
 /// Queues a delivery due at `now`, through `ex` (the pool, or the transaction of the change it announces).
@@ -27,8 +29,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query(
-        "INSERT INTO webhook_deliveries (id, event_id, app_id, event, payload, attempts, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+        "INSERT INTO webhook_deliveries (id, event_id, app_id, event, payload, payload_key_id, attempts, \
+         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6)",
     )
     .bind(uuid::Uuid::new_v4().to_string())
     .bind(d.event_id)
@@ -36,6 +38,7 @@ where
     .bind(d.event)
     .bind(d.payload)
     .bind(now)
+    .bind(d.payload_key_id)
     .execute(ex)
     .await?;
     Ok(())
@@ -52,8 +55,10 @@ pub struct Claimed {
     pub app_id: String,
     /// The event name.
     pub event: String,
-    /// The body to send.
+    /// The body to send, or the base64 of its sealed box (see `payload_key_id`).
     pub payload: String,
+    /// The key that sealed `payload`, or `None` when it is the plain body.
+    pub payload_key_id: Option<String>,
     /// Attempts made before this one.
     pub attempts: i64,
 }
@@ -70,7 +75,7 @@ pub async fn claim_due(db: &Db, owner: &str, now: i64, lease_until: i64, limit: 
            WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $3 \
              AND (lease_until IS NULL OR lease_until < $3) \
            ORDER BY next_attempt_at LIMIT $4 {}) \
-         RETURNING id, event_id, app_id, event, payload, attempts",
+         RETURNING id, event_id, app_id, event, payload, payload_key_id, attempts",
         db.skip_locked()
     );
     let rows = sqlx::query(&sql).bind(owner).bind(lease_until).bind(now).bind(limit).fetch_all(&db.pool).await?;
@@ -82,6 +87,7 @@ pub async fn claim_due(db: &Db, owner: &str, now: i64, lease_until: i64, limit: 
                 app_id: r.try_get("app_id")?,
                 event: r.try_get("event")?,
                 payload: r.try_get("payload")?,
+                payload_key_id: r.try_get("payload_key_id")?,
                 attempts: r.try_get("attempts")?,
             })
         })

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{
     domain::Mode,
-    server::{services::payer::discovery, store::endpoints::Endpoint},
+    server::{fhir, services::payer::discovery, store::endpoints::Endpoint},
 };
 
 /// How bad a problem is.
@@ -291,10 +291,7 @@ fn check_capability_statement(cs: &Value, out: &mut Vec<Problem>) {
     let rests: Vec<&Value> = cs.get("rest").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
     let resources: Vec<&Value> =
         rests.iter().flat_map(|r| r.get("resource").and_then(Value::as_array).into_iter().flatten()).collect();
-    let params_of = |v: &Value| strings_of_objects(v, "searchParam", "name");
-    let last_updated = rests.iter().any(|r| params_of(r).iter().any(|n| n == "_lastUpdated"))
-        || resources.iter().any(|r| params_of(r).iter().any(|n| n == "_lastUpdated"));
-    if !last_updated {
+    if !fhir::capability::searches_any(cs, "_lastUpdated") {
         out.push(Problem::new(
             Severity::Warning,
             "last_updated",

@@ -24,7 +24,7 @@ use crate::{
     domain::{StateReason, Usage},
     server::{
         services::{
-            insights,
+            hosted_links, insights,
             lifecycle::transitions::{expunge_authorization, mark_needs_reauth},
             payer::refresh::{self, RefreshError},
             webhooks::{self, WebhookEvent},
@@ -95,6 +95,7 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<u64> {
     acted += announce_pending_expirations(state, now).await?;
     acted += record_downgrades(state, now).await?;
     connections_grants::purge_expired(&state.db, now - GRANT_PURGE_AFTER_SECS).await?;
+    hosted_links::purge(state, now).await?;
     acted += insights::sweep(&state.db, now, state.settings.insights_retention_days).await?;
     purge_link_records(state, now - GRANT_PURGE_AFTER_SECS).await?;
     tokens::clear_reissues(&state.db, now - tokens::REFRESH_REUSE_GRACE_SECS).await?;

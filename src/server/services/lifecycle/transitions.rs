@@ -70,6 +70,11 @@ pub async fn access_status(
     authorization_id: &str,
 ) -> anyhow::Result<Option<AccessStatus>> {
     let Some(a) = authorizations::get(db, authorization_id).await? else { return Ok(None) };
+    Ok(Some(access_status_of(&a, now)))
+}
+
+/// [`access_status`] of an authorization row already read (the bearer check reads it once).
+pub fn access_status_of(a: &authorizations::Authorization, now: i64) -> AccessStatus {
     let readable = a.is_live(now);
     let mut reason = a.state_reason;
     if !readable && !a.is_ended() && reason.is_none() {
@@ -78,7 +83,7 @@ pub async fn access_status(
             crate::domain::Usage::Multiple => StateReason::Expired,
         });
     }
-    Ok(Some(AccessStatus { state: a.state, reason, readable, expunge_at: a.data_ends_at() }))
+    AccessStatus { state: a.state, reason, readable, expunge_at: a.data_ends_at() }
 }
 
 /// Destroys everything held for an authorization, at once and for good, in one transaction: its resources are
@@ -189,7 +194,7 @@ pub async fn mark_needs_reauth(state: &AppState, authorization_id: &str, reason:
     let moved =
         authorizations::mark_needs_reauth(&mut tx, authorization_id, reason, now, now + state.settings.reauth_grace_secs)
             .await?;
-    let Some((owner, until)) = moved else {
+    let Some((owner, until, repaired_at)) = moved else {
         tx.commit().await?;
         return Ok(false);
     };
@@ -206,13 +211,18 @@ pub async fn mark_needs_reauth(state: &AppState, authorization_id: &str, reason:
         },
     )
     .await?;
-    // Once per authorization (the transition happens once): the id is derived from it.
+    // Once per authorization (the transition happens once; again only after a repair): the id is derived from it
+    // and, after a repair, from when it was repaired.
+    let fact = match repaired_at {
+        None => authorization_id.to_string(),
+        Some(at) => format!("{authorization_id}|repaired:{at}"),
+    };
     webhooks::enqueue_once(
         &mut tx,
         now,
         &owner.app_id,
         WebhookEvent::NeedsReauth,
-        authorization_id,
+        &fact,
         json!({"authorization_id": authorization_id, "external_id": owner.external_id,
                "endpoint_id": owner.endpoint_id, "reason": reason.as_str(),
                "state": AuthorizationState::NeedsReauth.as_str(), "readable_until": until.map(rfc3339),

@@ -85,30 +85,65 @@ pub struct Refreshed {
 /// # Errors
 /// See [`RefreshError`].
 pub async fn refresh(state: &AppState, authorization_id: &str, stale: &SecretString) -> Result<Refreshed, RefreshError> {
+    // Someone else refreshing: wait for the lease (then `refresh_leased` finds the token it stored); one whose
+    // refresh was refused meanwhile has nothing to refresh.
+    let gave_up = |a: &authorizations::Authorization| (a.state == AuthorizationState::NeedsReauth).then_some(RefreshError::InvalidGrant);
+    let owner = take_lease(state, authorization_id, gave_up).await?;
+    let result = refresh_leased(state, authorization_id, stale.expose_secret()).await;
+    release_lease(state, authorization_id, &owner).await;
+    result
+}
+
+/// Runs `work` holding the refresh lease of an authorization, so that no payer refresh of it runs meanwhile (one
+/// in flight finishes first, waiting at most 30 s): repair mode replaces the payer grant under it, and a refresh
+/// of the old grant can then neither overwrite the new tokens nor mark the repaired authorization `NEEDS_REAUTH`.
+///
+/// # Errors
+/// `Failed(PAYER_TIMEOUT)` when the lease stayed taken; `NotUsable` for an unknown authorization; database errors.
+pub async fn without_refresh<T, F>(state: &AppState, authorization_id: &str, work: impl FnOnce() -> F) -> Result<T, RefreshError>
+where
+    F: std::future::Future<Output = T>,
+{
+    let owner = take_lease(state, authorization_id, |_| None).await?;
+    let out = work().await;
+    release_lease(state, authorization_id, &owner).await;
+    Ok(out)
+}
+
+/// Takes the refresh lease of an authorization for a new owner (returned), waiting while another holds it, at most
+/// [`LEASE_WAIT`]; `give_up` may end the wait with its error, asked after each wait with the authorization as it is.
+async fn take_lease(
+    state: &AppState,
+    authorization_id: &str,
+    give_up: impl Fn(&authorizations::Authorization) -> Option<RefreshError>,
+) -> Result<String, RefreshError> {
     let owner = crypto::random_id(12);
     let deadline = tokio::time::Instant::now() + LEASE_WAIT;
     loop {
         let now = state.clock.now();
         if authorizations::take_refresh_lease(&state.db, authorization_id, &owner, now + REFRESH_LEASE_SECS, now).await? {
-            break;
+            return Ok(owner);
         }
-        // Someone else is refreshing: wait for the lease (then `refresh_leased` finds the token it stored).
         if tokio::time::Instant::now() > deadline {
             return Err(RefreshError::Failed(ExitCode::PayerTimeout, "refresh lease held too long".into()));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         match authorizations::get(&state.db, authorization_id).await? {
             None => return Err(RefreshError::NotUsable),
-            Some(a) if a.state == AuthorizationState::NeedsReauth => return Err(RefreshError::InvalidGrant),
-            Some(_) => {}
+            Some(a) => {
+                if let Some(e) = give_up(&a) {
+                    return Err(e);
+                }
+            }
         }
     }
-    let result = refresh_leased(state, authorization_id, stale.expose_secret()).await;
-    if let Err(e) = authorizations::release_refresh_lease(&state.db, authorization_id, &owner).await {
-        // The lease expires on its own after REFRESH_LEASE_SECS; the refresh itself is done.
+}
+
+async fn release_lease(state: &AppState, authorization_id: &str, owner: &str) {
+    if let Err(e) = authorizations::release_refresh_lease(&state.db, authorization_id, owner).await {
+        // The lease expires on its own after REFRESH_LEASE_SECS; the work itself is done.
         tracing::warn!(authorization_id, error = %format!("{e:#}"), "releasing the refresh lease failed");
     }
-    result
 }
 
 /// Refreshes the payer tokens an authorization holds now (the sweep's refresh ahead of expiry): [`refresh`]

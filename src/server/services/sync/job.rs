@@ -88,6 +88,14 @@ pub struct Cursor {
     /// References already read or found stored.
     #[serde(default)]
     refs_tried: Vec<String>,
+    /// Whether the job decided how to ask for each type (`Progress::incremental`), on its first run.
+    #[serde(default)]
+    planned: bool,
+}
+
+/// The types a saved cursor (JSON) marks as fetched; none when it does not parse.
+fn fetched_types(cursor: &str) -> Vec<String> {
+    serde_json::from_str::<Cursor>(cursor).map(|c| c.done).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -249,6 +257,14 @@ async fn run_inner(state: &AppState, job: &mut Claimed, lost: &AtomicBool) -> Re
     }
     types.insert(0, "Patient".into());
     types.dedup();
+    if !job.cursor.planned {
+        let (plan, warning) = super::incremental::plan(state, &payer, &auth.id, &types, fetched_types).await?;
+        job.progress.incremental = plan;
+        if let Some(w) = warning {
+            warn(job, w);
+        }
+        job.cursor.planned = true;
+    }
 
     for ty in types {
         if job.cursor.done.contains(&ty) {
@@ -537,7 +553,13 @@ impl<'a> PageWalk<'a> {
     fn start(payer: &Payer, job: &Claimed, ty: &'a str, patient_id: &str) -> Result<Self, TypeStop> {
         let (url, count) = match &job.cursor.current {
             Some(c) if c.ty == ty => (Url::parse(&c.url).map_err(|e| TypeStop::Stop(Stop::Internal(e.into())))?, c.count),
-            _ => (payer.url(&format!("{ty}?patient={}&_count={PAGE_COUNT}", urlencode(patient_id)))?, PAGE_COUNT),
+            _ => {
+                let mut first = format!("{ty}?patient={}&_count={PAGE_COUNT}", urlencode(patient_id));
+                if let Some(since) = changes_since(job, ty) {
+                    first.push_str(&format!("&_lastUpdated=ge{}", urlencode(since)));
+                }
+                (payer.url(&first)?, PAGE_COUNT)
+            }
         };
         Ok(PageWalk { ty, url, count, seen: HashSet::new(), pages: 0, halvings: 0, prefetched: None })
     }
@@ -754,13 +776,20 @@ async fn pause(state: &AppState, job: &mut Claimed, status: SyncStatus, at: i64)
     sync_jobs::pause(&state.db, &job.id, &job.owner, status, &job.progress, &cursor, at, state.clock.now()).await
 }
 
-/// Deletes the stored resources of every type this job fetched completely (not skipped, paging not stopped
-/// early) that the job did not see: the payer no longer returns them. Returns how many.
+/// The `_lastUpdated` lower bound when this job asks for `ty`'s changes only (see `super::incremental`).
+fn changes_since<'j>(job: &'j Claimed, ty: &str) -> Option<&'j str> {
+    job.progress.incremental.as_ref().filter(|i| i.types.iter().any(|t| t == ty)).map(|i| i.since.as_str())
+}
+
+/// Deletes the stored resources of every type this job read in full and completely (not asked for changes
+/// only, not skipped, paging not stopped early) that the job did not see: the payer no longer returns them.
+/// Returns how many.
 async fn remove_unseen(state: &AppState, job: &Claimed) -> anyhow::Result<u64> {
     let full: Vec<String> = job
         .cursor
         .done
         .iter()
+        .filter(|t| changes_since(job, t).is_none())
         .filter(|t| !job.progress.skipped.iter().any(|s| &s.resource_type == *t))
         .filter(|t| !job.progress.incomplete.iter().any(|i| &i.resource_type == *t))
         .cloned()
@@ -813,7 +842,8 @@ async fn finish(state: &AppState, job: &mut Claimed, failure: Option<(ExitCode, 
                 json!({"authorization_id": a.id, "external_id": a.external_id, "endpoint_id": a.endpoint_id,
                        "job_id": job.id, "status": status, "counts": counts, "skipped_types": skipped_types,
                        "incomplete_types": incomplete_types, "added": changes.added, "updated": changes.updated,
-                       "unchanged": changes.unchanged, "removed": changes.removed, "skipped": skipped_types.len()}),
+                       "unchanged": changes.unchanged, "removed": changes.removed, "skipped": skipped_types.len(),
+                       "incremental": job.progress.incremental}),
             ),
         };
         // The authorization's lifetime, as introspect and users give it.

@@ -14,9 +14,11 @@
 //!
 //! What is fetched (see [`job`]): `Patient` by id, then `GET {Type}?patient={id}&_count=N` for each
 //! `requestedResources` type (or the endpoint's types, or [`job::DEFAULT_TYPES`]), following `next` links
-//! on the payer's own origin only, then every referenced resource not stored yet. Storage is in
+//! on the payer's own origin only, then every referenced resource not stored yet. A re-sync asks for changes
+//! only (`_lastUpdated`) where the payer offers it and a recent full read allows it ([`incremental`]). Storage is in
 //! `store::resources`; HTTP rules (refresh, `Retry-After`, backoff, content types) in `services::payer::fhir_client`.
 
+pub mod incremental;
 pub mod job;
 
 use std::{sync::Arc, time::Duration};

@@ -1,6 +1,9 @@
 //! `searchset` Bundles (FHIR R4 §3.1.1.2): a JSON head (`id`, `meta.lastUpdated`, `total`, paging links) and
-//! the entries spliced around each resource's stored JSON text, which is never parsed or re-serialized here.
+//! the entries spliced around each resource's stored JSON text, which is never parsed or re-serialized here,
+//! written in chunks while the body is sent.
 
+use axum::body::Body;
+use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::server::store::resources::Stored;
@@ -72,9 +75,13 @@ fn links(p: &Page<'_>) -> Vec<Value> {
     links
 }
 
-/// Assembles a `searchset` Bundle around the stored resource texts (no re-serialization). `now` (Unix s) is
-/// the Bundle's `meta.lastUpdated`.
-pub(super) fn bundle(p: &Page<'_>, entries: &[Entry], now: i64) -> String {
+/// Bytes of entries per chunk of a Bundle's body.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Assembles a `searchset` Bundle around the stored resource texts (no re-serialization), as a body written
+/// in chunks of about [`CHUNK_BYTES`] while it is sent (never a second copy of the whole Bundle in memory).
+/// `now` (Unix s) is the Bundle's `meta.lastUpdated`.
+pub(super) fn bundle(p: &Page<'_>, entries: Vec<Entry>, now: i64) -> Body {
     let head = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
@@ -84,23 +91,44 @@ pub(super) fn bundle(p: &Page<'_>, entries: &[Entry], now: i64) -> String {
         "link": links(p),
     })
     .to_string();
-    let size: usize = entries.iter().map(|e| e.resource.body.len() + 120).sum();
-    let mut out = String::with_capacity(head.len() + size + 16);
-    out.push_str(&head[..head.len() - 1]);
-    out.push_str(",\"entry\":[");
-    for (i, e) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    let mut chunks = Chunks { base: p.base.to_string(), pending: Some(format!("{},\"entry\":[", &head[..head.len() - 1])), entries: entries.into_iter(), first: true };
+    let parts = std::iter::from_fn(move || chunks.next_chunk()).map(|s| Ok::<_, std::convert::Infallible>(Bytes::from(s)));
+    Body::from_stream(futures::stream::iter(parts))
+}
+
+/// The remaining text of a Bundle being written.
+struct Chunks {
+    base: String,
+    /// Text before the next entry (at first the head up to `"entry":[`), `None` once the Bundle is complete.
+    pending: Option<String>,
+    entries: std::vec::IntoIter<Entry>,
+    /// No entry written yet.
+    first: bool,
+}
+
+impl Chunks {
+    /// The next piece of the Bundle's text, or `None` when it is complete.
+    fn next_chunk(&mut self) -> Option<String> {
+        let mut out = self.pending.take()?;
+        while out.len() < CHUNK_BYTES {
+            let Some(e) = self.entries.next() else {
+                out.push_str("]}");
+                return Some(out);
+            };
+            if !self.first {
+                out.push(',');
+            }
+            self.first = false;
+            let r = &e.resource;
+            out.push_str("{\"fullUrl\":");
+            out.push_str(&Value::String(format!("{}/fhir/{}/{}", self.base, r.resource_type, r.id)).to_string());
+            out.push_str(",\"resource\":");
+            out.push_str(&r.body);
+            out.push_str(",\"search\":{\"mode\":\"");
+            out.push_str(e.mode.as_str());
+            out.push_str("\"}}");
         }
-        let r = &e.resource;
-        out.push_str("{\"fullUrl\":");
-        out.push_str(&Value::String(format!("{}/fhir/{}/{}", p.base, r.resource_type, r.id)).to_string());
-        out.push_str(",\"resource\":");
-        out.push_str(&r.body);
-        out.push_str(",\"search\":{\"mode\":\"");
-        out.push_str(e.mode.as_str());
-        out.push_str("\"}}");
+        self.pending = Some(String::new());
+        Some(out)
     }
-    out.push_str("]}");
-    out
 }

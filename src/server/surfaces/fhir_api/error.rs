@@ -118,8 +118,8 @@ impl IntoResponse for FhirError {
 }
 
 /// A FHIR JSON answer: `Content-Type: application/fhir+json`, `Cache-Control: no-store`.
-pub(super) fn fhir_response(status: StatusCode, body: String) -> Response {
-    let mut resp = (status, body).into_response();
+pub(super) fn fhir_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    let mut resp = (status, body.into()).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp

@@ -45,9 +45,10 @@ pub(super) async fn everything(
     let entries: Vec<Entry> = found.rows.into_iter().map(|resource| Entry { resource, mode: SearchMode::Match }).collect();
     let path = format!("/fhir/Patient/{id}/$everything");
     let page = Page { base: &state.public_url, path: &path, params: &params, total: found.total, offset: req.offset, count: req.count };
-    let body = bundle(&page, &entries, state.clock.now());
+    let entry_count = entries.len();
+    let body = bundle(&page, entries, state.clock.now());
     let type_refs: Vec<&str> = type_names.iter().map(String::as_str).collect();
-    c.audit_read(&state, &headers, "everything", &type_refs, entries.len()).await;
+    c.audit_read(&state, &headers, "everything", &type_refs, entry_count).await;
     Ok(fhir_response(StatusCode::OK, body))
 }
 

@@ -50,6 +50,7 @@ pub(super) async fn search_type(
         resource_type: &rtype,
         ids: ids.as_deref(),
         criteria: &req.criteria,
+        indexed: resources::params_indexed(&state),
         count: req.count,
         offset: req.offset,
     };
@@ -61,8 +62,9 @@ pub(super) async fn search_type(
         .collect();
     let path = format!("/fhir/{rtype}");
     let page = Page { base: &state.public_url, path: &path, params: &params, total: found.total, offset: req.offset, count: req.count };
-    let body = bundle(&page, &entries, state.clock.now());
-    c.audit_read(&state, &headers, "search-type", &[rtype.as_str()], entries.len()).await;
+    let entry_count = entries.len();
+    let body = bundle(&page, entries, state.clock.now());
+    c.audit_read(&state, &headers, "search-type", &[rtype.as_str()], entry_count).await;
     Ok(fhir_response(StatusCode::OK, body))
 }
 
@@ -178,7 +180,7 @@ fn parse_criterion(rtype: &str, name: &str, modifier: Option<&str>, v: &str) -> 
                 Some("not") => true,
                 Some(m) => return Err(unsupported(m)),
             };
-            Ok(Criterion::Token { paths: p.paths, values: v.split(',').map(TokenValue::parse).collect(), negate })
+            Ok(Criterion::Token { name: p.name, paths: p.paths, values: v.split(',').map(TokenValue::parse).collect(), negate })
         }
         ParamKind::Date => {
             if let Some(m) = modifier {
@@ -188,7 +190,7 @@ fn parse_criterion(rtype: &str, name: &str, modifier: Option<&str>, v: &str) -> 
                 .split(',')
                 .map(|x| DateValue::parse(x).ok_or_else(|| FhirError::bad_param(format!("{name}: {x} is not a valid FHIR date"))))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Criterion::Date { paths: p.paths, values })
+            Ok(Criterion::Date { name: p.name, paths: p.paths, values })
         }
     }
 }
@@ -201,8 +203,21 @@ fn include_keys(includes: &[Include], matched: &[Stored]) -> Vec<(String, String
     }
     let mut wanted: Vec<(String, String, String)> = Vec::new();
     let mut unique: BTreeSet<(String, String, String)> = BTreeSet::new();
+    // Only the top-level elements the includes read are parsed, unless one follows every reference.
+    let keys: Option<BTreeSet<&str>> = includes
+        .iter()
+        .map(|inc| match inc {
+            Include::Paths(paths) => Some(paths.iter().map(|p| p.split('.').next().unwrap_or(p))),
+            Include::All => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|ks| ks.into_iter().flatten().collect());
     for r in matched {
-        let Ok(v) = serde_json::from_str::<Value>(&r.body) else { continue };
+        let parsed = match &keys {
+            Some(k) => search::parse_fields(&r.body, k),
+            None => serde_json::from_str::<Value>(&r.body).ok(),
+        };
+        let Some(v) = parsed else { continue };
         for reference in included_references(includes, &v) {
             if let Some((t, i)) = served_target(&reference) {
                 let key = (r.authorization_id.clone(), t.to_string(), i.to_string());

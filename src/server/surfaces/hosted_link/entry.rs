@@ -1,5 +1,5 @@
-//! `GET /link?publishableKey&externalId&usage&origin&nonce&…`: the `create()` options as link.js (or the hosted
-//! flow's link) sends them. Validates them in order, creates the session and redirects to its first screen, or
+//! `GET /link?publishableKey&externalId&usage&origin&nonce&…` (or `…&repairToken` for repair mode): the
+//! `create()` options as link.js (or the hosted flow's link) sends them. Validates them in order, creates the session and redirects to its first screen, or
 //! ends at once with an [`ExitCode`] (an exit page for the modal, `redirect_uri?error=…` for the hosted flow).
 //!
 //! A session needs somewhere to deliver its result: an allowed `origin` (the modal's host page) or a registered
@@ -15,7 +15,6 @@ use axum::{
 };
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::{
     domain::{ExitCode, Mode, Usage},
@@ -25,13 +24,13 @@ use crate::{
         services::{
             insights,
             link_flow::{self, redirect_with},
+            repair,
         },
         state::AppState,
         store::{
             apps::{self, App},
-            audit::{self, AuditEntry},
-            endpoints,
-            link_sessions::{self, NewSession, SessionOptions},
+            authorizations, endpoints,
+            link_sessions::{NewSession, SessionOptions},
         },
         surfaces::{
             binding,
@@ -63,6 +62,9 @@ pub struct EntryParams {
     #[serde(rename = "redirect_uri")]
     redirect_uri: Option<String>,
     state: Option<String>,
+    /// Repair mode: a repair token from `POST /link/repair` (single use; `externalId`, `usage` and `endpoint` then
+    /// come from its authorization).
+    repair_token: Option<String>,
 }
 
 fn flag(v: &Option<String>, default: bool) -> bool {
@@ -71,11 +73,6 @@ fn flag(v: &Option<String>, default: bool) -> bool {
         Some("false") | Some("0") => false,
         _ => default,
     }
-}
-
-fn valid_external_id(id: &str) -> bool {
-    let t = id.trim();
-    !t.is_empty() && t.len() <= 255 && !t.chars().any(char::is_control)
 }
 
 fn valid_nonce(n: &str) -> bool {
@@ -135,6 +132,8 @@ struct Valid {
     usage: Usage,
     endpoint_id: Option<String>,
     options: SessionOptions,
+    /// Repair mode: the authorization the session renews.
+    repairs: Option<String>,
 }
 
 /// `GET /link`.
@@ -164,8 +163,8 @@ pub async fn entry(
     let hosted = ending.redirect_uri.is_some();
     let (binder, binder_hash) = link_flow::new_binder();
     let mut tx = state.db.begin_write().await?;
-    let sid = link_sessions::create(
-        &mut *tx,
+    let sid = link_flow::open_session(
+        &mut tx,
         now,
         NewSession {
             app_id: &valid.app.id,
@@ -181,16 +180,9 @@ pub async fn entry(
             code_challenge: None,
             binder_hash: Some(&binder_hash),
         },
+        valid.repairs.as_deref(),
     )
     .await?;
-    for (action, detail) in [
-        ("link.opened", json!({"mode": valid.mode.as_str(), "usage": valid.usage.as_str(), "hosted": hosted})),
-        // Every session starts on the consent screen, which the redirect below shows.
-        ("consent.shown", json!({"usage": valid.usage.as_str()})),
-    ] {
-        let entry = AuditEntry { actor: "patient", action, app_id: Some(&valid.app.id), detail: Some(detail), ..Default::default() };
-        audit::record(&mut *tx, now, entry).await?;
-    }
     tx.commit().await?;
     insights::opened(&state.db, now, &sid).await;
     // The modal's frame keeps a copy of the binder (from the fragment, which no server sees), so it works with
@@ -271,8 +263,11 @@ async fn validate<'a>(
             return Ok(Err(page));
         }
     }
+    if let Some(token) = p.repair_token.as_deref() {
+        return Ok(repair_session(state, p, ending, app, mode, token).await?);
+    }
     let external_id = p.external_id.clone().unwrap_or_default();
-    if !valid_external_id(&external_id) {
+    if !link_flow::valid_external_id(&external_id) {
         return Ok(Err(ending.fail(ExitCode::InvalidUser)));
     }
     let Some(usage) = p.usage.as_deref().and_then(Usage::parse) else {
@@ -296,5 +291,45 @@ async fn validate<'a>(
         multiple_plans: flag(&p.multiple_plans, false) && ending.redirect_uri.is_none(),
         language: ending.lang.into(),
     };
-    Ok(Ok(Valid { app, mode, external_id: external_id.trim().to_string(), usage, endpoint_id, options }))
+    Ok(Ok(Valid { app, mode, external_id: external_id.trim().to_string(), usage, endpoint_id, options, repairs: None }))
+}
+
+/// Repair mode (`repairToken`): the token is redeemed now (single use, see `services::repair::redeem`), and the
+/// session takes the user, usage and plan of the authorization it repairs (`externalId` and `usage`, when given,
+/// must be the same); plan search and the explainer are skipped, and a session repairs one plan.
+async fn repair_session<'a>(
+    state: &AppState,
+    p: &'a EntryParams,
+    ending: &Ending<'a>,
+    app: App,
+    mode: Mode,
+    token: &str,
+) -> anyhow::Result<Result<Valid, Response>> {
+    let a = match repair::redeem(state, token, &app.id, mode).await? {
+        Ok(a) => a,
+        Err(code) => return Ok(Err(ending.fail(code))),
+    };
+    if p.external_id.as_deref().is_some_and(|e| e.trim() != a.external_id) {
+        return Ok(Err(ending.fail(ExitCode::InvalidUser)));
+    }
+    if p.usage.as_deref().is_some_and(|u| Usage::parse(u) != Some(a.usage)) {
+        return Ok(Err(ending.fail(ExitCode::InvalidUsage)));
+    }
+    let options = SessionOptions {
+        auto_exit: flag(&p.auto_exit, true),
+        skip_syncing: flag(&p.skip_syncing, false),
+        skip_explainer: true,
+        requested_resources: authorizations::resource_types(&state.db, &a.id).await?,
+        multiple_plans: false,
+        language: ending.lang.into(),
+    };
+    Ok(Ok(Valid {
+        app,
+        mode,
+        external_id: a.external_id.clone(),
+        usage: a.usage,
+        endpoint_id: Some(a.endpoint_id.clone()),
+        options,
+        repairs: Some(a.id),
+    }))
 }

@@ -6,6 +6,7 @@
 //! - `GET /link.js`, `/link/v1/link.js` (+ `.d.ts`), `/link/v1/link-element.js` (+ `.d.ts`),
 //!   `/link/v1/link-react.js` (+ `.d.ts`), `/link/frame.js` ([`scripts`]);
 //! - `GET /link?publishableKey&externalId&usage&origin&nonce&…` ([`entry`]);
+//! - `GET /link/h/{token}`, a hosted (re-connect) link ([`reconnect`]);
 //! - `POST /link/s/{sid}/{consent,language,explainer,retry,another,exit,done,missing-plan,remind-later,event}`
 //!   ([`steps`]);
 //! - `GET|POST /link/s/{sid}/handoff` and `GET /link/callback` ([`payer`]);
@@ -38,6 +39,7 @@ pub mod page;
 pub mod pages;
 pub mod payer;
 pub mod progress;
+pub mod reconnect;
 pub mod respond;
 pub mod screen;
 pub mod scripts;
@@ -64,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/link/v1/link-react.d.ts", get(scripts::react_dts))
         .route("/link/frame.js", get(scripts::frame_js))
         .route(integrator_api::paths::HOSTED_ENTRY, get(entry::entry))
+        .route(reconnect::PATH, get(reconnect::open))
         .route("/link/callback", get(payer::callback))
         .route("/link/test-page", get(pages::test_page))
         .route("/link/s/{sid}/consent", post(steps::consent))

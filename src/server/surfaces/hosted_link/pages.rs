@@ -166,6 +166,8 @@ if (q.has('multiplePlans')) opts.multiplePlans = q.get('multiplePlans') === 'tru
 if (q.has('skipExplainer')) opts.skipExplainer = q.get('skipExplainer') === 'true';
 if (q.has('requestedResources')) opts.requestedResources = q.get('requestedResources').split(',');
 if (q.has('language')) opts.language = q.get('language');
+// Repair mode: the user and usage are the repaired authorization's unless the query names them.
+if (q.has('repairToken')) { opts.repairToken = q.get('repairToken'); if (!q.has('usage')) delete opts.usage; }
 const link = FlexpaLink.create(opts);
 window.__link = link;
 document.getElementById('connect').addEventListener('click', () => link.open());

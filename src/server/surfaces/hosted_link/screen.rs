@@ -103,6 +103,7 @@ pub async fn load(state: &AppState, sid: &str, params: ScreenQuery) -> anyhow::R
         precheck,
         form_error: err.filter(|e| e == "signature"),
         wait: wait.filter(|w| w == "blocked"),
+        renewal: s.repair_authorization_id.is_some(),
     };
     let policy = ScreenPolicy {
         frame_ancestors: frame_ancestors(state, &app, s.mode, s.host_origin.as_deref()),

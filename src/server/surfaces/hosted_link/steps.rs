@@ -85,7 +85,11 @@ pub async fn consent(State(state): State<AppState>, Sid(sid): Sid, headers: Head
     if given && app.require_signature && signature.is_none() {
         return Ok(see_other(&format!("{}?err=signature", session_url(&sid))));
     }
-    let text = ConsentText::new(&s.options.language, &app.name, s.usage.as_str(), &s.options.requested_resources).plain();
+    let mut text = ConsentText::new(&s.options.language, &app.name, s.usage.as_str(), &s.options.requested_resources);
+    if s.repair_authorization_id.is_some() {
+        text = text.renewal(&s.options.language, &app.name);
+    }
+    let text = text.plain();
     let scope = link_flow::consent_scope(&s);
     let now = state.clock.now();
     let consent = NewConsent {
@@ -101,7 +105,8 @@ pub async fn consent(State(state): State<AppState>, Sid(sid): Sid, headers: Head
         actor: "patient",
         action: if given { "consent.given" } else { "consent.declined" },
         app_id: Some(&s.app_id),
-        detail: Some(json!({"usage": s.usage.as_str(), "scope": scope, "text_version": CONSENT_TEXT_VERSION})),
+        detail: Some(json!({"usage": s.usage.as_str(), "scope": scope, "text_version": CONSENT_TEXT_VERSION,
+                            "renewal": s.repair_authorization_id.is_some()})),
         ..Default::default()
     };
     audit::record(&state.db.pool, now, entry).await?;
@@ -251,12 +256,13 @@ pub async fn exit(State(state): State<AppState>, Sid(sid): Sid, headers: HeaderM
     }
     match s.step {
         LinkStep::Exited | LinkStep::Done => Ok(see_other(&session_url(&sid))),
-        LinkStep::Syncing | LinkStep::Success => match &s.redirect_uri {
-            Some(_) => match link_flow::finish_hosted(&state, &s).await? {
+        LinkStep::Syncing | LinkStep::Success => match s.host_origin {
+            // Top-level (a `redirect_uri`, or a hosted link's "done" screen): the result is handed over now.
+            None => match link_flow::finish_hosted(&state, &s).await? {
                 Some(url) => Ok(see_other(&url)),
                 None => Ok(see_other(&session_url(&sid))),
             },
-            None => {
+            Some(_) => {
                 let now = state.clock.now();
                 let moved = link_sessions::advance(&state.db, now, &sid, s.step, LinkStep::Done, None).await?;
                 if moved && s.step == LinkStep::Syncing {

@@ -21,7 +21,7 @@ use crate::{
             apps::{self, App},
             audit::{self, AuditEntry},
             authorizations::{self, Authorization},
-            tokens::TokenRow,
+            tokens::{self, TokenKind, TokenRow},
         },
         surfaces::integrator_api::error::{ApiResult, OAuthError},
     },
@@ -110,6 +110,43 @@ pub async fn app_by_secret_header(state: &AppState, headers: &HeaderMap) -> ApiR
         (None, Some(sk)) => app_by_secret(state, sk).await,
         (None, None) => Err(OAuthError::invalid_client("the secret key is required")),
     }
+}
+
+/// The app of the secret key on a route that takes it either way: from `Authorization` (Bearer `sk_…` or Basic
+/// `pk:sk`) when sent, else from the `secret_key` parameter. 401 `invalid_client` when missing or unknown.
+pub async fn app_of(state: &AppState, headers: &HeaderMap, params: &HashMap<String, String>) -> ApiResult<(App, Mode)> {
+    match params.get("secret_key").filter(|_| !headers.contains_key(header::AUTHORIZATION)) {
+        Some(sk) => app_by_secret(state, sk).await,
+        None => app_by_secret_header(state, headers).await,
+    }
+}
+
+/// The authorization named by `access_token` or `authorization_id` (exactly one), when it is this app's in this
+/// mode; 404 otherwise (never telling another app's apart from an unknown one).
+pub async fn authorization_of(state: &AppState, app: &App, mode: Mode, params: &HashMap<String, String>) -> ApiResult<Authorization> {
+    let named = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let not_found = || OAuthError::not_found("no such authorization for this key");
+    let id = match (named("access_token"), named("authorization_id")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request("send access_token or authorization_id, not both"));
+        }
+        (None, None) => return Err(OAuthError::invalid_request("missing parameter access_token or authorization_id")),
+        (Some(token), None) => {
+            let row = tokens::verify(&state.db, state.clock.now(), TokenKind::Access, token)
+                .await?
+                .ok_or_else(|| OAuthError::invalid_grant("access_token is invalid, expired or revoked"))?;
+            if !crypto::ct_eq(row.app_id.as_bytes(), app.id.as_bytes()) {
+                return Err(not_found());
+            }
+            row.authorization_id.ok_or_else(|| OAuthError::invalid_request("access_token must be a patient access token"))?
+        }
+        (None, Some(id)) => id.to_string(),
+    };
+    let a = authorizations::get(&state.db, &id).await?.ok_or_else(not_found)?;
+    if !crypto::ct_eq(a.app_id.as_bytes(), app.id.as_bytes()) || a.mode != mode {
+        return Err(not_found());
+    }
+    Ok(a)
 }
 
 /// Authenticates a client by `publishableKey:secretKey` (HTTP Basic, or `client_id`/`client_secret` in the

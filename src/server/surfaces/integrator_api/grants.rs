@@ -49,6 +49,7 @@ pub fn sync_json(s: &JobStatus) -> Value {
         "warnings": s.warnings,
         "stats": s.stats,
         "changes": s.changes,
+        "incremental": s.incremental,
         "delayed_until": s.delayed_until,
         "finished_at": s.finished_at,
     })

@@ -1,4 +1,4 @@
-//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, re-sync and sync history, sessions (the steps of Link
+//! The integrator's `/link/*` API: exchange, introspect, token, revoke, users, re-sync and sync history, repair tokens, sessions (the steps of Link
 //! sessions), connections URL, the plan directory with its health, the redirect flow's authorization endpoint,
 //! and the test-mode `public_token` shortcut.
 //!
@@ -13,7 +13,9 @@ pub mod directory;
 pub mod error;
 pub mod exchange;
 pub mod grants;
+pub mod hosted;
 pub mod openapi;
+pub mod repair;
 pub mod sessions;
 pub mod sync;
 pub mod test_shortcut;
@@ -55,6 +57,10 @@ pub mod paths {
     pub const SESSION: &str = "/link/sessions/{id}";
     /// `POST` a re-sync of one MULTIPLE authorization now; `GET` its sync history.
     pub const SYNC: &str = "/link/sync";
+    /// `POST` a single-use repair token for one authorization (repair mode).
+    pub const REPAIR: &str = "/link/repair";
+    /// `POST` a hosted (re-connect) link: a URL that runs the whole Link flow for one user.
+    pub const HOSTED_LINK: &str = "/link/hosted";
     /// `POST` test-mode shortcut minting a `public_token` for a sandbox member.
     pub const TEST_PUBLIC_TOKEN: &str = "/link/test/public_token";
 }
@@ -75,6 +81,8 @@ pub fn router() -> Router<AppState> {
         .route(paths::CONNECTIONS_URL, post(users::connections_url))
         .route(paths::ENDPOINTS, get(directory::endpoints))
         .route(paths::SYNC, post(sync::request).get(sync::history))
+        .route(paths::REPAIR, post(repair::repair))
+        .route(paths::HOSTED_LINK, post(hosted::create))
         // A wrong method gets the same RFC 6749 §5.2 JSON body as every other error here (axum keeps `Allow`).
         .method_not_allowed_fallback(|| async {
             error::OAuthError::new(

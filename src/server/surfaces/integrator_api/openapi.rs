@@ -111,8 +111,8 @@ pub fn paths() -> serde_json::Map<String, Value> {
                               "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
     let entry_params: Vec<Value> = [
         ("publishableKey", true, "pk_test_… or pk_live_…"),
-        ("externalId", true, "your id for this patient"),
-        ("usage", true, "ONE_TIME or MULTIPLE"),
+        ("externalId", false, "your id for this patient (required unless repairToken is given; with it, the repaired authorization's)"),
+        ("usage", false, "ONE_TIME or MULTIPLE (required unless repairToken is given; with it, the repaired authorization's)"),
         ("redirect_uri", false, "the hosted flow: an exact registered redirect URI of the app, where every ending goes (required unless origin is given)"),
         ("origin", false, "the modal: the exact origin of the page that opens Link (an allowed origin of the app); link.js sends it"),
         ("nonce", false, "the modal: a value every message between Link and the page carries (link.js sends it)"),
@@ -124,6 +124,7 @@ pub fn paths() -> serde_json::Map<String, Value> {
         ("multiplePlans", false, "true or false: the modal's success screen offers \"Connect another plan\" (ignored with redirect_uri)"),
         ("requestedResources", false, "comma-separated FHIR resource types"),
         ("language", false, "en, es or ko (default: Accept-Language); the patient can change it on the consent screen"),
+        ("repairToken", false, "repair mode: a single-use repair token from POST /link/repair (spent here); the session renews that authorization (plan search and explainer skipped)"),
     ]
     .iter()
     .map(|(n, required, d)| {
@@ -225,6 +226,56 @@ pub fn paths() -> serde_json::Map<String, Value> {
                     "properties": {"authorization_id": {"type": "string"},
                                    "sync_history": {"type": "array", "maxItems": history_runs, "items": {"$ref": "#/components/schemas/SyncRun"}}}}}}},
                 "400": oauth_err, "401": oauth_err, "404": oauth_err}}}));
+    let repair_ttl = crate::server::services::repair::REPAIR_TOKEN_TTL_SECS;
+    p.insert(paths::REPAIR.into(), json!({"post": {
+        "summary": "A single-use repair token: the patient renews one authorization's payer grant in Link",
+        "description": format!("For a MULTIPLE authorization that is NEEDS_REAUTH, or still active and live (its payer grant ends soon, \
+            or the patient wants to consent again). Pass the token to FlexpaLink.create({{repairToken}}): plan search is skipped, \
+            the consent screen says it is a renewal, and a sign-in as the same payer patient keeps the same authorization_id, \
+            access_token and refresh_token (state back to active, a sync queued, webhook authorization.repaired). The token is \
+            rpt_…, valid {repair_ttl} s, spent when the Link session starts; each call issues a new one. Rate-limited per client \
+            address (--rate-limit-token). An authorization of another app or mode is 404 not_found; a ONE_TIME, revoked, expired \
+            or expunged one 409 invalid_grant."),
+        "security": [{"secretKey": []}, {"basic": []}, {}],
+        "requestBody": form_or_json(which.clone()),
+        "responses": {
+            "200": {"description": "The repair token", "content": {"application/json": {"schema": {"type": "object",
+                "required": ["repair_token", "expires_in", "authorization_id", "state"],
+                "properties": {"repair_token": {"type": "string", "pattern": "^rpt_"},
+                               "expires_in": {"type": "integer", "description": "seconds"},
+                               "authorization_id": {"type": "string"},
+                               "state": {"type": "string", "enum": ["AUTHORIZED", "EXCHANGED", "REFRESHED", "NEEDS_REAUTH"]}}}}}},
+            "400": oauth_err, "401": oauth_err, "404": oauth_err, "409": oauth_err, "429": limited}}}));
+    let (ttl_default, ttl_max) =
+        (crate::server::services::hosted_links::DEFAULT_TTL_SECS, crate::server::services::hosted_links::MAX_TTL_SECS);
+    p.insert(paths::HOSTED_LINK.into(), json!({"post": {
+        "summary": "A hosted (re-connect) link for one user: a URL to send by email or SMS that runs the whole Link flow",
+        "description": format!("Call it from your backend. Opening the URL (a phone's browser, SFSafariViewController, Custom \
+            Tabs) runs Link top-level and ends at the app's first registered redirect_uri with public_token (or on a \
+            \"done, go back to the app\" screen when the app has none); the link.completed webhook also carries the \
+            public_token, the hosted_link_id and the externalId. Single use: the first open claims the link for that \
+            browser (a reload there resumes it; any other browser, or any open after it finished, gets an \"already used\" \
+            page), and a link not opened within expires_in seconds shows an \"expired\" page. The URL is a bearer secret \
+            until its first open: send it only to the patient. With a repairToken it is a repair link (see POST /link/repair). \
+            Rate-limited per client address (429 with Retry-After). See docs/hosted-links.md."),
+        "security": [{"secretKey": []}, {"basic": []}, {}],
+        "requestBody": form_or_json(json!({"type": "object",
+            "anyOf": [{"required": ["externalId", "usage"]}, {"required": ["repairToken"]}],
+            "properties": {"externalId": {"type": "string", "minLength": 1, "maxLength": 255, "description": "your user's id"},
+                           "usage": {"type": "string", "enum": ["ONE_TIME", "MULTIPLE"]},
+                           "endpoint": {"type": "string", "format": "uuid", "description": "a plan of the key's mode: the flow skips the plan search"},
+                           "expires_in": {"type": "integer", "minimum": 1, "maximum": ttl_max, "default": ttl_default,
+                                          "description": "seconds the link can be first opened in"},
+                           "repairToken": {"type": "string", "description": "a repair token from POST /link/repair, redeemed now (single use): the link renews that authorization in place, with its user, usage and plan (externalId, usage and endpoint may then be left out; when given they must be the authorization's). 400 invalid_grant when it is invalid, expired, used or no longer repairable"},
+                           "secret_key": {"type": "string", "description": "when not sent in Authorization"}}})),
+        "responses": {
+            "200": {"description": "The link", "content": {"application/json": {"schema": {"type": "object",
+                "required": ["hosted_link_id", "url", "expires_at", "expires_in"],
+                "properties": {"hosted_link_id": {"type": "string", "description": "hl_…, as in the link.completed webhook"},
+                               "url": {"type": "string", "format": "uri", "description": "/link/h/{token}"},
+                               "expires_at": {"type": "integer", "description": "Unix seconds"},
+                               "expires_in": {"type": "integer", "description": "seconds"}}}}}},
+            "400": oauth_err, "401": oauth_err, "429": limited}}}));
     p.insert(paths::TEST_PUBLIC_TOKEN.into(), json!({"post": {
         "summary": "Test mode: link a sandbox member without the UI and return a public_token",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
@@ -331,6 +382,8 @@ pub fn components() -> Value {
                           "rate_limit_waits": {"type": "integer"}, "rate_limit_wait_secs": {"type": "integer"}}},
                 "changes": {"type": "object", "description": "what the sync changed: each resource received counted once as added, updated (other content) or unchanged (same content, or older than the one stored); removed: stored resources of a fully fetched type the plan no longer returned, deleted",
                     "properties": {"added": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"}, "removed": {"type": "integer"}}},
+                "incremental": {"type": ["object", "null"], "description": "the types asked for changes only (_lastUpdated=ge{since}) and since when (a FHIR instant); null for a sync that read every type in full",
+                    "required": ["since", "types"], "properties": {"since": {"type": "string"}, "types": {"type": "array", "items": {"type": "string"}}}},
                 "delayed_until": {"type": ["integer", "null"], "description": "Unix seconds; only while status is delayed"},
                 "finished_at": {"type": ["integer", "null"]}}},
             "SyncRun": {"type": "object", "description": "One run of an authorization's sync.",
@@ -345,7 +398,9 @@ pub fn components() -> Value {
                 "incomplete": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}, "reason": {"type": "string"}}}},
                 "exit_code": {"type": ["string", "null"]},
                 "added": {"type": "integer"}, "updated": {"type": "integer"}, "unchanged": {"type": "integer"},
-                "removed": {"type": "integer", "description": "see SyncStatus.changes"}}},
+                "removed": {"type": "integer", "description": "see SyncStatus.changes"},
+                "incremental": {"type": ["object", "null"], "description": "the types asked for changes only (_lastUpdated=ge{since}) and since when (a FHIR instant); null for a sync that read every type in full",
+                    "required": ["since", "types"], "properties": {"since": {"type": "string"}, "types": {"type": "array", "items": {"type": "string"}}}}}},
             "Introspection": {"type": "object", "properties": {
                 "active": {"type": "boolean"}, "jti": {"type": "string"}, "iat": {"type": "integer"}, "exp": {"type": ["integer", "null"]},
                 "patient": {"type": ["string", "null"]}, "state": {"type": "string"}, "endpoint": {"$ref": "#/components/schemas/Endpoint"},

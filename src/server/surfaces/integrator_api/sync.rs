@@ -15,59 +15,17 @@ use axum::{
 use serde_json::json;
 
 use crate::{
-    domain::{AuthorizationState, Mode, Usage},
+    domain::{AuthorizationState, Usage},
     server::{
-        platform::crypto,
         services::sync,
         state::AppState,
-        store::{
-            apps::App,
-            authorizations::{self, Authorization},
-            tokens::{self, TokenKind},
-        },
         surfaces::integrator_api::{
-            clients::{app_by_secret, app_by_secret_header, audit_event, parse_params},
+            clients::{app_by_secret_header, app_of, audit_event, authorization_of, parse_params},
             error::{no_store, ApiResult, OAuthError},
             grants::sync_json,
         },
     },
 };
-
-/// The app of the secret key: from `Authorization` when sent, else from the `secret_key` parameter.
-async fn app_of(state: &AppState, headers: &HeaderMap, params: &HashMap<String, String>) -> ApiResult<(App, Mode)> {
-    match params.get("secret_key").filter(|_| !headers.contains_key(axum::http::header::AUTHORIZATION)) {
-        Some(sk) => app_by_secret(state, sk).await,
-        None => app_by_secret_header(state, headers).await,
-    }
-}
-
-/// The authorization named by `access_token` or `authorization_id` (exactly one), when it is this app's in this
-/// mode; 404 otherwise (never telling another app's apart from an unknown one).
-async fn authorization_of(state: &AppState, app: &App, mode: Mode, params: &HashMap<String, String>) -> ApiResult<Authorization> {
-    let named = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let not_found = || OAuthError::not_found("no such authorization for this key");
-    let id = match (named("access_token"), named("authorization_id")) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request("send access_token or authorization_id, not both"));
-        }
-        (None, None) => return Err(OAuthError::invalid_request("missing parameter access_token or authorization_id")),
-        (Some(token), None) => {
-            let row = tokens::verify(&state.db, state.clock.now(), TokenKind::Access, token)
-                .await?
-                .ok_or_else(|| OAuthError::invalid_grant("access_token is invalid, expired or revoked"))?;
-            if !crypto::ct_eq(row.app_id.as_bytes(), app.id.as_bytes()) {
-                return Err(not_found());
-            }
-            row.authorization_id.ok_or_else(|| OAuthError::invalid_request("access_token must be a patient access token"))?
-        }
-        (None, Some(id)) => id.to_string(),
-    };
-    let a = authorizations::get(&state.db, &id).await?.ok_or_else(not_found)?;
-    if !crypto::ct_eq(a.app_id.as_bytes(), app.id.as_bytes()) || a.mode != mode {
-        return Err(not_found());
-    }
-    Ok(a)
-}
 
 /// `POST /link/sync` `{access_token | authorization_id}` → `202 {job_id, authorization_id, queued, sync}`: asks
 /// for a re-sync of a live MULTIPLE authorization now (the job refreshes the payer token first when it has to).

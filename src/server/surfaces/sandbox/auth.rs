@@ -644,6 +644,9 @@ async fn refresh_token_grant(req: &TokenRequest<'_>) -> Granted {
         ));
     };
     let grant = entry.grant;
+    if payer.faults.merged(&members()[grant.member].faults).refresh_refused {
+        return Err(oauth_error(StatusCode::FORBIDDEN, "invalid_grant", "the health plan ended long-term access"));
+    }
     let mut scope = grant.scope.clone();
     if let Some(requested) = form.get("scope") {
         let held: Vec<&str> = grant.scope.split_whitespace().collect();

@@ -198,6 +198,19 @@ pub fn members() -> &'static [Member] {
                 ..m("no.patient", "Noel", "Context", "male", "1966-06-06", "No patient context", FAULT_EOBS, true)
             },
             Member {
+                faults: Faults { daily_changes: true, ..Faults::default() },
+                ..m(
+                    super::MEMBER_CHANGING,
+                    "Cora",
+                    "Chang",
+                    "female",
+                    "1980-02-29",
+                    "Claims that change every day",
+                    changing::SLOTS,
+                    false,
+                )
+            },
+            Member {
                 faults: Faults {
                     narrow_scopes: Some(&["Patient", "Coverage", "ExplanationOfBenefit"]),
                     ..Faults::default()
@@ -209,6 +222,19 @@ pub fn members() -> &'static [Member] {
                     "female",
                     "1966-05-05",
                     "Grants claims and coverage only",
+                    FAULT_EOBS,
+                    true,
+                )
+            },
+            Member {
+                faults: Faults { refresh_refused: true, ..Faults::default() },
+                ..m(
+                    "refresh.refused",
+                    "Remy",
+                    "Fresh",
+                    "other",
+                    "1980-08-08",
+                    "Plan refuses to refresh access (sign in again)",
                     FAULT_EOBS,
                     true,
                 )
@@ -876,6 +902,70 @@ fn clinical(ctx: &Ctx<'_>, n: usize, rtype: &str, idx: usize) -> Value {
                 "content": [{"attachment": {"contentType": "text/plain", "data": base64::engine::general_purpose::STANDARD.encode(note), "title": "Visit summary"}}],
                 "context": {"encounter": [enc_ref]}
             })
+        }
+    }
+}
+
+/// The claims of members with the `daily_changes` fault: [`SLOTS`](changing::SLOTS) ExplanationOfBenefit slots
+/// that change every day (day `d` = sandbox clock ÷ 86,400, so at 00:00 UTC):
+/// - slot `d mod SLOTS` is gone for the day (search skips it, a read answers 404);
+/// - the slot gone on day `d − 1` is back (as of day `d`);
+/// - slot `(d + 3) mod SLOTS` is updated on day `d`.
+///
+/// A resource's `meta.lastUpdated` is 00:00 UTC of the last day it came back or was updated, and its
+/// `meta.versionId` that day's number, so a `_lastUpdated` search finds exactly what changed.
+pub mod changing {
+    use serde_json::{json, Value};
+
+    /// ExplanationOfBenefit slots of a changing member.
+    pub const SLOTS: usize = 10;
+
+    fn day(now: i64) -> i64 {
+        now.div_euclid(86_400)
+    }
+
+    /// Whether slot `idx` is gone at `now`.
+    pub fn absent(idx: usize, now: i64) -> bool {
+        day(now).rem_euclid(SLOTS as i64) == idx as i64
+    }
+
+    /// The last day ≤ today on which slot `idx` came back or was updated.
+    fn touched(idx: usize, now: i64) -> i64 {
+        let (d, n, i) = (day(now), SLOTS as i64, idx as i64);
+        let back = d - (d - (i + 1)).rem_euclid(n);
+        let updated = d - (d - (i - 3)).rem_euclid(n);
+        back.max(updated)
+    }
+
+    /// Sets the `meta.lastUpdated` and `meta.versionId` of slot `idx`'s resource as of `now`.
+    pub fn stamp(resource: &mut Value, idx: usize, now: i64) {
+        let day = touched(idx, now);
+        let at = time::OffsetDateTime::from_unix_timestamp(day * 86_400)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.insert("lastUpdated".into(), json!(at));
+            meta.insert("versionId".into(), json!(day.to_string()));
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn each_day_one_slot_goes_one_comes_back_and_one_is_updated() {
+            let today = 20_000 * 86_400 + 3_600;
+            let tomorrow = today + 86_400;
+            let gone: Vec<usize> = (0..SLOTS).filter(|i| absent(*i, today)).collect();
+            let gone_tomorrow: Vec<usize> = (0..SLOTS).filter(|i| absent(*i, tomorrow)).collect();
+            assert_eq!((gone.len(), gone_tomorrow.len()), (1, 1));
+            assert_ne!(gone, gone_tomorrow);
+            let changed: Vec<usize> = (0..SLOTS).filter(|i| touched(*i, tomorrow) == day(tomorrow)).collect();
+            assert_eq!(changed.len(), 2, "the one back and the one updated");
+            assert!(changed.contains(&gone[0]));
+            assert!((0..SLOTS).all(|i| touched(i, tomorrow) <= day(tomorrow)));
         }
     }
 }

@@ -161,14 +161,60 @@ struct SearchParams {
     offset: usize,
     /// `_id`.
     id_filter: Option<String>,
+    /// `_lastUpdated` bounds, all of which must hold, with the values as given (carried into `next` links).
+    last_updated: Vec<(LastUpdated, String)>,
+}
+
+/// One `_lastUpdated` bound: `ge`, `gt`, `le` or `lt` an instant (Unix seconds; a date means its 00:00 UTC).
+#[derive(Clone, Copy)]
+enum LastUpdated {
+    Ge(i64),
+    Gt(i64),
+    Le(i64),
+    Lt(i64),
+}
+
+impl LastUpdated {
+    /// Reads `ge2026-12-01T00:00:00Z` (FHIR R4 §3.1.1.4.2 prefixes; only these four are served).
+    fn parse(v: &str) -> Option<Self> {
+        let (prefix, value) = v.split_at(v.len().min(2));
+        let at = parse_instant(value)?;
+        Some(match prefix {
+            "ge" => Self::Ge(at),
+            "gt" => Self::Gt(at),
+            "le" => Self::Le(at),
+            "lt" => Self::Lt(at),
+            _ => return None,
+        })
+    }
+
+    fn holds(self, at: i64) -> bool {
+        match self {
+            Self::Ge(b) => at >= b,
+            Self::Gt(b) => at > b,
+            Self::Le(b) => at <= b,
+            Self::Lt(b) => at < b,
+        }
+    }
+}
+
+/// An RFC 3339 instant, or a `YYYY-MM-DD` date (its 00:00 UTC), as Unix seconds.
+fn parse_instant(v: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(v, &Rfc3339) {
+        return Some(t.unix_timestamp());
+    }
+    let d = time::Date::parse(v, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    Some(d.midnight().assume_utc().unix_timestamp())
 }
 
 /// Reads the query of a search; `patient` (`subject`, `beneficiary`) must name `own`, the token's patient
-/// (403 otherwise), and malformed `_count`/`_getpagesoffset` are a 400 OperationOutcome.
+/// (403 otherwise), and malformed `_count`/`_getpagesoffset`/`_lastUpdated` are a 400 OperationOutcome.
 fn parse_search_params(query: Option<&str>, own: &str) -> Result<SearchParams, Response> {
     let mut count = DEFAULT_COUNT;
     let mut offset = 0usize;
     let mut id_filter: Option<String> = None;
+    let mut last_updated = Vec::new();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match k.as_ref() {
             "patient" | "subject" | "beneficiary" => {
@@ -178,6 +224,16 @@ fn parse_search_params(query: Option<&str>, own: &str) -> Result<SearchParams, R
                 }
             }
             "_id" => id_filter = Some(v.into_owned()),
+            "_lastUpdated" => match LastUpdated::parse(&v) {
+                Some(b) => last_updated.push((b, v.into_owned())),
+                None => {
+                    return Err(outcome(
+                        StatusCode::BAD_REQUEST,
+                        "invalid",
+                        "_lastUpdated must be ge, gt, le or lt followed by an instant or a date",
+                    ))
+                }
+            },
             "_count" => match v.parse::<usize>() {
                 Ok(c) => count = c.clamp(1, MAX_COUNT),
                 Err(_) => return Err(outcome(StatusCode::BAD_REQUEST, "invalid", "_count must be a positive integer")),
@@ -195,7 +251,21 @@ fn parse_search_params(query: Option<&str>, own: &str) -> Result<SearchParams, R
             _ => {}
         }
     }
-    Ok(SearchParams { count, offset, id_filter })
+    Ok(SearchParams { count, offset, id_filter, last_updated })
+}
+
+/// Resource `idx` of `rtype` of member `n` as of `now`: generated, then stamped when the member's claims change
+/// daily (`daily_changes`); `None` when it is gone today.
+fn member_resource(ctx: &Ctx<'_>, faults: &Faults, n: usize, rtype: &str, idx: usize, now: i64) -> Option<Value> {
+    let changing = faults.daily_changes && rtype == "ExplanationOfBenefit";
+    if changing && data::changing::absent(idx, now) {
+        return None;
+    }
+    let mut resource = data::generate(ctx, n, rtype, idx);
+    if changing {
+        data::changing::stamp(&mut resource, idx, now);
+    }
+    Some(resource)
 }
 
 /// A search the guard let through, with its parameters read.
@@ -213,6 +283,26 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx { seed: self.sandbox.seed, payer: self.payer }
+    }
+
+    /// Resource `idx` of the searched type as of now, `None` when it is gone today.
+    fn resource(&self, idx: usize) -> Option<Value> {
+        member_resource(&self.ctx(), &self.faults, self.member, self.rtype, idx, self.sandbox.now())
+    }
+
+    /// Whether resource `idx` exists now and meets every `_lastUpdated` bound (only then generated).
+    fn matches(&self, idx: usize) -> bool {
+        let changing = self.faults.daily_changes && self.rtype == "ExplanationOfBenefit";
+        if self.params.last_updated.is_empty() && !changing {
+            return true;
+        }
+        let Some(resource) = self.resource(idx) else { return false };
+        let at = resource.pointer("/meta/lastUpdated").and_then(Value::as_str).and_then(parse_instant);
+        self.params.last_updated.iter().all(|(b, _)| at.is_some_and(|at| b.holds(at)))
+    }
+
     /// The indices of the member's resources on the page asked for, and the searchset's `total`.
     fn select(&self) -> Result<(Vec<usize>, usize), Response> {
         let (sandbox, rtype, n, own) = (self.sandbox, self.rtype, self.member, &self.own);
@@ -220,38 +310,41 @@ impl Search<'_> {
         let (count, offset) = (self.params.count, self.params.offset);
         // `_id` narrows to one resource of the member; another patient's id reveals nothing but an empty page,
         // except for Patient where it is a compartment question.
-        let indices: Vec<usize> = match id_filter {
-            Some(id) if rtype == "Patient" && id != own => return Err(forbidden_other_patient()),
-            Some(id) => match data::parse_id(sandbox.seed, rtype, id) {
-                Some((m, idx)) if m == n => vec![idx],
-                _ => vec![],
-            },
-            // Fault `no.patient`: without an `_id` the payer cannot tell whose Patient resource is meant.
-            None if rtype == "Patient" && faults.no_patient_context => vec![],
-            None => {
-                let total = data::count(n, rtype);
-                (offset.min(total)..(offset + count).min(total)).collect()
+        match id_filter {
+            Some(id) if rtype == "Patient" && id != own => Err(forbidden_other_patient()),
+            Some(id) => {
+                let found: Vec<usize> = match data::parse_id(sandbox.seed, rtype, id) {
+                    Some((m, idx)) if m == n && self.matches(idx) => vec![idx],
+                    _ => vec![],
+                };
+                let total = found.len();
+                Ok((found, total))
             }
-        };
-        let total = if id_filter.is_some() || (rtype == "Patient" && faults.no_patient_context) {
-            indices.len()
-        } else {
-            data::count(n, rtype)
-        };
-        Ok((indices, total))
+            // Fault `no.patient`: without an `_id` the payer cannot tell whose Patient resource is meant.
+            None if rtype == "Patient" && faults.no_patient_context => Ok((vec![], 0)),
+            None => {
+                let all = data::count(n, rtype);
+                let changing = faults.daily_changes && rtype == "ExplanationOfBenefit";
+                if self.params.last_updated.is_empty() && !changing {
+                    return Ok(((offset.min(all)..(offset + count).min(all)).collect(), all));
+                }
+                let kept: Vec<usize> = (0..all).filter(|&i| self.matches(i)).collect();
+                let total = kept.len();
+                Ok((kept.into_iter().skip(offset).take(count).collect(), total))
+            }
+        }
     }
 
     /// The searchset Bundle of the resources at `indices`, with its `self` link and, when more pages follow, a
     /// `next` link (relative under the `relative_next` fault).
     fn bundle(&self, indices: &[usize], total: usize) -> Value {
-        let (sandbox, rtype, n, own) = (self.sandbox, self.rtype, self.member, &self.own);
+        let (sandbox, rtype, own) = (self.sandbox, self.rtype, &self.own);
         let (count, offset) = (self.params.count, self.params.offset);
-        let ctx = Ctx { seed: sandbox.seed, payer: self.payer };
         let fhir_base = sandbox.fhir_base(self.slug);
         let entries: Vec<Value> = indices
             .iter()
-            .map(|&idx| {
-                let resource = data::generate(&ctx, n, rtype, idx);
+            .filter_map(|&idx| self.resource(idx))
+            .map(|resource| {
                 json!({
                     "fullUrl": format!("{fhir_base}/{rtype}/{}", resource["id"].as_str().unwrap_or("")),
                     "resource": resource,
@@ -260,7 +353,11 @@ impl Search<'_> {
             })
             .collect();
         let page_url = |off: usize, relative: bool| {
-            let path = format!("{rtype}?patient={own}&_count={count}&_getpagesoffset={off}");
+            let mut path = format!("{rtype}?patient={own}&_count={count}&_getpagesoffset={off}");
+            for (_, v) in &self.params.last_updated {
+                path.push_str("&_lastUpdated=");
+                path.extend(url::form_urlencoded::byte_serialize(v.as_bytes()));
+            }
             if relative {
                 let base_path = url::Url::parse(&fhir_base).map(|u| u.path().to_string()).unwrap_or_default();
                 format!("{}/{path}", base_path.trim_end_matches('/'))
@@ -292,7 +389,7 @@ pub async fn read(
     Path((slug, rtype, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (payer, claims, _faults) = match guard(&sandbox, &slug, &headers, &rtype).await {
+    let (payer, claims, faults) = match guard(&sandbox, &slug, &headers, &rtype).await {
         Ok(g) => g,
         Err(resp) => return resp,
     };
@@ -307,7 +404,10 @@ pub async fn read(
         return outcome(StatusCode::NOT_FOUND, "not-supported", "unknown resource type");
     }
     match data::parse_id(sandbox.seed, &rtype, &id) {
-        Some((m, idx)) if m == claims.m => fhir_response(StatusCode::OK, &data::generate(&ctx, m, &rtype, idx)),
+        Some((m, idx)) if m == claims.m => match member_resource(&ctx, &faults, m, &rtype, idx, sandbox.now()) {
+            Some(r) => fhir_response(StatusCode::OK, &r),
+            None => outcome(StatusCode::NOT_FOUND, "not-found", "no such resource"),
+        },
         Some(_) => forbidden_other_patient(),
         None => outcome(StatusCode::NOT_FOUND, "not-found", "no such resource"),
     }
@@ -327,6 +427,9 @@ pub async fn metadata(State(sandbox): State<Shared>, Path(slug): Path<String>) -
         ];
         if rtype == "Coverage" {
             p.push(json!({"name": "beneficiary", "type": "reference"}));
+        }
+        if payer.last_updated_search {
+            p.push(json!({"name": "_lastUpdated", "type": "date"}));
         }
         p
     };

@@ -36,7 +36,7 @@
 //! |---|---|---|---|
 //! | `sandbox-health` — Sandbox Health Plan | [`REFRESHABLE_ENDPOINT_ID`] | yes (grants `offline_access`); refresh tokens rotate: each refresh answers a new one and spends the old | none |
 //! | `sandbox-basic` — Sandbox Basic Care | [`NON_REFRESHABLE_ENDPOINT_ID`] | no (never issues a `refresh_token`) | none |
-//! | `sandbox-faulty` — Sandbox Faulty Mutual | [`FAULTY_ENDPOINT_ID`] | yes; refresh tokens do not rotate: a refresh answers no `refresh_token` and the same one keeps working | 60 s access tokens, relative `next` links, 429 (`Retry-After: 1`) on every 4th FHIR request of an access token |
+//! | `sandbox-faulty` — Sandbox Faulty Mutual | [`FAULTY_ENDPOINT_ID`] | yes; refresh tokens do not rotate: a refresh answers no `refresh_token` and the same one keeps working | 60 s access tokens, relative `next` links, 429 (`Retry-After: 1`) on every 4th FHIR request of an access token; its CapabilityStatement lists no `_lastUpdated` (a client re-reads everything) |
 //!
 //! Every payer's codes live [`CODE_TTL_SECS`] (60 s) and its refresh tokens [`REFRESH_TOKEN_TTL_SECS`] (90 days
 //! from their issue); access tokens an hour unless a fault says otherwise.
@@ -77,11 +77,14 @@
 //! | relative `next` links | `relative.next` | Bundle `next` links are path-absolute references (`/sandbox/{payer}/fhir/…?…`) instead of absolute URLs (payer `sandbox-faulty` too) | URL resolution in the pager |
 //! | plan not reachable | `plan.unreachable` | sign-in and token exchange succeed, then **every FHIR request answers 403** OperationOutcome (`code: forbidden`, diagnostics "plan not available through this API") | `PLAN_NOT_REACHABLE` |
 //! | no patient context | `no.patient` | the token response has no `patient`, and `GET Patient` without `_id` returns an empty searchset, so the patient cannot be identified | sync `failed` with `SYNC_FAILED` |
+//! | claims that change | `changing.claims` | 10 EOB slots that change every day at 00:00 UTC of the sandbox clock: one EOB is gone for the day, the one gone the day before is back, and one more is updated (`meta.versionId`, `meta.lastUpdated`); see `data::changing` | incremental (`_lastUpdated`) and full re-syncs, removal of what the payer deleted |
+//! | refresh refused | `refresh.refused` | sign-in, token exchange and FHIR reads work; every `refresh_token` grant answers **403** `{"error":"invalid_grant"}` | `NEEDS_REAUTH`, then repair mode |
 //! | narrower scopes | `narrow.scope` | grants only `patient/Patient.read patient/Coverage.read patient/ExplanationOfBenefit.read` (plus `launch/patient` and `offline_access` if asked); other types answer 403 | scope downgrade handling |
 //!
 //! Notes for the sync: Sam's Coverage references Alex's Patient as `subscriber`; reading it with Sam's token
 //! is a 403 (another patient), which a reference resolver must tolerate. Search parameters other than
-//! `patient`/`subject`/`beneficiary`, `_id`, `_count` and `_getpagesoffset` are ignored (all results).
+//! `patient`/`subject`/`beneficiary`, `_id`, `_lastUpdated` (prefixes `ge`, `gt`, `le`, `lt`), `_count` and
+//! `_getpagesoffset` are ignored (all results).
 //!
 //! # Using it in tests
 //! - Embedded: `common::spawn_app()` already serves and registers the three payers; drive the sign-in with
@@ -150,6 +153,10 @@ pub const MEMBER_LARGE: &str = "big.claims";
 pub const MEMBER_SUBSCRIBER: &str = "alex.rivera";
 /// Username of the family dependent (shares the subscriber's Coverage subscriber).
 pub const MEMBER_DEPENDENT: &str = "sam.rivera";
+/// Username of the member whose claims change every day (fault `daily_changes`); it has
+/// [`CHANGING_EOB_SLOTS`] ExplanationOfBenefit slots, one of them gone on any given day.
+pub const MEMBER_CHANGING: &str = "changing.claims";
+pub use data::changing::SLOTS as CHANGING_EOB_SLOTS;
 
 /// Behaviour that makes a payer or a member fail in a named way (see the module docs' fault table).
 /// All fields default to "no fault".
@@ -185,6 +192,12 @@ pub struct Faults {
     pub no_patient_context: bool,
     /// The granted resource scopes are limited to these (narrower than requested).
     pub narrow_scopes: Option<&'static [&'static str]>,
+    /// The member's claims change every day at 00:00 UTC of the sandbox clock: one ExplanationOfBenefit is
+    /// updated, one comes back and another is gone (see `data::changing`).
+    pub daily_changes: bool,
+    /// Every `refresh_token` grant answers 403 `{"error":"invalid_grant"}` (the payer ended long-term access):
+    /// the authorization needs the patient to sign in again (repair mode).
+    pub refresh_refused: bool,
 }
 
 impl Faults {
@@ -207,6 +220,8 @@ impl Faults {
             plan_unreachable: self.plan_unreachable || member.plan_unreachable,
             no_patient_context: self.no_patient_context || member.no_patient_context,
             narrow_scopes: member.narrow_scopes.or(self.narrow_scopes),
+            daily_changes: self.daily_changes || member.daily_changes,
+            refresh_refused: self.refresh_refused || member.refresh_refused,
         }
     }
 }
@@ -236,6 +251,9 @@ pub struct PayerConfig {
     pub code_ttl: i64,
     /// Refresh token lifetime from its issue, seconds.
     pub refresh_token_ttl: i64,
+    /// Whether its CapabilityStatement lists `_lastUpdated` among each type's search parameters (its searches
+    /// honour the parameter either way), so a client may ask for changes only.
+    pub last_updated_search: bool,
     /// Payer-wide faults.
     pub faults: Faults,
 }
@@ -259,6 +277,7 @@ pub fn default_payers() -> Vec<PayerConfig> {
             access_token_ttl: 3600,
             code_ttl: CODE_TTL_SECS,
             refresh_token_ttl: REFRESH_TOKEN_TTL_SECS,
+            last_updated_search: true,
             faults: Faults::default(),
         },
         PayerConfig {
@@ -272,6 +291,7 @@ pub fn default_payers() -> Vec<PayerConfig> {
             access_token_ttl: 3600,
             code_ttl: CODE_TTL_SECS,
             refresh_token_ttl: REFRESH_TOKEN_TTL_SECS,
+            last_updated_search: true,
             faults: Faults::default(),
         },
         PayerConfig {
@@ -285,6 +305,7 @@ pub fn default_payers() -> Vec<PayerConfig> {
             access_token_ttl: 3600,
             code_ttl: CODE_TTL_SECS,
             refresh_token_ttl: REFRESH_TOKEN_TTL_SECS,
+            last_updated_search: false,
             faults: Faults {
                 access_token_ttl: Some(60),
                 relative_next: true,
