@@ -65,7 +65,7 @@ async function throughTheFlow(page: Page, appName: string) {
   await expect(page.getByRole('heading', { level: 1 })).toHaveText(`${appName} wants to connect to your health plan`);
   await page.getByRole('button', { name: 'I agree, continue' }).click();
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('How it works');
-  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('button', { name: 'Continue', exact: true }).click();
   await page.getByRole('link', { name: /Sandbox Health Plan/ }).click();
   // The payer's page replaces ours in the same tab (no popup).
   expect(page.context().pages()).toHaveLength(1);

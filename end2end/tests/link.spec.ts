@@ -362,8 +362,11 @@ test.describe('hosted flow', () => {
         publishableKey: hosted.testPublishable, externalId: 'mobile-user', usage: 'ONE_TIME', redirect_uri: redirect, state: 'st-42',
       });
       await page.goto('/link?' + q.toString());
+      const heading = page.getByRole('heading', { level: 1 }).filter({ visible: true });
       await page.getByRole('button', { name: 'I agree, continue' }).click();
-      await page.getByRole('button', { name: 'Continue' }).click();
+      await expect(heading).toHaveText('How it works');
+      await page.getByRole('button', { name: 'Continue', exact: true }).click();
+      await expect(heading).toHaveText('Find your health plan');
       await page.getByLabel('Health plan name').fill('basic');
       if (!js) {
         await page.getByRole('button', { name: 'Search' }).click();
