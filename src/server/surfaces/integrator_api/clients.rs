@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use axum::{
     body::Bytes,
+    extract::{FromRequest, Request},
     http::{header, HeaderMap},
-    Extension,
+    response::{IntoResponse, Response},
 };
 use serde_json::Value;
 
@@ -67,8 +68,34 @@ pub fn parse_params(headers: &HeaderMap, body: &Bytes) -> ApiResult<HashMap<Stri
 }
 
 /// Counts a request to a token endpoint from `client` (`--rate-limit-token`): 429 when over the limit.
-pub fn limit_token_endpoint(state: &AppState, client: Option<Extension<ClientIp>>) -> ApiResult<()> {
-    state.limits.token.check(client.map(|c| c.0 .0)).map_err(|l| OAuthError::rate_limited(l, "from this address"))
+fn limit_token_endpoint(state: &AppState, client: Option<ClientIp>) -> ApiResult<()> {
+    state.limits.token.check(client.map(|c| c.0)).map_err(|l| OAuthError::rate_limited(l, "from this address"))
+}
+
+/// The request of a token-style endpoint (`/link/exchange`, `/link/token`, `/link/repair`, `/link/hosted`,
+/// `/link/test/public_token`), as its handler receives it: the body read (axum's body limit applies), the
+/// per-address rate limit (`--rate-limit-token`) passed, and the parameters parsed by [`parse_params`].
+///
+/// Rejections, in that order: axum's own for an unreadable or oversized body (400/413), then RFC 6749 §5.2 JSON:
+/// 429 `temporarily_unavailable` with `Retry-After`, 400 `invalid_request` for a malformed body.
+pub struct TokenRequest {
+    /// The request's headers (`Authorization` carries the secret key or client credentials).
+    pub headers: HeaderMap,
+    /// The body's parameters, form or JSON.
+    pub params: HashMap<String, String>,
+}
+
+impl FromRequest<AppState> for TokenRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let client = req.extensions().get::<ClientIp>().copied();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        limit_token_endpoint(state, client).map_err(IntoResponse::into_response)?;
+        let params = parse_params(&headers, &body).map_err(IntoResponse::into_response)?;
+        Ok(TokenRequest { headers, params })
+    }
 }
 
 /// A required parameter, non-empty (`invalid_request` otherwise).

@@ -2,15 +2,12 @@
 
 
 use axum::{
-    body::Bytes,
     extract::State,
     http::HeaderMap,
-    Extension,
 };
 use serde_json::json;
 
 use crate::server::{
-        platform::tls::ClientIp,
         services::access::{authenticate_bearer, Principal},
         state::AppState,
         store::{
@@ -18,7 +15,7 @@ use crate::server::{
             tokens::{self, ConsumeError, TokenKind},
         },
         surfaces::integrator_api::{
-            clients::{app_by_secret, audit_event, check_owner, limit_token_endpoint, load_authorization, parse_params, required},
+            clients::{app_by_secret, audit_event, check_owner, load_authorization, TokenRequest, required},
             error::{no_store, ApiResult, OAuthError},
             grants::{endpoint_json, grant_response, lifetime_json, patient_ref},
         },
@@ -35,12 +32,8 @@ use crate::server::{
 /// `temporarily_unavailable` with `Retry-After`.
 pub async fn exchange(
     State(state): State<AppState>,
-    client: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
-    body: Bytes,
+    TokenRequest { headers, params }: TokenRequest,
 ) -> ApiResult {
-    limit_token_endpoint(&state, client)?;
-    let params = parse_params(&headers, &body)?;
     let public_token = required(&params, "public_token")?;
     let secret_key = required(&params, "secret_key")?;
     let (app, mode) = app_by_secret(&state, secret_key).await?;

@@ -4,10 +4,8 @@
 use std::collections::HashMap;
 
 use axum::{
-    body::Bytes,
     extract::State,
-    http::{HeaderMap, StatusCode},
-    Extension,
+    http::StatusCode,
 };
 use secrecy::ExposeSecret as _;
 use serde_json::json;
@@ -15,7 +13,6 @@ use serde_json::json;
 use crate::{
     domain::{Mode, Usage},
     server::{
-        platform::tls::ClientIp,
         services::{
             hosted_links::{self, LinkRequest, DEFAULT_TTL_SECS, MAX_TTL_SECS},
             link_flow, repair,
@@ -23,7 +20,7 @@ use crate::{
         state::AppState,
         store::endpoints,
         surfaces::integrator_api::{
-            clients::{app_of, audit_event, limit_token_endpoint, parse_params, required},
+            clients::{app_of, audit_event, TokenRequest, required},
             error::{no_store, ApiResult, OAuthError},
         },
     },
@@ -48,12 +45,8 @@ use crate::{
 /// `temporarily_unavailable`.
 pub async fn create(
     State(state): State<AppState>,
-    client: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
-    body: Bytes,
+    TokenRequest { headers, params }: TokenRequest,
 ) -> ApiResult {
-    limit_token_endpoint(&state, client)?;
-    let params = parse_params(&headers, &body)?;
     let (app, mode) = app_of(&state, &headers, &params).await?;
     if app.redirect_uris.is_empty() && app.webhook_url.is_none() {
         return Err(OAuthError::invalid_request(

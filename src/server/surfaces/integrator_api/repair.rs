@@ -6,20 +6,18 @@
 //! authorization of another app or mode is answered exactly like an unknown one (404 `not_found`).
 
 use axum::{
-    body::Bytes,
     extract::State,
-    http::{HeaderMap, StatusCode},
-    Extension,
+    http::StatusCode,
 };
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 use crate::server::{
-    platform::{telemetry::request_id, tls::ClientIp},
+    platform::telemetry::request_id,
     services::repair,
     state::AppState,
     surfaces::integrator_api::{
-        clients::{app_of, authorization_of, limit_token_endpoint, parse_params},
+        clients::{app_of, authorization_of, TokenRequest},
         error::{no_store, ApiResult, OAuthError},
     },
 };
@@ -34,12 +32,8 @@ use crate::server::{
 /// `temporarily_unavailable` with `Retry-After` over `--rate-limit-token` per client address.
 pub async fn repair(
     State(state): State<AppState>,
-    client: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
-    body: Bytes,
+    TokenRequest { headers, params }: TokenRequest,
 ) -> ApiResult {
-    limit_token_endpoint(&state, client)?;
-    let params = parse_params(&headers, &body)?;
     let (app, mode) = app_of(&state, &headers, &params).await?;
     let a = authorization_of(&state, &app, mode, &params).await?;
     if let Some(why) = repair::refusal(&a, state.clock.now()) {

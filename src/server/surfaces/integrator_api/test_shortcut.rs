@@ -2,25 +2,20 @@
 //! `public_token`, for integrators' CI.
 
 
-use axum::{
-    body::Bytes,
-    extract::State,
-    http::HeaderMap,
-    Extension,
-};
+use axum::extract::State;
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 use crate::{
     domain::{Mode, Usage},
     server::{
-        platform::{crypto, tls::ClientIp},
+        platform::crypto,
         services::{link_flow, payer::oauth::CallbackParams},
         state::AppState,
         store::{endpoints, link_sessions},
         surfaces::{
             integrator_api::{
-                clients::{app_by_secret, audit_event, limit_token_endpoint, parse_params, required},
+                clients::{app_by_secret, audit_event, TokenRequest, required},
                 error::{no_store, ApiResult, OAuthError},
             },
             sandbox,
@@ -38,12 +33,8 @@ use crate::{
 /// `public_token`. Live keys are refused (`unauthorized_client`).
 pub async fn test_public_token(
     State(state): State<AppState>,
-    client: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
-    body: Bytes,
+    TokenRequest { headers, params }: TokenRequest,
 ) -> ApiResult {
-    limit_token_endpoint(&state, client)?;
-    let params = parse_params(&headers, &body)?;
     let (app, mode) = app_by_secret(&state, required(&params, "secret_key")?).await?;
     if mode != Mode::Test {
         return Err(OAuthError::unauthorized_client("this shortcut takes a test secret key (sk_test_…)"));

@@ -3,10 +3,8 @@
 use std::collections::HashMap;
 
 use axum::{
-    body::Bytes,
     extract::State,
     http::HeaderMap,
-    Extension,
 };
 use serde_json::{json, Value};
 
@@ -16,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     domain::AuthorizationState,
     server::{
-        platform::{crypto, tls::ClientIp},
+        platform::crypto,
         state::AppState,
         store::{
             apps, authorizations,
@@ -24,8 +22,8 @@ use crate::{
         },
         surfaces::integrator_api::{
             clients::{
-                audit_event, authenticate_client, basic_credentials, check_owner, limit_token_endpoint, load_authorization,
-                parse_params, required,
+                audit_event, authenticate_client, basic_credentials, check_owner, load_authorization,
+                TokenRequest, required,
             },
             error::{no_store, ApiResult, OAuthError},
             grants::grant_response,
@@ -51,12 +49,8 @@ use crate::{
 /// Rate limited per client address (`--rate-limit-token`): 429 `temporarily_unavailable` with `Retry-After`.
 pub async fn token(
     State(state): State<AppState>,
-    client: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
-    body: Bytes,
+    TokenRequest { headers, params }: TokenRequest,
 ) -> ApiResult {
-    limit_token_endpoint(&state, client)?;
-    let params = parse_params(&headers, &body)?;
     match required(&params, "grant_type")? {
         "refresh_token" => refresh_grant(&state, &headers, &params).await,
         "client_credentials" => client_credentials_grant(&state, &headers, &params).await,
