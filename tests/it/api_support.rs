@@ -134,7 +134,9 @@ pub async fn create_authorization(
     .expect("create authorization")
 }
 
-fn fixtures_dir() -> PathBuf {
+/// The folder holding the fixture sets (`bluebutton/…`): `LINK_FIXTURES_DIR`, or `../shared/fixtures` beside the
+/// checkout (`.ci/test` checks it is there before any test runs).
+pub fn fixtures_dir() -> PathBuf {
     match std::env::var("LINK_FIXTURES_DIR") {
         Ok(d) if !d.is_empty() => PathBuf::from(d),
         _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),

@@ -24,7 +24,10 @@ use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
 use sqlx::Row as _;
 
-use crate::common::{browser, spawn_app_with, test_settings, TestApp};
+use crate::{
+    api_support::exchange,
+    common::{browser, spawn_app_with, test_settings, TestApp},
+};
 
 const ORIGIN: &str = "https://app.example";
 const MEMBER_REFUSED: &str = "refresh.refused";
@@ -87,20 +90,8 @@ async fn linked(app: &TestApp, keys: &CreatedKeys, external_id: &str, member: &s
     let v: Value = r.json().await.unwrap();
     let id = v["authorization_id"].as_str().unwrap().to_string();
     assert_eq!(sync_to_end(app, &id).await, "complete");
-    let t = exchange(app, keys, v["public_token"].as_str().unwrap()).await;
+    let t = exchange(app, v["public_token"].as_str().unwrap(), &sk(keys)).await;
     (id, t["access_token"].as_str().unwrap().to_string(), t["refresh_token"].as_str().map(str::to_string))
-}
-
-async fn exchange(app: &TestApp, keys: &CreatedKeys, public_token: &str) -> Value {
-    let r = app
-        .client
-        .post(format!("{}/link/exchange", app.base_url))
-        .json(&json!({"public_token": public_token, "secret_key": sk(keys)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
 }
 
 async fn post_repair(app: &TestApp, body: Value) -> reqwest::Response {
@@ -247,6 +238,24 @@ async fn a_needs_reauth_authorization_is_repaired_in_place_and_its_tokens_keep_w
     assert_eq!((a.state.as_str(), a.state_reason), ("NEEDS_REAUTH", Some(StateReason::PayerRefusedRefresh)));
     assert!(a.expunge_at.is_some());
 
+    // The payer's URLs as recorded at the first sign-in are stale now (say the token endpoint moved): the
+    // repair's sign-in discovers them again, and they must replace these.
+    let (fhir_base, token_url): (String, String) = {
+        let row = sqlx::query("SELECT payer_fhir_base, payer_token_url FROM authorizations WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap();
+        (row.get("payer_fhir_base"), row.get("payer_token_url"))
+    };
+    sqlx::query("UPDATE authorizations SET payer_fhir_base = $1, payer_token_url = $2 WHERE id = $3")
+        .bind("https://old.payer.example/fhir")
+        .bind("https://old.payer.example/oauth/token")
+        .bind(&id)
+        .execute(&app.state.db.pool)
+        .await
+        .unwrap();
+
     // The backend asks for a repair by access_token; the patient renews in Link as the same member.
     let r = post_repair(&app, json!({"secret_key": sk(&keys), "access_token": access_token})).await;
     assert_eq!(r.status(), 200);
@@ -264,6 +273,11 @@ async fn a_needs_reauth_authorization_is_repaired_in_place_and_its_tokens_keep_w
     assert_eq!((a.state.as_str(), a.state_reason, a.expunge_at), ("EXCHANGED", None, None));
     let creds = authorizations::payer_credentials(&app.state.db, &app.state.cipher, &id).await.unwrap().unwrap();
     assert!(creds.refresh_token.is_some(), "a new payer refresh_token");
+    assert_eq!(
+        (creds.fhir_base.as_deref(), creds.token_url.as_deref()),
+        (Some(fhir_base.as_str()), Some(token_url.as_str())),
+        "the repair's sign-in replaced the payer's FHIR base and token endpoint"
+    );
     let n = authorizations_of(&app, &app_id).await;
     assert_eq!(n, 1, "no second authorization");
 
@@ -293,7 +307,7 @@ async fn a_needs_reauth_authorization_is_repaired_in_place_and_its_tokens_keep_w
     // The page's public_token (onSuccess) exchanges to the same authorization.
     let status: Value = patient.get(format!("{}/link/s/{sid}/status", app.base_url)).send().await.unwrap().json().await.unwrap();
     let public_token = status["publicToken"].as_str().expect("public_token for onSuccess");
-    let again = exchange(&app, &keys, public_token).await;
+    let again = exchange(&app, public_token, &sk(&keys)).await;
     let row = link_sdk::server::store::tokens::verify(
         &app.state.db,
         app.clock.now(),

@@ -38,15 +38,8 @@ use sqlx::Row as _;
 // Fixtures
 // ---------------------------------------------------------------------------------------------------------
 
-fn fixtures_dir() -> std::path::PathBuf {
-    let base = std::env::var("LINK_FIXTURES_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
-    base.join("bluebutton")
-}
-
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(fixtures_dir().join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    std::fs::read_to_string(crate::api_support::fixtures_dir().join("bluebutton").join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 /// The exact text of each `entry[].resource` of a fixture Bundle.

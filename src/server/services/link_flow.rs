@@ -343,7 +343,8 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
     })?;
     grant.tokens.refresh_expires_at = endpoints::capped_grant_end(&state.db, &endpoint.id, now, grant.tokens.refresh_expires_at).await.map_err(fail)?;
     if let Some(repairs) = session.repair_authorization_id.as_deref() {
-        return repair_authorization(state, &session, repairs, &endpoint, &grant.tokens, grant.patient_id.as_deref()).await;
+        let urls = authorizations::PayerUrls { fhir_base: endpoint.fhir_base(), token_url: &request.token_url };
+        return repair_authorization(state, &session, repairs, &endpoint, &grant.tokens, urls, grant.patient_id.as_deref()).await;
     }
     // The seed's rule: no refresh token (or a payer that cannot refresh) means ONE_TIME.
     let (usage, downgraded) = match session.usage {
@@ -360,7 +361,7 @@ async fn authorize(state: &AppState, request: &AuthRequest, code: &str) -> Resul
         usage_requested: session.usage,
         usage,
         downgraded,
-        fhir_base: endpoint.fhir_base_url.trim_end_matches('/').to_string(),
+        fhir_base: endpoint.fhir_base().to_string(),
         token_url: request.token_url.clone(),
         resource_types: session.options.requested_resources.clone(),
         expunge_at: (usage == Usage::OneTime).then_some(now + ONE_TIME_TTL_SECS),
@@ -493,6 +494,7 @@ async fn repair_authorization(
     authorization_id: &str,
     endpoint: &Endpoint,
     tokens: &authorizations::PayerTokens,
+    urls: authorizations::PayerUrls<'_>,
     patient_id: Option<&str>,
 ) -> Result<Authorized, ExitCode> {
     let fail = |e: anyhow::Error| internal(Some(session.id.clone()), &e).1;
@@ -522,7 +524,7 @@ async fn repair_authorization(
         let to = a.state.after_repair(exchanged);
         let next_sync = sync::next_resync_at(state.settings.resync_interval_secs, now);
         let mut tx = state.db.begin_write().await?;
-        if !authorizations::repair(&mut tx, &state.cipher, authorization_id, a.state, to, now, tokens, next_sync).await? {
+        if !authorizations::repair(&mut tx, &state.cipher, authorization_id, a.state, to, now, tokens, urls, next_sync).await? {
             tx.rollback().await?;
             return Ok(Err(ExitCode::InvalidRepairToken));
         }

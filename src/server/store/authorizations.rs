@@ -456,6 +456,16 @@ pub async fn renew(
     Ok(())
 }
 
+/// Where a sign-in's payer tokens are used: the endpoint's FHIR base ([`crate::server::store::endpoints::Endpoint::fhir_base`])
+/// and the token endpoint that sign-in's SMART discovery gave (refreshes go there).
+#[derive(Debug, Clone, Copy)]
+pub struct PayerUrls<'a> {
+    /// FHIR base URL, no trailing `/`.
+    pub fhir_base: &'a str,
+    /// OAuth 2.0 token endpoint (RFC 6749 §3.2).
+    pub token_url: &'a str,
+}
+
 /// Repairs authorization `id` with a new sign-in's payer tokens, only while it is still in state `from` and
 /// repairable ([`Authorization::is_repairable`]; one conditional update, so a revocation or another repair in
 /// between wins): both tokens sealed as at creation, the payer's scope, FHIR base, token endpoint and grant end
@@ -474,6 +484,7 @@ pub async fn repair(
     to: AuthorizationState,
     now: i64,
     tokens: &PayerTokens,
+    urls: PayerUrls<'_>,
     next_sync_at: Option<i64>,
 ) -> anyhow::Result<bool> {
     if !from.is_repairable() {
@@ -485,7 +496,7 @@ pub async fn repair(
          payer_token_expires_at = $4, payer_scope = COALESCE($5, payer_scope), payer_refresh_expires_at = $6, \
          refresh_after = NULL, pending_expiration_sent_for = NULL, reauth_notified_at = NULL, state = $7, \
          state_reason = NULL, expunge_at = CASE WHEN state = $8 THEN NULL ELSE expunge_at END, next_sync_at = $9, \
-         repaired_at = $10, updated_at = $10 \
+         repaired_at = $10, updated_at = $10, payer_fhir_base = $14, payer_token_url = $15 \
          WHERE id = $11 AND state = $12 AND usage = $13 AND {live}",
         live = live_sql("authorizations", "$10"),
     ))
@@ -502,6 +513,8 @@ pub async fn repair(
     .bind(id)
     .bind(from.as_str())
     .bind(Usage::Multiple.as_str())
+    .bind(urls.fhir_base)
+    .bind(urls.token_url)
     .execute(&mut *conn)
     .await
     .context("repairing an authorization")?

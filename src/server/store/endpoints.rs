@@ -54,6 +54,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The FHIR base URL without a trailing `/`: the form kept on authorizations, sent as SMART `aud` and used to
+    /// build `{base}/.well-known/smart-configuration` and resource URLs.
+    pub fn fhir_base(&self) -> &str {
+        self.fhir_base_url.trim_end_matches('/')
+    }
+
     /// The client secret, read from the environment variable named by `client_secret_ref`.
     /// `None` for public clients or when the variable is unset or empty.
     pub fn client_secret(&self) -> Option<SecretString> {

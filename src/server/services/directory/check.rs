@@ -168,7 +168,7 @@ pub fn check_entry(e: &Endpoint) -> Vec<Problem> {
 /// Probes `e` as a link would (see the module docs) and returns every problem found (empty: ready).
 pub async fn check(http: &reqwest::Client, e: &Endpoint) -> Vec<Problem> {
     let mut out = check_entry(e);
-    let base = e.fhir_base_url.trim_end_matches('/');
+    let base = e.fhir_base();
     let set = format!("link-sdk endpoints set {}", e.id);
     let smart = fetch(http, &format!("{base}/.well-known/smart-configuration")).await;
     let smart_json = match &smart {

@@ -109,7 +109,7 @@ async fn find(http: &reqwest::Client, endpoint: &Endpoint) -> Result<SmartConfig
     if let (Some(a), Some(t)) = (&endpoint.authorize_url, &endpoint.token_url) {
         return Ok(SmartConfiguration { authorize_url: a.clone(), token_url: t.clone(), issuer: None, iss_required: false });
     }
-    let base = endpoint.fhir_base_url.trim_end_matches('/');
+    let base = endpoint.fhir_base();
     let found = match get_json(http, &format!("{base}/.well-known/smart-configuration")).await {
         Ok(v) => from_smart_configuration(&v).ok_or(DiscoveryError::Invalid),
         Err(e) => Err(e),

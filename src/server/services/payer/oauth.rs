@@ -359,7 +359,7 @@ pub fn authorize_request(
         .authorize_url(move || CsrfToken::new(csrf))
         .add_scopes(scope.iter().cloned().map(Scope::new))
         .set_pkce_challenge(challenge)
-        .add_extra_param("aud", endpoint.fhir_base_url.trim_end_matches('/'))
+        .add_extra_param("aud", endpoint.fhir_base())
         .url();
     Ok(AuthorizeRequest {
         url: url.to_string(),
