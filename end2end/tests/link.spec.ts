@@ -9,6 +9,10 @@ import { createApp, importEndpoints, LinkTestPage, signInAtSandbox, shot, startS
 const SANDBOX_HEALTH = '6f1c3a52-8d4e-4b7a-9c21-5a0e7d3b1001';
 const SANDBOX_BASIC = '6f1c3a52-8d4e-4b7a-9c21-5a0e7d3b1002';
 
+// The longest spec files: their tests spread over all workers (each test is independent; each worker makes its
+// own apps in beforeAll, so no two tests that run at once share an app or its users).
+test.describe.configure({ mode: 'parallel' });
+
 let keys: AppKeys;
 test.beforeAll(() => {
   keys = createApp('Acme Health', ['--brand-color', '#0b5fff']);
