@@ -66,29 +66,39 @@ async function openModal(browser: Browser, endpoint = true) {
     context.on('response', (r) => console.log('<<', r.status(), r.request().method(), r.url().slice(0, 120)));
     context.on('console', (m) => console.log('console', m.text()));
   }
+  // The Cookie header of each request the Link frame makes. `forget()` starts the list again: a request issued
+  // before it (an asset of the frame still loading) is not counted even when its headers arrive after it.
   const frameCookies: string[] = [];
+  let epoch = 0;
+  const forget = () => {
+    epoch += 1;
+    frameCookies.length = 0;
+  };
   page.on('request', async (req) => {
     if (req.frame().parentFrame() === null || !req.url().startsWith(linkBase)) return;
+    const issued = epoch;
     const cookie = (await req.allHeaders()).cookie;
-    if (cookie) frameCookies.push(cookie);
+    if (cookie && issued === epoch) frameCookies.push(cookie);
   });
   await page.goto(`${hostPage}?key=${keys.testPublishable}${endpoint ? '&endpoint=6f1c3a52-8d4e-4b7a-9c21-5a0e7d3b1001' : ''}`);
   await page.getByRole('button', { name: 'Connect your health plan' }).click();
   const modal = page.frameLocator('iframe[title="Connect your health plan"]');
   await expect(modal.getByRole('heading', { level: 1 })).toHaveText('Binding App wants to connect to your health plan');
   const frame = page.frames().find((f) => f.url().includes('/link/s/'))!;
-  return { context, page, modal, frame, frameCookies };
+  return { context, page, modal, frame, frameCookies, forget };
 }
 
 for (const noCookie of [false, true]) {
   test(`modal on another site, third-party cookies blocked${noCookie ? ', and no cookie at all' : ''}: the flow succeeds`, async ({ request }) => {
     const browser = await blockingBrowser();
     try {
-      const { context, page, modal, frame, frameCookies } = await openModal(browser);
+      const { context, page, modal, frame, frameCookies, forget } = await openModal(browser);
       // As in a browser without partitioned cookies (or one that dropped them): only the frame's own copy is left.
+      // (Once the frame has loaded: its asset requests, issued with the cookie, are not what this checks.)
       if (noCookie) {
+        await frame.waitForLoadState('networkidle');
         await context.clearCookies();
-        frameCookies.length = 0;
+        forget();
       }
       // Third-party: no unpartitioned cookie access here.
       expect(await frame.evaluate(() => document.hasStorageAccess())).toBe(false);
