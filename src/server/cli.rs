@@ -385,6 +385,7 @@ fn cli_state(settings: &Settings, db: Db) -> anyhow::Result<crate::server::state
         public_url: public_url.trim_end_matches('/').into(),
         shutdown: tokio_util::sync::CancellationToken::new(),
         limits: Arc::new(crate::server::platform::rate_limit::RateLimits::new(settings)),
+        audit_queue: Default::default(),
     })
 }
 

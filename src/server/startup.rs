@@ -90,6 +90,7 @@ impl Application {
             public_url,
             shutdown: CancellationToken::new(),
             limits: Arc::new(crate::server::platform::rate_limit::RateLimits::new(&settings_for_limits)),
+            audit_queue: Default::default(),
         };
         // Resources stored before the current search index rules get their index rows before any search.
         let reindexed = crate::server::store::resources::reindex(&state).await.context("indexing stored resources")?;
@@ -159,6 +160,7 @@ fn spawn_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     workers.extend(crate::server::services::sync::spawn_workers(state));
     workers.extend(crate::server::services::webhooks::spawn_workers(state));
     workers.extend(crate::server::services::lifecycle::sweep::spawn_workers(state));
+    workers.extend(state.audit_queue.spawn_writer(state.db.clone(), state.shutdown.clone()));
     workers
 }
 

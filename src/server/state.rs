@@ -34,6 +34,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The rate limits of this instance (`--rate-limit-*`).
     pub limits: Arc<RateLimits>,
+    /// The records of FHIR reads, written in batches off the request's path.
+    pub audit_queue: crate::server::store::audit::AuditQueue,
 }
 
 impl std::fmt::Debug for AppState {

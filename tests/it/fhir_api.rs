@@ -69,7 +69,8 @@ async fn read_returns_the_payer_json_and_errors_are_operation_outcomes() {
     outcome(get_bearer(&app, "/fhir/Patient/x", "at_bogus").await, 401).await;
     outcome(get_bearer(&app, "/fhir/Patient/bad%20id", &t).await, 400).await;
     outcome(get_bearer(&app, "/fhir/Basic/1", &t).await, 404).await;
-    // Every read is audited with the request id and no health data.
+    // Every read is audited with the request id and no health data (queued: wait for the writer).
+    app.state.audit_queue.flush().await;
     let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = 'fhir.read' AND request_id IS NOT NULL")
         .fetch_one(&app.state.db.pool)
         .await
@@ -373,4 +374,49 @@ async fn one_time_data_is_unreadable_after_24_hours() {
     let b = ok_json(get_bearer(&app, "/fhir/Patient", &apt).await).await;
     assert_eq!(b["total"], 1);
     assert_eq!(b["entry"][0]["resource"]["id"], "multi-patient");
+}
+
+/// Read records go through the audit queue, written in batches off the request's path: 40 reads at once leave 40
+/// records. A queue whose writer was stopped (as at shutdown) has written everything queued before, and writes
+/// a later record itself: none is lost.
+#[tokio::test]
+async fn every_read_leaves_one_audit_record_through_the_queue() {
+    use link_sdk::server::store::audit::{AuditEntry, AuditQueue};
+    let app = server().await;
+    let l = linked(&app, Usage::OneTime, true).await;
+    let t = patient_token(&app, &l).await;
+    let count = |action: &'static str| {
+        let (pool, id) = (app.state.db.pool.clone(), l.authorization_id.clone());
+        async move {
+            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM audit_events WHERE action = $1 AND authorization_id = $2")
+                .bind(action)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    app.state.audit_queue.flush().await;
+    let before = count("fhir.read").await;
+    let reads = (0..40).map(|_| get_bearer(&app, "/fhir/Patient/$PATIENT_ID", &t));
+    for r in futures::future::join_all(reads).await {
+        assert_eq!(r.status(), 200);
+    }
+    app.state.audit_queue.flush().await;
+    assert_eq!(count("fhir.read").await, before + 40, "one record per read");
+
+    let q = AuditQueue::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = q.spawn_writer(app.state.db.clone(), stop.clone()).expect("the first writer starts");
+    assert!(q.spawn_writer(app.state.db.clone(), stop.clone()).is_none(), "one writer per queue");
+    let entry = |action| AuditEntry { actor: "system", action, authorization_id: Some(&l.authorization_id), ..Default::default() };
+    for _ in 0..10 {
+        q.record(&app.state.db, app.clock_now(), entry("test.queued")).await.unwrap();
+    }
+    stop.cancel();
+    writer.await.unwrap();
+    assert_eq!(count("test.queued").await, 10, "written at shutdown");
+    q.record(&app.state.db, app.clock_now(), entry("test.after")).await.unwrap();
+    assert_eq!(count("test.after").await, 1, "written by record itself once the writer has stopped");
 }

@@ -878,6 +878,7 @@ async fn a_full_link_and_read_leaves_an_audit_trail_and_no_plaintext_secret_in_t
     assert_eq!(r.status(), 200);
 
     // The audit trail of the whole link and read, in order, with no health data in it.
+    app.state.audit_queue.flush().await;
     let trail = audit::query(&app.state.db, &audit::ExportFilter { app_id: Some(f.app_id.clone()), ..Default::default() })
         .await
         .unwrap();

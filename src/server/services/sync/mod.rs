@@ -99,6 +99,37 @@ pub async fn history(db: &Db, authorization_id: &str) -> anyhow::Result<Vec<sync
     sync_jobs::history(db, authorization_id, HISTORY_RUNS).await
 }
 
+/// The authorizations this process has seen with a successful sync: the gate of [`read_gate`] is open for them
+/// for good (a success never reverts, and authorization ids are never reused), so their reads skip its queries.
+/// Safe across instances for the same reason. Bounded: cleared when it reaches [`synced_once::CAPACITY`] ids.
+mod synced_once {
+    use std::{
+        collections::HashSet,
+        sync::{Mutex, OnceLock},
+    };
+
+    /// Most ids remembered (about 60 bytes each).
+    pub(super) const CAPACITY: usize = 100_000;
+
+    fn set() -> &'static Mutex<HashSet<String>> {
+        static SET: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+        SET.get_or_init(Default::default)
+    }
+
+    pub(super) fn contains(id: &str) -> bool {
+        set().lock().map(|s| s.contains(id)).unwrap_or(false)
+    }
+
+    pub(super) fn insert(id: &str) {
+        if let Ok(mut s) = set().lock() {
+            if s.len() >= CAPACITY {
+                s.clear();
+            }
+            s.insert(id.to_string());
+        }
+    }
+}
+
 /// What the FHIR API does with a read of an authorization's data, given its syncs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadGate {
@@ -117,8 +148,12 @@ pub enum ReadGate {
 /// # Errors
 /// Database errors.
 pub async fn read_gate(db: &Db, authorization_id: &str) -> anyhow::Result<ReadGate> {
+    if synced_once::contains(authorization_id) {
+        return Ok(ReadGate::Open);
+    }
     let Some(latest) = sync_jobs::latest(db, authorization_id).await? else { return Ok(ReadGate::Open) };
     if latest.status.succeeded() || sync_jobs::last_succeeded_at(db, authorization_id).await?.is_some() {
+        synced_once::insert(authorization_id);
         return Ok(ReadGate::Open);
     }
     Ok(match latest.status {

@@ -16,7 +16,7 @@ use crate::server::{
     services::access::{self, Principal},
     state::AppState,
     store::{
-        audit::{self, AuditEntry},
+        audit::AuditEntry,
         authorizations,
         resources::Scope,
     },
@@ -145,8 +145,9 @@ impl Caller {
         Ok(url::form_urlencoded::parse(raw.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
     }
 
-    /// Records a `fhir.read` audit event (interaction, types, count; never health data) with the request id.
-    /// A failure to record is logged.
+    /// Records a `fhir.read` audit event (interaction, types, count; never health data) with the request id,
+    /// through the [`crate::server::store::audit::AuditQueue`] (off the request's path). A failure to record is
+    /// logged.
     pub(super) async fn audit_read(&self, state: &AppState, headers: &HeaderMap, interaction: &str, types: &[&str], count: usize) {
         let app_id = self.principal.app_id().to_string();
         let actor = format!("app:{app_id}");
@@ -159,7 +160,7 @@ impl Caller {
             request_id: rid.as_deref(),
             detail: Some(json!({"interaction": interaction, "resource_types": types, "count": count})),
         };
-        if let Err(e) = audit::record(&state.db.pool, state.clock.now(), entry).await {
+        if let Err(e) = state.audit_queue.record(&state.db, state.clock.now(), entry).await {
             tracing::error!(error = %format!("{e:#}"), "could not write an audit record");
         }
     }
