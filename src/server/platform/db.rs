@@ -11,6 +11,19 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+/// The `VALUES` list of a multi-row `INSERT` of `rows` rows of `columns` parameters each, numbered from `$1`
+/// row by row: `($1, $2), ($3, $4)` for 2 × 2. Keep `rows × columns` within the engines' parameter limits
+/// (SQLite 32,766; PostgreSQL 65,535).
+pub fn values_placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -142,5 +155,12 @@ mod tests {
     fn sqlite_path_strips_scheme_and_query() {
         assert_eq!(sqlite_path("sqlite://data/link.db?mode=rwc").as_deref(), Some("data/link.db"));
         assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+
+    #[test]
+    fn values_placeholders_number_row_by_row() {
+        assert_eq!(values_placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(values_placeholders(1, 3), "($1, $2, $3)");
+        assert_eq!(values_placeholders(0, 8), "");
     }
 }

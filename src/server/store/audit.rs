@@ -91,15 +91,9 @@ async fn insert_batch(db: &Db, batch: &[QueuedEntry]) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    let rows: Vec<String> = (0..batch.len())
-        .map(|i| {
-            let b = i * 8;
-            format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8)
-        })
-        .collect();
     let sql = format!(
         "INSERT INTO audit_events (id, at, actor, action, app_id, authorization_id, request_id, detail) VALUES {}",
-        rows.join(", ")
+        crate::server::platform::db::values_placeholders(batch.len(), 8)
     );
     let mut q = sqlx::query(&sql);
     for e in batch {

@@ -40,15 +40,9 @@ pub async fn replace(
         .await?;
     let params: Vec<&ParamValue> = params.unwrap_or_default().iter().filter(|p| storable(p)).collect();
     for chunk in params.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let b = i * 8;
-                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8)
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO resource_params (authorization_id, resource_type, id, param, system, code, lo, hi) VALUES {}",
-            values.join(", ")
+            crate::server::platform::db::values_placeholders(chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for p in chunk.iter().copied() {
