@@ -93,7 +93,7 @@ impl Application {
             audit_queue: Default::default(),
         };
         // Resources stored before the current search index rules get their index rows before any search.
-        let reindexed = crate::server::store::resources::reindex(&state).await.context("indexing stored resources")?;
+        let reindexed = crate::server::store::resources::reindex(state.resource_store()).await.context("indexing stored resources")?;
         if reindexed > 0 {
             tracing::info!(resources = reindexed, "search index written for stored resources");
         }

@@ -38,6 +38,17 @@ pub struct AppState {
     pub audit_queue: crate::server::store::audit::AuditQueue,
 }
 
+impl AppState {
+    /// The resource store's view of this state (pool, keyring, `--encrypt-resources`).
+    pub fn resource_store(&self) -> crate::server::store::resources::ResourceStore<'_> {
+        crate::server::store::resources::ResourceStore {
+            db: &self.db,
+            cipher: &self.cipher,
+            encrypt: self.settings.encrypt_resources,
+        }
+    }
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").field("public_url", &self.public_url).field("db", &self.db).finish_non_exhaustive()

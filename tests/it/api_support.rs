@@ -179,7 +179,7 @@ pub async fn store_resources(app: &TestApp, authorization_id: &str, resources: &
         .iter()
         .map(|v| resources::index(&serde_json::to_string(v).unwrap(), v).expect("indexable resource"))
         .collect();
-    resources::upsert(&app.state, authorization_id, app.clock_now(), &items, None).await.expect("store resources");
+    resources::upsert(app.state.resource_store(), authorization_id, app.clock_now(), &items, None).await.expect("store resources");
 }
 
 /// Mints a `public_token` for an authorization, as the Link flow does at the payer callback.

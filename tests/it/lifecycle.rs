@@ -174,7 +174,7 @@ async fn link(app: &TestApp, f: &Fixture, external_id: &str, usage: Usage, token
 
 /// Writes a resource the way the sync does: through `store::resources::seal_body`.
 async fn insert_resource(app: &TestApp, authorization_id: &str, rtype: &str, rid: &str, json: &str) {
-    let (body, body_enc, key_id) = link_sdk::server::store::resources::seal_body(&app.state, authorization_id, rtype, rid, json);
+    let (body, body_enc, key_id) = link_sdk::server::store::resources::seal_body(app.state.resource_store(), authorization_id, rtype, rid, json);
     sqlx::query(
         "INSERT INTO resources (authorization_id, resource_type, id, body, body_enc, body_key_id, fetched_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -25,9 +25,20 @@ use crate::server::{
         crypto::Cipher,
         db::{Backend, Db},
     },
-    state::AppState,
     store::{authorizations, resource_params},
 };
+
+/// What this module needs of the server: the pool, the keyring, and whether bodies are sealed at rest
+/// (`--encrypt-resources`). `AppState::resource_store` gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceStore<'a> {
+    /// The database.
+    pub db: &'a Db,
+    /// The keyring sealing bodies (and opening them).
+    pub cipher: &'a Cipher,
+    /// Whether bodies are stored sealed (`--encrypt-resources`): then they get no search index rows.
+    pub encrypt: bool,
+}
 
 /// What [`upsert`] stores: a resource's JSON text and the index values read from it.
 pub use crate::server::fhir::index::{index, Indexed};
@@ -39,21 +50,21 @@ pub fn resource_aad(authorization_id: &str, resource_type: &str, id: &str) -> St
 
 /// Whether resources get search index rows (`resource_params`), so searches filter in SQL: not when they are
 /// encrypted at rest (the index would hold identifier values and dates in clear).
-pub fn params_indexed(state: &AppState) -> bool {
-    !state.settings.encrypt_resources
+pub fn params_indexed(state: ResourceStore<'_>) -> bool {
+    !state.encrypt
 }
 
 /// What to store in `resources (body, body_enc, body_key_id)` for one resource's JSON: `(Some(json), None,
 /// None)` normally, `(None, Some(ciphertext), Some(key_id))` with `--encrypt-resources`, the ciphertext bound
 /// by [`resource_aad`] to the row's key `(authorization_id, resource_type, id)`.
 pub fn seal_body(
-    state: &AppState,
+    state: ResourceStore<'_>,
     authorization_id: &str,
     resource_type: &str,
     id: &str,
     json: &str,
 ) -> (Option<String>, Option<Vec<u8>>, Option<String>) {
-    if state.settings.encrypt_resources {
+    if state.encrypt {
         let (enc, key_id) = state.cipher.seal_str(json, &resource_aad(authorization_id, resource_type, id));
         (None, Some(enc), Some(key_id))
     } else {
@@ -95,7 +106,7 @@ pub fn body_text(
 /// # Errors
 /// Database errors, or a stored body that does not open.
 pub async fn upsert(
-    state: &AppState,
+    state: ResourceStore<'_>,
     authorization_id: &str,
     now: i64,
     items: &[Indexed],
@@ -105,7 +116,7 @@ pub async fn upsert(
     if items.is_empty() {
         return Ok(changes);
     }
-    let encrypt = state.settings.encrypt_resources;
+    let encrypt = state.encrypt;
     let indexed = params_indexed(state);
     let mut tx = state.db.begin_write().await?;
     for r in items {
@@ -121,7 +132,7 @@ pub async fn upsert(
         let prior: Option<Option<String>> = match prior {
             Some(row) => Some(
                 body_text(
-                    &state.cipher,
+                    state.cipher,
                     authorization_id,
                     &r.resource_type,
                     &r.id,
@@ -239,7 +250,7 @@ pub async fn remove_unseen(db: &Db, authorization_id: &str, types: &[String], jo
 ///
 /// # Errors
 /// Database errors.
-pub async fn exists(state: &AppState, authorization_id: &str, resource_type: &str, id: &str, job_id: Option<&str>) -> anyhow::Result<bool> {
+pub async fn exists(state: ResourceStore<'_>, authorization_id: &str, resource_type: &str, id: &str, job_id: Option<&str>) -> anyhow::Result<bool> {
     mark_seen(&state.db.pool, authorization_id, resource_type, id, job_id).await
 }
 
@@ -572,7 +583,7 @@ const REINDEX_BATCH: i64 = 500;
 ///
 /// # Errors
 /// Database errors.
-pub async fn reindex(state: &AppState) -> anyhow::Result<u64> {
+pub async fn reindex(state: ResourceStore<'_>) -> anyhow::Result<u64> {
     if !params_indexed(state) {
         return Ok(0);
     }
@@ -607,7 +618,7 @@ pub async fn reindex(state: &AppState) -> anyhow::Result<u64> {
                 continue;
             }
             // A body that does not open or parse gets no index rows (it matches no filter).
-            let params = stored(&state.cipher, row)
+            let params = stored(state.cipher, row)
                 .ok()
                 .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
                 .map(|v| search::param_values(&t, &v))

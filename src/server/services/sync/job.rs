@@ -481,7 +481,7 @@ async fn find_patient(state: &AppState, payer: &Payer, job: &mut Claimed) -> Res
         return Err(no_patient());
     }
     let id = patients[0].id.clone();
-    let changes = resources::upsert(state, &job.authorization_id, state.clock.now(), &page.resources, Some(&job.id)).await?;
+    let changes = resources::upsert(state.resource_store(), &job.authorization_id, state.clock.now(), &page.resources, Some(&job.id)).await?;
     job.progress.changes.add(changes);
     Ok(id)
 }
@@ -526,7 +526,7 @@ async fn sync_patient(state: &AppState, payer: &Payer, job: &mut Claimed, patien
     let body = payer.get(&url).await.map_err(type_error)?;
     let stored = read_one(state, job, &body, "Patient").map_err(|r| TypeStop::Skip(r, None))?;
     if let Some((item, refs)) = stored {
-        let changes = resources::upsert(state, &job.authorization_id, state.clock.now(), std::slice::from_ref(&item), Some(&job.id)).await?;
+        let changes = resources::upsert(state.resource_store(), &job.authorization_id, state.clock.now(), std::slice::from_ref(&item), Some(&job.id)).await?;
         job.progress.changes.add(changes);
         *job.progress.counts.entry("Patient".into()).or_default() += 1;
         add_refs(payer, job, &refs, 1);
@@ -620,7 +620,7 @@ impl<'a> PageWalk<'a> {
         next: Option<&Url>,
     ) -> Result<SyncChanges, TypeStop> {
         let now = state.clock.now();
-        let store = resources::upsert(state, &job.authorization_id, now, found, Some(&job.id));
+        let store = resources::upsert(state.resource_store(), &job.authorization_id, now, found, Some(&job.id));
         match next {
             Some(n) if !self.seen.contains(n.as_str()) && self.pages < PAGE_CAP && !state.shutdown.is_cancelled() => {
                 let (stored, fetched) = tokio::join!(store, payer.get(n));
@@ -690,7 +690,7 @@ async fn resolve_references(state: &AppState, payer: &Payer, job: &mut Claimed, 
         let mut todo = Vec::new();
         for (r, depth) in batch {
             let (ty, id) = r.split_once('/').unwrap_or(("", ""));
-            if job.refs_tried.contains(&r) || resources::exists(state, &job.authorization_id, ty, id, Some(&job.id)).await? {
+            if job.refs_tried.contains(&r) || resources::exists(state.resource_store(), &job.authorization_id, ty, id, Some(&job.id)).await? {
                 job.cursor.refs_pending.remove(&r);
                 job.refs_tried.insert(r);
                 continue;
@@ -734,7 +734,7 @@ async fn resolve_references(state: &AppState, payer: &Payer, job: &mut Claimed, 
             job.cursor.refs_pending.remove(&r);
             job.refs_tried.insert(r);
         }
-        let changes = resources::upsert(state, &job.authorization_id, state.clock.now(), &items, Some(&job.id)).await?;
+        let changes = resources::upsert(state.resource_store(), &job.authorization_id, state.clock.now(), &items, Some(&job.id)).await?;
         job.progress.changes.add(changes);
         for i in &items {
             *job.progress.counts.entry(i.resource_type.clone()).or_default() += 1;

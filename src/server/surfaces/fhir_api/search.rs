@@ -50,7 +50,7 @@ pub(super) async fn search_type(
         resource_type: &rtype,
         ids: ids.as_deref(),
         criteria: &req.criteria,
-        indexed: resources::params_indexed(&state),
+        indexed: resources::params_indexed(state.resource_store()),
         count: req.count,
         offset: req.offset,
     };
