@@ -43,24 +43,10 @@ pub async fn record<'e, E>(ex: E, now: i64, entry: AuditEntry<'_>) -> anyhow::Re
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    sqlx::query(
-        "INSERT INTO audit_events (id, at, actor, action, app_id, authorization_id, request_id, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(now)
-    .bind(entry.actor)
-    .bind(entry.action)
-    .bind(entry.app_id)
-    .bind(entry.authorization_id)
-    .bind(entry.request_id)
-    .bind(entry.detail.unwrap_or_else(|| Value::Object(Default::default())).to_string())
-    .execute(ex)
-    .await?;
-    Ok(())
+    insert(ex, &[QueuedEntry::new(now, entry)]).await
 }
 
-/// An [`AuditEntry`] with its time, owned: what the [`AuditQueue`] holds.
+/// An [`AuditEntry`] with its time, owned: what the [`AuditQueue`] holds and [`insert`] writes.
 #[derive(Debug, Clone)]
 struct QueuedEntry {
     at: i64,
@@ -86,8 +72,11 @@ impl QueuedEntry {
     }
 }
 
-/// Appends `batch` in one statement (one commit), in its order.
-async fn insert_batch(db: &Db, batch: &[QueuedEntry]) -> anyhow::Result<()> {
+/// Appends `batch` through `ex` in one statement, in its order: the one `INSERT` of this table.
+async fn insert<'e, E>(ex: E, batch: &[QueuedEntry]) -> anyhow::Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     if batch.is_empty() {
         return Ok(());
     }
@@ -107,7 +96,7 @@ async fn insert_batch(db: &Db, batch: &[QueuedEntry]) -> anyhow::Result<()> {
             .bind(e.request_id.as_deref())
             .bind(e.detail.as_str());
     }
-    q.execute(&db.pool).await?;
+    q.execute(ex).await?;
     Ok(())
 }
 
@@ -158,14 +147,12 @@ impl AuditQueue {
     pub async fn record(&self, db: &Db, now: i64, entry: AuditEntry<'_>) -> anyhow::Result<()> {
         let e = QueuedEntry::new(now, entry);
         if !self.running.load(Ordering::Acquire) {
-            return insert_batch(db, std::slice::from_ref(&e)).await;
+            return insert(&db.pool, std::slice::from_ref(&e)).await;
         }
-        match self.tx.try_send(Queued::Entry(e)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(Queued::Entry(e)) | mpsc::error::TrySendError::Closed(Queued::Entry(e))) => {
-                insert_batch(db, std::slice::from_ref(&e)).await
-            }
-            Err(_) => Ok(()),
+        // Full or closed: the message comes back, and is written here.
+        match self.tx.try_send(Queued::Entry(e)).map_err(mpsc::error::TrySendError::into_inner) {
+            Err(Queued::Entry(e)) => insert(&db.pool, std::slice::from_ref(&e)).await,
+            Ok(()) | Err(Queued::Flush(_)) => Ok(()),
         }
     }
 
@@ -226,7 +213,7 @@ fn take(m: Queued, batch: &mut Vec<QueuedEntry>, flushes: &mut Vec<oneshot::Send
 }
 
 async fn write(db: &Db, batch: &mut Vec<QueuedEntry>, flushes: &mut Vec<oneshot::Sender<()>>) {
-    if let Err(e) = insert_batch(db, batch).await {
+    if let Err(e) = insert(&db.pool, batch).await {
         tracing::error!(error = %format!("{e:#}"), records = batch.len(), "could not write queued audit records");
     }
     batch.clear();
