@@ -17,6 +17,7 @@
 //! CARGO_TARGET_DIR=target/bench cargo build --release --examples && target/bench/release/examples/api_bench
 //! BENCH_SECS=5 BENCH_CONNECTIONS=16 target/bench/release/examples/api_bench   # shorter
 //! BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:55432/postgres target/bench/release/examples/api_bench
+//! BENCH_ONLY=search target/bench/release/examples/api_bench   # only the scenarios whose name contains "search"
 //! ```
 //! With `BENCH_DATABASE_URL` (a PostgreSQL server's URL) the server runs on a new database created there
 //! (`link_bench_<unix s>`, dropped at the end); otherwise on a SQLite file. Only 127.0.0.1 (and that server) is
@@ -198,20 +199,23 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         b["entry"][0]["resource"]["id"].as_str().unwrap().to_string()
     };
-    let cases: Vec<(&str, String)> = vec![
+    let mut cases: Vec<(&str, String)> = vec![
         ("read by id", format!("/fhir/ExplanationOfBenefit/{eob_id}")),
         ("search 1,000 (no filter)", "/fhir/ExplanationOfBenefit?patient=$PATIENT_ID&_count=1000".to_string()),
         ("search 1,000 (date filter)", "/fhir/ExplanationOfBenefit?patient=$PATIENT_ID&service-date=ge1900-01-01&_count=1000".to_string()),
         ("search 1,000 (_include all)", "/fhir/ExplanationOfBenefit?patient=$PATIENT_ID&_include=ExplanationOfBenefit:*&_count=1000".to_string()),
         ("$everything (whole record)", format!("/fhir/Patient/{patient}/$everything?_count=5000")),
     ];
+    // `BENCH_ONLY=<text>`: only the scenarios whose name contains it (for a profiler watching one of them).
+    let only = std::env::var("BENCH_ONLY").ok();
+    cases.retain(|(name, _)| only.as_deref().is_none_or(|o| name.contains(o)));
 
     println!();
     println!("machine: {}; database: {database}; wrk -t2 -c{} -d{}s", machine(), env_or("BENCH_CONNECTIONS", "32"), env_or("BENCH_SECS", "10"));
     println!("| scenario | response bytes | req/s | p50 | p99 | non-2xx | static file req/s | static p50 | static p99 | ratio | load avg |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     // Exchange.
-    {
+    if only.as_deref().is_none_or(|o| "exchange".contains(o)) {
         let sample = serde_json::to_vec(&ex)?;
         std::fs::write(site.join("pkg/exchange.json"), &sample)?;
         let f = wrk(&format!("{base}/link/exchange"), None, Some((&lua, &[tok_file.display().to_string(), sk.clone()])))?;

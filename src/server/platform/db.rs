@@ -79,9 +79,12 @@ impl Db {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
+                        // Temporary sorts in memory, and reads of the first GiB through a memory map rather than a
+                        // copy per page (docs/deployment.md; BENCHMARKS.md "Pages as groups").
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+                             PRAGMA mmap_size = 1073741824;",
                         )
                         .await?;
                     }
