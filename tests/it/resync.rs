@@ -237,6 +237,42 @@ async fn scheduled_resyncs_are_jittered_and_queued_once_across_instances() {
     assert_eq!(runs[0].status, "complete");
 }
 
+#[tokio::test]
+async fn re_syncs_queued_at_once_leave_one_unfinished_job() {
+    let app = server().await;
+    let keys = create_app(&app, "Queued at once").await;
+    let (authz, _) = link_member(&app, &keys, "MULTIPLE").await;
+    drain(&app).await;
+    // Sixteen callers at once (on PostgreSQL, on separate connections at READ COMMITTED): one job between them.
+    let now = app.clock_now();
+    let calls = (0..16).map(|_| {
+        let (db, id) = (app.state.db.clone(), authz.clone());
+        tokio::spawn(async move { sync::request_resync(&db, &id, now).await.unwrap() })
+    });
+    let ids: std::collections::BTreeSet<String> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(ids.len(), 1, "every caller got the one queued job: {ids:?}");
+    let unfinished = sqlx::query("SELECT COUNT(*) AS n FROM sync_jobs WHERE authorization_id = $1 AND status IN ('pending', 'syncing', 'delayed')")
+        .bind(&authz)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sqlx::Row::try_get::<i64, _>(&unfinished, "n").unwrap(), 1);
+    // The database itself refuses a second unfinished job, whoever writes it.
+    let second = sqlx::query(
+        "INSERT INTO sync_jobs (id, authorization_id, status, run_after, created_at, updated_at) VALUES ($1, $2, 'pending', $3, $3, $3)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&authz)
+    .bind(now)
+    .execute(&app.state.db.pool)
+    .await;
+    assert!(second.is_err(), "a second unfinished job is refused");
+    // Once that job has finished, the next one is queued.
+    drain(&app).await;
+    let next = sync::request_resync(&app.state.db, &authz, app.clock_now()).await.unwrap();
+    assert!(!ids.contains(&next));
+}
+
 /// The sandbox member whose claims change every day at 00:00 UTC of the sandbox clock: one ExplanationOfBenefit
 /// is gone for the day, the one gone the day before is back, one more is updated.
 const CHANGING: &str = sandbox::MEMBER_CHANGING;

@@ -450,9 +450,8 @@ async fn attach_and_mint(
         },
     )
     .await?;
-    if !reused || sync_jobs::unfinished(&mut **tx, id).await?.is_none() {
-        sync_jobs::insert(&mut **tx, id, endpoint_id, now).await?;
-    }
+    // A reused authorization may have a re-sync queued or running already: that job brings the data.
+    sync_jobs::insert_unless_unfinished(&mut **tx, id, endpoint_id, now).await?;
     let token = tokens::issue(
         &mut **tx,
         now,

@@ -95,19 +95,21 @@ fn progress_of(row: &sqlx::any::AnyRow) -> anyhow::Result<Progress> {
     })
 }
 
-/// Queues a sync of an authorization, due at `now` (its endpoint recorded so claims can bound jobs per payer);
-/// returns the job id.
+/// Queues a sync of an authorization due at `now` (its endpoint recorded so claims can bound jobs per payer)
+/// unless it has an unfinished (`pending`, `syncing` or `delayed`) job. The database keeps that rule (the unique
+/// index `sync_jobs_one_unfinished`), so two instances queueing at once insert one job between them. Returns the
+/// new job's id, or `None` when an unfinished job was there.
 ///
 /// # Errors
 /// Database errors.
-pub async fn insert<'e, E>(ex: E, authorization_id: &str, endpoint_id: &str, now: i64) -> anyhow::Result<String>
+pub async fn insert_unless_unfinished<'e, E>(ex: E, authorization_id: &str, endpoint_id: &str, now: i64) -> anyhow::Result<Option<String>>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let id = uuid::Uuid::new_v4().to_string();
-    sqlx::query(
+    let n = sqlx::query(
         "INSERT INTO sync_jobs (id, authorization_id, status, run_after, created_at, updated_at, endpoint_id) \
-         VALUES ($1, $2, $3, $4, $4, $4, $5)",
+         VALUES ($1, $2, $3, $4, $4, $4, $5) ON CONFLICT DO NOTHING",
     )
     .bind(&id)
     .bind(authorization_id)
@@ -115,31 +117,6 @@ where
     .bind(now)
     .bind(endpoint_id)
     .execute(ex)
-    .await?;
-    Ok(id)
-}
-
-/// Queues a sync of an authorization due at `now` unless it has an unfinished (`pending`, `syncing` or
-/// `delayed`) job: one conditional `INSERT … SELECT … WHERE NOT EXISTS`. Returns the new job's id, or `None`
-/// when an unfinished job was there.
-///
-/// # Errors
-/// Database errors.
-pub async fn insert_unless_unfinished(db: &Db, authorization_id: &str, endpoint_id: &str, now: i64) -> anyhow::Result<Option<String>> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let n = sqlx::query(
-        "INSERT INTO sync_jobs (id, authorization_id, status, run_after, created_at, updated_at, endpoint_id) \
-         SELECT $1, $2, $3, $4, $4, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM sync_jobs \
-         WHERE authorization_id = $2 AND status IN ($3, $6, $7))",
-    )
-    .bind(&id)
-    .bind(authorization_id)
-    .bind(SyncStatus::Pending.as_str())
-    .bind(now)
-    .bind(endpoint_id)
-    .bind(SyncStatus::Syncing.as_str())
-    .bind(SyncStatus::Delayed.as_str())
-    .execute(&db.pool)
     .await?
     .rows_affected();
     Ok((n == 1).then_some(id))

@@ -56,15 +56,28 @@ pub fn wake() {
     WAKE.notify_one();
 }
 
-/// Queues a sync of an authorization, due now; returns the job id.
+/// Queues a sync of an authorization, due now, unless one is pending or running; returns the job's id (the new
+/// one, or the unfinished one that was there).
 ///
 /// # Errors
 /// Database errors; an unknown authorization.
 pub async fn enqueue(db: &Db, authorization_id: &str, now: i64) -> anyhow::Result<String> {
     let auth = authorizations::get(db, authorization_id).await?.ok_or_else(|| anyhow::anyhow!("unknown authorization"))?;
-    let id = sync_jobs::insert(&db.pool, authorization_id, &auth.endpoint_id, now).await?;
-    WAKE.notify_one();
-    Ok(id)
+    queue(db, &auth, now).await
+}
+
+/// The conditional insert and the read after it: a job finishing in between is simply queued again.
+async fn queue(db: &Db, auth: &authorizations::Authorization, now: i64) -> anyhow::Result<String> {
+    for _ in 0..3 {
+        if let Some(id) = sync_jobs::insert_unless_unfinished(&db.pool, &auth.id, &auth.endpoint_id, now).await? {
+            WAKE.notify_one();
+            return Ok(id);
+        }
+        if let Some(id) = sync_jobs::unfinished(&db.pool, &auth.id).await? {
+            return Ok(id);
+        }
+    }
+    anyhow::bail!("could not queue a sync of {}", auth.id)
 }
 
 /// Queues a re-sync unless one is already pending or running (then returns that job's id).
@@ -75,17 +88,7 @@ pub async fn enqueue(db: &Db, authorization_id: &str, now: i64) -> anyhow::Resul
 pub async fn request_resync(db: &Db, authorization_id: &str, now: i64) -> anyhow::Result<String> {
     let auth = authorizations::get(db, authorization_id).await?.ok_or_else(|| anyhow::anyhow!("unknown authorization"))?;
     anyhow::ensure!(auth.revoked_at.is_none(), "authorization is revoked");
-    // The conditional insert and the read after it: a job finishing in between is simply queued again.
-    for _ in 0..3 {
-        if let Some(id) = sync_jobs::insert_unless_unfinished(db, authorization_id, &auth.endpoint_id, now).await? {
-            WAKE.notify_one();
-            return Ok(id);
-        }
-        if let Some(id) = sync_jobs::unfinished(&db.pool, authorization_id).await? {
-            return Ok(id);
-        }
-    }
-    anyhow::bail!("could not queue a re-sync of {authorization_id}")
+    queue(db, &auth, now).await
 }
 
 /// The last runs of an authorization's sync that the API lists ([`history`]).
