@@ -23,6 +23,9 @@
 //! (`link_bench_<unix s>`, dropped at the end); otherwise on a SQLite file. Only 127.0.0.1 (and that server) is
 //! contacted; each wrk run is bounded by `BENCH_SECS` (default 10), the sync by 10 minutes.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{path::Path, process::Command, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
@@ -39,6 +42,7 @@ use link_sdk::server::{
 };
 use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
+use support::{env_or, loadavg, machine};
 
 struct Figures {
     rps: f64,
@@ -47,9 +51,6 @@ struct Figures {
     errors: String,
 }
 
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
 
 /// Runs wrk and reads requests/s, p50, p99 and non-2xx counts from its report.
 fn wrk(url: &str, bearer: Option<&str>, script: Option<(&Path, &[String])>) -> anyhow::Result<Figures> {
@@ -294,17 +295,4 @@ fn row(name: &str, bytes: usize, f: &Figures, s: &Figures) {
     );
 }
 
-/// The 1, 5 and 15 minute load averages (the figures mean little on a busy machine).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
-}
 
-/// CPU model, logical CPUs and memory of this machine.
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpu.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("?").trim().to_string();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kb: u64 = mem.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
-    format!("{model}, {cpus} CPUs, {:.1} GiB RAM", kb as f64 / 1048576.0)
-}

@@ -13,6 +13,9 @@
 //! ```
 //! `LINK_SDK_BIN` overrides the path of the `link-sdk` binary (default: next to this example's folder).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::{
     io::{BufRead as _, BufReader},
     process::{Command, Stdio},
@@ -36,6 +39,7 @@ use link_sdk::{
 };
 use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
+use support::{loadavg, machine};
 
 /// `VmRSS` and `VmHWM` (peak) of this process, in kB.
 fn rss_kb() -> (u64, u64) {
@@ -59,20 +63,7 @@ fn reset_peak() {
 /// Upper bound on the sync's wall time: the benchmark fails instead of hanging.
 const SYNC_TIME_LIMIT: Duration = Duration::from_secs(600);
 
-/// The 1, 5 and 15 minute load averages (the figures mean little on a busy machine).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
-}
 
-/// CPU model, logical CPUs and memory of this machine.
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpu.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("?").trim().to_string();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kb: u64 = mem.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
-    format!("{model}, {cpus} CPUs, {:.1} GiB RAM", kb as f64 / 1048576.0)
-}
 
 struct Sandbox(std::process::Child);
 impl Drop for Sandbox {
