@@ -26,14 +26,13 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::{path::Path, process::Command, sync::Arc, time::Duration};
+use std::{path::Path, process::Command, time::Duration};
 
 use anyhow::Context as _;
 use link_sdk::server::{
     platform::clock::{Clock, SystemClock},
     services::sync,
     settings::Settings,
-    startup::Application,
     store::{
         apps::{self, NewApp},
         tokens::{self, TokenKind},
@@ -42,7 +41,7 @@ use link_sdk::server::{
 };
 use secrecy::ExposeSecret as _;
 use serde_json::{json, Value};
-use support::{env_or, loadavg, machine};
+use support::{env_or, loadavg, machine, start, without_rate_limits, BenchDatabase};
 
 struct Figures {
     rps: f64,
@@ -119,33 +118,17 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(site.join("pkg"))?;
     let mut settings = Settings::for_tests(dir.path().join("data"));
     settings.site_root = Some(site.clone());
-    // The per-token, per-app and per-address limits would answer most of the load with 429s.
-    settings.rate_limit_fhir = 0;
-    settings.rate_limit_exchange = 0;
-    settings.rate_limit_token = 0;
-    settings.rate_limit_sessions = 0;
-    let pg = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            sqlx::any::install_default_drivers();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.context("BENCH_DATABASE_URL")?;
-            let name = format!("link_bench_{}", clock_now());
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
-            let base = admin.rsplit_once('/').map_or(admin.clone(), |(b, _)| b.to_string());
-            settings.database_url = Some(format!("{base}/{name}"));
-            Some((conn, name))
-        }
-        _ => None,
-    };
+    without_rate_limits(&mut settings);
+    let pg = BenchDatabase::create("link_bench").await?;
+    if let Some(db) = &pg {
+        settings.database_url = Some(db.url.clone());
+    }
     let database = if pg.is_some() { "PostgreSQL" } else { "SQLite" };
     settings.sync_workers = 2;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let app = Application::build(settings, clock.clone()).await?;
-    let base = app.base_url();
-    let state = app.state.clone();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (state, base) = start(settings).await?;
     let http = reqwest::Client::new();
 
-    let (a, keys) = apps::create(&state.db, clock.now(), NewApp { name: "bench".into(), ..Default::default() }).await?;
+    let (a, keys) = apps::create(&state.db, SystemClock.now(), NewApp { name: "bench".into(), ..Default::default() }).await?;
     let sk = keys.test_secret.expose_secret().to_string();
     println!("linking {} through the sandbox payer…", sandbox::MEMBER_LARGE);
     let v: Value = http
@@ -182,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     let n_tokens: usize = env_or("BENCH_TOKENS", "40000").parse()?;
     let mut lines = String::new();
     for _ in 0..n_tokens {
-        lines.push_str(&tokens::issue(&state.db.pool, clock.now(), TokenKind::Public, &a.id, Some(&authz), Some(1800), json!({})).await?);
+        lines.push_str(&tokens::issue(&state.db.pool, SystemClock.now(), TokenKind::Public, &a.id, Some(&authz), Some(1800), json!({})).await?);
         lines.push('\n');
     }
     let tok_file = dir.path().join("tokens.txt");
@@ -245,17 +228,13 @@ async fn main() -> anyhow::Result<()> {
         }
         println!("| {name} | {} | {} |", cells.join(" | "), loadavg());
     }
-    if let Some((mut conn, name)) = pg {
+    if let Some(db) = pg {
         state.db.pool.close().await;
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+        db.drop().await;
     }
     Ok(())
 }
 
-/// Unix seconds now (names the benchmark's database).
-fn clock_now() -> i64 {
-    SystemClock.now()
-}
 
 /// Bytes received and seconds to the last byte of one GET with `Accept-Encoding: encoding` (the body is not
 /// decoded), the median of 5 runs.

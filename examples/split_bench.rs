@@ -33,14 +33,13 @@ use link_sdk::server::{
     platform::clock::{Clock, SystemClock},
     services::sync::{self, job::PER_PAYER_LIMIT},
     settings::Settings,
-    startup::Application,
     state::AppState,
     store::apps::{self, NewApp},
     surfaces::sandbox,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{json, Value};
-use support::{env_or, loadavg, machine};
+use support::{env_or, loadavg, machine, start, without_rate_limits, BenchDatabase};
 use futures::StreamExt as _;
 use sqlx::Row as _;
 
@@ -52,21 +51,10 @@ fn settings(dir: &Path, database_url: &str, key: &SecretString) -> Settings {
     s.database_url = Some(database_url.to_string());
     s.encryption_key = Some(key.clone());
     s.sync_workers = 0;
-    s.rate_limit_sessions = 0;
-    s.rate_limit_exchange = 0;
-    s.rate_limit_token = 0;
-    s.rate_limit_fhir = 0;
+    without_rate_limits(&mut s);
     s
 }
 
-/// Starts a server; returns its state and URL.
-async fn start(settings: Settings) -> anyhow::Result<(AppState, String)> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let app = Application::build(settings, clock).await?;
-    let (state, base) = (app.state.clone(), app.base_url());
-    tokio::spawn(app.run_until(std::future::pending()));
-    Ok((state, base))
-}
 
 /// Pending, syncing or delayed jobs left.
 async fn unfinished(state: &AppState) -> anyhow::Result<i64> {
@@ -103,19 +91,9 @@ async fn main() -> anyhow::Result<()> {
     let jobs: usize = env_or("BENCH_JOBS", "1000").parse()?;
     let workers: usize = env_or("BENCH_WORKERS", "4").parse()?;
     let dir = tempfile::tempdir()?;
-    let pg = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            sqlx::any::install_default_drivers();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin).await.context("BENCH_DATABASE_URL")?;
-            let name = format!("link_split_{}", SystemClock.now());
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
-            let base = admin.rsplit_once('/').map_or(admin.clone(), |(b, _)| b.to_string());
-            Some((conn, name, base))
-        }
-        _ => None,
-    };
+    let pg = BenchDatabase::create("link_split").await?;
     let url = match &pg {
-        Some((_, name, base)) => format!("{base}/{name}"),
+        Some(db) => db.url.clone(),
         None => format!("sqlite://{}?mode=rwc", dir.path().join("shared.db").display()),
     };
     let database = if pg.is_some() { "PostgreSQL" } else { "SQLite" };
@@ -203,8 +181,8 @@ async fn main() -> anyhow::Result<()> {
     for s in [&payer, &a, &b] {
         s.db.pool.close().await;
     }
-    if let Some((mut conn, name, _)) = pg {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+    if let Some(db) = pg {
+        db.drop().await;
     }
     anyhow::ensure!(exactly_once, "a job ran more or less than once");
     Ok(())
