@@ -390,6 +390,18 @@ async fn a_repair_token_is_single_use_expires_is_stored_as_a_hash_and_is_its_app
     let r = open_with(&app, &browser(), &keys.test_publishable, &t, "&externalId=someone-else").await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("INVALID_USER"));
+    // ... and leaves the token unspent, for POST /link/hosted as for GET /link.
+    let hosted = |body: Value| app.client.post(format!("{}/link/hosted", app.base_url)).bearer_auth(sk(&keys)).json(&body).send();
+    let r = hosted(json!({"repairToken": t, "externalId": "someone-else"})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+    let r = hosted(json!({"repairToken": t, "usage": "ONE_TIME"})).await.unwrap();
+    assert_eq!(r.status(), 400, "the authorization is MULTIPLE");
+    let sid = session_of(&open_with(&app, &browser(), &keys.test_publishable, &t, "&externalId=user-2").await);
+    assert_eq!(step_of(&app, &sid).await.0, "consent");
+    let r = hosted(json!({"repairToken": t})).await.unwrap();
+    assert_eq!(r.status(), 400, "spent by the session it opened");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
     // The hosted (redirect_uri) flow gets the code at its redirect_uri, with its state.
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let r = browser()

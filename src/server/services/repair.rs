@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::{
-    domain::{ExitCode, Mode},
+    domain::{ExitCode, Mode, Usage},
     server::{
         platform::crypto,
         state::AppState,
@@ -72,14 +72,35 @@ pub async fn issue(state: &AppState, a: &Authorization, request_id: Option<&str>
     Ok(SecretString::from(token))
 }
 
+/// What the caller named beside a repair token (`externalId`, `usage`, `endpoint`), each `None` when left out;
+/// each named one must be the repaired authorization's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Named<'a> {
+    /// `externalId` (compared trimmed).
+    pub external_id: Option<&'a str>,
+    /// `usage` (`ONE_TIME` / `MULTIPLE`).
+    pub usage: Option<&'a str>,
+    /// `endpoint` (an endpoint id).
+    pub endpoint_id: Option<&'a str>,
+}
+
 /// Redeems `token` for a Link session of app `app_id` in `mode` that is about to start: checked to be that
-/// app's first (so another app's key cannot burn it), then consumed (single use, one conditional update), then
-/// its authorization must still be repairable. Returns the authorization to repair.
+/// app's first (so another app's key cannot burn it), and `named` to be its authorization's (so a wrong
+/// `externalId` cannot burn it either), then consumed (single use, one conditional update), then its
+/// authorization must still be repairable. Returns the authorization to repair.
 ///
 /// # Errors
-/// The outer `Result`: database errors. The inner: `INVALID_REPAIR_TOKEN` for a token that is malformed,
-/// unknown, another app's or mode's, expired or used, or whose authorization cannot be repaired any more.
-pub async fn redeem(state: &AppState, token: &str, app_id: &str, mode: Mode) -> anyhow::Result<Result<Authorization, ExitCode>> {
+/// The outer `Result`: database errors. The inner, with the token left unspent unless said: `INVALID_USER`,
+/// `INVALID_USAGE` or `INVALID_ENDPOINT` when `named` differs from the authorization; `INVALID_REPAIR_TOKEN` for a
+/// token that is malformed, unknown, another app's or mode's, expired or used, or (spent) whose authorization
+/// cannot be repaired any more.
+pub async fn redeem(
+    state: &AppState,
+    token: &str,
+    app_id: &str,
+    mode: Mode,
+    named: Named<'_>,
+) -> anyhow::Result<Result<Authorization, ExitCode>> {
     let now = state.clock.now();
     let refused = Err(ExitCode::InvalidRepairToken);
     if token.len() > 128 {
@@ -91,6 +112,15 @@ pub async fn redeem(state: &AppState, token: &str, app_id: &str, mode: Mode) -> 
     }
     let Some(id) = row.authorization_id else { return Ok(refused) };
     let Some(a) = authorizations::get(&state.db, &id).await?.filter(|a| a.mode == mode) else { return Ok(refused) };
+    if named.external_id.is_some_and(|e| e.trim() != a.external_id) {
+        return Ok(Err(ExitCode::InvalidUser));
+    }
+    if named.usage.is_some_and(|u| Usage::parse(u) != Some(a.usage)) {
+        return Ok(Err(ExitCode::InvalidUsage));
+    }
+    if named.endpoint_id.is_some_and(|e| e != a.endpoint_id) {
+        return Ok(Err(ExitCode::InvalidEndpoint));
+    }
     if tokens::consume(&state.db, now, TokenKind::Repair, token).await?.is_err() || !a.is_repairable(now) {
         return Ok(refused);
     }

@@ -296,7 +296,7 @@ async fn validate<'a>(
 
 /// Repair mode (`repairToken`): the token is redeemed now (single use, see `services::repair::redeem`), and the
 /// session takes the user, usage and plan of the authorization it repairs (`externalId` and `usage`, when given,
-/// must be the same); plan search and the explainer are skipped, and a session repairs one plan.
+/// must be the same, else `INVALID_USER` / `INVALID_USAGE` with the token unspent); plan search and the explainer are skipped, and a session repairs one plan.
 async fn repair_session<'a>(
     state: &AppState,
     p: &'a EntryParams,
@@ -305,16 +305,11 @@ async fn repair_session<'a>(
     mode: Mode,
     token: &str,
 ) -> anyhow::Result<Result<Valid, Response>> {
-    let a = match repair::redeem(state, token, &app.id, mode).await? {
+    let named = repair::Named { external_id: p.external_id.as_deref(), usage: p.usage.as_deref(), endpoint_id: None };
+    let a = match repair::redeem(state, token, &app.id, mode, named).await? {
         Ok(a) => a,
         Err(code) => return Ok(Err(ending.fail(code))),
     };
-    if p.external_id.as_deref().is_some_and(|e| e.trim() != a.external_id) {
-        return Ok(Err(ending.fail(ExitCode::InvalidUser)));
-    }
-    if p.usage.as_deref().is_some_and(|u| Usage::parse(u) != Some(a.usage)) {
-        return Ok(Err(ending.fail(ExitCode::InvalidUsage)));
-    }
     let options = SessionOptions {
         auto_exit: flag(&p.auto_exit, true),
         skip_syncing: flag(&p.skip_syncing, false),

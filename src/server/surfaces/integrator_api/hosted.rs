@@ -11,7 +11,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::json;
 
 use crate::{
-    domain::{Mode, Usage},
+    domain::{ExitCode, Mode, Usage},
     server::{
         services::{
             hosted_links::{self, LinkRequest, DEFAULT_TTL_SECS, MAX_TTL_SECS},
@@ -37,7 +37,8 @@ use crate::{
 /// neither a `redirect_uri` nor a webhook URL is refused: the token would reach no one).
 /// `repairToken` (from `POST /link/repair`) makes it a repair link: the token is redeemed now (single use; the
 /// link then lives its own `expires_in`), and the link renews that authorization in place, with its user, usage
-/// and plan (`externalId`, `usage` and `endpoint` may be left out; when given they must be the same).
+/// and plan (`externalId`, `usage` and `endpoint` may be left out; when given they must be the same, else 400
+/// `invalid_request` and the token stays unspent).
 /// Rate-limited per client address like the token endpoints.
 ///
 /// Errors (RFC 6749 §5.2 JSON): 401 `invalid_client`, 400 `invalid_request`, 400 `invalid_grant` (a repair token
@@ -55,21 +56,21 @@ pub async fn create(
     }
     let repaired = match params.get("repairToken").filter(|t| !t.is_empty()) {
         None => None,
-        Some(token) => Some(repair::redeem(&state, token, &app.id, mode).await?.map_err(|_| {
-            OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", "repairToken is invalid, expired, used or no longer repairable")
-        })?),
+        Some(token) => {
+            let given = |k: &str| params.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+            let named = repair::Named { external_id: given("externalId"), usage: given("usage"), endpoint_id: given("endpoint") };
+            // A mismatch leaves the token unspent.
+            Some(repair::redeem(&state, token, &app.id, mode, named).await?.map_err(|code| match code {
+                ExitCode::InvalidUser | ExitCode::InvalidUsage => {
+                    OAuthError::invalid_request("externalId and usage, when given with repairToken, must be the authorization's")
+                }
+                ExitCode::InvalidEndpoint => OAuthError::invalid_request("endpoint, when given with repairToken, must be the authorization's"),
+                _ => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", "repairToken is invalid, expired, used or no longer repairable"),
+            })?)
+        }
     };
     let (external_id, usage, endpoint_id) = match &repaired {
-        Some(a) => {
-            let named = |k: &str| params.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-            if named("externalId").is_some_and(|e| e != a.external_id) || named("usage").is_some_and(|u| u != a.usage.as_str()) {
-                return Err(OAuthError::invalid_request("externalId and usage, when given with repairToken, must be the authorization's"));
-            }
-            if named("endpoint").is_some_and(|e| e != a.endpoint_id) {
-                return Err(OAuthError::invalid_request("endpoint, when given with repairToken, must be the authorization's"));
-            }
-            (a.external_id.as_str(), a.usage, Some(a.endpoint_id.clone()))
-        }
+        Some(a) => (a.external_id.as_str(), a.usage, Some(a.endpoint_id.clone())),
         None => {
             let external_id = required(&params, "externalId")?;
             if !link_flow::valid_external_id(external_id) {
