@@ -50,7 +50,6 @@ struct Figures {
     errors: String,
 }
 
-
 /// Runs wrk and reads requests/s, p50, p99 and non-2xx counts from its report.
 fn wrk(url: &str, bearer: Option<&str>, script: Option<(&Path, &[String])>) -> anyhow::Result<Figures> {
     let secs = env_or("BENCH_SECS", "10");
@@ -199,12 +198,13 @@ async fn main() -> anyhow::Result<()> {
     println!("| scenario | response bytes | req/s | p50 | p99 | non-2xx | static file req/s | static p50 | static p99 | ratio | load avg |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     // Exchange.
-    if only.as_deref().is_none_or(|o| "exchange".contains(o)) {
+    let exchange = "exchange (POST /link/exchange)";
+    if only.as_deref().is_none_or(|o| exchange.contains(o)) {
         let sample = serde_json::to_vec(&ex)?;
         std::fs::write(site.join("pkg/exchange.json"), &sample)?;
         let f = wrk(&format!("{base}/link/exchange"), None, Some((&lua, &[tok_file.display().to_string(), sk.clone()])))?;
         let s = wrk(&format!("{base}/pkg/exchange.json"), None, None)?;
-        row("exchange (POST /link/exchange)", sample.len(), &f, &s);
+        row(exchange, sample.len(), &f, &s);
     }
     for (name, path) in &cases {
         let bytes = http.get(format!("{base}{path}")).bearer_auth(&at).send().await?.bytes().await?;
@@ -234,7 +234,6 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
-
 
 /// Bytes received and seconds to the last byte of one GET with `Accept-Encoding: encoding` (the body is not
 /// decoded), the median of 5 runs.

@@ -296,7 +296,8 @@ async fn validate<'a>(
 
 /// Repair mode (`repairToken`): the token is redeemed now (single use, see `services::repair::redeem`), and the
 /// session takes the user, usage and plan of the authorization it repairs (`externalId` and `usage`, when given,
-/// must be the same, else `INVALID_USER` / `INVALID_USAGE` with the token unspent); plan search and the explainer are skipped, and a session repairs one plan.
+/// must be the same, else `INVALID_USER` / `INVALID_USAGE` with the token unspent); plan search and the explainer
+/// are skipped, and a session repairs one plan.
 async fn repair_session<'a>(
     state: &AppState,
     p: &'a EntryParams,
