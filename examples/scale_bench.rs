@@ -8,7 +8,8 @@
 //! OAuth; their sync jobs are left queued) and stores `BENCH_RESOURCES` (default 100) resources for each through
 //! the store's own `resources::upsert`: the first member's Patient and claims with new ids and the Patient
 //! references rewritten, so each member has a record of its own. Then it measures the same three requests again
-//! and prints both next to each other, with the p99 at the larger size over the p99 at 10.
+//! and prints both next to each other, with the p99 at the larger size over the p99 at 10. Both sizes are measured
+//! alike: `ANALYZE` first, then per request a discarded warm-up of `BENCH_WARMUP` seconds (default 3).
 //!
 //! With `BENCH_EXPLAIN=1` on PostgreSQL it then has the database log each statement's plan (`auto_explain`, for
 //! new connections) and sends each request once more through a second server on the same database: the plans are
@@ -56,10 +57,10 @@ struct Figures {
     p99: String,
 }
 
-/// Runs wrk for `BENCH_SECS` and reads requests/s, p50 and p99.
-fn wrk(url: &str, bearer: &str) -> anyhow::Result<Figures> {
+/// Runs wrk for `secs` seconds and reads requests/s, p50 and p99.
+fn wrk(url: &str, bearer: &str, secs: &str) -> anyhow::Result<Figures> {
     let out = std::process::Command::new("wrk")
-        .args(["-t2", "-c", &env_or("BENCH_CONNECTIONS", "32"), "-d", &format!("{}s", env_or("BENCH_SECS", "10")), "--latency"])
+        .args(["-t2", "-c", &env_or("BENCH_CONNECTIONS", "32"), "-d", &format!("{secs}s"), "--latency"])
         .args(["-H", &format!("Authorization: Bearer {bearer}")])
         .arg(url)
         .output()
@@ -72,6 +73,20 @@ fn wrk(url: &str, bearer: &str) -> anyhow::Result<Figures> {
         p50: find("50%").unwrap_or_default(),
         p99: find("99%").unwrap_or_default(),
     })
+}
+
+/// The figures of each request, measured alike at both sizes: the planner's statistics brought up to date
+/// (`ANALYZE`, as autovacuum would in time), then per request a warm-up of `BENCH_WARMUP` seconds (default 3,
+/// discarded: caches filled) and the measured run of `BENCH_SECS` (default 10).
+async fn measure(state: &AppState, base: &str, bearer: &str, cases: &[(&str, String)]) -> anyhow::Result<Vec<Figures>> {
+    sqlx::query("ANALYZE").execute(&state.db.pool).await?;
+    let mut out = Vec::new();
+    for (_, path) in cases {
+        let url = format!("{base}{path}");
+        wrk(&url, bearer, &env_or("BENCH_WARMUP", "3"))?;
+        out.push(wrk(&url, bearer, &env_or("BENCH_SECS", "10"))?);
+    }
+    Ok(out)
 }
 
 /// A wrk latency (`7.72ms`, `1.30s`, `900.00us`) in milliseconds.
@@ -152,10 +167,7 @@ async fn main() -> anyhow::Result<()> {
         ("search by patient, 50 results", format!("/fhir/ExplanationOfBenefit?patient={patient}&_count=50")),
         ("the same, date-filtered", format!("/fhir/ExplanationOfBenefit?patient={patient}&service-date=ge1900-01-01&_count=50")),
     ];
-    let mut small = Vec::new();
-    for (_, path) in &cases {
-        small.push(wrk(&format!("{base}{path}"), &token)?);
-    }
+    let small = measure(&state, &base, &token, &cases).await?;
     let (r_small, p_small) = counts(&state).await?;
 
     // The other members: linked, and their records stored through the store's upsert.
@@ -213,10 +225,7 @@ async fn main() -> anyhow::Result<()> {
         (r_large - r_small) as f64 / storing.elapsed().as_secs_f64()
     );
 
-    let mut large = Vec::new();
-    for (_, path) in &cases {
-        large.push(wrk(&format!("{base}{path}"), &token)?);
-    }
+    let large = measure(&state, &base, &token, &cases).await?;
     println!();
     println!(
         "machine: {}; database: {database}; wrk -t2 -c{} -d{}s; {MEASURED} members: {r_small} resources; {members} members: {r_large} resources",
