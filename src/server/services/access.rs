@@ -12,7 +12,7 @@ use crate::{
         services::lifecycle::transitions::access_status_of,
         state::AppState,
         store::{
-            authorizations::{self, Authorization},
+            authorizations::Authorization,
             tokens::{self, TokenKind, TokenRow},
         },
     },
@@ -104,13 +104,10 @@ pub async fn authenticate_bearer(state: &AppState, headers: &HeaderMap) -> Resul
     let now = state.clock.now();
     match TokenKind::of_token(token) {
         Some(TokenKind::Access) => {
-            let row = tokens::verify(&state.db, now, TokenKind::Access, token)
+            let (row, authorization) = tokens::verify_access(&state.db, now, token)
                 .await?
                 .ok_or(AccessError::Invalid("the access token is invalid, expired or revoked"))?;
-            let authz_id = row.authorization_id.clone().unwrap_or_default();
-            let authorization = authorizations::get(&state.db, &authz_id)
-                .await?
-                .ok_or(AccessError::Invalid("the authorization no longer exists"))?;
+            let authorization = authorization.ok_or(AccessError::Invalid("the authorization no longer exists"))?;
             // The lifecycle rules decide readability (ONE_TIME window, revocation, expiry) and say why not.
             let st = access_status_of(&authorization, now);
             if !st.readable {

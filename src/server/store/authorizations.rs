@@ -133,28 +133,50 @@ const COLUMNS: &str = "id, app_id, mode, external_id, endpoint_id, link_session_
     expunge_at, expunged_at, revoked_at, created_at";
 
 fn from_row(row: &AnyRow) -> anyhow::Result<Authorization> {
-    let text = |c: &str| row.try_get::<String, _>(c);
-    let reason: Option<String> = row.try_get("state_reason")?;
+    from_named_row(row, "")
+}
+
+/// The columns of this table as `{alias}.{column} AS {prefix}{column}`, for a statement of another table's module
+/// that joins an authorization to its own row (read back with [`from_prefixed_row`]).
+pub(crate) fn columns_as(alias: &str, prefix: &str) -> String {
+    COLUMNS.split(',').map(|c| format!("{alias}.{0} AS {prefix}{0}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+/// The authorization in a joined row written with [`columns_as`]`(_, prefix)`; `None` when the join found none.
+///
+/// # Errors
+/// A column missing or of another type; a value no enum knows.
+pub(crate) fn from_prefixed_row(row: &AnyRow, prefix: &str) -> anyhow::Result<Option<Authorization>> {
+    if row.try_get::<Option<String>, _>(format!("{prefix}id").as_str())?.is_none() {
+        return Ok(None);
+    }
+    from_named_row(row, prefix).map(Some)
+}
+
+fn from_named_row(row: &AnyRow, prefix: &str) -> anyhow::Result<Authorization> {
+    let name = |c: &str| format!("{prefix}{c}");
+    let text = |c: &str| row.try_get::<String, _>(name(c).as_str());
+    let reason: Option<String> = row.try_get(name("state_reason").as_str())?;
     Ok(Authorization {
         id: text("id")?,
         app_id: text("app_id")?,
         mode: Mode::parse(&text("mode")?).context("authorizations.mode")?,
         external_id: text("external_id")?,
         endpoint_id: text("endpoint_id")?,
-        link_session_id: row.try_get("link_session_id")?,
-        patient_id: row.try_get("patient_id")?,
+        link_session_id: row.try_get(name("link_session_id").as_str())?,
+        patient_id: row.try_get(name("patient_id").as_str())?,
         usage_requested: Usage::parse(&text("usage_requested")?).context("authorizations.usage_requested")?,
         usage: Usage::parse(&text("usage")?).context("authorizations.usage")?,
-        downgraded: row.try_get::<i64, _>("downgraded")? != 0,
+        downgraded: row.try_get::<i64, _>(name("downgraded").as_str())? != 0,
         state: AuthorizationState::parse(&text("state")?).context("authorizations.state")?,
         state_reason: reason.as_deref().and_then(StateReason::parse),
-        payer_scope: row.try_get("payer_scope")?,
-        payer_token_expires_at: row.try_get("payer_token_expires_at")?,
-        payer_refresh_expires_at: row.try_get("payer_refresh_expires_at")?,
-        expunge_at: row.try_get("expunge_at")?,
-        expunged_at: row.try_get("expunged_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        created_at: row.try_get("created_at")?,
+        payer_scope: row.try_get(name("payer_scope").as_str())?,
+        payer_token_expires_at: row.try_get(name("payer_token_expires_at").as_str())?,
+        payer_refresh_expires_at: row.try_get(name("payer_refresh_expires_at").as_str())?,
+        expunge_at: row.try_get(name("expunge_at").as_str())?,
+        expunged_at: row.try_get(name("expunged_at").as_str())?,
+        revoked_at: row.try_get(name("revoked_at").as_str())?,
+        created_at: row.try_get(name("created_at").as_str())?,
     })
 }
 

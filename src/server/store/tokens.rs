@@ -19,9 +19,12 @@ use sqlx::{any::AnyRow, Row as _};
 
 use secrecy::SecretString;
 
-use crate::server::platform::{
-    crypto::{self, Cipher},
-    db::Db,
+use crate::server::{
+    platform::{
+        crypto::{self, Cipher},
+        db::Db,
+    },
+    store::authorizations::{self, Authorization},
 };
 
 /// Lifetime of a `public_token`, seconds (single use, exchanged by the integrator's backend).
@@ -236,9 +239,42 @@ where
 /// # Errors
 /// Database errors.
 pub async fn verify(db: &Db, now: i64, kind: TokenKind, token: &str) -> anyhow::Result<Option<TokenRow>> {
-    Ok(lookup(db, kind, token)
-        .await?
-        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now)))
+    Ok(lookup(db, kind, token).await?.filter(|t| live(t, now)))
+}
+
+/// A patient access token's row, when it is known, not revoked and not expired at `now`, with its authorization
+/// (`None` when that row is gone): one statement on the unique index of `token_hash` joined to the authorization's
+/// primary key, so the check that opens every FHIR API request is one indexed lookup (issue #16).
+///
+/// # Errors
+/// Database errors.
+pub async fn verify_access(db: &Db, now: i64, token: &str) -> anyhow::Result<Option<(TokenRow, Option<Authorization>)>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let own = COLUMNS.split(',').map(|c| format!("t.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        format!(
+            "SELECT {own}, {} FROM tokens t LEFT JOIN authorizations a ON a.id = t.authorization_id \
+             WHERE t.token_hash = $1 AND t.kind = $2",
+            authorizations::columns_as("a", "a_")
+        )
+    });
+    let kind = TokenKind::Access;
+    if !token.starts_with(kind.prefix()) {
+        return Ok(None);
+    }
+    let hash = crypto::hash_token(token);
+    let Some(row) = sqlx::query(SQL.as_str()).bind(&hash).bind(kind.as_str()).fetch_optional(&db.pool).await? else {
+        return Ok(None);
+    };
+    let (t, stored) = from_row(&row)?;
+    if !crypto::ct_eq(stored.as_bytes(), hash.as_bytes()) || !live(&t, now) {
+        return Ok(None);
+    }
+    Ok(Some((t, authorizations::from_prefixed_row(&row, "a_")?)))
+}
+
+/// Whether a token's row is neither revoked nor expired at `now`.
+fn live(t: &TokenRow, now: i64) -> bool {
+    t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now)
 }
 
 /// Redeems a single-use token: marks it used and returns its row, in one conditional
