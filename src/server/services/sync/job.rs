@@ -19,7 +19,7 @@ use serde_json::{json, value::RawValue, Value};
 use url::Url;
 
 use crate::{
-    domain::{ExitCode, IncompleteType, SkippedType, SyncChanges, SyncStatus},
+    domain::{ExitCode, IncompleteType, SkippedType, SyncStatus},
     server::{
         fhir::{self, index::references},
         platform::crypto,
@@ -495,9 +495,8 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
         if !walk.enter(job) {
             break;
         }
-        let Some(body) = walk.fetch(state, payer, job).await? else { continue };
-        let page = parse_page(&body).map_err(|r| TypeStop::Skip(r, Some(200)))?;
-        drop(body);
+        let Some(parsed) = walk.fetch(state, payer, job).await? else { continue };
+        let page = parsed.map_err(|r| TypeStop::Skip(r, Some(200)))?;
         for w in &page.warnings {
             warn(job, format!("{ty}: {w}"));
         }
@@ -505,15 +504,8 @@ async fn sync_type(state: &AppState, payer: &Payer, job: &mut Claimed, ty: &str,
             return Err(TypeStop::Skip(e, Some(200)));
         }
         let next = next_link(payer, job, ty, &walk.url, page.next.as_deref());
-        let changes = walk.store(state, payer, job, &page.resources, next.as_ref()).await?;
-        job.progress.changes.add(changes);
-        for r in &page.resources {
-            *job.progress.counts.entry(r.resource_type.clone()).or_default() += 1;
-        }
-        add_refs(payer, job, &page.refs, 1);
+        walk.store(state, payer, job, &page, next.as_ref()).await?;
         let Some(next) = next else { break };
-        job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: next.to_string(), count: walk.count });
-        checkpoint(state, job).await?;
         check(state, lost)?;
         walk.url = next;
     }
@@ -544,8 +536,8 @@ struct PageWalk<'a> {
     seen: HashSet<String>,
     pages: u32,
     halvings: u32,
-    /// The next page, fetched while the current one is stored (the payer works while we write).
-    prefetched: Option<Result<bytes::Bytes, FetchError>>,
+    /// The next page, fetched and parsed while the current one is stored (the payer works while we write).
+    prefetched: Option<Result<Result<Page, String>, FetchError>>,
 }
 
 impl<'a> PageWalk<'a> {
@@ -581,13 +573,13 @@ impl<'a> PageWalk<'a> {
         true
     }
 
-    /// The body of the page entered (prefetched, or fetched now). `Ok(None)` after a timeout that halved
-    /// `_count` (at most four times): the page is to be entered again, smaller. A `RetryLater` checkpoints the
-    /// job first, so it resumes at this page.
-    async fn fetch(&mut self, state: &AppState, payer: &Payer, job: &mut Claimed) -> Result<Option<bytes::Bytes>, TypeStop> {
+    /// The page entered, parsed ([`parse_page`]: `Err` with why when it is not a Bundle), prefetched or fetched
+    /// now. `Ok(None)` after a timeout that halved `_count` (at most four times): the page is to be entered again,
+    /// smaller. A `RetryLater` checkpoints the job first, so it resumes at this page.
+    async fn fetch(&mut self, state: &AppState, payer: &Payer, job: &mut Claimed) -> Result<Option<Result<Page, String>>, TypeStop> {
         let fetched = match self.prefetched.take() {
             Some(r) => r,
-            None => payer.get(&self.url).await,
+            None => payer.get(&self.url).await.map(|body| parse_page(&body)),
         };
         match fetched {
             Ok(b) => Ok(Some(b)),
@@ -609,25 +601,33 @@ impl<'a> PageWalk<'a> {
         }
     }
 
-    /// Stores the page's resources (returning what changed); meanwhile fetches `next` when the walk will go on
-    /// to it (not seen yet, under the page cap, no shutdown).
-    async fn store(
-        &mut self,
-        state: &AppState,
-        payer: &Payer,
-        job: &Claimed,
-        found: &[resources::Indexed],
-        next: Option<&Url>,
-    ) -> Result<SyncChanges, TypeStop> {
-        let now = state.clock.now();
-        let store = resources::upsert(state.resource_store(), &job.authorization_id, now, found, Some(&job.id));
+    /// Stores the page's resources, counts them and what changed, queues their references, and when the walk goes
+    /// on, makes `next` the job's cursor and saves it ([`checkpoint`]). Meanwhile it fetches and parses `next` when
+    /// the walk will go on to it (not seen yet, under the page cap, no shutdown): the payer only waits for us while
+    /// we find the page's `next` link.
+    async fn store(&mut self, state: &AppState, payer: &Payer, job: &mut Claimed, page: &Page, next: Option<&Url>) -> Result<(), TypeStop> {
+        let (ty, count) = (self.ty, self.count);
+        let save = async {
+            let changes =
+                resources::upsert(state.resource_store(), &job.authorization_id, state.clock.now(), &page.resources, Some(&job.id)).await?;
+            job.progress.changes.add(changes);
+            for r in &page.resources {
+                *job.progress.counts.entry(r.resource_type.clone()).or_default() += 1;
+            }
+            add_refs(payer, job, &page.refs, 1);
+            if let Some(n) = next {
+                job.cursor.current = Some(TypeCursor { ty: ty.to_string(), url: n.to_string(), count });
+                checkpoint(state, job).await?;
+            }
+            Ok::<(), TypeStop>(())
+        };
         match next {
             Some(n) if !self.seen.contains(n.as_str()) && self.pages < PAGE_CAP && !state.shutdown.is_cancelled() => {
-                let (stored, fetched) = tokio::join!(store, payer.get(n));
+                let (saved, fetched) = tokio::join!(save, async { payer.get(n).await.map(|body| parse_page(&body)) });
                 self.prefetched = Some(fetched);
-                Ok(stored?)
+                saved
             }
-            _ => Ok(store.await?),
+            _ => save.await,
         }
     }
 }
