@@ -197,22 +197,22 @@ where
 }
 
 async fn lookup(db: &Db, kind: TokenKind, token: &str) -> anyhow::Result<Option<TokenRow>> {
+    Ok(by_hash(db, &format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1 AND kind = $2"), kind, token).await?.map(|(t, _)| t))
+}
+
+/// The row that `sql` reads for a presented token of `kind` (its hash bound at `$1`, the kind at `$2`), with the
+/// token's own columns parsed, when the token has the kind's prefix and the stored hash matches (compared in
+/// constant time).
+async fn by_hash(db: &Db, sql: &str, kind: TokenKind, token: &str) -> anyhow::Result<Option<(TokenRow, AnyRow)>> {
     if !token.starts_with(kind.prefix()) {
         return Ok(None);
     }
     let hash = crypto::hash_token(token);
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1 AND kind = $2"))
-        .bind(&hash)
-        .bind(kind.as_str())
-        .fetch_optional(&db.pool)
-        .await?;
-    match row {
-        Some(row) => {
-            let (t, stored) = from_row(&row)?;
-            Ok(crypto::ct_eq(stored.as_bytes(), hash.as_bytes()).then_some(t))
-        }
-        None => Ok(None),
-    }
+    let Some(row) = sqlx::query(sql).bind(&hash).bind(kind.as_str()).fetch_optional(&db.pool).await? else {
+        return Ok(None);
+    };
+    let (t, stored) = from_row(&row)?;
+    Ok(crypto::ct_eq(stored.as_bytes(), hash.as_bytes()).then_some((t, row)))
 }
 
 /// Whether the integrator ever got tokens for authorization `authorization_id` (a `public_token` exchange or a
@@ -257,16 +257,8 @@ pub async fn verify_access(db: &Db, now: i64, token: &str) -> anyhow::Result<Opt
             authorizations::columns_as("a", "a_")
         )
     });
-    let kind = TokenKind::Access;
-    if !token.starts_with(kind.prefix()) {
-        return Ok(None);
-    }
-    let hash = crypto::hash_token(token);
-    let Some(row) = sqlx::query(SQL.as_str()).bind(&hash).bind(kind.as_str()).fetch_optional(&db.pool).await? else {
-        return Ok(None);
-    };
-    let (t, stored) = from_row(&row)?;
-    if !crypto::ct_eq(stored.as_bytes(), hash.as_bytes()) || !live(&t, now) {
+    let Some((t, row)) = by_hash(db, SQL.as_str(), TokenKind::Access, token).await? else { return Ok(None) };
+    if !live(&t, now) {
         return Ok(None);
     }
     Ok(Some((t, authorizations::from_prefixed_row(&row, "a_")?)))
