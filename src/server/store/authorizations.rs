@@ -154,29 +154,32 @@ pub(crate) fn from_prefixed_row(row: &AnyRow, prefix: &str) -> anyhow::Result<Op
 }
 
 fn from_named_row(row: &AnyRow, prefix: &str) -> anyhow::Result<Authorization> {
-    let name = |c: &str| format!("{prefix}{c}");
-    let text = |c: &str| row.try_get::<String, _>(name(c).as_str());
-    let reason: Option<String> = row.try_get(name("state_reason").as_str())?;
+    // Unprefixed (this module's own reads, the common case) the column names are used as they are, unallocated.
+    let name = |c: &'static str| -> std::borrow::Cow<'static, str> {
+        if prefix.is_empty() { c.into() } else { format!("{prefix}{c}").into() }
+    };
+    let text = |c: &'static str| row.try_get::<String, _>(name(c).as_ref());
+    let reason: Option<String> = row.try_get(name("state_reason").as_ref())?;
     Ok(Authorization {
         id: text("id")?,
         app_id: text("app_id")?,
         mode: Mode::parse(&text("mode")?).context("authorizations.mode")?,
         external_id: text("external_id")?,
         endpoint_id: text("endpoint_id")?,
-        link_session_id: row.try_get(name("link_session_id").as_str())?,
-        patient_id: row.try_get(name("patient_id").as_str())?,
+        link_session_id: row.try_get(name("link_session_id").as_ref())?,
+        patient_id: row.try_get(name("patient_id").as_ref())?,
         usage_requested: Usage::parse(&text("usage_requested")?).context("authorizations.usage_requested")?,
         usage: Usage::parse(&text("usage")?).context("authorizations.usage")?,
-        downgraded: row.try_get::<i64, _>(name("downgraded").as_str())? != 0,
+        downgraded: row.try_get::<i64, _>(name("downgraded").as_ref())? != 0,
         state: AuthorizationState::parse(&text("state")?).context("authorizations.state")?,
         state_reason: reason.as_deref().and_then(StateReason::parse),
-        payer_scope: row.try_get(name("payer_scope").as_str())?,
-        payer_token_expires_at: row.try_get(name("payer_token_expires_at").as_str())?,
-        payer_refresh_expires_at: row.try_get(name("payer_refresh_expires_at").as_str())?,
-        expunge_at: row.try_get(name("expunge_at").as_str())?,
-        expunged_at: row.try_get(name("expunged_at").as_str())?,
-        revoked_at: row.try_get(name("revoked_at").as_str())?,
-        created_at: row.try_get(name("created_at").as_str())?,
+        payer_scope: row.try_get(name("payer_scope").as_ref())?,
+        payer_token_expires_at: row.try_get(name("payer_token_expires_at").as_ref())?,
+        payer_refresh_expires_at: row.try_get(name("payer_refresh_expires_at").as_ref())?,
+        expunge_at: row.try_get(name("expunge_at").as_ref())?,
+        expunged_at: row.try_get(name("expunged_at").as_ref())?,
+        revoked_at: row.try_get(name("revoked_at").as_ref())?,
+        created_at: row.try_get(name("created_at").as_ref())?,
     })
 }
 
