@@ -197,7 +197,9 @@ where
 }
 
 async fn lookup(db: &Db, kind: TokenKind, token: &str) -> anyhow::Result<Option<TokenRow>> {
-    Ok(by_hash(db, &format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1 AND kind = $2"), kind, token).await?.map(|(t, _)| t))
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1 AND kind = $2"));
+    Ok(by_hash(db, SQL.as_str(), kind, token).await?.map(|(t, _)| t))
 }
 
 /// The row that `sql` reads for a presented token of `kind` (its hash bound at `$1`, the kind at `$2`), with the
@@ -423,15 +425,7 @@ where
 /// # Errors
 /// Database errors.
 pub async fn authorization_of(db: &Db, kind: TokenKind, token: &str) -> anyhow::Result<Option<String>> {
-    if !token.starts_with(kind.prefix()) {
-        return Ok(None);
-    }
-    let row = sqlx::query("SELECT authorization_id FROM tokens WHERE token_hash = $1 AND kind = $2")
-        .bind(crypto::hash_token(token))
-        .bind(kind.as_str())
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(row.map(|r| r.try_get::<Option<String>, _>("authorization_id")).transpose()?.flatten())
+    Ok(lookup(db, kind, token).await?.and_then(|t| t.authorization_id))
 }
 
 #[cfg(test)]
