@@ -158,9 +158,14 @@ export async function signInAtSandbox(popup: Page, username: string, approve = t
   await decide.click();
 }
 
+/** The screens this worker process has checked with axe (see [`shot`]). */
+const axeChecked = new Set<string>();
+
 /** Saves a screenshot under end2end/screenshots/ (a test artifact, git-ignored) and checks the screen with
  *  axe-core (WCAG 2.1 AA rules): no serious or critical violation, in the page or the Link modal (skipped with
- *  `{ axe: false }` for JavaScript-disabled contexts, where axe cannot run). */
+ *  `{ axe: false }` for JavaScript-disabled contexts, where axe cannot run). A screen is checked the first time
+ *  this worker photographs it, at whichever width that is; `E2E_AXE=all` checks every photograph. Each check
+ *  costs about a second of a busy machine: at both widths, they were a sixth of the whole suite's test time. */
 export async function shot(page: Page, name: string, opts: { axe?: boolean } = {}) {
   const dir = join(__dirname, '..', 'screenshots');
   mkdirSync(dir, { recursive: true });
@@ -168,6 +173,8 @@ export async function shot(page: Page, name: string, opts: { axe?: boolean } = {
   await page.screenshot({ path: join(dir, `link-${name}-${vp?.width}x${vp?.height}.png`) });
   // axe runs inside the page: not possible in a JavaScript-disabled context (the same screens are checked with JS).
   if (opts.axe === false) return;
+  if (axeChecked.has(name) && process.env.E2E_AXE !== 'all') return;
+  axeChecked.add(name);
   const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
   const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   expect(bad.map((v) => `${name} at ${vp?.width}: ${v.id} ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
